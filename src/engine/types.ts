@@ -1,0 +1,178 @@
+/**
+ * The engine's contract: what the FUSE transport, the in-process API, the store and
+ * the CLI may rely on. The engine implements it in `union.ts` (class `Union`).
+ *
+ * Conventions
+ * - Every method is synchronous and throws `FsError` (src/errors) with a Linux errno code.
+ * - Names are single path components (no `/`, not `.` or `..`); a name over 255 bytes is
+ *   ENAMETOOLONG; a name starting with `.wh.` is refused (EINVAL for create-type ops,
+ *   ENOENT for lookup).
+ * - Nodes are identities, not paths: a `UnionNode` survives rename, hard links and unlink.
+ * - Open flags and modes are Linux numbers (`fs.constants.O_*`, `S_IF*`).
+ */
+
+/** Who is asking: owner of new files, subject of permission checks. */
+export interface Ctx {
+  uid: number;
+  gid: number;
+  pid?: number;
+  /** Applied to the mode of new files/dirs/nodes by the caller (FUSE gives it); the engine uses the mode as given. */
+  umask?: number;
+}
+
+/** Stat of a merged node. Times are split into seconds and nanoseconds (no precision lost). */
+export interface Attr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blocks: number;
+  blksize: number;
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+}
+
+/** A time to set: seconds + nanoseconds, or the special values. */
+export type TimeSpec = { sec: number; nsec: number } | 'now' | 'omit';
+
+/** What setattr changes; absent fields are left alone. */
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: TimeSpec;
+  mtime?: TimeSpec;
+}
+
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  namelen: number;
+}
+
+/** dirent type codes (DT_*). */
+export const DT = {
+  UNKNOWN: 0,
+  FIFO: 1,
+  CHR: 2,
+  DIR: 4,
+  BLK: 6,
+  REG: 8,
+  LNK: 10,
+  SOCK: 12,
+} as const;
+
+export interface DirEntry {
+  name: string;
+  /** DT_* */
+  type: number;
+  ino: number;
+}
+
+/** renameat2 flags */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+/** How whiteouts/opaque markers are written (both are always read). */
+export type WhiteoutFormat = 'aufs' | 'overlay';
+
+/** How a rename of a directory that also exists in a lower branch is handled. */
+export type DirRenameMode = 'redirect' | 'exdev';
+
+export type BranchPerm = 'rw' | 'ro' | 'rr';
+
+/** One parsed branch, before validation. */
+export interface BranchSpec {
+  path: string;
+  perm: BranchPerm;
+  /** Attributes after `+`, e.g. `wh` in `ro+wh`. */
+  attrs: string[];
+}
+
+/** Options of a union, as parsed by engine/params.ts from a mount option string. */
+export interface UnionOptions {
+  /** Topmost first. At most one `rw` branch, and only the topmost may be `rw`. */
+  branches: BranchSpec[];
+  /** Work directory for atomic copy-up; default: a private dir inside the rw branch. */
+  workdir?: string;
+  whiteout: WhiteoutFormat;
+  dirRename: DirRenameMode;
+  /** Path of the persistent inode table; default: a private file in the rw branch. */
+  xino?: string;
+  /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
+  extra: Record<string, string | true>;
+}
+
+/** An open file. `fd` is a host fd on the branch file (for passthrough/splice). */
+export interface FileHandleLike {
+  readonly fd: number;
+  readonly flags: number;
+}
+
+/** An open directory: a snapshot of the merged entries taken at opendir. */
+export interface DirHandleLike {
+  readonly entries: readonly DirEntry[];
+}
+
+/** A merged node; opaque to callers apart from these fields. */
+export interface UnionNodeLike {
+  /** Stable inode number (same across copy-up and remount, shared by hard links). */
+  readonly ino: number;
+}
+
+/** The operations a union serves. Names follow the syscalls/FUSE opcodes. */
+export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D extends DirHandleLike> {
+  readonly root: N;
+  /** ENOENT when absent or whited out, ENOTDIR when parent is not a dir. */
+  lookup(parent: N, name: string): N;
+  /** The transport dropped its last reference; the engine may free caches. */
+  forget(node: N): void;
+  getattr(node: N): Attr;
+  /** `fh` when the kernel gave a handle (ftruncate/futimens on an unlinked file). */
+  setattr(node: N, set: SetAttr, ctx: Ctx, fh?: F): Attr;
+  readlink(node: N): string;
+  mknod(parent: N, name: string, mode: number, rdev: number, ctx: Ctx): N;
+  mkdir(parent: N, name: string, mode: number, ctx: Ctx): N;
+  symlink(parent: N, name: string, target: string, ctx: Ctx): N;
+  link(node: N, newParent: N, newName: string): N;
+  unlink(parent: N, name: string): void;
+  rmdir(parent: N, name: string): void;
+  /** flags: RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT */
+  rename(parent: N, name: string, newParent: N, newName: string, flags: number): void;
+  /** Opening for write (or O_TRUNC) copies the file up first. */
+  open(node: N, flags: number, ctx: Ctx): F;
+  create(parent: N, name: string, mode: number, flags: number, ctx: Ctx): { node: N; fh: F };
+  read(fh: F, buf: Buffer, offset: number, length: number, position: number): number;
+  write(fh: F, buf: Buffer, offset: number, length: number, position: number): number;
+  flush(fh: F): void;
+  fsync(fh: F, datasync: boolean): void;
+  release(fh: F): void;
+  fallocate(fh: F, mode: number, offset: number, length: number): void;
+  lseek(fh: F, offset: number, whence: number): number;
+  opendir(node: N, ctx: Ctx): D;
+  releasedir(dh: D): void;
+  statfs(node: N): StatFs;
+  /** mask: F_OK/R_OK/W_OK/X_OK. EACCES, or EROFS for W_OK on a read-only union. */
+  access(node: N, mask: number, ctx: Ctx): void;
+  getxattr(node: N, name: string): Buffer;
+  /** flags: XATTR_CREATE=1, XATTR_REPLACE=2 */
+  setxattr(node: N, name: string, value: Buffer, flags: number): void;
+  listxattr(node: N): string[];
+  removexattr(node: N, name: string): void;
+  /** Flush persistent state (inode table); the union is unusable afterwards. */
+  close(): void;
+}
