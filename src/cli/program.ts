@@ -1,0 +1,113 @@
+/**
+ * The commander program behind `layerfs`: version, help, one-line errors, exit statuses, and
+ * the mount-helper argument forms. The list of commands lives in main.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { EXIT_USAGE, reportError } from './errors.js';
+
+/** What each `src/cli/commands/<name>.ts` exports. */
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+function packageVersion(): string {
+  try {
+    const url = new URL('../../../package.json', import.meta.url); // dist/src/cli -> repo root
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The full program, with every command registered. */
+export function createProgram(commands: readonly CommandModule[]): Command {
+  const program = new Command('layerfs');
+  program
+    .description('Copy-on-write union filesystem with AUFS semantics')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      // commander's own errors ("error: unknown option '--x'") become one `layerfs: ...` line
+      outputError: (str, write) => write(`layerfs: ${str.replace(/^error: /, '').trimEnd()}\n`),
+    })
+    .addHelpText(
+      'after',
+      '\nAlso: `layerfs SOURCE MNT -o OPTS` and `layerfs -o OPTS MNT` mean `layerfs mount ...`' +
+        '\n(mount(8) helper and fuse-overlayfs forms).',
+    );
+  for (const c of commands) c.register(program);
+  return program;
+}
+
+/** Options that take a value in the mount-helper forms, so their value is not taken for a command. */
+const VALUE_OPTIONS = new Set(['-o', '--options']);
+
+/**
+ * Mount-helper forms: when the first non-option argument is not a command name (`layerfs none
+ * /mnt -o dirs=...`), or there is none but `-o` is given (`layerfs -o lowerdir=... MNT` puts MNT
+ * last, found anyway), the call means `layerfs mount ...`.
+ */
+export function rewriteArgs(args: readonly string[], commandNames: ReadonlySet<string>): string[] {
+  let first: string | undefined;
+  let hasOptions = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      first = args[i + 1];
+      break;
+    }
+    if (a.startsWith('-') && a !== '-') {
+      if (VALUE_OPTIONS.has(a)) {
+        hasOptions = true;
+        i++;
+      } else if (a.startsWith('-o') || a.startsWith('--options=')) {
+        hasOptions = true;
+      }
+      continue;
+    }
+    first = a;
+    break;
+  }
+  if (first === undefined) return hasOptions && commandNames.has('mount') ? ['mount', ...args] : [...args];
+  if (commandNames.has(first)) return [...args];
+  return commandNames.has('mount') ? ['mount', ...args] : [...args];
+}
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c && c.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ') || 'layerfs';
+}
+
+/** Parse and run; returns the exit status (also set as process.exitCode). */
+export async function run(
+  commands: readonly CommandModule[],
+  argv: readonly string[] = process.argv.slice(2),
+): Promise<number> {
+  const program = createProgram(commands);
+  const names = new Set<string>(['help']);
+  for (const c of program.commands) {
+    names.add(c.name());
+    for (const a of c.aliases()) names.add(a);
+  }
+  let current = 'layerfs';
+  program.hook('preAction', (_root, action) => {
+    current = commandPath(action);
+  });
+  try {
+    await program.parseAsync(rewriteArgs(argv, names), { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help/version: done; everything else commander reports is a usage error (already printed)
+      const ok = e.code === 'commander.helpDisplayed' || e.code === 'commander.version';
+      process.exitCode = ok ? 0 : EXIT_USAGE;
+      return process.exitCode;
+    }
+    return reportError(current, e);
+  }
+}
+
