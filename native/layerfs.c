@@ -1,0 +1,567 @@
+/*
+ * layerfs native addon: the few Linux syscalls node:fs lacks (xattrs, mknod,
+ * renameat2, nanosecond utimensat, fallocate, SEEK_DATA/HOLE, copy_file_range,
+ * FICLONE, ioctl, mount/umount2). Thin by design: every function does one
+ * syscall and, on failure, throws a plain Error carrying `errno` (negative, as
+ * node:fs does) and `syscall`; src/sys/native.ts turns that into an FsError.
+ *
+ * Context-aware (NAPI_MODULE_INIT) and free of global mutable state, so it
+ * loads in any number of worker_threads.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+
+#include <node_api.h>
+
+/* Throws a JS Error for a failed syscall; always returns NULL for `return throw_errno(...)`. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s, %s", strerror(err), syscall_name);
+  napi_value m, e, n, s;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
+  if (napi_create_error(env, NULL, m, &e) != napi_ok) return NULL;
+  napi_create_int32(env, -err, &n);
+  napi_set_named_property(env, e, "errno", n);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &s);
+  napi_set_named_property(env, e, "syscall", s);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *what) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return NULL;
+}
+
+/* Collects up to `want` arguments; missing ones are `undefined`. */
+static int get_args_opt(napi_env env, napi_callback_info info, size_t need, size_t cap, napi_value *argv) {
+  size_t argc = cap; /* N-API fills argv[argc..cap) with undefined */
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < need) {
+    throw_type(env, "missing arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  return get_args_opt(env, info, want, want, argv);
+}
+
+/* A string or Buffer argument as a NUL-terminated heap copy; caller frees. NULL (and a pending exception) on error. */
+static char *get_str(napi_env env, napi_value v, const char *what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_string) {
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+    char *s = malloc(len + 1);
+    if (s == NULL) {
+      throw_errno(env, ENOMEM, "malloc");
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    if (strlen(s) != len) { /* embedded NUL: refuse like node:fs */
+      free(s);
+      throw_type(env, what);
+      return NULL;
+    }
+    return s;
+  }
+  bool isbuf = false;
+  napi_is_buffer(env, v, &isbuf);
+  if (isbuf) {
+    void *data;
+    size_t len;
+    napi_get_buffer_info(env, v, &data, &len);
+    if (memchr(data, 0, len) != NULL) {
+      throw_type(env, what);
+      return NULL;
+    }
+    char *s = malloc(len + 1);
+    if (s == NULL) {
+      throw_errno(env, ENOMEM, "malloc");
+      return NULL;
+    }
+    memcpy(s, data, len);
+    s[len] = 0;
+    return s;
+  }
+  throw_type(env, what);
+  return NULL;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) {
+    throw_type(env, what);
+    return 0;
+  }
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out, const char *what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) {
+    throw_type(env, what);
+    return 0;
+  }
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static int get_bool(napi_env env, napi_value v, bool *out) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_undefined || t == napi_null) {
+    *out = false;
+    return 1;
+  }
+  napi_value b;
+  if (napi_coerce_to_bool(env, v, &b) != napi_ok) return 0;
+  return napi_get_value_bool(env, b, out) == napi_ok;
+}
+
+static int get_buf(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
+  bool isbuf = false;
+  napi_is_buffer(env, v, &isbuf);
+  if (!isbuf) {
+    throw_type(env, what);
+    return 0;
+  }
+  return napi_get_buffer_info(env, v, data, len) == napi_ok;
+}
+
+static napi_value undef(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value num64(napi_env env, int64_t n) {
+  napi_value v;
+  napi_create_int64(env, n, &v);
+  return v;
+}
+
+/* ---- xattrs --------------------------------------------------------------- */
+
+/* One target of an xattr call: a path (l* variants, no follow) or an fd (f* variants). */
+typedef struct {
+  char *path;
+  int fd;
+} xtarget;
+
+static int get_target(napi_env env, napi_value v, int by_fd, xtarget *t) {
+  t->path = NULL;
+  t->fd = -1;
+  if (by_fd) return get_i32(env, v, &t->fd, "fd must be a number");
+  t->path = get_str(env, v, "path must be a string or Buffer without NUL bytes");
+  return t->path != NULL;
+}
+
+static ssize_t x_get(const xtarget *t, const char *name, void *buf, size_t size) {
+  return t->path ? lgetxattr(t->path, name, buf, size) : fgetxattr(t->fd, name, buf, size);
+}
+
+static ssize_t x_list(const xtarget *t, char *buf, size_t size) {
+  return t->path ? llistxattr(t->path, buf, size) : flistxattr(t->fd, buf, size);
+}
+
+static napi_value do_getxattr(napi_env env, napi_callback_info info, int by_fd) {
+  const char *sc = by_fd ? "fgetxattr" : "lgetxattr";
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  xtarget t;
+  if (!get_target(env, argv[0], by_fd, &t)) return NULL;
+  char *name = get_str(env, argv[1], "name must be a string");
+  if (name == NULL) {
+    free(t.path);
+    return NULL;
+  }
+  napi_value result = NULL;
+  char small[256];
+  char *buf = small;
+  size_t cap = sizeof small;
+  for (int tries = 0;; tries++) {
+    ssize_t n = x_get(&t, name, buf, cap);
+    if (n >= 0) {
+      napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result);
+      break;
+    }
+    if (errno != ERANGE || tries > 8) {
+      throw_errno(env, errno, sc);
+      break;
+    }
+    ssize_t need = x_get(&t, name, NULL, 0); /* size changed under us or too small: ask */
+    if (need < 0) {
+      throw_errno(env, errno, sc);
+      break;
+    }
+    if (buf != small) free(buf);
+    cap = (size_t)need + 1;
+    buf = malloc(cap);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, sc);
+      buf = small;
+      break;
+    }
+  }
+  if (buf != small) free(buf);
+  free(name);
+  free(t.path);
+  return result;
+}
+
+static napi_value do_setxattr(napi_env env, napi_callback_info info, int by_fd) {
+  const char *sc = by_fd ? "fsetxattr" : "lsetxattr";
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  void *data;
+  size_t len;
+  int32_t flags;
+  if (!get_buf(env, argv[2], &data, &len, "value must be a Buffer")) return NULL;
+  if (!get_i32(env, argv[3], &flags, "flags must be a number")) return NULL;
+  xtarget t;
+  if (!get_target(env, argv[0], by_fd, &t)) return NULL;
+  char *name = get_str(env, argv[1], "name must be a string");
+  if (name == NULL) {
+    free(t.path);
+    return NULL;
+  }
+  int r = t.path ? lsetxattr(t.path, name, data, len, flags) : fsetxattr(t.fd, name, data, len, flags);
+  int err = errno;
+  free(name);
+  free(t.path);
+  if (r < 0) return throw_errno(env, err, sc);
+  return undef(env);
+}
+
+static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd) {
+  const char *sc = by_fd ? "flistxattr" : "llistxattr";
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  xtarget t;
+  if (!get_target(env, argv[0], by_fd, &t)) return NULL;
+  char small[1024];
+  char *buf = small;
+  size_t cap = sizeof small;
+  ssize_t n;
+  int ok = 1;
+  for (int tries = 0;; tries++) {
+    n = x_list(&t, buf, cap);
+    if (n >= 0) break;
+    if (errno != ERANGE || tries > 8) {
+      throw_errno(env, errno, sc);
+      ok = 0;
+      break;
+    }
+    ssize_t need = x_list(&t, NULL, 0);
+    if (need < 0) {
+      throw_errno(env, errno, sc);
+      ok = 0;
+      break;
+    }
+    if (buf != small) free(buf);
+    cap = (size_t)need + 1;
+    buf = malloc(cap);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, sc);
+      buf = small;
+      ok = 0;
+      break;
+    }
+  }
+  napi_value arr = NULL;
+  if (ok) {
+    napi_create_array(env, &arr);
+    uint32_t i = 0;
+    for (ssize_t p = 0; p < n;) {
+      size_t l = strnlen(buf + p, (size_t)(n - p));
+      if (l > 0) {
+        napi_value s;
+        napi_create_string_utf8(env, buf + p, l, &s);
+        napi_set_element(env, arr, i++, s);
+      }
+      p += (ssize_t)l + 1;
+    }
+  }
+  if (buf != small) free(buf);
+  free(t.path);
+  return arr;
+}
+
+static napi_value do_removexattr(napi_env env, napi_callback_info info, int by_fd) {
+  const char *sc = by_fd ? "fremovexattr" : "lremovexattr";
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  xtarget t;
+  if (!get_target(env, argv[0], by_fd, &t)) return NULL;
+  char *name = get_str(env, argv[1], "name must be a string");
+  if (name == NULL) {
+    free(t.path);
+    return NULL;
+  }
+  int r = t.path ? lremovexattr(t.path, name) : fremovexattr(t.fd, name);
+  int err = errno;
+  free(name);
+  free(t.path);
+  if (r < 0) return throw_errno(env, err, sc);
+  return undef(env);
+}
+
+static napi_value n_lgetxattr(napi_env env, napi_callback_info info) { return do_getxattr(env, info, 0); }
+static napi_value n_fgetxattr(napi_env env, napi_callback_info info) { return do_getxattr(env, info, 1); }
+static napi_value n_lsetxattr(napi_env env, napi_callback_info info) { return do_setxattr(env, info, 0); }
+static napi_value n_fsetxattr(napi_env env, napi_callback_info info) { return do_setxattr(env, info, 1); }
+static napi_value n_llistxattr(napi_env env, napi_callback_info info) { return do_listxattr(env, info, 0); }
+static napi_value n_flistxattr(napi_env env, napi_callback_info info) { return do_listxattr(env, info, 1); }
+static napi_value n_lremovexattr(napi_env env, napi_callback_info info) { return do_removexattr(env, info, 0); }
+static napi_value n_fremovexattr(napi_env env, napi_callback_info info) { return do_removexattr(env, info, 1); }
+
+/* ---- nodes, names, times -------------------------------------------------- */
+
+static napi_value n_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int64_t mode, dev;
+  if (!get_i64(env, argv[1], &mode, "mode must be a number")) return NULL;
+  if (!get_i64(env, argv[2], &dev, "dev must be a number")) return NULL;
+  char *path = get_str(env, argv[0], "path must be a string or Buffer without NUL bytes");
+  if (path == NULL) return NULL;
+  int r = mknod(path, (mode_t)mode, (dev_t)dev);
+  int err = errno;
+  free(path);
+  if (r < 0) return throw_errno(env, err, "mknod");
+  return undef(env);
+}
+
+static napi_value n_renameat2(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int64_t flags;
+  if (!get_i64(env, argv[2], &flags, "flags must be a number")) return NULL;
+  char *from = get_str(env, argv[0], "oldPath must be a string or Buffer without NUL bytes");
+  if (from == NULL) return NULL;
+  char *to = get_str(env, argv[1], "newPath must be a string or Buffer without NUL bytes");
+  if (to == NULL) {
+    free(from);
+    return NULL;
+  }
+  long r = syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, (unsigned int)flags);
+  int err = errno;
+  free(from);
+  free(to);
+  if (r < 0) return throw_errno(env, err, "renameat2");
+  return undef(env);
+}
+
+static int get_times(napi_env env, napi_value *argv, struct timespec ts[2]) {
+  int64_t v[4];
+  for (int i = 0; i < 4; i++)
+    if (!get_i64(env, argv[i], &v[i], "times must be numbers")) return 0;
+  ts[0].tv_sec = (time_t)v[0];
+  ts[0].tv_nsec = (long)v[1];
+  ts[1].tv_sec = (time_t)v[2];
+  ts[1].tv_nsec = (long)v[3];
+  return 1;
+}
+
+static napi_value n_utimensat(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args_opt(env, info, 5, 6, argv)) return NULL; /* noFollow optional */
+  struct timespec ts[2];
+  if (!get_times(env, argv + 1, ts)) return NULL;
+  bool nofollow;
+  if (!get_bool(env, argv[5], &nofollow)) return NULL;
+  char *path = get_str(env, argv[0], "path must be a string or Buffer without NUL bytes");
+  if (path == NULL) return NULL;
+  int r = utimensat(AT_FDCWD, path, ts, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+  int err = errno;
+  free(path);
+  if (r < 0) return throw_errno(env, err, "utimensat");
+  return undef(env);
+}
+
+static napi_value n_futimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  struct timespec ts[2];
+  if (!get_times(env, argv + 1, ts)) return NULL;
+  if (futimens(fd, ts) < 0) return throw_errno(env, errno, "futimens");
+  return undef(env);
+}
+
+/* ---- file data ------------------------------------------------------------ */
+
+static napi_value n_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t fd, mode;
+  int64_t off, len;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_i32(env, argv[1], &mode, "mode must be a number") ||
+      !get_i64(env, argv[2], &off, "offset must be a number") || !get_i64(env, argv[3], &len, "length must be a number"))
+    return NULL;
+  if (fallocate(fd, mode, (off_t)off, (off_t)len) < 0) return throw_errno(env, errno, "fallocate");
+  return undef(env);
+}
+
+static napi_value n_lseek(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd, whence;
+  int64_t off;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_i64(env, argv[1], &off, "offset must be a number") ||
+      !get_i32(env, argv[2], &whence, "whence must be a number"))
+    return NULL;
+  off_t r = lseek(fd, (off_t)off, whence);
+  if (r < 0) return throw_errno(env, errno, "lseek");
+  return num64(env, (int64_t)r);
+}
+
+/* Offsets < 0 mean "use and advance the fd's file position" (NULL offset pointer). */
+static napi_value n_copy_file_range(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd_in, fd_out;
+  int64_t off_in, off_out, len;
+  if (!get_i32(env, argv[0], &fd_in, "fdIn must be a number") || !get_i64(env, argv[1], &off_in, "offIn must be a number") ||
+      !get_i32(env, argv[2], &fd_out, "fdOut must be a number") ||
+      !get_i64(env, argv[3], &off_out, "offOut must be a number") || !get_i64(env, argv[4], &len, "length must be a number"))
+    return NULL;
+  if (len < 0) return throw_errno(env, EINVAL, "copy_file_range");
+  loff_t oi = (loff_t)off_in, oo = (loff_t)off_out;
+  ssize_t r = copy_file_range(fd_in, off_in < 0 ? NULL : &oi, fd_out, off_out < 0 ? NULL : &oo, (size_t)len, 0);
+  if (r < 0) return throw_errno(env, errno, "copy_file_range");
+  return num64(env, (int64_t)r);
+}
+
+static napi_value n_ficlone(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t dst, src;
+  if (!get_i32(env, argv[0], &dst, "destFd must be a number") || !get_i32(env, argv[1], &src, "srcFd must be a number"))
+    return NULL;
+  if (ioctl(dst, FICLONE, src) < 0) return throw_errno(env, errno, "ioctl");
+  return undef(env);
+}
+
+/* ioctl(fd, request, arg): a Buffer arg is passed as a pointer (in/out); a number is passed as an integer. */
+static napi_value n_ioctl(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  int64_t req;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_i64(env, argv[1], &req, "request must be a number"))
+    return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  int r;
+  if (t == napi_number) {
+    int64_t a;
+    napi_get_value_int64(env, argv[2], &a);
+    r = ioctl(fd, (unsigned long)(uint32_t)req, (unsigned long)a);
+  } else if (t == napi_undefined || t == napi_null) {
+    r = ioctl(fd, (unsigned long)(uint32_t)req, 0UL);
+  } else {
+    void *data;
+    size_t len;
+    if (!get_buf(env, argv[2], &data, &len, "arg must be a Buffer or a number")) return NULL;
+    r = ioctl(fd, (unsigned long)(uint32_t)req, data);
+  }
+  if (r < 0) return throw_errno(env, errno, "ioctl");
+  return num64(env, r);
+}
+
+/* ---- mounts --------------------------------------------------------------- */
+
+/* Empty source/fstype/data strings are passed as NULL (as bind mounts and remounts want). */
+static napi_value n_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int64_t flags;
+  if (!get_i64(env, argv[3], &flags, "flags must be a number")) return NULL;
+  char *s[4] = {NULL, NULL, NULL, NULL};
+  const int idx[4] = {0, 1, 2, 4};
+  for (int i = 0; i < 4; i++) {
+    s[i] = get_str(env, argv[idx[i]], "mount arguments must be strings");
+    if (s[i] == NULL) {
+      for (int j = 0; j < i; j++) free(s[j]);
+      return NULL;
+    }
+  }
+  int r = mount(s[0][0] ? s[0] : NULL, s[1], s[2][0] ? s[2] : NULL, (unsigned long)flags, s[3][0] ? s[3] : NULL);
+  int err = errno;
+  for (int i = 0; i < 4; i++) free(s[i]);
+  if (r < 0) return throw_errno(env, err, "mount");
+  return undef(env);
+}
+
+static napi_value n_umount2(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t flags;
+  if (!get_i32(env, argv[1], &flags, "flags must be a number")) return NULL;
+  char *target = get_str(env, argv[0], "target must be a string or Buffer without NUL bytes");
+  if (target == NULL) return NULL;
+  int r = umount2(target, flags);
+  int err = errno;
+  free(target);
+  if (r < 0) return throw_errno(env, err, "umount2");
+  return undef(env);
+}
+
+/* ---- module --------------------------------------------------------------- */
+
+static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
+  napi_set_named_property(env, exports, name, num64(env, v));
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor fns[] = {
+      {"lgetxattr", NULL, n_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lsetxattr", NULL, n_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"llistxattr", NULL, n_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lremovexattr", NULL, n_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fgetxattr", NULL, n_fgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fsetxattr", NULL, n_fsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"flistxattr", NULL, n_flistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fremovexattr", NULL, n_fremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mknod", NULL, n_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameat2", NULL, n_renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"utimensat", NULL, n_utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"futimens", NULL, n_futimens, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fallocate", NULL, n_fallocate, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lseek", NULL, n_lseek, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"copyFileRange", NULL, n_copy_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ficlone", NULL, n_ficlone, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ioctl", NULL, n_ioctl, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mount", NULL, n_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount2", NULL, n_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+  set_int(env, exports, "UTIME_NOW", UTIME_NOW);
+  set_int(env, exports, "UTIME_OMIT", UTIME_OMIT);
+  set_int(env, exports, "FICLONE", FICLONE);
+  return exports;
+}
