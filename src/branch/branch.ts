@@ -1,0 +1,220 @@
+/**
+ * One branch: a host directory with a permission. Every access to a branch's files goes through
+ * its Branch object, with paths relative to the branch root made of validated names ('' is the
+ * root). Callers only descend into entries they lstat'ed as directories, and files are opened with
+ * O_NOFOLLOW, so no symlink inside a branch leads outside it.
+ *
+ * Methods throw node:fs or FsError errors (errno-coded); the engine maps them once at its boundary.
+ */
+import * as fs from 'node:fs';
+import { isCode } from '../errors/index.js';
+import * as native from '../sys/native.js';
+import type { BranchPerm } from '../engine/types.js';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+
+export class Branch {
+  /** Absolute path of the branch root, as given (resolved). */
+  readonly root: string;
+  readonly perm: BranchPerm;
+  readonly attrs: readonly string[];
+  /** Position in the union, 0 = topmost. */
+  readonly index: number;
+  /** st_dev of the root. */
+  readonly dev: number;
+  /** AUFS-style branch id (stable for the life of the union). */
+  readonly id: number;
+
+  constructor(root: string, perm: BranchPerm, attrs: readonly string[], index: number, id = 64 + index) {
+    this.root = root;
+    this.perm = perm;
+    this.attrs = attrs;
+    this.index = index;
+    this.id = id;
+    this.dev = fs.statSync(root).dev;
+  }
+
+  get writable(): boolean {
+    return this.perm === 'rw';
+  }
+
+  /** Host path of `rel` (relative path made of validated names). */
+  abs(rel: string): string {
+    return rel === '' ? this.root : this.root + '/' + rel;
+  }
+
+  /** lstat, or null when the entry (or a parent) does not exist. */
+  lstat(rel: string): fs.Stats | null {
+    try {
+      return fs.lstatSync(this.abs(rel));
+    } catch (e) {
+      if (isCode(e, 'ENOENT', 'ENOTDIR')) return null;
+      throw e;
+    }
+  }
+
+  lstatBig(rel: string): fs.BigIntStats | null {
+    try {
+      return fs.lstatSync(this.abs(rel), { bigint: true });
+    } catch (e) {
+      if (isCode(e, 'ENOENT', 'ENOTDIR')) return null;
+      throw e;
+    }
+  }
+
+  exists(rel: string): boolean {
+    return this.lstat(rel) !== null;
+  }
+
+  readdir(rel: string): fs.Dirent[] {
+    return fs.readdirSync(this.abs(rel), { withFileTypes: true });
+  }
+
+  readdirNames(rel: string): string[] {
+    return fs.readdirSync(this.abs(rel));
+  }
+
+  readlink(rel: string): string {
+    return fs.readlinkSync(this.abs(rel));
+  }
+
+  /** open(2) with O_NOFOLLOW added. */
+  open(rel: string, flags: number, mode = 0o666): number {
+    return fs.openSync(this.abs(rel), flags | O_NOFOLLOW, mode);
+  }
+
+  /** Open a directory for reading (fsync of a dir, fd-based xattrs). */
+  openDir(rel: string): number {
+    return fs.openSync(this.abs(rel), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  }
+
+  /** Create an empty regular file exclusively (whiteouts, markers). */
+  createEmpty(rel: string, mode: number): void {
+    fs.closeSync(fs.openSync(this.abs(rel), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode));
+  }
+
+  mkdir(rel: string, mode: number): void {
+    fs.mkdirSync(this.abs(rel), { mode });
+  }
+
+  rmdir(rel: string): void {
+    fs.rmdirSync(this.abs(rel));
+  }
+
+  unlink(rel: string): void {
+    fs.unlinkSync(this.abs(rel));
+  }
+
+  /** Remove a whole subtree of this branch (our own state only). */
+  removeTree(rel: string): void {
+    fs.rmSync(this.abs(rel), { recursive: true, force: true });
+  }
+
+  symlink(target: string, rel: string): void {
+    fs.symlinkSync(target, this.abs(rel));
+  }
+
+  link(existingRel: string, newRel: string): void {
+    fs.linkSync(this.abs(existingRel), this.abs(newRel));
+  }
+
+  mknod(rel: string, mode: number, rdev: number): void {
+    native.mknod(this.abs(rel), mode, rdev);
+  }
+
+  /** rename within this branch; flags are renameat2 flags. */
+  rename(fromRel: string, toRel: string, flags = 0): void {
+    if (flags) native.renameat2(this.abs(fromRel), this.abs(toRel), flags);
+    else fs.renameSync(this.abs(fromRel), this.abs(toRel));
+  }
+
+  /** rename from another branch object on the same filesystem (the work dir) into this one. */
+  renameFrom(src: Branch, srcRel: string, toRel: string, flags = 0): void {
+    if (flags) native.renameat2(src.abs(srcRel), this.abs(toRel), flags);
+    else fs.renameSync(src.abs(srcRel), this.abs(toRel));
+  }
+
+  chmod(rel: string, mode: number): void {
+    fs.chmodSync(this.abs(rel), mode);
+  }
+
+  lchown(rel: string, uid: number, gid: number): void {
+    fs.lchownSync(this.abs(rel), uid, gid);
+  }
+
+  /** utimensat with nanoseconds; nsec may be native.UTIME_NOW / UTIME_OMIT. Never follows symlinks. */
+  utimens(rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): void {
+    native.utimensat(this.abs(rel), aSec, aNsec, mSec, mNsec, true);
+  }
+
+  truncate(rel: string, size: number): void {
+    const fd = this.open(rel, O_WRONLY);
+    try {
+      fs.ftruncateSync(fd, size);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  getxattr(rel: string, name: string): Buffer {
+    return native.lgetxattr(this.abs(rel), name);
+  }
+
+  /** Value of an xattr or undefined when absent/unsupported. */
+  tryGetxattr(rel: string, name: string): Buffer | undefined {
+    try {
+      return native.lgetxattr(this.abs(rel), name);
+    } catch (e) {
+      if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'EPERM')) return undefined;
+      throw e;
+    }
+  }
+
+  setxattr(rel: string, name: string, value: Buffer, flags = 0): void {
+    native.lsetxattr(this.abs(rel), name, value, flags);
+  }
+
+  listxattr(rel: string): string[] {
+    try {
+      return native.llistxattr(this.abs(rel));
+    } catch (e) {
+      if (isCode(e, 'EOPNOTSUPP', 'ENOTSUP')) return [];
+      throw e;
+    }
+  }
+
+  removexattr(rel: string, name: string): void {
+    native.lremovexattr(this.abs(rel), name);
+  }
+
+  statfs(): fs.StatsFs {
+    return fs.statfsSync(this.root);
+  }
+
+  /** Whether the host lets us write in the branch root (AUFS default permission). */
+  rootWritable(): boolean {
+    return isWritableDir(this.root);
+  }
+}
+
+/** access(W_OK) on a directory, false on any error. */
+export function isWritableDir(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Join a relative path and a name ('' is the root). */
+export function joinRel(dirRel: string, name: string): string {
+  return dirRel === '' ? name : dirRel + '/' + name;
+}
+
+/** Parent rel of a rel path. */
+export function parentRel(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+

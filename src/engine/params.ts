@@ -1,0 +1,189 @@
+/**
+ * Mount option strings -> UnionOptions (like overlayfs's params.c).
+ *
+ *   dirs=A=rw:B=ro:C            AUFS style (also `br=...` and `br:...`)
+ *   lowerdir=L1:L2,upperdir=U,workdir=W    overlay style (leftmost lower is topmost)
+ *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH
+ *
+ * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
+ * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
+ * Parsing does not touch the filesystem except for the AUFS default permission of the first branch
+ * (rw when writable), for which `isWritable` is asked.
+ */
+import * as path from 'node:path';
+import { FsError } from '../errors/index.js';
+import { isWritableDir } from '../branch/index.js';
+import type { BranchPerm, BranchSpec, DirRenameMode, UnionOptions, WhiteoutFormat } from './types.js';
+
+export interface ParseContext {
+  cwd?: string;
+  /** Whether a directory is writable by us (AUFS default perm of the first branch). */
+  isWritable?: (absPath: string) => boolean;
+}
+
+function bad(detail: string): FsError {
+  return new FsError('EINVAL', 'mount', undefined, undefined, detail);
+}
+
+/** Split on unescaped `sep`; `\x` becomes `x`. */
+export function splitEscaped(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      const n = s[i + 1]!;
+      if (n === sep || n === ',' || n === ':' || n === '\\') {
+        cur += '\\' + n; // keep escaped until the final unescape
+        i++;
+        continue;
+      }
+    }
+    if (c === sep) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+function unescape(s: string): string {
+  return s.replace(/\\([,:\\])/g, '$1');
+}
+
+const PERM_RE = /^(rw|ro|rr)((?:\+[a-z0-9_]+)*)$/;
+
+/** `PATH[=PERM[+ATTR...]]` -> path + optional perm. */
+export function parseBranchElement(el: string): { path: string; perm?: BranchPerm; attrs: string[] } {
+  const eq = findLastUnescaped(el, '=');
+  if (eq >= 0) {
+    const m = PERM_RE.exec(el.slice(eq + 1));
+    if (m) {
+      const attrs = m[2] ? m[2].split('+').filter((a) => a !== '') : [];
+      return { path: unescape(el.slice(0, eq)), perm: m[1] as BranchPerm, attrs };
+    }
+  }
+  return { path: unescape(el), attrs: [] };
+}
+
+function findLastUnescaped(s: string, ch: string): number {
+  for (let i = s.length - 1; i >= 0; i--) {
+    if (s[i] === ch && (i === 0 || s[i - 1] !== '\\')) return i;
+  }
+  return -1;
+}
+
+function resolvePath(p: string, cwd: string): string {
+  if (p === '') throw bad('empty branch path');
+  return path.resolve(cwd, p);
+}
+
+/** Parse a full option string (comma separated). Throws FsError EINVAL naming the problem. */
+export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions {
+  const cwd = ctx.cwd ?? process.cwd();
+  const isWritable = ctx.isWritable ?? isWritableDir;
+  let aufs: string[] | undefined;
+  let lower: string[] | undefined;
+  let upper: string | undefined;
+  let workdir: string | undefined;
+  let whiteout: WhiteoutFormat = 'aufs';
+  let dirRename: DirRenameMode = 'redirect';
+  let xino: string | undefined;
+  const extra: Record<string, string | true> = {};
+
+  for (const raw of splitEscaped(str, ',')) {
+    const opt = raw.trim();
+    if (opt === '') continue;
+    let key: string;
+    let val: string | undefined;
+    if (opt.startsWith('br:')) {
+      key = 'br';
+      val = opt.slice(3);
+    } else {
+      const eq = opt.indexOf('=');
+      key = eq < 0 ? opt : opt.slice(0, eq);
+      val = eq < 0 ? undefined : opt.slice(eq + 1);
+    }
+    switch (key) {
+      case 'dirs':
+      case 'br':
+        if (val === undefined) throw bad(`${key} needs a branch list`);
+        if (aufs) throw bad('branches given twice');
+        aufs = splitEscaped(val, ':').filter((s) => s !== '');
+        break;
+      case 'lowerdir':
+        if (val === undefined) throw bad('lowerdir needs a value');
+        lower = splitEscaped(val, ':').filter((s) => s !== '');
+        break;
+      case 'upperdir':
+        if (!val) throw bad('upperdir needs a value');
+        upper = val;
+        break;
+      case 'workdir':
+        if (!val) throw bad('workdir needs a value');
+        workdir = resolvePath(unescape(val), cwd);
+        break;
+      case 'whiteout':
+        if (val !== 'aufs' && val !== 'overlay') throw bad(`whiteout must be aufs or overlay, not '${val ?? ''}'`);
+        whiteout = val;
+        break;
+      case 'dirrename':
+        if (val === 'redirect') dirRename = 'redirect';
+        else if (val === 'exdev' || val === 'xdev') dirRename = 'exdev';
+        else throw bad(`dirrename must be redirect or exdev, not '${val ?? ''}'`);
+        break;
+      case 'redirect_dir':
+        if (val === 'on' || val === 'follow') dirRename = 'redirect';
+        else if (val === 'off' || val === 'nofollow') dirRename = 'exdev';
+        else throw bad(`redirect_dir must be on or off, not '${val ?? ''}'`);
+        break;
+      case 'xdev':
+      case 'exdev':
+        if (val === undefined) dirRename = 'exdev';
+        else extra[key] = val;
+        break;
+      case 'xino':
+        if (!val) throw bad('xino needs a path');
+        xino = resolvePath(unescape(val), cwd);
+        break;
+      default:
+        extra[key] = val === undefined ? true : val;
+    }
+  }
+
+  let branches: BranchSpec[];
+  if (aufs && (lower || upper)) throw bad('use either dirs=/br: or lowerdir=/upperdir=, not both');
+  if (aufs) {
+    branches = aufs.map((el, i) => {
+      const b = parseBranchElement(el);
+      const p = resolvePath(b.path, cwd);
+      const perm: BranchPerm = b.perm ?? (i === 0 && isWritable(p) ? 'rw' : 'ro');
+      return { path: p, perm, attrs: b.attrs };
+    });
+  } else {
+    branches = [];
+    if (upper !== undefined) branches.push({ path: resolvePath(unescape(upper), cwd), perm: 'rw', attrs: [] });
+    for (const l of lower ?? []) branches.push({ path: resolvePath(unescape(l), cwd), perm: 'ro', attrs: [] });
+    if (upper !== undefined && !lower) throw bad('upperdir needs lowerdir');
+  }
+  if (branches.length === 0) throw bad('no branch specified');
+  if (workdir !== undefined && upper === undefined && !branches.some((b) => b.perm === 'rw')) {
+    throw bad('workdir given without a writable branch');
+  }
+  const out: UnionOptions = { branches, whiteout, dirRename, extra };
+  if (workdir !== undefined) out.workdir = workdir;
+  if (xino !== undefined) out.xino = xino;
+  return out;
+}
+
+/** Format options back to a string (AUFS style), e.g. for introspection and remount. */
+export function formatOptions(o: UnionOptions): string {
+  const esc = (p: string) => p.replace(/([\\:,])/g, '\\$1');
+  const parts = [`dirs=${o.branches.map((b) => `${esc(b.path)}=${[b.perm, ...b.attrs].join('+')}`).join(':')}`];
+  if (o.workdir) parts.push(`workdir=${esc(o.workdir)}`);
+  parts.push(`whiteout=${o.whiteout}`, `dirrename=${o.dirRename}`);
+  if (o.xino) parts.push(`xino=${esc(o.xino)}`);
+  for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
+  return parts.join(',');
+}
