@@ -1,0 +1,31 @@
+/**
+ * Child process of the benchmark (never the FUSE daemon): lstat every path
+ * listed (one per line) in the file argv[2], under the root argv[3], and print
+ * one JSON line {ms, n, errors, firstError}. Only the loop is timed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const [listFile, root] = process.argv.slice(2);
+if (!listFile || !root) {
+  console.error('usage: stat-child LIST_FILE ROOT');
+  process.exit(2);
+}
+const paths = fs
+  .readFileSync(listFile, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((p) => path.join(root, p));
+let errors = 0;
+let firstError = '';
+const t0 = process.hrtime.bigint();
+for (const p of paths) {
+  try {
+    fs.lstatSync(p);
+  } catch (e) {
+    errors++;
+    if (!firstError) firstError = e instanceof Error ? e.message : String(e);
+  }
+}
+const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+process.stdout.write(`${JSON.stringify({ ms, n: paths.length, errors, firstError })}\n`);

@@ -1,0 +1,126 @@
+/**
+ * The filesystems under test and how to mount/unmount each one over the same
+ * lower layers. Mount commands run with their output going to a log file (a
+ * FUSE daemon that stays in the background may keep its stdio open forever).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface Target {
+  /** Short name printed in the table. */
+  name: string;
+  /** Command and arguments that mount `opts` (overlay style option string) on `mnt`. */
+  command(opts: string, mnt: string): { cmd: string; args: string[] };
+}
+
+export function targets(repoRoot: string): Target[] {
+  return [
+    {
+      name: 'layerfs',
+      command: (opts, mnt) => ({
+        cmd: process.execPath,
+        args: [path.join(repoRoot, 'dist/src/cli/main.js'), 'mount', '-o', opts, mnt],
+      }),
+    },
+    {
+      name: 'fuse-overlayfs',
+      command: (opts, mnt) => ({ cmd: 'fuse-overlayfs', args: ['-o', opts, mnt] }),
+    },
+    {
+      name: 'kernel overlayfs',
+      command: (opts, mnt) => ({ cmd: 'mount', args: ['-t', 'overlay', 'overlay', '-o', opts, mnt] }),
+    },
+  ];
+}
+
+/** True when `mnt` is a mount point now (from /proc/self/mountinfo). */
+export function isMounted(mnt: string): boolean {
+  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === mnt);
+}
+
+/** Pids of processes whose command line mentions `needle` (the daemons serving our unique mount dir). */
+export function pidsMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').some((a) => a.includes(needle))) out.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Runs the mount command and waits until `mnt` is mounted. Resolves to null on
+ * success, else to a one-line reason. Never leaves a mount behind on failure.
+ */
+export async function mountTarget(t: Target, opts: string, mnt: string, log: string, timeoutMs = 20_000): Promise<string | null> {
+  const { cmd, args } = t.command(opts, mnt);
+  const fd = fs.openSync(log, 'w');
+  let exitCode: number | null | undefined;
+  let spawnError: Error | undefined;
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  child.on('error', (e) => (spawnError = e));
+  child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : 1)));
+  const deadline = Date.now() + timeoutMs;
+  // Done when the command has exited (background daemons detach) and the mount is there.
+  while (Date.now() < deadline) {
+    if (spawnError) return `cannot run ${cmd}: ${spawnError.message}`;
+    if (exitCode !== undefined) {
+      if (exitCode === 0 && isMounted(mnt)) return null;
+      if (exitCode !== 0) break;
+    }
+    await sleep(20);
+  }
+  const text = fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  if (exitCode === undefined) {
+    if (child.pid !== undefined) child.kill('SIGTERM'); // our own child, by pid
+    await unmountTarget(mnt);
+    return `timed out after ${timeoutMs} ms${text.length ? `: ${text[text.length - 1]}` : ''}`;
+  }
+  await unmountTarget(mnt);
+  if (exitCode === 0) return 'mount command exited 0 but nothing is mounted';
+  return `exit ${exitCode}${text.length ? `: ${text[0]}` : ''}`;
+}
+
+/**
+ * Unmounts `mnt` (lazily if plain umount fails) and waits for any daemon that
+ * served it to exit; returns a note when something had to be forced.
+ */
+export async function unmountTarget(mnt: string): Promise<string | null> {
+  let note: string | null = null;
+  if (isMounted(mnt)) {
+    const r = spawnSync('umount', [mnt], { encoding: 'utf8', timeout: 20_000 });
+    if (isMounted(mnt)) {
+      spawnSync('umount', ['-l', mnt], { encoding: 'utf8', timeout: 20_000 });
+      note = `umount failed (${(r.stderr || r.error?.message || '').trim()}), detached`;
+    }
+  }
+  // Daemons started for this mount mention its unique path in their argv.
+  const deadline = Date.now() + 5_000;
+  let pids = pidsMentioning(mnt);
+  while (pids.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    pids = pidsMentioning(mnt);
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // exited meanwhile
+    }
+    note = `${note ? `${note}; ` : ''}daemon ${pid} still running after unmount, sent SIGTERM`;
+  }
+  return note;
+}
