@@ -32,8 +32,9 @@
 
 /* Throws a JS Error for a failed syscall; always returns NULL for `return throw_errno(...)`. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s, %s", strerror(err), syscall_name);
+  char msg[256], text[128];
+  /* GNU strerror_r: thread-safe (strerror is not, and workers call us concurrently) */
+  snprintf(msg, sizeof msg, "%s, %s", strerror_r(err, text, sizeof text), syscall_name);
   napi_value m, e, n, s;
   if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
   if (napi_create_error(env, NULL, m, &e) != napi_ok) return NULL;
