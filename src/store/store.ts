@@ -1,0 +1,382 @@
+/**
+ * The layer store: Docker's aufs layout (diff/, layers/, mnt/) plus our metadata, with atomic
+ * changes under a lock. Long work (extracting, flattening) happens in a private staging dir under
+ * tmp/ without the lock; only the final renames take it. A layer exists when its meta file does.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { isCode } from '../errors/index.js';
+import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
+import { decompressed } from './compression.js';
+import { withLock } from './lock.js';
+import { chainIdOf, parseMeta, type ImageEntry, type ImageTable, type LayerMeta } from './meta.js';
+import { isMountPoint } from './mounts.js';
+import { isLayerId, StorePaths } from './paths.js';
+import { storeErr } from './store-error.js';
+import { exportLayer, digestStream } from './tar-export.js';
+import { extractLayer } from './tar-import.js';
+
+export interface ImportTarOptions {
+  /** Parent layer (id, unique id prefix, or image name). */
+  parent?: string;
+  /** Image name to point at the new layer. */
+  name?: string;
+  /** Compressed bytes read so far. */
+  onBytes?: (n: number) => void;
+  createdBy?: string;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return isCode(e, 'EPERM');
+  }
+}
+
+export class LayerStore {
+  readonly paths: StorePaths;
+
+  private constructor(root: string) {
+    this.paths = new StorePaths(root);
+  }
+
+  /** Opens (creating if needed) the store at `root`. */
+  static open(root: string): LayerStore {
+    const s = new LayerStore(root);
+    const p = s.paths;
+    for (const d of [p.root, p.diffRoot, p.layersRoot, p.mntRoot, p.metaRoot, p.tmpRoot]) {
+      fs.mkdirSync(d, { recursive: true, mode: d === p.root ? 0o700 : 0o755 });
+    }
+    return s;
+  }
+
+  get root(): string {
+    return this.paths.root;
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  /** Metadata of one layer; ENOENT when it is not in the store. */
+  get(id: string): LayerMeta {
+    if (!isLayerId(id)) throw storeErr('ENOENT', `no such layer: ${id}`);
+    let text: string;
+    try {
+      text = fs.readFileSync(this.paths.meta(id), 'utf8');
+    } catch (e) {
+      if (isCode(e, 'ENOENT')) throw storeErr('ENOENT', `no such layer: ${id}`);
+      throw e;
+    }
+    return parseMeta(text, id);
+  }
+
+  has(id: string): boolean {
+    return isLayerId(id) && fs.existsSync(this.paths.meta(id));
+  }
+
+  /** Every layer and container, oldest first. */
+  list(): LayerMeta[] {
+    const out: LayerMeta[] = [];
+    for (const f of fs.readdirSync(this.paths.metaRoot)) {
+      const id = f.endsWith('.json') ? f.slice(0, -5) : '';
+      if (!isLayerId(id)) continue;
+      try {
+        out.push(this.get(id));
+      } catch (e) {
+        if (!isCode(e, 'ENOENT')) throw e;
+      }
+    }
+    return out.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  images(): ImageTable {
+    try {
+      const t = JSON.parse(fs.readFileSync(this.paths.imagesFile, 'utf8')) as unknown;
+      return typeof t === 'object' && t !== null ? (t as ImageTable) : {};
+    } catch (e) {
+      if (isCode(e, 'ENOENT')) return {};
+      throw e;
+    }
+  }
+
+  /** An image name, a full id or a unique id prefix (4+ hex digits) -> layer id. */
+  resolve(ref: string): string {
+    const img = this.images()[ref] ?? this.images()[`${ref}:latest`];
+    if (img) return img.layer;
+    if (isLayerId(ref)) {
+      this.get(ref);
+      return ref;
+    }
+    if (/^[0-9a-f]{4,63}$/.test(ref)) {
+      const hits = this.list().filter((m) => m.id.startsWith(ref));
+      if (hits.length === 1) return hits[0]!.id;
+      if (hits.length > 1) throw storeErr('EINVAL', `ambiguous id prefix: ${ref}`);
+    }
+    throw storeErr('ENOENT', `no such layer or image: ${ref}`);
+  }
+
+  /** `id` and its ancestors, topmost first (Docker's layers file plus `id`). */
+  chain(id: string): string[] {
+    const out = [id];
+    let m = this.get(id);
+    while (m.parent !== null) {
+      if (out.includes(m.parent)) throw storeErr('ELOOP', `parent cycle at ${m.parent}`);
+      out.push(m.parent);
+      m = this.get(m.parent);
+    }
+    return out;
+  }
+
+  children(id: string): LayerMeta[] {
+    return this.list().filter((m) => m.parent === id);
+  }
+
+  diffDir(id: string): string {
+    return this.paths.diff(id);
+  }
+
+  isMounted(id: string): boolean {
+    return isMountPoint(this.paths.mnt(id));
+  }
+
+  /** Docker's aufs branch string for a layer or container: its own diff rw (containers), the rest ro. */
+  branchString(id: string): string {
+    const meta = this.get(id);
+    const chain = this.chain(id);
+    return (
+      'dirs=' +
+      chain.map((l, i) => `${this.paths.diff(l)}=${i === 0 && meta.kind === 'container' ? 'rw' : 'ro'}`).join(':')
+    );
+  }
+
+  // ---- staging and commit -------------------------------------------------------------------
+
+  /** A private staging dir under tmp/, removed by `fn`'s end unless it was renamed away. */
+  async staged<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+    const dir = path.join(this.paths.tmpRoot, tmpName());
+    fs.mkdirSync(dir, 0o700);
+    try {
+      return await fn(dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs `fn` under the store lock, after cleaning up what crashed commands left behind. */
+  async locked<T>(fn: () => T | Promise<T>): Promise<T> {
+    return withLock(this.paths.lockFile, async () => {
+      this.recover();
+      return fn();
+    });
+  }
+
+  /** Removes staging dirs of dead processes and layer parts without metadata. Call under the lock. */
+  private recover(): void {
+    for (const n of fs.readdirSync(this.paths.tmpRoot)) {
+      const pid = Number(/^(?:rm-)?(\d+)-/.exec(n)?.[1] ?? NaN);
+      if (Number.isInteger(pid) && pidAlive(pid) && pid !== process.pid) continue;
+      if (pid === process.pid) continue;
+      fs.rmSync(path.join(this.paths.tmpRoot, n), { recursive: true, force: true });
+    }
+    for (const id of fs.readdirSync(this.paths.diffRoot)) {
+      if (isLayerId(id) && !fs.existsSync(this.paths.meta(id))) removeTreeAtomic(this.paths.diff(id), this.paths.tmpRoot);
+    }
+    for (const id of fs.readdirSync(this.paths.layersRoot)) {
+      if (isLayerId(id) && !fs.existsSync(this.paths.meta(id))) unlinkIfExists(this.paths.layers(id));
+    }
+  }
+
+  /**
+   * Publishes a staged diff dir as a new layer: layers file, diff dir, mnt dir, then the meta file
+   * (the commit point). Call under the lock.
+   */
+  private publish(stagedDiff: string, meta: Omit<LayerMeta, 'id' | 'created'>): LayerMeta {
+    if (meta.parent !== null) this.get(meta.parent);
+    const id = randomBytes(32).toString('hex');
+    const full: LayerMeta = { id, created: new Date().toISOString(), ...meta };
+    const ancestors = meta.parent === null ? [] : this.chain(meta.parent);
+    writeFileAtomic(this.paths.layers(id), ancestors.map((a) => a + '\n').join(''));
+    fs.renameSync(stagedDiff, this.paths.diff(id));
+    fs.mkdirSync(this.paths.mnt(id), { recursive: true, mode: 0o755 });
+    fsyncDir(this.paths.diffRoot);
+    writeFileAtomic(this.paths.meta(id), JSON.stringify(full, null, 2) + '\n');
+    fsyncDir(this.paths.metaRoot);
+    return full;
+  }
+
+  private setImage(name: string, entry: ImageEntry | undefined): void {
+    const t = this.images();
+    if (entry) t[name] = entry;
+    else delete t[name];
+    const sorted: ImageTable = {};
+    for (const k of Object.keys(t).sort()) sorted[k] = t[k]!;
+    writeFileAtomic(this.paths.imagesFile, JSON.stringify(sorted, null, 2) + '\n');
+  }
+
+  // ---- changes ---------------------------------------------------------------------------------
+
+  /** Imports a tar layer (plain, gzip or zstd) on top of `parent`. */
+  async importTar(input: AsyncIterable<Buffer>, opts: ImportTarOptions = {}): Promise<LayerMeta> {
+    const parent = opts.parent === undefined ? null : this.resolve(opts.parent);
+    if (parent !== null && this.get(parent).kind !== 'layer') {
+      throw storeErr('EINVAL', `parent ${parent.slice(0, 12)} is a container; commit it first`);
+    }
+    const name = opts.name === undefined ? undefined : checkImageName(opts.name);
+    let counted = 0;
+    async function* count(): AsyncGenerator<Buffer> {
+      for await (const c of input) {
+        counted += c.length;
+        opts.onBytes?.(counted);
+        yield c;
+      }
+    }
+    return this.staged(async (dir) => {
+      const diff = path.join(dir, 'diff');
+      fs.mkdirSync(diff, 0o755);
+      const { stream } = await decompressed(count());
+      const r = await extractLayer(stream, diff);
+      return this.locked(() => {
+        const parentChain = parent === null ? null : this.get(parent).chainId;
+        const meta = this.publish(diff, {
+          parent,
+          kind: 'layer',
+          diffId: r.diffId,
+          chainId: chainIdOf(parentChain, r.diffId),
+          size: r.size,
+          createdBy: opts.createdBy ?? 'import',
+        });
+        if (name !== undefined) this.setImage(name, { layer: meta.id });
+        return meta;
+      });
+    });
+  }
+
+  /** The layer as a reproducible OCI tar (uncompressed). */
+  exportTar(id: string, onBytes?: (n: number) => void): Readable {
+    this.get(id);
+    return exportLayer(this.paths.diff(id), onBytes ? { onBytes } : {});
+  }
+
+  /** A new container: an empty writable layer over an image's top layer. */
+  async createContainer(image: string): Promise<LayerMeta> {
+    const parent = this.resolve(image);
+    if (this.get(parent).kind !== 'layer') throw storeErr('EINVAL', `${image} is a container, not an image`);
+    return this.staged(async (dir) => {
+      const diff = path.join(dir, 'diff');
+      fs.mkdirSync(diff, 0o755);
+      return this.locked(() =>
+        this.publish(diff, { parent, kind: 'container', diffId: null, chainId: null, size: 0, createdBy: `create ${image}` }),
+      );
+    });
+  }
+
+  /** Commits a container's changes as a new read-only layer on the container's parent. */
+  async commit(containerRef: string, opts: { name?: string; onBytes?: (n: number) => void } = {}): Promise<LayerMeta> {
+    const cid = this.resolve(containerRef);
+    const c = this.get(cid);
+    if (c.kind !== 'container') throw storeErr('EINVAL', `${containerRef} is not a container`);
+    const tarStream = this.exportTar(cid, opts.onBytes);
+    return this.importTar(tarStream, {
+      ...(c.parent !== null ? { parent: c.parent } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+      createdBy: `commit ${cid}`,
+    });
+  }
+
+  /** Flattens a layer and its ancestors into one new base layer. */
+  async squash(ref: string, opts: { name?: string } = {}): Promise<LayerMeta> {
+    const top = this.resolve(ref);
+    if (this.get(top).kind !== 'layer') throw storeErr('EINVAL', `${ref} is a container; commit it first`);
+    const name = opts.name === undefined ? undefined : checkImageName(opts.name);
+    return this.staged(async (dir) => {
+      const flat = path.join(dir, 'diff');
+      fs.mkdirSync(flat, 0o755);
+      await this.flattenInto(top, flat);
+      const { digest } = await digestStream(exportLayer(flat));
+      let size = 0;
+      const seen = new Set<number>();
+      const walk = (d: string): void => {
+        for (const n of fs.readdirSync(d)) {
+          const st = fs.lstatSync(path.join(d, n));
+          if (st.isDirectory()) walk(path.join(d, n));
+          else if (st.isFile() && !seen.has(st.ino)) {
+            seen.add(st.ino);
+            size += st.size;
+          }
+        }
+      };
+      walk(flat);
+      return this.locked(() => {
+        const meta = this.publish(flat, {
+          parent: null,
+          kind: 'layer',
+          diffId: digest,
+          chainId: digest,
+          size,
+          createdBy: `squash ${top}`,
+        });
+        if (name !== undefined) this.setImage(name, { layer: meta.id });
+        return meta;
+      });
+    });
+  }
+
+  /** Applies `id`'s chain, base first, onto the empty directory `dest` (the merged tree, no whiteouts). */
+  async flattenInto(id: string, dest: string): Promise<void> {
+    for (const l of this.chain(id).reverse()) {
+      await extractLayer(exportLayer(this.paths.diff(l)), dest, { apply: true });
+    }
+  }
+
+  /** Removes a layer or container: refused while mounted, with children, or named by an image. */
+  async remove(ref: string): Promise<void> {
+    const id = this.resolve(ref);
+    await this.locked(() => {
+      this.get(id);
+      if (this.isMounted(id)) throw storeErr('EBUSY', `${id.slice(0, 12)} is mounted; unmount it first`);
+      const kids = this.children(id);
+      if (kids.length > 0) throw storeErr('EBUSY', `${id.slice(0, 12)} has ${kids.length} child layer(s)`);
+      const names = Object.entries(this.images()).filter(([, e]) => e.layer === id).map(([n]) => n);
+      if (names.length > 0) throw storeErr('EBUSY', `${id.slice(0, 12)} is image ${names.join(', ')}; remove the image first`);
+      unlinkIfExists(this.paths.meta(id)); // the commit point: from here on the layer is gone
+      fsyncDir(this.paths.metaRoot);
+      unlinkIfExists(this.paths.layers(id));
+      removeTreeAtomic(this.paths.diff(id), this.paths.tmpRoot);
+      try {
+        fs.rmdirSync(this.paths.mnt(id));
+      } catch (e) {
+        if (!isCode(e, 'ENOENT')) throw e;
+      }
+    });
+  }
+
+  /** Points image `name` at layer `ref` (keeps a config it had). */
+  async tag(nameIn: string, ref: string, config?: Record<string, unknown>): Promise<void> {
+    const name = checkImageName(nameIn);
+    const id = this.resolve(ref);
+    await this.locked(() => {
+      if (this.get(id).kind !== 'layer') throw storeErr('EINVAL', `${ref} is a container; commit it first`);
+      this.setImage(name, config ? { layer: id, config } : { layer: id });
+    });
+  }
+
+  /** Removes image name `name` (its layers stay). */
+  async untag(nameIn: string): Promise<void> {
+    const name = /:[^/]*$/.test(nameIn) ? nameIn : `${nameIn}:latest`;
+    await this.locked(() => {
+      if (!this.images()[name]) throw storeErr('ENOENT', `no such image: ${name}`);
+      this.setImage(name, undefined);
+    });
+  }
+}
+
+/** Checks an image name and adds `:latest` when it has no tag. */
+export function checkImageName(name: string): string {
+  if (!/^[a-z0-9][a-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$/.test(name) || isLayerId(name)) {
+    throw storeErr('EINVAL', `invalid image name: ${JSON.stringify(name)}`);
+  }
+  return /:[^/]*$/.test(name) ? name : `${name}:latest`;
+}
