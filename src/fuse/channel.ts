@@ -1,0 +1,117 @@
+/**
+ * /dev/fuse I/O: a synchronous read -> handle -> write loop (run it in a worker thread; it blocks).
+ *
+ * - The read buffer holds the largest request: header + write_in + max_write (+ slack).
+ * - Reads failing ENOENT (request interrupted), EINTR or EAGAIN are retried; ENODEV means the
+ *   filesystem was unmounted: the loop ends.
+ * - FORGET, BATCH_FORGET and INTERRUPT get no reply. A reply write failing ENOENT (the request was
+ *   interrupted meanwhile) is ignored.
+ */
+import { readSync, writeSync } from 'node:fs';
+import { Op, Size, isNoReply, opName } from './abi.js';
+import { decodeInHeader, encodeOutHeader, type InHeader } from './codec.js';
+
+/** What serves requests: returns the body length written at out[16..], a negative errno, or noReply. */
+export interface RequestHandler {
+  dispatch(hd: InHeader, inBuf: Buffer, end: number, out: Buffer): number;
+  /** Called right after the INIT reply went out. */
+  initDone?(): void;
+}
+
+export interface ChannelOptions {
+  maxWrite: number;
+  /** Called for each request with its outcome (for `-d`). */
+  trace?: (hd: InHeader, result: number) => void;
+  /** Value handlers return when no reply is due. */
+  noReply: number;
+}
+
+export type StopReason = 'unmounted' | 'destroyed';
+
+function errCode(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null) {
+    const c = (e as { code?: unknown }).code;
+    if (typeof c === 'string') return c;
+  }
+  return undefined;
+}
+
+export class Channel {
+  readonly inBuf: Buffer;
+  readonly outBuf: Buffer;
+  requests = 0;
+
+  constructor(
+    readonly fd: number,
+    private readonly opts: ChannelOptions,
+  ) {
+    this.inBuf = Buffer.allocUnsafe(opts.maxWrite + Size.IN_HEADER + Size.WRITE_IN + 8192);
+    this.outBuf = Buffer.allocUnsafe(opts.maxWrite + Size.OUT_HEADER + 8192);
+  }
+
+  /** One request's bytes, or -1 once the filesystem is gone (ENODEV). */
+  readRequest(): number {
+    for (;;) {
+      try {
+        return readSync(this.fd, this.inBuf, 0, this.inBuf.length, null);
+      } catch (e) {
+        const c = errCode(e);
+        if (c === 'ENOENT' || c === 'EINTR' || c === 'EAGAIN') continue;
+        if (c === 'ENODEV') return -1;
+        throw e;
+      }
+    }
+  }
+
+  /** Write a reply; ENOENT (interrupted request) is ignored. */
+  writeReply(len: number): void {
+    try {
+      writeSync(this.fd, this.outBuf, 0, len);
+    } catch (e) {
+      const c = errCode(e);
+      if (c === 'ENOENT') return;
+      if (c === 'ENODEV') return;
+      throw e;
+    }
+  }
+
+  /** Write an unsolicited notification (already encoded with unique 0). */
+  notify(buf: Buffer, len: number): void {
+    try {
+      writeSync(this.fd, buf, 0, len);
+    } catch (e) {
+      if (errCode(e) !== 'ENOENT') throw e;
+    }
+  }
+
+  /** Serve until unmounted or DESTROY. */
+  serve(handler: RequestHandler): StopReason {
+    const { trace, noReply } = this.opts;
+    for (;;) {
+      const n = this.readRequest();
+      if (n < 0) return 'unmounted';
+      if (n < Size.IN_HEADER) continue;
+      this.requests++;
+      const hd = decodeInHeader(this.inBuf);
+      const end = Math.min(n, hd.len) - hd.extlen;
+      const r = handler.dispatch(hd, this.inBuf, end, this.outBuf);
+      trace?.(hd, r);
+      if (r === noReply || isNoReply(hd.opcode)) continue;
+      if (r < 0) {
+        encodeOutHeader(this.outBuf, Size.OUT_HEADER, r, hd.unique);
+        this.writeReply(Size.OUT_HEADER);
+      } else {
+        encodeOutHeader(this.outBuf, Size.OUT_HEADER + r, 0, hd.unique);
+        this.writeReply(Size.OUT_HEADER + r);
+      }
+      if (hd.opcode === Op.INIT && r >= 0) handler.initDone?.();
+      if (hd.opcode === Op.DESTROY) return 'destroyed';
+    }
+  }
+}
+
+/** A one-line trace of a request: `LOOKUP nodeid=1 unique=4 -> 128` or `-> ENOENT`. */
+export function traceLine(hd: InHeader, result: number, errName: (n: number) => string): string {
+  const res = result >= 0 ? `${result}` : errName(-result);
+  return `layerfs: ${opName(hd.opcode)} nodeid=${hd.nodeid} unique=${hd.unique} uid=${hd.uid} pid=${hd.pid} -> ${res}\n`;
+}

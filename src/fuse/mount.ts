@@ -1,0 +1,221 @@
+/**
+ * Mounting and unmounting a FUSE filesystem as root: open /dev/fuse, mount(2) with
+ * `fd=N,rootmode=40000,user_id=U,group_id=G[,allow_other][,default_permissions]` and fstype
+ * `fuse.layerfs` (through the native addon; `/bin/mount -i` with the fd as its fd 3 when the addon
+ * is missing). Also the mount-option split (kernel/VFS options vs the union's) and the
+ * /proc/self/mountinfo queries.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { FsError, isCode } from '../errors/index.js';
+
+export const FSTYPE = 'fuse.layerfs';
+
+// mount(2) flags
+const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_SYNCHRONOUS = 16;
+const MS_DIRSYNC = 128;
+const MS_NOATIME = 1024;
+const MS_NODIRATIME = 2048;
+const MS_RELATIME = 1 << 21;
+const MS_STRICTATIME = 1 << 24;
+export const MNT_DETACH = 2;
+
+/** VFS options: name -> [flag to set, flag to clear]. */
+const VFS: Record<string, [number, number]> = {
+  ro: [MS_RDONLY, 0],
+  rw: [0, MS_RDONLY],
+  nosuid: [MS_NOSUID, 0],
+  suid: [0, MS_NOSUID],
+  nodev: [MS_NODEV, 0],
+  dev: [0, MS_NODEV],
+  noexec: [MS_NOEXEC, 0],
+  exec: [0, MS_NOEXEC],
+  sync: [MS_SYNCHRONOUS, 0],
+  async: [0, MS_SYNCHRONOUS],
+  dirsync: [MS_DIRSYNC, 0],
+  noatime: [MS_NOATIME, 0],
+  atime: [0, MS_NOATIME],
+  nodiratime: [MS_NODIRATIME, 0],
+  diratime: [0, MS_NODIRATIME],
+  relatime: [MS_RELATIME, 0],
+  norelatime: [0, MS_RELATIME],
+  strictatime: [MS_STRICTATIME, 0],
+  nostrictatime: [0, MS_STRICTATIME],
+};
+
+/** Accepted and ignored (fstab/mount(8) noise, libfuse options we have no use for). */
+const IGNORED = new Set([
+  'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'owner', 'group', '_netdev', 'nofail',
+  'loud', 'silent', 'remount', 'kernel_cache', 'auto_cache', 'debug', 'nonempty', 'big_writes',
+]);
+const IGNORED_VALUED = new Set(['fsname', 'subtype', 'max_read', 'uid', 'gid', 'umask', 'context', 'fscontext', 'defcontext', 'rootcontext']);
+
+export interface TransportOptions {
+  /** mount(2) flags from rw/ro/nosuid/... */
+  flags: number;
+  allowOther: boolean;
+  defaultPermissions: boolean;
+  /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
+  unionOptions: string;
+}
+
+/** Split `-o` options into what the kernel gets and what the union gets. */
+export function splitOptions(options: string): TransportOptions {
+  const rest: string[] = [];
+  let flags = 0;
+  let allowOther = true;
+  let defaultPermissions = true;
+  for (const raw of splitTop(options)) {
+    const opt = raw.trim();
+    if (opt === '') continue;
+    const eq = opt.indexOf('=');
+    const key = eq < 0 ? opt : opt.slice(0, eq);
+    if (eq < 0 && VFS[key]) {
+      const [set, clear] = VFS[key]!;
+      flags = (flags | set) & ~clear;
+    } else if (key === 'allow_other' && eq < 0) allowOther = true;
+    else if ((key === 'noallow_other' || key === 'no_allow_other') && eq < 0) allowOther = false;
+    else if (key === 'default_permissions' && eq < 0) defaultPermissions = true;
+    else if ((key === 'nodefault_permissions' || key === 'no_default_permissions') && eq < 0) defaultPermissions = false;
+    else if (eq < 0 && IGNORED.has(key)) continue;
+    else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
+    else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
+    else rest.push(opt);
+  }
+  return { flags, allowOther, defaultPermissions, unionOptions: rest.join(',') };
+}
+
+/** Split on commas not escaped with a backslash (the escape is kept for the union's parser). */
+function splitTop(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1]!;
+      i++;
+    } else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
+}
+
+/** Mount points from /proc/self/mountinfo (octal escapes decoded), with their fstype. */
+export function mountTable(): { mountpoint: string; fstype: string; source: string }[] {
+  const text = readFileSync('/proc/self/mountinfo', 'utf8');
+  const dec = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const out: { mountpoint: string; fstype: string; source: string }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (sep < 0 || f.length < sep + 3) continue;
+    out.push({ mountpoint: dec(f[4]!), fstype: f[sep + 1]!, source: dec(f[sep + 2]!) });
+  }
+  return out;
+}
+
+export function isMountPoint(abs: string): boolean {
+  return mountTable().some((m) => m.mountpoint === abs);
+}
+
+/** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */
+export function checkMountpoint(mnt: string, cwd: string = process.cwd()): string {
+  const abs = resolve(cwd, mnt);
+  let real: string;
+  try {
+    real = realpathSync(abs);
+    if (!statSync(real).isDirectory()) throw new FsError('ENOTDIR', 'mount', undefined, undefined, `mount point ${abs} is not a directory`);
+  } catch (e) {
+    if (e instanceof FsError) throw e;
+    if (isCode(e, 'ENOENT')) throw new FsError('ENOENT', 'mount', undefined, undefined, `mount point ${abs} does not exist`);
+    if (isCode(e, 'ENOTCONN')) throw new FsError('EBUSY', 'mount', undefined, undefined, `mount point ${abs} is a dead FUSE mount (umount it first)`);
+    throw e;
+  }
+  if (isMountPoint(real)) throw new FsError('EBUSY', 'mount', undefined, undefined, `mount point ${real} is busy (already mounted)`);
+  return real;
+}
+
+export function openFuseDevice(): number {
+  try {
+    return openSync('/dev/fuse', 'r+');
+  } catch (e) {
+    const code = isCode(e, 'ENOENT') ? 'ENODEV' : isCode(e, 'EACCES', 'EPERM') ? 'EPERM' : 'EIO';
+    throw new FsError(code, 'open', '/dev/fuse', undefined, `cannot open /dev/fuse (${(e as Error).message})`);
+  }
+}
+
+interface NativeMount {
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+}
+
+let nativeCache: NativeMount | null | undefined;
+async function native(): Promise<NativeMount | null> {
+  if (nativeCache === undefined) {
+    try {
+      nativeCache = (await import('../sys/native.js')) as NativeMount;
+    } catch {
+      nativeCache = null;
+    }
+  }
+  return nativeCache;
+}
+
+/** mount(2) the FUSE filesystem served on `fd` at `mountpoint`. */
+export async function kernelMount(fd: number, mountpoint: string, source: string, t: TransportOptions): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const data = [`fd=${fd}`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`];
+  if (t.allowOther) data.push('allow_other');
+  if (t.defaultPermissions) data.push('default_permissions');
+  const n = await native();
+  if (n) {
+    try {
+      n.mount(source, mountpoint, FSTYPE, t.flags, data.join(','));
+      return;
+    } catch (e) {
+      throw new FsError(isCode(e, 'EPERM') ? 'EPERM' : codeOf(e), 'mount', mountpoint, undefined, `mount ${mountpoint}: ${(e as Error).message}`);
+    }
+  }
+  const flagOpts = Object.entries(VFS)
+    .filter(([, [set]]) => set !== 0 && (t.flags & set) === set)
+    .map(([k]) => k);
+  const r = spawnSync('/bin/mount', ['-i', '-n', '-t', FSTYPE, '-o', [...flagOpts, ...data.map((d) => (d.startsWith('fd=') ? 'fd=3' : d))].join(','), source, mountpoint], {
+    stdio: ['ignore', 'ignore', 'pipe', fd],
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new FsError('EIO', 'mount', mountpoint, undefined, `mount ${mountpoint}: ${(r.stderr || '').trim() || 'failed'}`);
+}
+
+function codeOf(e: unknown): string {
+  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return typeof c === 'string' ? c : 'EIO';
+}
+
+/** umount2(2); `lazy` detaches. Never call this from the thread serving the mount. */
+export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<void> {
+  const n = await native();
+  if (n) {
+    n.umount2(mountpoint, lazy ? MNT_DETACH : 0);
+    return;
+  }
+  const r = spawnSync('/bin/umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new FsError('EBUSY', 'umount', mountpoint, undefined, `umount ${mountpoint}: ${(r.stderr || '').trim()}`);
+}
+
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Node ids <-> engine nodes, with the kernel's lookup counts.
+ *
+ * Every reply that hands the kernel an entry (LOOKUP, MKNOD, MKDIR, SYMLINK, LINK, CREATE and each
+ * READDIRPLUS entry other than `.`/`..`) adds one lookup; FORGET/BATCH_FORGET subtract. When the
+ * count reaches zero the id is dropped and the engine is told (`forget`). Id 1 is the root and is
+ * never dropped. Ids are never reused within a session, so one generation number (1) suffices for
+ * nodeid:generation to stay unique for the life of the mount.
+ */
+import { ROOT_ID } from './abi.js';
+
+export const GENERATION = 1;
+
+interface Slot<N> {
+  node: N;
+  nlookup: number;
+}
+
+export class NodeTable<N extends object> {
+  private readonly byId = new Map<number, Slot<N>>();
+  private readonly idOf = new Map<N, number>();
+  private nextId = ROOT_ID + 1;
+
+  constructor(
+    root: N,
+    private readonly onForget: (node: N) => void = () => {},
+  ) {
+    this.byId.set(ROOT_ID, { node: root, nlookup: 1 });
+    this.idOf.set(root, ROOT_ID);
+  }
+
+  /** The node behind an id, or undefined for an id the kernel should not have. */
+  get(nodeid: number): N | undefined {
+    return this.byId.get(nodeid)?.node;
+  }
+
+  /** Id for a node the kernel is about to receive; counts one lookup. */
+  add(node: N): number {
+    const known = this.idOf.get(node);
+    if (known !== undefined) {
+      const slot = this.byId.get(known);
+      if (slot) slot.nlookup++;
+      return known;
+    }
+    const id = this.nextId++;
+    this.byId.set(id, { node, nlookup: 1 });
+    this.idOf.set(node, id);
+    return id;
+  }
+
+  /** The kernel dropped `n` references to `nodeid`. */
+  forget(nodeid: number, n: number): void {
+    if (nodeid === ROOT_ID) return;
+    const slot = this.byId.get(nodeid);
+    if (!slot) return;
+    slot.nlookup -= n;
+    if (slot.nlookup > 0) return;
+    this.byId.delete(nodeid);
+    this.idOf.delete(slot.node);
+    this.onForget(slot.node);
+  }
+
+  /** Lookup count of an id (0 when unknown). */
+  lookups(nodeid: number): number {
+    return this.byId.get(nodeid)?.nlookup ?? 0;
+  }
+
+  /** Number of ids the kernel holds, root included. */
+  get size(): number {
+    return this.byId.size;
+  }
+}
+
+/** Open file or directory handles by number (the `fh` the kernel passes back). */
+export class HandleTable<T> {
+  private readonly items = new Map<number, T>();
+  private next = 1;
+
+  add(item: T): number {
+    const fh = this.next++;
+    this.items.set(fh, item);
+    return fh;
+  }
+
+  get(fh: number): T | undefined {
+    return this.items.get(fh);
+  }
+
+  remove(fh: number): T | undefined {
+    const item = this.items.get(fh);
+    this.items.delete(fh);
+    return item;
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  values(): IterableIterator<T> {
+    return this.items.values();
+  }
+}

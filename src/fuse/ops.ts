@@ -1,0 +1,501 @@
+/**
+ * One small handler per FUSE opcode; the only file of the transport that calls the engine.
+ * A handler reads its request body from `inBuf`, writes its reply body into `out` after the
+ * 16-byte out header, and returns the body length. Errors thrown by the engine (FsError)
+ * become `-errno` here, and only here.
+ *
+ * Choices: the kernel applies the umask (FUSE_DONT_MASK is not negotiated), so modes arrive
+ * final and the umask fields are ignored. O_TRUNC comes as a separate SETATTR (no
+ * ATOMIC_O_TRUNC). No writeback cache, no keep_cache; entry/attr timeouts are short (1 s)
+ * because branches may change beneath us and we send no invalidations.
+ */
+import type { Ctx, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
+import { toFsError, errnoConstants } from '../errors/index.js';
+import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
+import {
+  type InHeader,
+  type InitOut,
+  decodeBatchForget,
+  decodeInitIn,
+  decodeReadWriteIn,
+  decodeSetattrIn,
+  direntPlusSize,
+  encodeAttrOut,
+  encodeDirent,
+  encodeDirentPlus,
+  encodeEntryOut,
+  encodeInitOut,
+  encodeOpenOut,
+  encodeStatfs,
+  encodeU32Out,
+  encodeU64Out,
+  negotiateInit,
+  readCString,
+  readTwoCStrings,
+  readU64,
+} from './codec.js';
+import { GENERATION, HandleTable, NodeTable } from './node-table.js';
+
+/** Returned by a handler when the kernel expects no reply. */
+export const NO_REPLY = -1_000_000;
+
+const OUT = Size.OUT_HEADER;
+const E = (code: string): number => -(errnoConstants[code] ?? errnoConstants.EIO!);
+const ENOENT = E('ENOENT');
+const EBADF = E('EBADF');
+const ENOSYS = E('ENOSYS');
+const ERANGE = E('ERANGE');
+const EPROTO = E('EPROTO');
+const DT_DIR = 4;
+
+export interface OpsConfig {
+  entryTimeout: number;
+  attrTimeout: number;
+  maxWrite: number;
+  /** Called once INIT has been answered (the mount is live). */
+  onInit?: (init: InitOut) => void;
+  /** Called on DESTROY. */
+  onDestroy?: () => void;
+  /** Called with an unexpected (non-errno) error, for the trace. */
+  onBug?: (opcode: number, e: unknown) => void;
+}
+
+interface OpenDir<N, D> {
+  node: N;
+  dh: D;
+}
+
+/** What the union must offer to be served: the contract plus identity objects. */
+export type ServedUnion<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> = UnionOps<N, F, D>;
+
+export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> {
+  readonly nodes: NodeTable<N>;
+  readonly files = new HandleTable<F>();
+  readonly dirs = new HandleTable<OpenDir<N, D>>();
+  init: InitOut | null = null;
+  private readonly handlers = new Map<number, (h: InHeader, b: Buffer, p: number, end: number, out: Buffer) => number>();
+
+  constructor(
+    private readonly union: ServedUnion<N, F, D>,
+    private readonly cfg: OpsConfig,
+  ) {
+    this.nodes = new NodeTable<N>(union.root, (n) => union.forget(n));
+    const h = this.handlers;
+    h.set(Op.INIT, (hd, b, p, end, out) => this.opInit(hd, b, p, end, out));
+    h.set(Op.DESTROY, () => this.opDestroy());
+    h.set(Op.LOOKUP, (hd, b, p, end, out) => this.opLookup(hd, b, p, end, out));
+    h.set(Op.FORGET, (hd, b, p) => this.opForget(hd, b, p));
+    h.set(Op.BATCH_FORGET, (_hd, b, p, end) => this.opBatchForget(b, p, end));
+    h.set(Op.INTERRUPT, () => NO_REPLY);
+    h.set(Op.GETATTR, (hd, _b, _p, _e, out) => this.opGetattr(hd, out));
+    h.set(Op.SETATTR, (hd, b, p, _e, out) => this.opSetattr(hd, b, p, out));
+    h.set(Op.READLINK, (hd, _b, _p, _e, out) => this.opReadlink(hd, out));
+    h.set(Op.SYMLINK, (hd, b, p, end, out) => this.opSymlink(hd, b, p, end, out));
+    h.set(Op.MKNOD, (hd, b, p, end, out) => this.opMknod(hd, b, p, end, out));
+    h.set(Op.MKDIR, (hd, b, p, end, out) => this.opMkdir(hd, b, p, end, out));
+    h.set(Op.UNLINK, (hd, b, p, end) => this.opUnlink(hd, b, p, end, false));
+    h.set(Op.RMDIR, (hd, b, p, end) => this.opUnlink(hd, b, p, end, true));
+    h.set(Op.RENAME, (hd, b, p, end) => this.opRename(hd, b, p, end, false));
+    h.set(Op.RENAME2, (hd, b, p, end) => this.opRename(hd, b, p, end, true));
+    h.set(Op.LINK, (hd, b, p, end, out) => this.opLink(hd, b, p, end, out));
+    h.set(Op.OPEN, (hd, b, p, _e, out) => this.opOpen(hd, b, p, out));
+    h.set(Op.CREATE, (hd, b, p, end, out) => this.opCreate(hd, b, p, end, out));
+    h.set(Op.READ, (_hd, b, p, _e, out) => this.opRead(b, p, out));
+    h.set(Op.WRITE, (_hd, b, p, _e, out) => this.opWrite(b, p, out));
+    h.set(Op.FLUSH, (_hd, b, p) => this.withFile(b, p, (f) => this.union.flush(f)));
+    h.set(Op.RELEASE, (_hd, b, p) => this.opRelease(b, p));
+    h.set(Op.FSYNC, (_hd, b, p) => this.withFile(b, p, (f) => this.union.fsync(f, (b.readUInt32LE(p + 8) & FSYNC_FDATASYNC) !== 0)));
+    h.set(Op.OPENDIR, (hd, _b, _p, _e, out) => this.opOpendir(hd, out));
+    h.set(Op.READDIR, (_hd, b, p, _e, out) => this.opReaddir(b, p, out, false));
+    h.set(Op.READDIRPLUS, (_hd, b, p, _e, out) => this.opReaddir(b, p, out, true));
+    h.set(Op.RELEASEDIR, (_hd, b, p) => this.opReleasedir(b, p));
+    h.set(Op.FSYNCDIR, (_hd, b, p) => (this.dirs.get(readU64(b, p)) ? 0 : EBADF));
+    h.set(Op.STATFS, (hd, _b, _p, _e, out) => encodeStatfs(out, OUT, this.union.statfs(this.node(hd))) - OUT);
+    h.set(Op.ACCESS, (hd, b, p) => (this.union.access(this.node(hd), b.readUInt32LE(p), ctxOf(hd)), 0));
+    h.set(Op.SETXATTR, (hd, b, p, end) => this.opSetxattr(hd, b, p, end));
+    h.set(Op.GETXATTR, (hd, b, p, end, out) => this.opGetxattr(hd, b, p, end, out));
+    h.set(Op.LISTXATTR, (hd, b, p, _e, out) => this.opListxattr(hd, b, p, out));
+    h.set(Op.REMOVEXATTR, (hd, b, p, end) => (this.union.removexattr(this.node(hd), readCString(b, p, end).value), 0));
+    h.set(Op.FALLOCATE, (_hd, b, p) => this.opFallocate(b, p));
+    h.set(Op.LSEEK, (_hd, b, p, _e, out) => this.opLseek(b, p, out));
+  }
+
+  /**
+   * Handle one request. Returns the reply body length (written at out[16..]), a negative errno,
+   * or NO_REPLY.
+   */
+  dispatch(hd: InHeader, b: Buffer, end: number, out: Buffer): number {
+    const fn = this.handlers.get(hd.opcode);
+    if (!fn) return ENOSYS;
+    if (!this.init && hd.opcode !== Op.INIT) return EPROTO;
+    try {
+      return fn(hd, b, Size.IN_HEADER, end, out);
+    } catch (e) {
+      const err = toFsError(e);
+      if (err === e || isErrnoError(e)) {
+        // The kernel remembers ENOSYS per opcode and stops asking: never let the engine's ENOSYS through.
+        return err.code === 'ENOSYS' ? E('EOPNOTSUPP') : -err.errnoNumber;
+      }
+      this.cfg.onBug?.(hd.opcode, e);
+      return -err.errnoNumber;
+    }
+  }
+
+  private node(hd: InHeader): N {
+    const n = this.nodes.get(hd.nodeid);
+    if (!n) throw toFsError({ code: 'ESTALE' });
+    return n;
+  }
+
+  private entry(out: Buffer, node: N): number {
+    const attr = this.union.getattr(node);
+    const nodeid = this.nodes.add(node);
+    return (
+      encodeEntryOut(out, OUT, {
+        nodeid,
+        generation: GENERATION,
+        entryValid: this.cfg.entryTimeout,
+        attrValid: this.cfg.attrTimeout,
+        attr,
+      }) - OUT
+    );
+  }
+
+  private opInit(_hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const offered = decodeInitIn(b, p, end - p);
+    const reply = negotiateInit(offered, {
+      flags:
+        Init.ASYNC_READ |
+        Init.BIG_WRITES |
+        Init.PARALLEL_DIROPS |
+        Init.DO_READDIRPLUS |
+        Init.READDIRPLUS_AUTO |
+        Init.MAX_PAGES |
+        Init.ABORT_ERROR |
+        Init.AUTO_INVAL_DATA |
+        Init.CACHE_SYMLINKS |
+        Init.INIT_EXT,
+      flags2: Init2.NO_EXPORT_SUPPORT,
+      maxWrite: this.cfg.maxWrite,
+      maxBackground: 64,
+    });
+    if (!reply) {
+      // Unknown major: answer with our version only; the kernel decides.
+      out.writeUInt32LE(7, OUT);
+      out.writeUInt32LE(0, OUT + 4);
+      return 8;
+    }
+    this.init = reply;
+    const len = encodeInitOut(out, OUT, reply) - OUT;
+    return len;
+  }
+
+  /** Called by the channel after the INIT reply is written. */
+  initDone(): void {
+    if (this.init) this.cfg.onInit?.(this.init);
+  }
+
+  private opDestroy(): number {
+    this.cfg.onDestroy?.();
+    return 0;
+  }
+
+  private opLookup(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const name = readCString(b, p, end).value;
+    return this.entry(out, this.union.lookup(this.node(hd), name));
+  }
+
+  private opForget(hd: InHeader, b: Buffer, p: number): number {
+    this.nodes.forget(hd.nodeid, readU64(b, p));
+    return NO_REPLY;
+  }
+
+  private opBatchForget(b: Buffer, p: number, end: number): number {
+    for (const f of decodeBatchForget(b, p, end)) this.nodes.forget(f.nodeid, f.nlookup);
+    return NO_REPLY;
+  }
+
+  private opGetattr(hd: InHeader, out: Buffer): number {
+    return encodeAttrOut(out, OUT, this.cfg.attrTimeout, this.union.getattr(this.node(hd))) - OUT;
+  }
+
+  private opSetattr(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
+    const s = decodeSetattrIn(b, p);
+    const set: SetAttr = {};
+    if (s.valid & Fattr.MODE) set.mode = s.mode & 0o7777;
+    if (s.valid & Fattr.UID) set.uid = s.uid;
+    if (s.valid & Fattr.GID) set.gid = s.gid;
+    if (s.valid & Fattr.SIZE) set.size = s.size;
+    const time = (flag: number, now: number, sec: number, nsec: number): TimeSpec | undefined =>
+      s.valid & now ? 'now' : s.valid & flag ? { sec, nsec } : undefined;
+    const at = time(Fattr.ATIME, Fattr.ATIME_NOW, s.atime, s.atimensec);
+    const mt = time(Fattr.MTIME, Fattr.MTIME_NOW, s.mtime, s.mtimensec);
+    if (at) set.atime = at;
+    if (mt) set.mtime = mt;
+    const fh = s.valid & Fattr.FH ? this.files.get(s.fh) : undefined;
+    const node = this.node(hd);
+    const attr = Object.keys(set).length === 0 ? this.union.getattr(node) : this.union.setattr(node, set, ctxOf(hd), fh);
+    return encodeAttrOut(out, OUT, this.cfg.attrTimeout, attr) - OUT;
+  }
+
+  private opReadlink(hd: InHeader, out: Buffer): number {
+    const target = this.union.readlink(this.node(hd));
+    return out.write(target, OUT, 'utf8');
+  }
+
+  private opSymlink(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const [name, target] = readTwoCStrings(b, p, end);
+    return this.entry(out, this.union.symlink(this.node(hd), name, target, ctxOf(hd)));
+  }
+
+  private opMknod(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const mode = b.readUInt32LE(p);
+    const rdev = b.readUInt32LE(p + 4);
+    const name = readCString(b, p + Size.MKNOD_IN, end).value;
+    return this.entry(out, this.union.mknod(this.node(hd), name, mode, rdev, ctxOf(hd)));
+  }
+
+  private opMkdir(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const mode = b.readUInt32LE(p) & 0o7777;
+    const name = readCString(b, p + Size.MKDIR_IN, end).value;
+    return this.entry(out, this.union.mkdir(this.node(hd), name, mode, ctxOf(hd)));
+  }
+
+  private opUnlink(hd: InHeader, b: Buffer, p: number, end: number, dir: boolean): number {
+    const name = readCString(b, p, end).value;
+    if (dir) this.union.rmdir(this.node(hd), name);
+    else this.union.unlink(this.node(hd), name);
+    return 0;
+  }
+
+  private opRename(hd: InHeader, b: Buffer, p: number, end: number, v2: boolean): number {
+    const newdir = this.nodes.get(readU64(b, p));
+    if (!newdir) return ENOENT;
+    const flags = v2 ? b.readUInt32LE(p + 8) : 0;
+    const [from, to] = readTwoCStrings(b, p + (v2 ? Size.RENAME2_IN : Size.RENAME_IN), end);
+    this.union.rename(this.node(hd), from, newdir, to, flags);
+    return 0;
+  }
+
+  private opLink(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const old = this.nodes.get(readU64(b, p));
+    if (!old) return ENOENT;
+    const name = readCString(b, p + Size.LINK_IN, end).value;
+    return this.entry(out, this.union.link(old, this.node(hd), name));
+  }
+
+  private opOpen(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
+    const flags = b.readUInt32LE(p);
+    const f = this.union.open(this.node(hd), flags, ctxOf(hd));
+    return encodeOpenOut(out, OUT, this.files.add(f), 0) - OUT;
+  }
+
+  private opCreate(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const flags = b.readUInt32LE(p);
+    const mode = b.readUInt32LE(p + 4);
+    const name = readCString(b, p + Size.CREATE_IN, end).value;
+    const { node, fh } = this.union.create(this.node(hd), name, mode, flags, ctxOf(hd));
+    const len = this.entry(out, node);
+    return encodeOpenOut(out, OUT + len, this.files.add(fh), 0) - OUT;
+  }
+
+  private opRead(b: Buffer, p: number, out: Buffer): number {
+    const r = decodeReadWriteIn(b, p);
+    const f = this.files.get(r.fh);
+    if (!f) return EBADF;
+    const size = Math.min(r.size, out.length - OUT);
+    return this.union.read(f, out, OUT, size, r.offset);
+  }
+
+  private opWrite(b: Buffer, p: number, out: Buffer): number {
+    const r = decodeReadWriteIn(b, p);
+    const f = this.files.get(r.fh);
+    if (!f) return EBADF;
+    const n = this.union.write(f, b, p + Size.WRITE_IN, r.size, r.offset);
+    return encodeU32Out(out, OUT, n) - OUT;
+  }
+
+  private withFile(b: Buffer, p: number, fn: (f: F) => void): number {
+    const f = this.files.get(readU64(b, p));
+    if (!f) return EBADF;
+    fn(f);
+    return 0;
+  }
+
+  private opRelease(b: Buffer, p: number): number {
+    const f = this.files.remove(readU64(b, p));
+    if (f) this.union.release(f);
+    return 0;
+  }
+
+  private opOpendir(hd: InHeader, out: Buffer): number {
+    const node = this.node(hd);
+    const dh = this.union.opendir(node, ctxOf(hd));
+    return encodeOpenOut(out, OUT, this.dirs.add({ node, dh }), 0) - OUT;
+  }
+
+  /**
+   * Entries: cookie 0 starts, then `.` (cookie 1), `..` (2), then the engine's snapshot; each
+   * entry's `off` is the cookie of the next one. READDIRPLUS entries other than `.`/`..` are
+   * looked up (one lookup reference each); a name gone since opendir is skipped.
+   */
+  private opReaddir(b: Buffer, p: number, out: Buffer, plus: boolean): number {
+    const r = decodeReadWriteIn(b, p);
+    const od = this.dirs.get(r.fh);
+    if (!od) return EBADF;
+    const limit = OUT + Math.min(r.size, out.length - OUT);
+    const entries = od.dh.entries;
+    const total = entries.length + 2;
+    let pos: number = OUT;
+    let dirIno = 0;
+    for (let i = r.offset; i < total; i++) {
+      const name = i === 0 ? '.' : i === 1 ? '..' : entries[i - 2]!.name;
+      if (i < 2) {
+        if (dirIno === 0) dirIno = this.union.getattr(od.node).ino;
+        const next = plus
+          ? encodeDirentPlus(out, pos, limit, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: zeroAttr(dirIno) }, i + 1, DT_DIR, name)
+          : encodeDirent(out, pos, limit, dirIno, i + 1, DT_DIR, name);
+        if (next < 0) break;
+        pos = next;
+        continue;
+      }
+      const e = entries[i - 2]!;
+      if (!plus) {
+        const next = encodeDirent(out, pos, limit, e.ino, i + 1, e.type, e.name);
+        if (next < 0) break;
+        pos = next;
+        continue;
+      }
+      if (pos + direntPlusSize(Buffer.byteLength(e.name)) > limit) break;
+      let child: N;
+      try {
+        child = this.union.lookup(od.node, e.name);
+      } catch {
+        continue; // gone since opendir
+      }
+      const attr = this.union.getattr(child);
+      const nodeid = this.nodes.add(child);
+      pos = encodeDirentPlus(
+        out,
+        pos,
+        limit,
+        { nodeid, generation: GENERATION, entryValid: this.cfg.entryTimeout, attrValid: this.cfg.attrTimeout, attr },
+        i + 1,
+        e.type,
+        e.name,
+      );
+    }
+    return pos - OUT;
+  }
+
+  private opReleasedir(b: Buffer, p: number): number {
+    const od = this.dirs.remove(readU64(b, p));
+    if (od) this.union.releasedir(od.dh);
+    return 0;
+  }
+
+  private opSetxattr(hd: InHeader, b: Buffer, p: number, end: number): number {
+    const size = b.readUInt32LE(p);
+    const flags = b.readUInt32LE(p + 4);
+    const ext = this.init !== null && (this.init.flags & Init.SETXATTR_EXT) !== 0;
+    const name = readCString(b, p + (ext ? Size.SETXATTR_IN_EXT : Size.SETXATTR_IN), end);
+    const value = Buffer.from(b.subarray(name.next, name.next + size));
+    this.union.setxattr(this.node(hd), name.value, value, flags);
+    return 0;
+  }
+
+  private opGetxattr(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
+    const size = b.readUInt32LE(p);
+    const name = readCString(b, p + Size.GETXATTR_IN, end).value;
+    const value = this.union.getxattr(this.node(hd), name);
+    return sizedReply(out, size, value);
+  }
+
+  private opListxattr(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
+    const size = b.readUInt32LE(p);
+    const names = this.union.listxattr(this.node(hd));
+    const value = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
+    return sizedReply(out, size, value);
+  }
+
+  private opFallocate(b: Buffer, p: number): number {
+    const f = this.files.get(readU64(b, p));
+    if (!f) return EBADF;
+    this.union.fallocate(f, b.readUInt32LE(p + 24), readU64(b, p + 8), readU64(b, p + 16));
+    return 0;
+  }
+
+  private opLseek(b: Buffer, p: number, out: Buffer): number {
+    const f = this.files.get(readU64(b, p));
+    if (!f) return EBADF;
+    const pos = this.union.lseek(f, readU64(b, p + 8), b.readUInt32LE(p + 16));
+    return encodeU64Out(out, OUT, pos) - OUT;
+  }
+
+  /** Release everything still open (after unmount). */
+  releaseAll(): void {
+    for (const f of this.files.values()) {
+      try {
+        this.union.release(f);
+      } catch {
+        /* best effort */
+      }
+    }
+    for (const d of this.dirs.values()) {
+      try {
+        this.union.releasedir(d.dh);
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
+
+/** GETXATTR/LISTXATTR: size 0 asks for the size; a too-small buffer is ERANGE. */
+function sizedReply(out: Buffer, size: number, value: Buffer): number {
+  if (size === 0) return encodeU32Out(out, OUT, value.length) - OUT;
+  if (value.length > size) return ERANGE;
+  value.copy(out, OUT);
+  return value.length;
+}
+
+function ctxOf(hd: InHeader): Ctx {
+  return { uid: hd.uid, gid: hd.gid, pid: hd.pid };
+}
+
+function isErrnoError(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && errnoConstants[(e as { code: string }).code] !== undefined;
+}
+
+function zeroAttr(ino: number) {
+  return {
+    ino,
+    mode: 0o40000,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    size: 0,
+    blocks: 0,
+    blksize: 0,
+    atimeSec: 0,
+    atimeNsec: 0,
+    mtimeSec: 0,
+    mtimeNsec: 0,
+    ctimeSec: 0,
+    ctimeNsec: 0,
+  };
+}
+
+/** A union ready to serve, with what introspection shows about it. */
+export interface OpenedUnion {
+  union: ServedUnion<UnionNodeLike & object, FileHandleLike, DirHandleLike>;
+  branches: { path: string; perm: string }[];
+  xiPath: string;
+  close(): void;
+}
+
+/** Build the engine's union from a mount option string (relative paths against `cwd`). */
+export function openUnion(_options: string, _cwd: string): OpenedUnion {
+  throw toFsError({ code: 'ENOSYS' });
+}

@@ -1,0 +1,106 @@
+/**
+ * Worker thread entry: owns the union (the engine is synchronous and runs here) and serves
+ * /dev/fuse with the blocking read -> handle -> write loop.
+ *
+ * Protocol with the main thread (session.ts):
+ *   worker -> main  {t:'opened', branches, xiPath} | {t:'error', code, message}
+ *                   {t:'init', flags} (INIT answered: the mount is live) | {t:'stopped', reason, requests}
+ *   main -> worker  {t:'go'} (mount(2) returned: start reading) | {t:'quit'} (mount failed)
+ */
+import { writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { codeOf } from '../errors/index.js';
+import { NO_REPLY, FuseOps, openUnion, type OpenedUnion } from './ops.js';
+import { Channel, traceLine } from './channel.js';
+import { initFlagNames } from './codec.js';
+
+export interface WorkerParams {
+  fd: number;
+  options: string;
+  cwd: string;
+  debug: boolean;
+  maxWrite: number;
+  entryTimeout: number;
+  attrTimeout: number;
+  /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
+  unionModule?: string;
+}
+
+export type WorkerMessage =
+  | { t: 'opened'; branches: { path: string; perm: string }[]; xiPath: string }
+  | { t: 'error'; code: string; message: string }
+  | { t: 'init'; flags: string[]; maxWrite: number }
+  | { t: 'stopped'; reason: string; requests: number; error?: string };
+
+const port = parentPort;
+if (!port) throw new Error('session-worker must run in a worker thread');
+const params = workerData as WorkerParams;
+
+function post(m: WorkerMessage): void {
+  port!.postMessage(m);
+}
+
+function debugLine(s: string): void {
+  try {
+    writeSync(2, s);
+  } catch {
+    /* stderr gone */
+  }
+}
+
+async function main(): Promise<void> {
+  let opened: OpenedUnion;
+  try {
+    if (params.unionModule) {
+      const mod = (await import(params.unionModule)) as { openUnion: typeof openUnion };
+      opened = mod.openUnion(params.options, params.cwd);
+    } else {
+      opened = openUnion(params.options, params.cwd);
+    }
+  } catch (e) {
+    const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EINVAL';
+    post({ t: 'error', code, message: e instanceof Error ? e.message : String(e) });
+    return;
+  }
+  post({ t: 'opened', branches: opened.branches, xiPath: opened.xiPath });
+
+  const go = await new Promise<boolean>((resolve) => {
+    port!.once('message', (m: { t: string }) => resolve(m.t === 'go'));
+  });
+  if (!go) {
+    opened.close();
+    return;
+  }
+
+  const ops = new FuseOps(opened.union, {
+    entryTimeout: params.entryTimeout,
+    attrTimeout: params.attrTimeout,
+    maxWrite: params.maxWrite,
+    onInit: (init) => post({ t: 'init', flags: initFlagNames(init.flags, init.flags2), maxWrite: init.maxWrite }),
+    onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
+  });
+  const channel = new Channel(params.fd, {
+    maxWrite: params.maxWrite,
+    noReply: NO_REPLY,
+    trace: params.debug
+      ? (hd, r) => debugLine(r === NO_REPLY ? traceLine(hd, 0, codeOf).replace(/-> 0\n$/, '-> (no reply)\n') : traceLine(hd, r, codeOf))
+      : undefined,
+  });
+  let reason = 'unmounted';
+  let error: string | undefined;
+  try {
+    reason = channel.serve(ops);
+  } catch (e) {
+    reason = 'error';
+    error = e instanceof Error ? e.message : String(e);
+  }
+  ops.releaseAll();
+  try {
+    opened.close();
+  } catch (e) {
+    error ??= e instanceof Error ? e.message : String(e);
+  }
+  post({ t: 'stopped', reason, requests: channel.requests, ...(error ? { error } : {}) });
+}
+
+void main();

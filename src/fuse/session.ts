@@ -1,0 +1,155 @@
+/**
+ * One mount's life, from the main thread: check the mount point, open /dev/fuse, start the worker
+ * (which builds the union), mount(2), let the worker serve, wait for INIT, publish the runtime dir.
+ * The session ends when the worker's reads fail ENODEV (umount from anywhere) or on DESTROY; then
+ * the runtime dir is removed. Unmounting is done from this thread, never from the serving one.
+ */
+import { Worker } from 'node:worker_threads';
+import { FsError } from '../errors/index.js';
+import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo } from './runtime-dir.js';
+import { checkMountpoint, closeQuietly, kernelMount, kernelUnmount, openFuseDevice, splitOptions } from './mount.js';
+import type { WorkerMessage, WorkerParams } from './session-worker.js';
+
+export interface SessionParams {
+  options: string;
+  mountpoint: string;
+  source?: string;
+  debug?: boolean;
+  /** Base for relative paths (default process.cwd()). */
+  cwd?: string;
+  id?: string;
+  /** Transport tests: a module exporting openUnion() used instead of the engine. */
+  unionModule?: string;
+  maxWrite?: number;
+  entryTimeout?: number;
+  attrTimeout?: number;
+  /** How long to wait for the kernel's INIT after mount(2) (ms). */
+  initTimeoutMs?: number;
+}
+
+export interface Session {
+  info: MountInfo;
+  /** Resolves when serving ended (unmounted), after the runtime dir is removed. */
+  done: Promise<{ reason: string; requests: number; error?: string }>;
+  /** Unmount from this thread (lazy: detach even when busy). */
+  unmount(lazy?: boolean): Promise<void>;
+}
+
+const MAX_WRITE = 1 << 20;
+
+export async function startSession(p: SessionParams): Promise<Session> {
+  const cwd = p.cwd ?? process.cwd();
+  const t = splitOptions(p.options);
+  const mountpoint = checkMountpoint(p.mountpoint, cwd);
+  const fd = openFuseDevice();
+  const params: WorkerParams = {
+    fd,
+    options: t.unionOptions,
+    cwd,
+    debug: p.debug ?? false,
+    maxWrite: p.maxWrite ?? MAX_WRITE,
+    entryTimeout: p.entryTimeout ?? 1,
+    attrTimeout: p.attrTimeout ?? 1,
+    ...(p.unionModule ? { unionModule: p.unionModule } : {}),
+  };
+  const worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: params });
+
+  let onMessage: (m: WorkerMessage) => void = () => {};
+  const queue: WorkerMessage[] = [];
+  let exited = false;
+  let exitError: Error | undefined;
+  worker.on('message', (m: WorkerMessage) => {
+    queue.push(m);
+    onMessage(m);
+  });
+  worker.on('error', (e) => {
+    exitError = e;
+  });
+  const exitP = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      exited = true;
+      onMessage({ t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) });
+      resolve();
+    }),
+  );
+
+  /** Next message of one of these kinds (or 'stopped'), with a timeout. */
+  const next = (kinds: WorkerMessage['t'][], ms: number): Promise<WorkerMessage | null> =>
+    new Promise((resolve) => {
+      const pick = (): WorkerMessage | undefined => {
+        const i = queue.findIndex((m) => kinds.includes(m.t) || m.t === 'stopped' || m.t === 'error');
+        return i >= 0 ? queue.splice(i, 1)[0] : undefined;
+      };
+      const now = pick();
+      if (now) return resolve(now);
+      if (exited) return resolve({ t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) });
+      const timer = setTimeout(() => {
+        onMessage = () => {};
+        resolve(null);
+      }, ms);
+      onMessage = () => {
+        const m = pick();
+        if (!m) return;
+        clearTimeout(timer);
+        onMessage = () => {};
+        resolve(m);
+      };
+    });
+
+  const fail = async (e: unknown): Promise<never> => {
+    await worker.terminate().catch(() => {});
+    closeQuietly(fd);
+    throw e;
+  };
+
+  const opened = await next(['opened'], 30_000);
+  if (!opened) return fail(new FsError('ETIMEDOUT', 'mount', undefined, undefined, 'the union did not open in time'));
+  if (opened.t === 'error') return fail(new FsError(opened.code, 'mount', undefined, undefined, opened.message));
+  if (opened.t !== 'opened') return fail(new FsError('EIO', 'mount', undefined, undefined, `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
+
+  try {
+    await kernelMount(fd, mountpoint, p.source ?? 'layerfs', t);
+  } catch (e) {
+    worker.postMessage({ t: 'quit' });
+    return fail(e);
+  }
+  worker.postMessage({ t: 'go' });
+  const init = await next(['init'], p.initTimeoutMs ?? 15_000);
+  if (!init || init.t !== 'init') {
+    await kernelUnmount(mountpoint, true).catch(() => {});
+    return fail(new FsError('EIO', 'mount', undefined, undefined, `mount ${mountpoint}: the kernel's INIT was not answered`));
+  }
+
+  const id = p.id ?? newMountId();
+  const info: MountInfo = {
+    id,
+    mountpoint,
+    source: p.source ?? 'layerfs',
+    pid: process.pid,
+    options: p.options,
+    branches: opened.branches.map((b, i) => ({ path: b.path, perm: b.perm, brid: FIRST_BRID + i })),
+    xiPath: opened.xiPath,
+    startedAt: new Date().toISOString(),
+  };
+  try {
+    writeMountInfo(info);
+  } catch (e) {
+    await kernelUnmount(mountpoint, true).catch(() => {});
+    return fail(new FsError('EIO', 'mount', undefined, undefined, `cannot write the runtime dir: ${(e as Error).message}`));
+  }
+
+  const done = (async () => {
+    const stopped = await next([], 2 ** 31 - 1);
+    await exitP;
+    closeQuietly(fd);
+    removeMountInfo(id);
+    const s = stopped && stopped.t === 'stopped' ? stopped : { reason: 'exit', requests: 0 };
+    return { reason: s.reason, requests: s.requests, ...('error' in s && s.error ? { error: s.error } : {}) };
+  })();
+
+  return {
+    info,
+    done,
+    unmount: (lazy = false) => kernelUnmount(mountpoint, lazy),
+  };
+}
