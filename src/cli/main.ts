@@ -8,8 +8,12 @@
 import { run, type CommandModule } from './program.js';
 
 // ---- Commands: one import + one list entry each -------------------------------------------
+import * as tree from './commands/tree.js';
+import * as diff from './commands/diff.js';
 
 const COMMANDS: readonly CommandModule[] = [
+  tree,
+  diff,
 ];
 // --------------------------------------------------------------------------------------------
 

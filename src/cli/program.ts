@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { EXIT_USAGE, reportError } from './errors.js';
+import { EXIT_USAGE, UsageError, reportError } from './errors.js';
 
 /** What each `src/cli/commands/<name>.ts` exports. */
 export interface CommandModule {
@@ -111,3 +111,27 @@ export async function run(
   }
 }
 
+
+/** `--dirs=SPEC` and/or `-o OPTS` of a command, as given by the user. */
+export interface UnionSpecArgs {
+  dirs?: string;
+  options?: string | string[];
+}
+
+/**
+ * The mount option string a command's `--dirs`/`-o` arguments stand for (`dirs=SPEC,OPTS`);
+ * UsageError when neither is given.
+ */
+export function unionSpecString(what: string, a: UnionSpecArgs): string {
+  const parts: string[] = [];
+  if (a.dirs !== undefined) parts.push(`dirs=${a.dirs}`);
+  const opts = a.options === undefined ? [] : Array.isArray(a.options) ? a.options : [a.options];
+  parts.push(...opts);
+  if (parts.length === 0) throw new UsageError(what, 'no branches: give --dirs=A=rw:B=ro:... or -o lowerdir=...,upperdir=...');
+  return parts.join(',');
+}
+
+/** Collect repeated `-o` values. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
