@@ -10,10 +10,16 @@ import { run, type CommandModule } from './program.js';
 // ---- Commands: one import + one list entry each -------------------------------------------
 import * as tree from './commands/tree.js';
 import * as diff from './commands/diff.js';
+import * as mount from './commands/mount.js';
+import * as umount from './commands/umount.js';
+import * as info from './commands/info.js';
 
 const COMMANDS: readonly CommandModule[] = [
   tree,
   diff,
+  mount,
+  umount,
+  info,
 ];
 // --------------------------------------------------------------------------------------------
 
