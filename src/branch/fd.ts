@@ -100,3 +100,7 @@ export function copyData(src: number, dst: number, size: number): 'ficlone' | 'c
   }
   return 'readwrite';
 }
+
+/** utimensat/futimens special nanosecond values. */
+export const UTIME_NOW: number = native.UTIME_NOW;
+export const UTIME_OMIT: number = native.UTIME_OMIT;

@@ -1,0 +1,153 @@
+/**
+ * Copy-up (like overlayfs copy_up.c): before the first change to a node held only by a lower
+ * branch, copy it into the rw branch, parents first. Each entry is built in the work dir
+ * (contents by reflink / copy_file_range / read-write, then owner, mode, xattrs, ns times) and
+ * renamed into place, so a crash never shows a half-built file. Lower branches are only read.
+ */
+import type { BigIntStats, Stats } from 'node:fs';
+import type { Branch } from '../branch/index.js';
+import { fdops } from '../branch/index.js';
+import { isCode } from '../errors/index.js';
+import type { Core } from './core.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
+import { isPrivateXattr } from './whiteout.js';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
+
+function nsParts(ns: bigint): [number, number] {
+  const sec = ns / 1000000000n;
+  let nsec = ns % 1000000000n;
+  let s = sec;
+  if (nsec < 0n) {
+    nsec += 1000000000n;
+    s -= 1n;
+  }
+  return [Number(s), Number(nsec)];
+}
+
+/** Copy xattrs (except ours) from src entry to dst entry. Unsupported ones are skipped. */
+function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void): void {
+  for (const name of src.listxattr(srcRel)) {
+    if (isPrivateXattr(name)) continue;
+    const v = src.tryGetxattr(srcRel, name);
+    if (v === undefined) continue;
+    try {
+      setter(name, v);
+    } catch (e) {
+      if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw e;
+    }
+  }
+}
+
+/**
+ * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
+ * empty. `noData`: skip file contents (the caller truncates anyway). Returns the new entry's lstat.
+ */
+export function copyEntry(core: Core, src: Branch, srcRel: string, dst: Branch, dstRel: string, noData = false): Stats {
+  const work = core.work!;
+  const st = src.lstatBig(srcRel);
+  if (!st) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
+  const tmp = core.tmpName();
+  const type = Number(st.mode) & S_IFMT;
+  const mode = Number(st.mode) & 0o7777;
+  try {
+    if (type === S_IFREG) {
+      copyFile(src, srcRel, work, tmp, st, noData);
+    } else {
+      if (type === S_IFDIR) work.mkdir(tmp, 0o700);
+      else if (type === S_IFLNK) work.symlink(src.readlink(srcRel), tmp);
+      else work.mknod(tmp, type | mode, Number(st.rdev));
+      work.lchown(tmp, Number(st.uid), Number(st.gid));
+      if (type !== S_IFLNK) work.chmod(tmp, mode);
+      copyXattrs(src, srcRel, (n, v) => work.setxattr(tmp, n, v, 0));
+      const [as, an] = nsParts(st.atimeNs);
+      const [ms, mn] = nsParts(st.mtimeNs);
+      work.utimens(tmp, as, an, ms, mn);
+    }
+    dst.renameFrom(work, tmp, dstRel);
+  } catch (e) {
+    try {
+      work.removeTree(tmp);
+    } catch {
+      /* best effort */
+    }
+    throw e;
+  }
+  return dst.lstat(dstRel)!;
+}
+
+function copyFile(src: Branch, srcRel: string, work: Branch, tmp: string, st: BigIntStats, noData: boolean): void {
+  const sfd = noData ? -1 : src.open(srcRel, O_RDONLY);
+  try {
+    const dfd = work.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+    try {
+      if (sfd >= 0) fdops.copyData(sfd, dfd, Number(st.size));
+      fdops.fchown(dfd, Number(st.uid), Number(st.gid));
+      fdops.fchmod(dfd, Number(st.mode) & 0o7777);
+      copyXattrs(src, srcRel, (n, v) => fdops.fsetxattr(dfd, n, v, 0));
+      const [as, an] = nsParts(st.atimeNs);
+      const [ms, mn] = nsParts(st.mtimeNs);
+      fdops.futimens(dfd, as, an, ms, mn);
+    } finally {
+      fdops.close(dfd);
+    }
+  } finally {
+    if (sfd >= 0) fdops.close(sfd);
+  }
+}
+
+/**
+ * Make sure `node` has its topmost copy in the rw branch (parents first). Keeps its inode number
+ * by recording the new real inode in the table.
+ */
+export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false): void {
+  const rw = core.requireRw(syscall);
+  core.ensure(node);
+  if (node.layers[0] === 0) return;
+  if (node.parent) copyUp(core, node.parent, syscall);
+  const src = core.top(node);
+  const st = copyEntry(core, src, node.rel, rw, node.rel, noData);
+  core.xino.set(st.dev, st.ino, node.ino);
+  node.layers = node.isDir ? [0, ...node.layers] : [0];
+}
+
+/**
+ * Copy the whole merged subtree of directory `node` to `dstRel` in the rw branch (for renaming a
+ * directory that also exists below). Built in the work dir, marked opaque by the caller.
+ * Returns the work-dir name holding the copy (caller renames it into place).
+ */
+export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: UnionNode) => UnionNode[]): string {
+  const work = core.work!;
+  const rootTmp = core.tmpName();
+  const walk = (n: UnionNode, tmpRel: string): void => {
+    const src = core.top(n);
+    const st = copyEntry(core, src, n.rel, work, tmpRel);
+    core.xino.set(st.dev, st.ino, n.ino);
+    if (n.isDir) {
+      const dirMode = st.mode & 0o7777;
+      // Make sure we can write into it while filling; restore mode after.
+      if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
+      for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
+      if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
+      const big = src.lstatBig(n.rel);
+      if (big) {
+        const [as, an] = nsParts(big.atimeNs);
+        const [ms, mn] = nsParts(big.mtimeNs);
+        work.utimens(tmpRel, as, an, ms, mn);
+      }
+    }
+  };
+  try {
+    walk(node, rootTmp);
+  } catch (e) {
+    try {
+      work.removeTree(rootTmp);
+    } catch {
+      /* best effort */
+    }
+    throw e;
+  }
+  return rootTmp;
+}
+
+export { nsParts };

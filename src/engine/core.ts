@@ -1,0 +1,136 @@
+/**
+ * Shared state of one union: branches, the rw branch and work dir, the inode table, the node
+ * cache and its generation. The operation modules (copy-up, dir-ops, rename, ...) work on it.
+ */
+import type { Stats } from 'node:fs';
+import { Branch, joinRel, validateOptions } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import { InodeTable } from './inode-table.js';
+import { resolveChild, resolveRoot } from './namei.js';
+import { S_IFDIR, UnionNode } from './node.js';
+import type { UnionOptions } from './types.js';
+import { PRIVATE, checkName } from './whiteout.js';
+
+export const WORK_NAME = PRIVATE + '.work';
+export const XINO_NAME = PRIVATE + '.xino';
+
+export class Core {
+  readonly options: UnionOptions;
+  readonly branches: Branch[];
+  /** The writable branch (always index 0), or null for a read-only union. */
+  readonly rw: Branch | null;
+  /** Where copy-ups are built before being renamed into place. */
+  readonly work: Branch | null;
+  readonly xino: InodeTable;
+  readonly root: UnionNode;
+  /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
+  gen = 1;
+  private tmpSeq = 0;
+
+  constructor(options: UnionOptions) {
+    validateOptions(options);
+    this.options = options;
+    this.branches = options.branches.map((b, i) => new Branch(b.path, b.perm, b.attrs, i));
+    this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
+    let work: Branch | null = null;
+    if (this.rw) {
+      if (options.workdir !== undefined) {
+        work = new Branch(options.workdir, 'rw', [], -1);
+      } else {
+        if (!this.rw.exists(WORK_NAME)) this.rw.mkdir(WORK_NAME, 0o700);
+        work = new Branch(this.rw.abs(WORK_NAME), 'rw', [], -1);
+      }
+      // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+      for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+    }
+    this.work = work;
+    const xinoPath = options.xino ?? (this.rw ? this.rw.abs(XINO_NAME) : null);
+    this.xino = new InodeTable(xinoPath);
+    this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches), this.gen);
+  }
+
+  requireRw(syscall: string): Branch {
+    if (!this.rw) throw new FsError('EROFS', syscall);
+    return this.rw;
+  }
+
+  /** A fresh name in the work dir. */
+  tmpName(): string {
+    return `cu-${process.pid}-${++this.tmpSeq}`;
+  }
+
+  /** Our inode number for the real entry `st` of branch `bi`. */
+  inoOf(bi: number, st: Stats): number {
+    return this.xino.inoFor(bi, st.dev, st.ino);
+  }
+
+  /** Bring a node's cached lookup up to date (after renames). */
+  ensure(node: UnionNode): void {
+    if (node.gen === this.gen || node.unlinked) return;
+    const parent = node.parent;
+    if (!parent) {
+      node.layers = resolveRoot(this.branches);
+      node.gen = this.gen;
+      return;
+    }
+    this.ensure(parent);
+    node.rel = joinRel(parent.rel, node.name);
+    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name);
+    if (!f) {
+      node.unlinked = true;
+      return;
+    }
+    node.layers = f.layers;
+    node.type = f.type;
+    node.gen = this.gen;
+  }
+
+  /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */
+  lookup(parent: UnionNode, name: string): UnionNode {
+    this.ensure(parent);
+    if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
+    if (name === '.') return parent;
+    if (name === '..') return parent.parent ?? parent;
+    checkName(name, false, 'lookup');
+    if (parent.unlinked) throw new FsError('ENOENT', 'lookup', name);
+    const cached = parent.children.get(name);
+    if (cached) {
+      this.ensure(cached);
+      if (!cached.unlinked) return cached;
+      parent.children.delete(name);
+    }
+    const f = resolveChild(this.branches, parent, name);
+    if (!f) throw new FsError('ENOENT', 'lookup', name);
+    const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
+    parent.children.set(name, node);
+    return node;
+  }
+
+  /** lookup that answers null for ENOENT. */
+  tryLookup(parent: UnionNode, name: string): UnionNode | null {
+    try {
+      return this.lookup(parent, name);
+    } catch (e) {
+      if (e instanceof FsError && e.code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  /** Register a node just created in the rw branch. */
+  addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
+    // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
+    this.xino.delete(st.dev, st.ino);
+    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & 0o170000, joinRel(parent.rel, name), layers, this.gen);
+    parent.children.set(name, node);
+    return node;
+  }
+
+  /** The branch holding the node's topmost copy. */
+  top(node: UnionNode): Branch {
+    return this.branches[node.layers[0]!]!;
+  }
+
+  close(): void {
+    this.xino.close();
+  }
+}

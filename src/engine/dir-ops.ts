@@ -1,0 +1,172 @@
+/**
+ * Directory operations (like overlayfs dir.c): mknod, mkdir, symlink, create, unlink, rmdir,
+ * link. New entries go to the rw branch; removing a name that exists below leaves a whiteout;
+ * a directory made where a lower one was whited out is opaque.
+ */
+import { joinRel } from '../branch/index.js';
+import type { Branch } from '../branch/index.js';
+import { fdops } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import type { Core } from './core.js';
+import { copyUp } from './copy-up.js';
+import { lowerHas } from './namei.js';
+import { FileHandle, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
+import { isMergedEmpty } from './readdir.js';
+import type { Ctx } from './types.js';
+import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
+
+const { O_CREAT, O_EXCL, O_NOCTTY } = fdops.O;
+
+const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+const egid = typeof process.getegid === 'function' ? process.getegid() : 0;
+
+function needChown(ctx: Ctx): boolean {
+  return euid === 0 || ctx.uid !== euid || ctx.gid !== egid;
+}
+
+export function checkDirParent(core: Core, parent: UnionNode, syscall: string): void {
+  core.ensure(parent);
+  if (!parent.isDir) throw new FsError('ENOTDIR', syscall);
+  if (parent.unlinked) throw new FsError('ENOENT', syscall);
+}
+
+/** Common start of every create-type op. Returns the rw branch, the new rel and whether a whiteout was removed. */
+function prepareCreate(core: Core, parent: UnionNode, name: string, syscall: string): { rw: Branch; rel: string; hadWhiteout: boolean } {
+  const rw = core.requireRw(syscall);
+  checkDirParent(core, parent, syscall);
+  checkName(name, true, syscall);
+  if (core.tryLookup(parent, name)) throw new FsError('EEXIST', syscall, name);
+  copyUp(core, parent, syscall);
+  const hadWhiteout = removeWhiteout(rw, parent.rel, name);
+  return { rw, rel: joinRel(parent.rel, name), hadWhiteout };
+}
+
+export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
+  const { rw, rel } = prepareCreate(core, parent, name, 'mknod');
+  const type = mode & S_IFMT || S_IFREG;
+  if (type === S_IFDIR) throw new FsError('EINVAL', 'mknod', name);
+  rw.mknod(rel, type | (mode & 0o7777), rdev);
+  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
+  rw.chmod(rel, mode & 0o7777);
+  return core.addCreated(parent, name, rw.lstat(rel)!);
+}
+
+export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
+  const { rw, rel, hadWhiteout } = prepareCreate(core, parent, name, 'mkdir');
+  const opaque = hadWhiteout || lowerHas(core.branches, parent, name);
+  rw.mkdir(rel, mode & 0o7777);
+  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
+  rw.chmod(rel, mode & 0o7777);
+  if (opaque) setOpaque(rw, rel, core.options.whiteout);
+  return core.addCreated(parent, name, rw.lstat(rel)!);
+}
+
+export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
+  if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', name);
+  const { rw, rel } = prepareCreate(core, parent, name, 'symlink');
+  rw.symlink(target, rel);
+  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
+  return core.addCreated(parent, name, rw.lstat(rel)!);
+}
+
+/** create: a new regular file opened with `flags` (O_EXCL on an existing name: EEXIST; else opened). */
+export function create(
+  core: Core,
+  parent: UnionNode,
+  name: string,
+  mode: number,
+  flags: number,
+  ctx: Ctx,
+  openExisting: (n: UnionNode, flags: number) => FileHandle,
+): { node: UnionNode; fh: FileHandle } {
+  core.requireRw('open');
+  checkDirParent(core, parent, 'open');
+  checkName(name, true, 'open');
+  const existing = core.tryLookup(parent, name);
+  if (existing) {
+    if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
+    return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
+  }
+  const { rw, rel } = prepareCreate(core, parent, name, 'open');
+  const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, mode & 0o7777);
+  try {
+    if (needChown(ctx)) fdops.fchown(fd, ctx.uid, ctx.gid);
+    fdops.fchmod(fd, mode & 0o7777);
+  } catch (e) {
+    fdops.close(fd);
+    throw e;
+  }
+  const node = core.addCreated(parent, name, fdops.fstat(fd));
+  const fh = new FileHandle(fd, flags, node, 0);
+  node.handles.add(fh);
+  return { node, fh };
+}
+
+export function unlink(core: Core, parent: UnionNode, name: string): void {
+  const rw = core.requireRw('unlink');
+  checkDirParent(core, parent, 'unlink');
+  if (name === '.' || name === '..') throw new FsError('EISDIR', 'unlink', name);
+  const node = core.lookup(parent, name);
+  if (node.isDir) throw new FsError('EISDIR', 'unlink', name);
+  const needWh = lowerHas(core.branches, parent, name);
+  let nlink = 1;
+  if (node.layers[0] === 0) {
+    const st = rw.lstat(node.rel);
+    rw.unlink(node.rel);
+    if (st) {
+      nlink = st.nlink;
+      if (nlink <= 1 && node.handles.size === 0) core.xino.delete(st.dev, st.ino);
+    }
+  }
+  if (needWh) {
+    copyUp(core, parent, 'unlink');
+    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
+  }
+  // The node is this name: it is gone (other hard links are other nodes).
+  node.unlinked = true;
+  parent.children.delete(name);
+}
+
+export function rmdir(core: Core, parent: UnionNode, name: string): void {
+  const rw = core.requireRw('rmdir');
+  checkDirParent(core, parent, 'rmdir');
+  if (name === '.') throw new FsError('EINVAL', 'rmdir', name);
+  if (name === '..') throw new FsError('ENOTEMPTY', 'rmdir', name);
+  const node = core.lookup(parent, name);
+  if (!node.isDir) throw new FsError('ENOTDIR', 'rmdir', name);
+  if (!isMergedEmpty(core, node)) throw new FsError('ENOTEMPTY', 'rmdir', name);
+  const needWh = lowerHas(core.branches, parent, name);
+  if (node.layers[0] === 0) {
+    clearMarkers(rw, node.rel);
+    const st = rw.lstat(node.rel);
+    rw.rmdir(node.rel);
+    if (st) core.xino.delete(st.dev, st.ino);
+  }
+  if (needWh) {
+    copyUp(core, parent, 'rmdir');
+    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
+  }
+  node.unlinked = true;
+  parent.children.delete(name);
+}
+
+/** link: copy the file up, then hard-link it in the rw branch. The new name shares the inode number. */
+export function link(core: Core, node: UnionNode, newParent: UnionNode, newName: string): UnionNode {
+  const rw = core.requireRw('link');
+  core.ensure(node);
+  if (node.unlinked) throw new FsError('ENOENT', 'link', newName);
+  if (node.isDir) throw new FsError('EPERM', 'link', newName);
+  checkDirParent(core, newParent, 'link');
+  checkName(newName, true, 'link');
+  if (core.tryLookup(newParent, newName)) throw new FsError('EEXIST', 'link', newName);
+  copyUp(core, node, 'link');
+  copyUp(core, newParent, 'link');
+  removeWhiteout(rw, newParent.rel, newName);
+  const rel = joinRel(newParent.rel, newName);
+  rw.link(node.rel, rel);
+  const st = rw.lstat(rel)!;
+  core.xino.set(st.dev, st.ino, node.ino);
+  const n = new UnionNode(node.ino, newParent, newName, node.type, rel, [0], core.gen);
+  newParent.children.set(newName, n);
+  return n;
+}

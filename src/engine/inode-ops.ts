@@ -1,0 +1,171 @@
+/**
+ * Inode operations (like overlayfs inode.c): getattr, setattr, readlink, access, xattrs, statfs.
+ * Any change copies the node up first; private xattrs stay hidden.
+ */
+import type { BigIntStats } from 'node:fs';
+import { fdops } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import type { Core } from './core.js';
+import { copyUp, nsParts } from './copy-up.js';
+import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
+import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
+import { isPrivateXattr } from './whiteout.js';
+
+export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {
+  const [as, an] = nsParts(st.atimeNs);
+  const [ms, mn] = nsParts(st.mtimeNs);
+  const [cs, cn] = nsParts(st.ctimeNs);
+  return {
+    ino,
+    mode: Number(st.mode),
+    nlink: nlink ?? Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    blksize: Number(st.blksize),
+    atimeSec: as,
+    atimeNsec: an,
+    mtimeSec: ms,
+    mtimeNsec: mn,
+    ctimeSec: cs,
+    ctimeNsec: cn,
+  };
+}
+
+function anyHandle(node: UnionNode): FileHandle | undefined {
+  for (const h of node.handles) if (!h.closed) return h;
+  return undefined;
+}
+
+export function getattr(core: Core, node: UnionNode): Attr {
+  core.ensure(node);
+  if (node.unlinked) {
+    const h = anyHandle(node);
+    if (!h) throw new FsError('ENOENT', 'getattr');
+    const st = fdops.fstatBig(h.fd);
+    return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
+  }
+  const st = core.top(node).lstatBig(node.rel);
+  if (!st) throw new FsError('ENOENT', 'getattr');
+  return toAttr(node.ino, st);
+}
+
+function timeParts(t: TimeSpec | undefined): [number, number] {
+  if (t === undefined || t === 'omit') return [0, fdops.UTIME_OMIT];
+  if (t === 'now') return [0, fdops.UTIME_NOW];
+  return [t.sec, t.nsec];
+}
+
+export function setattr(core: Core, node: UnionNode, set: SetAttr, fh?: FileHandle): Attr {
+  const rw = core.requireRw('setattr');
+  core.ensure(node);
+  const hasTimes = set.atime !== undefined || set.mtime !== undefined;
+  if (node.unlinked) {
+    const h = fh ?? anyHandle(node);
+    if (!h) throw new FsError('ENOENT', 'setattr');
+    if (set.uid !== undefined || set.gid !== undefined) fdops.fchown(h.fd, set.uid ?? -1, set.gid ?? -1);
+    if (set.mode !== undefined) fdops.fchmod(h.fd, set.mode & 0o7777);
+    if (set.size !== undefined) fdops.ftruncate(h.fd, set.size);
+    if (hasTimes) {
+      const [as, an] = timeParts(set.atime);
+      const [ms, mn] = timeParts(set.mtime);
+      fdops.futimens(h.fd, as, an, ms, mn);
+    }
+    return getattr(core, node);
+  }
+  if (set.size !== undefined) {
+    if (node.isDir) throw new FsError('EISDIR', 'truncate');
+    if (node.type !== S_IFREG) throw new FsError('EINVAL', 'truncate');
+  }
+  copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG);
+  const rel = node.rel;
+  if (set.uid !== undefined || set.gid !== undefined) rw.lchown(rel, set.uid ?? -1, set.gid ?? -1);
+  if (set.mode !== undefined && node.type !== S_IFLNK) rw.chmod(rel, set.mode & 0o7777);
+  if (set.size !== undefined) {
+    if (fh && fh.branch === 0 && !fh.closed && (fh.flags & 3) !== 0) fdops.ftruncate(fh.fd, set.size);
+    else rw.truncate(rel, set.size);
+  }
+  if (hasTimes) {
+    const [as, an] = timeParts(set.atime);
+    const [ms, mn] = timeParts(set.mtime);
+    rw.utimens(rel, as, an, ms, mn);
+  }
+  return getattr(core, node);
+}
+
+export function readlink(core: Core, node: UnionNode): string {
+  core.ensure(node);
+  if (node.unlinked) throw new FsError('ENOENT', 'readlink');
+  if (node.type !== S_IFLNK) throw new FsError('EINVAL', 'readlink');
+  return core.top(node).readlink(node.rel);
+}
+
+const R_OK = 4;
+const W_OK = 2;
+const X_OK = 1;
+
+export function access(core: Core, node: UnionNode, mask: number, ctx: Ctx): void {
+  const a = getattr(core, node);
+  if ((mask & W_OK) && !core.rw) throw new FsError('EROFS', 'access');
+  if (mask === 0) return;
+  if (ctx.uid === 0) {
+    if ((mask & X_OK) && (a.mode & 0o170000) !== S_IFDIR && (a.mode & 0o111) === 0) throw new FsError('EACCES', 'access');
+    return;
+  }
+  let bits: number;
+  if (ctx.uid === a.uid) bits = (a.mode >> 6) & 7;
+  else if (ctx.gid === a.gid) bits = (a.mode >> 3) & 7;
+  else bits = a.mode & 7;
+  if ((mask & (R_OK | W_OK | X_OK) & ~bits) !== 0) throw new FsError('EACCES', 'access');
+}
+
+export function getxattr(core: Core, node: UnionNode, name: string): Buffer {
+  core.ensure(node);
+  if (node.unlinked) throw new FsError('ENOENT', 'getxattr');
+  if (isPrivateXattr(name)) throw new FsError('ENODATA', 'getxattr');
+  return core.top(node).getxattr(node.rel, name);
+}
+
+export function listxattr(core: Core, node: UnionNode): string[] {
+  core.ensure(node);
+  if (node.unlinked) throw new FsError('ENOENT', 'listxattr');
+  return core.top(node).listxattr(node.rel).filter((n) => !isPrivateXattr(n));
+}
+
+function checkXattrChange(core: Core, node: UnionNode, name: string, syscall: string): void {
+  core.requireRw(syscall);
+  core.ensure(node);
+  if (node.unlinked) throw new FsError('ENOENT', syscall);
+  if (isPrivateXattr(name)) throw new FsError(syscall === 'removexattr' ? 'ENODATA' : 'EPERM', syscall);
+  if (node.type === S_IFLNK && name.startsWith('user.')) throw new FsError('EPERM', syscall);
+}
+
+export function setxattr(core: Core, node: UnionNode, name: string, value: Buffer, flags: number): void {
+  checkXattrChange(core, node, name, 'setxattr');
+  copyUp(core, node, 'setxattr');
+  core.rw!.setxattr(node.rel, name, value, flags);
+}
+
+export function removexattr(core: Core, node: UnionNode, name: string): void {
+  checkXattrChange(core, node, name, 'removexattr');
+  // Nothing to copy up when the attribute is absent.
+  core.top(node).getxattr(node.rel, name);
+  copyUp(core, node, 'removexattr');
+  core.rw!.removexattr(node.rel, name);
+}
+
+export function statfs(core: Core): StatFs {
+  const s = (core.rw ?? core.branches[0]!).statfs();
+  return {
+    bsize: s.bsize,
+    frsize: s.bsize,
+    blocks: s.blocks,
+    bfree: s.bfree,
+    bavail: s.bavail,
+    files: s.files,
+    ffree: s.ffree,
+    namelen: 255,
+  };
+}

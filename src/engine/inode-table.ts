@@ -1,0 +1,91 @@
+/**
+ * Stable inode numbers (AUFS xino / overlayfs xino+index, simplified).
+ *
+ * A real file is keyed by (st_dev, st_ino) of the branch file, never by st_ino alone. Its number:
+ * 1. the table's mapping if any (copied-up files map to the number they had below);
+ * 2. else branch slot * 2^44 + st_ino (slot = branch index, 0 = topmost): unique across branches,
+ *    the same after a remount, no table entry needed;
+ * 3. else (huge st_ino, many branches) a number allocated from 2^52 up and recorded.
+ * Root is always 1. The table is persisted by appending records (see branch/xino-file.ts).
+ */
+import { appendXinoRecord, closeXinoFile, openXinoFile, rewriteXinoFile } from '../branch/index.js';
+
+const SLOT = 2 ** 44;
+const HIGH = 2 ** 52;
+const MAX_SLOTS = 511;
+
+export class InodeTable {
+  private readonly map = new Map<string, number>();
+  private fd: number | null = null;
+  private next = HIGH;
+  readonly path: string | null;
+
+  constructor(path: string | null) {
+    this.path = path;
+    if (path !== null) {
+      const f = openXinoFile(path);
+      this.fd = f.fd;
+      for (const [dev, ino, ours] of f.records) {
+        const k = key(dev, ino);
+        if (ours === 0) this.map.delete(k);
+        else {
+          this.map.set(k, ours);
+          if (ours >= this.next) this.next = ours + 1;
+        }
+      }
+    }
+  }
+
+  /** Our number for a real file of branch `slot`. */
+  inoFor(slot: number, dev: number, ino: number): number {
+    const t = this.map.get(key(dev, ino));
+    if (t !== undefined) return t;
+    if (ino < SLOT && slot < MAX_SLOTS) {
+      const n = slot * SLOT + ino;
+      if (n > 1) return n;
+    }
+    const n = this.next++;
+    this.set(dev, ino, n);
+    return n;
+  }
+
+  get(dev: number, ino: number): number | undefined {
+    return this.map.get(key(dev, ino));
+  }
+
+  /** Record that real (dev, ino) is our `ours` (copy-up). No-op when already so. */
+  set(dev: number, ino: number, ours: number): void {
+    const k = key(dev, ino);
+    if (this.map.get(k) === ours) return;
+    this.map.set(k, ours);
+    if (this.fd !== null) appendXinoRecord(this.fd, dev, ino, ours);
+  }
+
+  /** Forget a mapping (the real file is gone or is a new file reusing the inode). */
+  delete(dev: number, ino: number): void {
+    const k = key(dev, ino);
+    if (!this.map.has(k)) return;
+    this.map.delete(k);
+    if (this.fd !== null) appendXinoRecord(this.fd, dev, ino, 0);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    const rows: Array<[number, number, number]> = [];
+    for (const [k, v] of this.map) {
+      const [d, i] = k.split(':');
+      rows.push([Number(d), Number(i), v]);
+    }
+    rewriteXinoFile(this.fd, rows);
+    closeXinoFile(this.fd);
+    this.fd = null;
+  }
+}
+
+function key(dev: number, ino: number): string {
+  return dev + ':' + ino;
+}

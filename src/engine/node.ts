@@ -1,0 +1,94 @@
+/**
+ * Engine objects handed to the transports: nodes (identities, not paths), open files, open dirs.
+ */
+import type { DirEntry, DirHandleLike, FileHandleLike, UnionNodeLike } from './types.js';
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+export const S_IFSOCK = 0o140000;
+
+/**
+ * A merged node: one name in the union (hard links are separate nodes sharing `ino`).
+ * `layers` caches the lookup: the branch indices holding this path, topmost first (directories:
+ * every branch that contributes until an opaque one; others: only the topmost). `rel` is its path
+ * relative to every branch root. Both are recomputed when `gen` falls behind the union's.
+ */
+export class UnionNode implements UnionNodeLike {
+  ino: number;
+  parent: UnionNode | null;
+  name: string;
+  /** S_IF* type bits. */
+  type: number;
+  rel: string;
+  layers: number[];
+  gen: number;
+  /** Lookup cache of children by name. */
+  readonly children = new Map<string, UnionNode>();
+  /** The last name was removed (it may live on through open handles). */
+  unlinked = false;
+  readonly handles = new Set<FileHandle>();
+
+  constructor(ino: number, parent: UnionNode | null, name: string, type: number, rel: string, layers: number[], gen: number) {
+    this.ino = ino;
+    this.parent = parent;
+    this.name = name;
+    this.type = type;
+    this.rel = rel;
+    this.layers = layers;
+    this.gen = gen;
+  }
+
+  get isDir(): boolean {
+    return this.type === S_IFDIR;
+  }
+
+  /** Topmost branch index holding it. */
+  get top(): number {
+    return this.layers[0]!;
+  }
+}
+
+export class FileHandle implements FileHandleLike {
+  fd: number;
+  readonly flags: number;
+  readonly node: UnionNode;
+  /** Branch index the fd was opened on. */
+  readonly branch: number;
+  closed = false;
+
+  constructor(fd: number, flags: number, node: UnionNode, branch: number) {
+    this.fd = fd;
+    this.flags = flags;
+    this.node = node;
+    this.branch = branch;
+  }
+}
+
+export class DirHandle implements DirHandleLike {
+  readonly entries: readonly DirEntry[];
+  readonly node: UnionNode;
+
+  constructor(node: UnionNode, entries: readonly DirEntry[]) {
+    this.node = node;
+    this.entries = entries;
+  }
+}
+
+/** DT_* for S_IF* bits. */
+export function dtOf(type: number): number {
+  switch (type) {
+    case S_IFIFO: return 1;
+    case S_IFCHR: return 2;
+    case S_IFDIR: return 4;
+    case S_IFBLK: return 6;
+    case S_IFREG: return 8;
+    case S_IFLNK: return 10;
+    case S_IFSOCK: return 12;
+    default: return 0;
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * rename (like overlayfs dir.c ovl_rename), POSIX rules first, then:
+ * - a non-directory: copy up, rename in the rw branch, whiteout the old name if it exists below;
+ * - a directory only in the rw branch: plain rename (made opaque if the new name exists below);
+ * - a directory that also exists below: `exdev` mode answers EXDEV (as AUFS); `redirect` mode
+ *   copies the merged subtree into the new name (opaque) and whiteouts the old one.
+ */
+import { joinRel } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import type { Core } from './core.js';
+import { copyTreeToWork, copyUp } from './copy-up.js';
+import { checkDirParent } from './dir-ops.js';
+import { lowerHas } from './namei.js';
+import type { UnionNode } from './node.js';
+import { isMergedEmpty, mergedNames } from './readdir.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './types.js';
+import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
+
+function isAncestor(a: UnionNode, n: UnionNode): boolean {
+  for (let p: UnionNode | null = n; p; p = p.parent) if (p === a) return true;
+  return false;
+}
+
+export function rename(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
+  const rw = core.requireRw('rename');
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
+  if (flags & (RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
+  checkDirParent(core, parent, 'rename');
+  checkDirParent(core, newParent, 'rename');
+  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
+  checkName(name, false, 'rename');
+  checkName(newName, true, 'rename');
+  const src = core.lookup(parent, name);
+  if (src.isDir && isAncestor(src, newParent)) throw new FsError('EINVAL', 'rename', name, newName);
+  const dst = core.tryLookup(newParent, newName);
+  if (dst) {
+    if (dst === src || (!src.isDir && dst.ino === src.ino)) return;
+    if (flags & RENAME_NOREPLACE) throw new FsError('EEXIST', 'rename', name, newName);
+    if (src.isDir && !dst.isDir) throw new FsError('ENOTDIR', 'rename', name, newName);
+    if (!src.isDir && dst.isDir) throw new FsError('EISDIR', 'rename', name, newName);
+    if (dst.isDir && !isMergedEmpty(core, dst)) throw new FsError('ENOTEMPTY', 'rename', name, newName);
+  }
+  const oldRel = src.rel;
+  const newRel = joinRel(newParent.rel, newName);
+  const srcLower = lowerHas(core.branches, parent, name);
+  const dstLower = lowerHas(core.branches, newParent, newName);
+  const dstUpper = dst && dst.layers[0] === 0 ? rw.lstat(newRel) : null;
+
+  if (src.isDir && src.layers.some((bi) => bi !== 0)) {
+    if (core.options.dirRename === 'exdev') throw new FsError('EXDEV', 'rename', name, newName);
+    copyUp(core, newParent, 'rename');
+    const tmp = copyTreeToWork(core, src, (n) => mergedNames(core, n).map((c) => core.lookup(n, c)));
+    setOpaque(core.work!, tmp, core.options.whiteout);
+    if (dstUpper) {
+      clearMarkers(rw, newRel);
+      rw.rmdir(newRel);
+    }
+    removeWhiteout(rw, newParent.rel, newName);
+    rw.renameFrom(core.work!, tmp, newRel);
+    if (src.layers[0] === 0) rw.removeTree(oldRel);
+    copyUp(core, parent, 'rename');
+    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
+  } else {
+    copyUp(core, src, 'rename');
+    copyUp(core, newParent, 'rename');
+    if (dstUpper && dstUpper.isDirectory()) clearMarkers(rw, newRel);
+    removeWhiteout(rw, newParent.rel, newName);
+    rw.rename(oldRel, newRel);
+    if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout);
+    if (srcLower) writeWhiteout(rw, parent.rel, name, core.options.whiteout);
+  }
+
+  if (dst) {
+    newParent.children.delete(newName);
+    dst.unlinked = true;
+    if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.handles.size === 0) {
+      core.xino.delete(dstUpper.dev, dstUpper.ino);
+    }
+  }
+  parent.children.delete(name);
+  src.parent = newParent;
+  src.name = newName;
+  src.rel = newRel;
+  newParent.children.set(newName, src);
+  core.gen++;
+}

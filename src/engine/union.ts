@@ -1,0 +1,218 @@
+/**
+ * The union engine: `Union` serves every filesystem operation over a stack of branches
+ * (see types.ts for the contract). Each method maps failures to FsError with a Linux errno once,
+ * here; the work is done by the per-concern modules (namei, readdir, copy-up, dir-ops, rename,
+ * inode-ops, file-ops, inode-table).
+ */
+import { FsError, toFsError } from '../errors/index.js';
+import { Core } from './core.js';
+import * as dirOps from './dir-ops.js';
+import * as fileOps from './file-ops.js';
+import * as inodeOps from './inode-ops.js';
+import { DirHandle, FileHandle, S_IFDIR, UnionNode, dtOf } from './node.js';
+import { parseOptions } from './params.js';
+import { mergedEntries } from './readdir.js';
+import { rename } from './rename.js';
+import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
+
+function wrap<T>(syscall: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    // Host paths of branch files never leak out; callers add the user's path (FsError.withContext).
+    const f = toFsError(e, syscall);
+    throw new FsError(f.code, f.syscall ?? syscall);
+  }
+}
+
+/** One line per branch as AUFS shows in /sys/fs/aufs/si_ID/brN: `path=perm`. */
+export interface UnionInfo {
+  branches: Array<{ index: number; path: string; perm: string; id: number }>;
+  xinoPath: string | null;
+  workdir: string | null;
+  whiteout: string;
+  dirRename: string;
+}
+
+export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
+  readonly core: Core;
+  readonly root: UnionNode;
+  private closed = false;
+
+  /** `options`: parsed options or a mount option string (`dirs=A=rw:B`). */
+  constructor(options: UnionOptions | string) {
+    const o = typeof options === 'string' ? parseOptions(options) : options;
+    this.core = new Core(o);
+    this.root = this.core.root;
+  }
+
+  get options(): UnionOptions {
+    return this.core.options;
+  }
+
+  /** Path of the persistent inode table (null: in memory only). */
+  get xinoPath(): string | null {
+    return this.core.xino.path;
+  }
+
+  /** Whether the union has a writable branch. */
+  get writable(): boolean {
+    return this.core.rw !== null;
+  }
+
+  info(): UnionInfo {
+    return {
+      branches: this.core.branches.map((b) => ({ index: b.index, path: b.root, perm: [b.perm, ...b.attrs].join('+'), id: b.id })),
+      xinoPath: this.core.xino.path,
+      workdir: this.core.work ? this.core.work.root : null,
+      whiteout: this.core.options.whiteout,
+      dirRename: this.core.options.dirRename,
+    };
+  }
+
+  /** Which branch (index) holds the node's topmost copy. */
+  originOf(node: UnionNode): number {
+    this.core.ensure(node);
+    return node.layers[0]!;
+  }
+
+  lookup(parent: UnionNode, name: string): UnionNode {
+    return wrap('lookup', () => this.core.lookup(parent, name));
+  }
+
+  forget(node: UnionNode): void {
+    if (node === this.root || node.handles.size > 0) return;
+    const p = node.parent;
+    if (p && p.children.get(node.name) === node && node.children.size === 0) p.children.delete(node.name);
+  }
+
+  getattr(node: UnionNode): Attr {
+    return wrap('stat', () => inodeOps.getattr(this.core, node));
+  }
+
+  setattr(node: UnionNode, set: SetAttr, _ctx: Ctx, fh?: FileHandle): Attr {
+    return wrap('setattr', () => inodeOps.setattr(this.core, node, set, fh));
+  }
+
+  readlink(node: UnionNode): string {
+    return wrap('readlink', () => inodeOps.readlink(this.core, node));
+  }
+
+  mknod(parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
+    return wrap('mknod', () => dirOps.mknod(this.core, parent, name, mode, rdev, ctx));
+  }
+
+  mkdir(parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
+    return wrap('mkdir', () => dirOps.mkdir(this.core, parent, name, mode, ctx));
+  }
+
+  symlink(parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
+    return wrap('symlink', () => dirOps.symlink(this.core, parent, name, target, ctx));
+  }
+
+  link(node: UnionNode, newParent: UnionNode, newName: string): UnionNode {
+    return wrap('link', () => dirOps.link(this.core, node, newParent, newName));
+  }
+
+  unlink(parent: UnionNode, name: string): void {
+    wrap('unlink', () => dirOps.unlink(this.core, parent, name));
+  }
+
+  rmdir(parent: UnionNode, name: string): void {
+    wrap('rmdir', () => dirOps.rmdir(this.core, parent, name));
+  }
+
+  rename(parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
+    wrap('rename', () => rename(this.core, parent, name, newParent, newName, flags));
+  }
+
+  open(node: UnionNode, flags: number, _ctx: Ctx): FileHandle {
+    return wrap('open', () => fileOps.open(this.core, node, flags));
+  }
+
+  create(parent: UnionNode, name: string, mode: number, flags: number, ctx: Ctx): { node: UnionNode; fh: FileHandle } {
+    return wrap('open', () =>
+      dirOps.create(this.core, parent, name, mode, flags, ctx, (n, f) => fileOps.open(this.core, n, f)),
+    );
+  }
+
+  read(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): number {
+    return wrap('read', () => fileOps.read(fh, buf, offset, length, position));
+  }
+
+  write(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): number {
+    return wrap('write', () => fileOps.write(fh, buf, offset, length, position));
+  }
+
+  flush(_fh: FileHandle): void {
+    /* data goes straight to the host fd; nothing buffered here */
+  }
+
+  fsync(fh: FileHandle, datasync: boolean): void {
+    wrap('fsync', () => fileOps.fsync(fh, datasync));
+  }
+
+  release(fh: FileHandle): void {
+    wrap('close', () => fileOps.release(fh));
+  }
+
+  fallocate(fh: FileHandle, mode: number, offset: number, length: number): void {
+    wrap('fallocate', () => fileOps.fallocate(fh, mode, offset, length));
+  }
+
+  lseek(fh: FileHandle, offset: number, whence: number): number {
+    return wrap('lseek', () => fileOps.lseek(fh, offset, whence));
+  }
+
+  opendir(node: UnionNode, _ctx: Ctx): DirHandle {
+    return wrap('scandir', () => {
+      this.core.ensure(node);
+      if (node.unlinked) throw new FsError('ENOENT', 'scandir');
+      if (!node.isDir) throw new FsError('ENOTDIR', 'scandir');
+      const dot: DirEntry[] = [
+        { name: '.', type: dtOf(S_IFDIR), ino: node.ino },
+        { name: '..', type: dtOf(S_IFDIR), ino: (node.parent ?? node).ino },
+      ];
+      return new DirHandle(node, [...dot, ...mergedEntries(this.core, node)]);
+    });
+  }
+
+  releasedir(_dh: DirHandle): void {
+    /* snapshot only */
+  }
+
+  /** Merged entries of a directory node without `.`/`..` (convenience for the API and CLI). */
+  readdir(node: UnionNode): DirEntry[] {
+    return this.opendir(node, { uid: 0, gid: 0 }).entries.slice(2);
+  }
+
+  statfs(_node: UnionNode): StatFs {
+    return wrap('statfs', () => inodeOps.statfs(this.core));
+  }
+
+  access(node: UnionNode, mask: number, ctx: Ctx): void {
+    wrap('access', () => inodeOps.access(this.core, node, mask, ctx));
+  }
+
+  getxattr(node: UnionNode, name: string): Buffer {
+    return wrap('getxattr', () => inodeOps.getxattr(this.core, node, name));
+  }
+
+  setxattr(node: UnionNode, name: string, value: Buffer, flags: number): void {
+    wrap('setxattr', () => inodeOps.setxattr(this.core, node, name, value, flags));
+  }
+
+  listxattr(node: UnionNode): string[] {
+    return wrap('listxattr', () => inodeOps.listxattr(this.core, node));
+  }
+
+  removexattr(node: UnionNode, name: string): void {
+    wrap('removexattr', () => inodeOps.removexattr(this.core, node, name));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.core.close();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Whiteouts, opaque markers and name rules, in both on-disk formats.
+ * AUFS: `.wh.NAME` (empty file) hides NAME below; a dir holding `.wh..wh..opq` hides all below.
+ * overlay: a char device 0/0 named NAME; xattr trusted.overlay.opaque=y on the dir.
+ * Both are always read; `format` chooses which is written.
+ */
+import type { Stats } from 'node:fs';
+import type { Branch } from '../branch/index.js';
+import { joinRel } from '../branch/index.js';
+import { FsError, isCode } from '../errors/index.js';
+import type { WhiteoutFormat } from './types.js';
+import { S_IFCHR } from './node.js';
+
+export const WH = '.wh.';
+export const OPQ = '.wh..wh..opq';
+/** Prefix of our private names in the rw branch root (never visible). */
+export const PRIVATE = '.wh..wh.layerfs';
+export const OVL_OPAQUE = 'trusted.overlay.opaque';
+
+/** Validate a single name. `create`: EINVAL for `.wh.` names; else ENOENT (lookup). */
+export function checkName(name: string, create: boolean, syscall: string): void {
+  if (name === '' || name.includes('/') || name.includes('\0')) throw new FsError(create ? 'EINVAL' : 'ENOENT', syscall, name);
+  if (Buffer.byteLength(name) > 255) throw new FsError('ENAMETOOLONG', syscall, name);
+  if (name.startsWith(WH)) throw new FsError(create ? 'EINVAL' : 'ENOENT', syscall, name);
+  if (create && (name === '.' || name === '..')) throw new FsError('EEXIST', syscall, name);
+}
+
+export function isOverlayWhiteout(st: Stats): boolean {
+  return (st.mode & 0o170000) === S_IFCHR && st.rdev === 0;
+}
+
+/** Whether dir `rel` of branch `b` is opaque (either format). */
+export function isOpaque(b: Branch, rel: string): boolean {
+  if (b.lstat(joinRel(rel, OPQ)) !== null) return true;
+  const v = b.tryGetxattr(rel, OVL_OPAQUE);
+  return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
+}
+
+/** Is NAME in dir `dirRel` of `b` hidden by a whiteout in `b` (either format)? */
+export function hasWhiteout(b: Branch, dirRel: string, name: string, st?: Stats | null): boolean {
+  const s = st === undefined ? b.lstat(joinRel(dirRel, name)) : st;
+  if (s && isOverlayWhiteout(s)) return true;
+  return b.lstat(joinRel(dirRel, WH + name)) !== null;
+}
+
+export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: WhiteoutFormat): void {
+  if (format === 'overlay') {
+    rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
+  } else {
+    try {
+      rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
+    } catch (e) {
+      if (!isCode(e, 'EEXIST')) throw e;
+    }
+  }
+}
+
+/** Remove any whiteout for NAME in `rw`'s dir. Returns whether one was there. */
+export function removeWhiteout(rw: Branch, dirRel: string, name: string): boolean {
+  let had = false;
+  const st = rw.lstat(joinRel(dirRel, name));
+  if (st && isOverlayWhiteout(st)) {
+    rw.unlink(joinRel(dirRel, name));
+    had = true;
+  }
+  if (rw.lstat(joinRel(dirRel, WH + name)) !== null) {
+    rw.unlink(joinRel(dirRel, WH + name));
+    had = true;
+  }
+  return had;
+}
+
+export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat): void {
+  if (format === 'overlay') rw.setxattr(rel, OVL_OPAQUE, Buffer.from('y'), 0);
+  else {
+    try {
+      rw.createEmpty(joinRel(rel, OPQ), 0o444);
+    } catch (e) {
+      if (!isCode(e, 'EEXIST')) throw e;
+    }
+  }
+}
+
+/** Remove every whiteout and opaque marker inside `rw`'s dir `rel` (before rmdir). */
+export function clearMarkers(rw: Branch, rel: string): void {
+  for (const d of rw.readdir(rel)) {
+    const p = joinRel(rel, d.name);
+    if (d.name.startsWith(WH)) rw.unlink(p);
+    else if (d.isCharacterDevice()) {
+      const st = rw.lstat(p);
+      if (st && isOverlayWhiteout(st)) rw.unlink(p);
+    }
+  }
+}
+
+/** Xattr names layerfs keeps to itself. */
+export function isPrivateXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.includes('.layerfs.');
+}
