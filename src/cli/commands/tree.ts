@@ -4,7 +4,7 @@
  * read-only). `--origin` appends the branch each entry comes from (for directories, every
  * branch that merges into it).
  */
-import { lstatSync } from 'node:fs';
+import { lstatSync, promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Dirent, UnionFS } from '../../api/index.js';
@@ -61,16 +61,45 @@ function branchLabels(paths: readonly string[]): string[] {
   return names.map((n, i) => (names.indexOf(n) !== names.lastIndexOf(n) ? paths[i]! : n));
 }
 
-function byName(a: Dirent, b: Dirent): number {
+/** What renderTree needs to read: a union (unionTreeFs) or host directories (hostTreeFs). */
+export interface TreeFs {
+  list(dir: string): Promise<Array<{ name: string; isDirectory(): boolean; isSymbolicLink(): boolean }>>;
+  readlink(p: string): Promise<string>;
+  /** Follows symlinks; false when the target is missing. */
+  isDir(p: string): Promise<boolean>;
+}
+
+export function unionTreeFs(ufs: UnionFS): TreeFs {
+  return {
+    list: async (dir) => (await ufs.readdir(dir, { withFileTypes: true })) as Dirent[],
+    readlink: async (p) => String(await ufs.readlink(p)),
+    isDir: async (p) => (await ufs.stat(p).catch(() => null))?.isDirectory() ?? false,
+  };
+}
+
+export function hostTreeFs(): TreeFs {
+  return {
+    list: (dir) => fsp.readdir(dir, { withFileTypes: true }),
+    readlink: (p) => fsp.readlink(p),
+    isDir: async (p) => (await fsp.stat(p).catch(() => null))?.isDirectory() ?? false,
+  };
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
   return Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
 }
 
-/** Render the tree of union path `start` (labelled `label`) as tree(1) does. */
+/**
+ * Render the tree under `start` (first line `label`) as tree(1) does: names sorted bytewise, dot
+ * names hidden unless `all`, symlinks as `name -> target` (counted as directories when they point
+ * to one, never descended), and the closing `N directories, M files` (the start not counted).
+ * `origin` (union only): branch paths, topmost first, to label each entry with its branch.
+ */
 export async function renderTree(
-  ufs: UnionFS,
+  tfs: TreeFs,
   start: string,
   label: string,
-  opts: { all?: boolean; origin?: { paths: readonly string[] } },
+  opts: { all?: boolean; origin?: { paths: readonly string[] } } = {},
 ): Promise<string> {
   const lines: string[] = [label];
   let dirs = 0;
@@ -82,23 +111,19 @@ export async function renderTree(
     return `  [${o.map((i) => labels[i]).join(', ')}]`;
   };
   const walk = async (dir: string, rel: string[], prefix: string): Promise<void> => {
-    let entries = (await ufs.readdir(dir, { withFileTypes: true })) as Dirent[];
+    let entries = await tfs.list(dir);
     if (!opts.all) entries = entries.filter((e) => !e.name.startsWith('.'));
     entries.sort(byName);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       const last = i === entries.length - 1;
-      const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
+      const p = dir.endsWith('/') ? `${dir}${e.name}` : `${dir}/${e.name}`;
       const r = [...rel, e.name];
       let text = e.name;
       let isDir = e.isDirectory();
       if (e.isSymbolicLink()) {
-        text += ` -> ${(await ufs.readlink(p)) as string}`;
-        try {
-          isDir = (await ufs.stat(p)).isDirectory();
-        } catch {
-          isDir = false;
-        }
+        text += ` -> ${await tfs.readlink(p)}`;
+        isDir = await tfs.isDir(p);
       }
       lines.push(`${prefix}${last ? '└── ' : '├── '}${text}${suffix(r)}`);
       if (isDir) dirs++;
@@ -129,7 +154,7 @@ export function register(program: Command): void {
         const label = path ?? '.';
         const startPath = path === undefined ? '/' : path.startsWith('/') ? path : `/${path}`;
         const origin = opts.origin ? { paths: parsed.branches.map((b) => b.path) } : undefined;
-        process.stdout.write(await renderTree(ufs, startPath, label, { all: opts.all ?? false, ...(origin ? { origin } : {}) }));
+        process.stdout.write(await renderTree(unionTreeFs(ufs), startPath, label, { all: opts.all ?? false, ...(origin ? { origin } : {}) }));
       } finally {
         await ufs.close();
       }
