@@ -22,7 +22,6 @@ function ready(msg: Record<string, unknown>): void {
 
 async function main(): Promise<void> {
   const params = JSON.parse(process.argv[2] ?? '{}') as SessionParams;
-  process.title = 'layerfs';
   let s: Session;
   try {
     s = await startSession(params);
@@ -31,6 +30,7 @@ async function main(): Promise<void> {
     ready({ ok: false, code, message: e instanceof Error ? e.message : String(e) });
     process.exit(1);
   }
+  process.title = `layerfs ${s.info.mountpoint}`;
   unmountOnSignals(s);
   ready({ ok: true, id: s.info.id, pid: process.pid });
   const r = await s.done;

@@ -10,10 +10,10 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FsError } from '../errors/index.js';
 import { kernelUnmount, mountTable, FSTYPE } from './mount.js';
-import { ensureRunDir, listMounts, logPath, newMountId, type MountInfo } from './runtime-dir.js';
+import { ensureRunDir, listMounts, logPath, newMountId, processAlive, type MountInfo } from './runtime-dir.js';
 import type { SessionParams } from './session.js';
 
-export { listMounts, findMount, runDir, siLines, type MountInfo, type BranchInfo } from './runtime-dir.js';
+export { listMounts, findMount, runDir, siLines, processAlive, type MountInfo, type BranchInfo } from './runtime-dir.js';
 export { startSession, type Session, type SessionParams } from './session.js';
 export { splitOptions, mountTable, isMountPoint, FSTYPE } from './mount.js';
 
@@ -84,15 +84,6 @@ export function startMount(o: StartMountOptions): Promise<{ id: string; pid: num
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The live layerfs mount at this path (absolute), from the runtime dir or the mount table. */
 function locate(mountpoint: string): { abs: string; info: MountInfo | undefined } {
   const abs = resolve(mountpoint);
@@ -115,7 +106,7 @@ export async function stopMount(mountpoint: string, o: { lazy?: boolean; timeout
   }
   if (!info) return;
   const deadline = Date.now() + (o.timeoutMs ?? 10_000);
-  while (alive(info.pid)) {
+  while (processAlive(info.pid)) {
     if (Date.now() > deadline) throw new FsError('ETIMEDOUT', 'umount', undefined, undefined, `umount ${abs}: daemon ${info.pid} did not exit`);
     await new Promise((r) => setTimeout(r, 25));
   }

@@ -10,7 +10,8 @@
  * because branches may change beneath us and we send no invalidations.
  */
 import type { Ctx, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
-import { toFsError, errnoConstants } from '../errors/index.js';
+import { FsError, toFsError, errnoConstants } from '../errors/index.js';
+import { Union, parseOptions } from '../engine/index.js';
 import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
 import {
   type InHeader,
@@ -496,6 +497,18 @@ export interface OpenedUnion {
 }
 
 /** Build the engine's union from a mount option string (relative paths against `cwd`). */
-export function openUnion(_options: string, _cwd: string): OpenedUnion {
-  throw toFsError({ code: 'ENOSYS' });
+export function openUnion(options: string, cwd: string): OpenedUnion {
+  const parsed = parseOptions(options, { cwd });
+  const unknown = Object.keys(parsed.extra);
+  if (unknown.length > 0) {
+    throw new FsError('EINVAL', 'mount', undefined, undefined, `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+  }
+  const union = new Union(parsed);
+  const info = union.info();
+  return {
+    union,
+    branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
+    xiPath: info.xinoPath ?? '',
+    close: () => union.close(),
+  };
 }

@@ -82,12 +82,19 @@ export function removeMountInfo(id: string, keepLog = false): void {
   if (!keepLog) rmSync(logPath(id), { force: true });
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs (a zombie waiting for its reaper counts as gone). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPERM';
+    if (!(typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPERM')) return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
 
@@ -108,7 +115,7 @@ export function listMounts(): MountInfo[] {
     } catch {
       continue;
     }
-    if (!alive(info.pid)) {
+    if (!processAlive(info.pid)) {
       removeMountInfo(info.id, true);
       continue;
     }

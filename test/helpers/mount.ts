@@ -1,0 +1,122 @@
+/**
+ * Helpers for tests that really mount: FUSE availability (fail in CI, skip elsewhere), running the
+ * CLI and shell commands with hard timeouts, unmounting for sure, and checking nothing is left.
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+
+/** Repo root (this file runs from dist/test/helpers/). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const CLI_MAIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
+export const BIN = join(REPO, 'bin', 'layerfs');
+
+/** Why FUSE mounts cannot run here, or null when they can. */
+export function fuseUnavailable(): string | null {
+  if (!existsSync('/dev/fuse')) return 'no /dev/fuse';
+  if (process.getuid?.() !== 0) return 'not root (mount tests need root)';
+  return null;
+}
+
+/**
+ * True when the test may mount. Otherwise: in CI (process.env.CI set) the test fails with the
+ * reason; elsewhere it is skipped with the reason.
+ */
+export function requireFuse(t: TestContext): boolean {
+  const why = fuseUnavailable();
+  if (why === null) return true;
+  if (process.env.CI) assert.fail(`FUSE mount tests cannot run: ${why}`);
+  t.skip(why);
+  return false;
+}
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  signal: NodeJS.Signals | null;
+}
+
+function done(r: SpawnSyncReturns<string>): Run {
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', signal: r.signal };
+}
+
+/** `node dist/src/cli/main.js ...args` with a hard timeout. */
+export function cli(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Run {
+  return done(
+    spawnSync(process.execPath, [CLI_MAIN, ...args], {
+      cwd: o.cwd ?? REPO,
+      env: o.env ?? process.env,
+      encoding: 'utf8',
+      timeout: o.timeoutMs ?? 30_000,
+      killSignal: 'SIGKILL',
+    }),
+  );
+}
+
+/** A bash command with a hard timeout. */
+export function sh(cmd: string, o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Run {
+  return done(
+    spawnSync('/bin/bash', ['-c', cmd], {
+      cwd: o.cwd ?? REPO,
+      env: o.env ?? process.env,
+      encoding: 'utf8',
+      timeout: o.timeoutMs ?? 60_000,
+      killSignal: 'SIGKILL',
+    }),
+  );
+}
+
+/** Run and require exit 0; returns stdout. */
+export function ok(r: Run, what: string): string {
+  assert.equal(r.status, 0, `${what} failed (status ${r.status}, signal ${r.signal}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Mount points currently in the mount table with fstype fuse.layerfs. */
+export function layerfsMounts(): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (sep > 0 && f[sep + 1] === 'fuse.layerfs') out.push(f[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
+
+export function isMounted(mnt: string): boolean {
+  return layerfsMounts().includes(resolve(mnt));
+}
+
+/** Unmount for sure (plain, then lazy), with hard timeouts; true when something was mounted. */
+export function forceUnmount(mnt: string): boolean {
+  const abs = resolve(mnt);
+  if (!isMounted(abs)) return false;
+  spawnSync('umount', [abs], { timeout: 10_000, killSignal: 'SIGKILL' });
+  if (isMounted(abs)) spawnSync('umount', ['-l', abs], { timeout: 10_000, killSignal: 'SIGKILL' });
+  return true;
+}
+
+export { processAlive as pidAlive } from '../../src/fuse/runtime-dir.js';
+
+/** Wait (polling, bounded) until `pred` holds. */
+export async function waitFor(pred: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return pred();
+}
+
+/** PIDs of running layerfs daemons serving this mount point (their title is `layerfs <abs mnt>`). */
+export function daemonPids(mnt: string): number[] {
+  const r = spawnSync('pgrep', ['-x', '-f', `layerfs ${resolve(mnt)}`], { encoding: 'utf8' });
+  return (r.stdout ?? '')
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
+}
