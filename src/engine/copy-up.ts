@@ -104,9 +104,17 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
   const rw = core.requireRw(syscall);
   core.ensure(node);
   if (node.layers[0] === 0) return;
-  if (node.parent) copyUp(core, node.parent, syscall);
+  const parent = node.parent;
+  if (parent) copyUp(core, parent, syscall);
   const src = core.top(node);
+  // Adding the copy changes the parent's times; put them back (the merged dir did not change).
+  const pst = parent ? rw.lstatBig(parent.rel) : null;
   const st = copyEntry(core, src, node.rel, rw, node.rel, noData);
+  if (parent && pst) {
+    const [as, an] = nsParts(pst.atimeNs);
+    const [ms, mn] = nsParts(pst.mtimeNs);
+    rw.utimens(parent.rel, as, an, ms, mn);
+  }
   core.xino.set(st.dev, st.ino, node.ino);
   node.layers = node.isDir ? [0, ...node.layers] : [0];
 }
