@@ -13,6 +13,9 @@ import * as diff from './commands/diff.js';
 import * as mount from './commands/mount.js';
 import * as umount from './commands/umount.js';
 import * as info from './commands/info.js';
+import * as layer from './commands/layer.js';
+import * as container from './commands/container.js';
+import * as image from './commands/image.js';
 
 const COMMANDS: readonly CommandModule[] = [
   tree,
@@ -20,6 +23,9 @@ const COMMANDS: readonly CommandModule[] = [
   mount,
   umount,
   info,
+  layer,
+  container,
+  image,
 ];
 // --------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import { decompressed } from './compression.js';
 import { withLock } from './lock.js';
 import { chainIdOf, parseMeta, type ImageEntry, type ImageTable, type LayerMeta } from './meta.js';
 import { isMountPoint } from './mounts.js';
+import { changes, type Change } from './changes.js';
 import { isLayerId, StorePaths } from './paths.js';
 import { storeErr } from './store-error.js';
 import { exportLayer, digestStream } from './tar-export.js';
@@ -150,6 +151,13 @@ export class LayerStore {
       'dirs=' +
       chain.map((l, i) => `${this.paths.diff(l)}=${i === 0 && meta.kind === 'container' ? 'rw' : 'ro'}`).join(':')
     );
+  }
+
+  /** What a container (or layer) changed against its ancestors, as `docker diff` lists it. */
+  diff(ref: string): Change[] {
+    const id = this.resolve(ref);
+    const chain = this.chain(id);
+    return changes(this.paths.diff(id), chain.slice(1).map((l) => this.paths.diff(l)));
   }
 
   // ---- staging and commit -------------------------------------------------------------------
