@@ -48,7 +48,8 @@ export class Branch {
     try {
       return fs.lstatSync(this.abs(rel));
     } catch (e) {
-      if (isCode(e, 'ENOENT', 'ENOTDIR')) return null;
+      // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
+      if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
       throw e;
     }
   }
@@ -57,7 +58,8 @@ export class Branch {
     try {
       return fs.lstatSync(this.abs(rel), { bigint: true });
     } catch (e) {
-      if (isCode(e, 'ENOENT', 'ENOTDIR')) return null;
+      // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
+      if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
       throw e;
     }
   }
