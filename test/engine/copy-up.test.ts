@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Union } from '../../src/engine/index.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { ctx, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, setup, writeFile } from './fixture.js';
@@ -107,7 +108,6 @@ test('a user-given workdir on the same filesystem is used', (t) => {
   const wd = `${f.dir}/work`;
   fs.mkdirSync(wd);
   f.u.close();
-  const { Union } = require_();
   const u = new Union(`dirs=${f.br.up}=rw:${f.br.low}=ro,workdir=${wd}`);
   t.after(() => u.close());
   u.setattr(u.lookup(u.root, 'a'), { mode: 0o600 }, ctx);
@@ -116,7 +116,3 @@ test('a user-given workdir on the same filesystem is used', (t) => {
   assert.deepEqual(fs.readdirSync(wd), [], 'nothing left in the workdir');
 });
 
-import { Union as U } from '../../src/engine/index.js';
-function require_() {
-  return { Union: U };
-}

@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { ctx, O_RDWR, O_RDONLY, setup, writeFile } from './fixture.js';
+
+test('st_ino is stable across copy-up and across a new Union over the same branches', (t) => {
+  const f = setup(t, { up: { u: 'u' }, mid: { m: 'm', d: { x: 'x' } }, low: { l: 'l' } });
+  const names = ['u', 'm', 'd', 'd/x', 'l'];
+  const before = names.map((p) => f.u.getattr(f.node(p)).ino);
+  assert.equal(new Set(before).size, names.length, 'unique');
+  // copy everything up
+  for (const p of ['m', 'd/x', 'l']) f.u.setattr(f.node(p), { mode: 0o600 }, ctx);
+  assert.deepEqual(names.map((p) => f.u.getattr(f.node(p)).ino), before);
+  f.remount();
+  assert.deepEqual(names.map((p) => f.u.getattr(f.node(p)).ino), before);
+  const newNode = writeFile(f.u, f.u.root, 'n', 'n');
+  const nIno = f.u.getattr(newNode).ino;
+  assert.ok(!before.includes(nIno));
+  f.remount();
+  assert.equal(f.u.getattr(f.node('n')).ino, nIno);
+});
+
+test('inode numbers are unique across branches even for the same host inode', (t) => {
+  const f = setup(t, { up: {}, a: { x: 'shared' }, b: {} });
+  fs.linkSync(`${f.br.a}/x`, `${f.br.b}/y`); // same host inode in two branches
+  assert.notEqual(f.u.getattr(f.node('x')).ino, f.u.getattr(f.node('y')).ino);
+});
+
+test('hard links made through the union stay hard links after copy-up and share ino and nlink', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'data' } });
+  const a = f.node('a');
+  const ino = f.u.getattr(a).ino;
+  const b = f.u.link(a, f.u.root, 'b');
+  assert.equal(b.ino, ino);
+  assert.equal(f.u.getattr(f.node('b')).ino, ino);
+  assert.equal(f.u.getattr(f.node('a')).nlink, 2);
+  assert.equal(f.u.getattr(f.node('b')).nlink, 2);
+  const fh = f.u.open(f.node('b'), O_RDWR, ctx);
+  f.u.write(fh, Buffer.from('DATA'), 0, 4, 0);
+  f.u.release(fh);
+  assert.equal(f.cat('a'), 'DATA');
+  assert.equal(fs.statSync(`${f.br.up}/a`).ino, fs.statSync(`${f.br.up}/b`).ino);
+  f.remount();
+  assert.equal(f.u.getattr(f.node('a')).ino, ino);
+  assert.equal(f.u.getattr(f.node('b')).ino, ino);
+  f.u.unlink(f.u.root, 'a');
+  assert.equal(f.u.getattr(f.node('b')).nlink, 1);
+  assert.equal(f.u.getattr(f.node('b')).ino, ino);
+  assert.deepEqual(f.raw('low'), { a: 'data' });
+});
+
+test('an open file that is unlinked reports nlink 0 and stays readable and writable', (t) => {
+  const f = setup(t, { up: { u: 'upper' }, low: { l: 'lower' } });
+  for (const name of ['u', 'l']) {
+    const n = f.node(name);
+    const fh = f.u.open(n, name === 'u' ? O_RDWR : O_RDONLY, ctx);
+    f.u.unlink(f.u.root, name);
+    const a = f.u.getattr(n);
+    assert.equal(a.nlink, 0, name);
+    const b = Buffer.alloc(10);
+    assert.equal(b.subarray(0, f.u.read(fh, b, 0, 10, 0)).toString(), name === 'u' ? 'upper' : 'lower');
+    if (name === 'u') {
+      f.u.setattr(n, { size: 2 }, ctx, fh);
+      assert.equal(f.u.getattr(n).size, 2);
+    }
+    f.u.release(fh);
+  }
+  assert.deepEqual(f.ls(), []);
+  assert.deepEqual(f.raw('up'), { '.wh.l': '' });
+});
+
+test('the inode table is private, persistent and kept small', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'a' } });
+  f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  const p = f.u.xinoPath!;
+  assert.ok(fs.statSync(p).size > 0, 'the copy-up mapping was written through');
+  assert.deepEqual(f.ls(), ['a']);
+});
