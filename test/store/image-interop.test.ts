@@ -86,6 +86,21 @@ test('umoci image -> import -> merged tree equals umoci unpack; our export -> um
   const d3 = store.diffDir(topLayer);
   assert.ok(fs.existsSync(path.join(d3, 'etc/.wh.gone')));
 
+  // through a real mount: a container over the imported image shows the same tree
+  if (fs.existsSync('/dev/fuse')) {
+    const { mountLayer, unmountLayer } = await import('../../src/cli/commands/container.js');
+    const c = await store.createContainer('umoci-img');
+    const mnt = await mountLayer(store, c.id);
+    try {
+      assert.deepEqual(snapshot(mnt), expected);
+    } finally {
+      await unmountLayer(store, c.id).catch(() => execFileSync('umount', ['-l', mnt]));
+    }
+    await store.remove(c.id);
+  } else if (process.env.CI) {
+    assert.fail('/dev/fuse missing');
+  }
+
   // importing the same image again reuses the layers (same ChainIDs)
   const n = store.list().length;
   await importOci(store, layout, 'img', 'again');

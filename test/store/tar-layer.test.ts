@@ -134,3 +134,18 @@ test('squash flattens a chain into one base layer', async (t) => {
   assert.equal(sha256(await collect(store.exportTar(sq.id))), sq.diffId);
   assert.equal(store.resolve('flat:1'), sq.id);
 });
+
+test('zstd layers are imported (magic bytes), with the DiffID of the uncompressed tar', async (t) => {
+  const root = tempDir();
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const store = LayerStore.open(root);
+  const tarBuf = await makeTar([{ name: 'a/b', body: 'zstd body '.repeat(1000) }]);
+  const zst = execFileSync('zstd', ['-q', '-c', '-'], { input: tarBuf });
+  assert.deepEqual([...zst.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd]);
+  const l = await store.importTar(once(zst));
+  assert.equal(l.diffId, sha256(tarBuf));
+  assert.equal(fs.readFileSync(path.join(root, 'diff', l.id, 'a/b'), 'utf8'), 'zstd body '.repeat(1000));
+  // a truncated zstd stream is an error and leaves nothing
+  await assert.rejects(store.importTar(once(zst.subarray(0, zst.length - 10))), { code: 'EINVAL' });
+  assert.equal(store.list().length, 1);
+});
