@@ -144,6 +144,9 @@ export class FileHandle {
     this.#engine.setattr(this.#node, { mode: mode & 0o7777 }, this.#ctx, this.#fh);
   }
 
+  async stat(opts?: { bigint?: false }): Promise<Stats>;
+  async stat(opts: { bigint: true }): Promise<BigIntStats>;
+  async stat(opts?: { bigint?: boolean }): Promise<Stats | BigIntStats>;
   async stat(opts?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
     return this.#wrap('fstat', () => {
       if (this.#closed) throw new FsError('EBADF', 'fstat');

@@ -221,6 +221,9 @@ export class UnionFS {
 
   // ---- metadata ------------------------------------------------------------------------------
 
+  async stat(path: PathLike, opts?: { bigint?: false }): Promise<Stats>;
+  async stat(path: PathLike, opts: { bigint: true }): Promise<BigIntStats>;
+  async stat(path: PathLike, opts?: { bigint?: boolean }): Promise<Stats | BigIntStats>;
   async stat(path: PathLike, opts?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
     const p = pathString(path);
     return this.#call('stat', p, () => {
@@ -229,6 +232,9 @@ export class UnionFS {
     });
   }
 
+  async lstat(path: PathLike, opts?: { bigint?: false }): Promise<Stats>;
+  async lstat(path: PathLike, opts: { bigint: true }): Promise<BigIntStats>;
+  async lstat(path: PathLike, opts?: { bigint?: boolean }): Promise<Stats | BigIntStats>;
   async lstat(path: PathLike, opts?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
     const p = pathString(path);
     return this.#call('lstat', p, () => {
