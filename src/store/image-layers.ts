@@ -22,26 +22,37 @@ export async function importImageLayers(
 ): Promise<string> {
   let parent: string | null = null;
   let chain: string | null = null;
-  for (let i = 0; i < layers.length; i++) {
-    const l = layers[i]!;
-    onLayer?.(i, layers.length);
-    const want = chainIdOf(chain, l.diffId);
-    const existing = store.list().find((m) => m.kind === 'layer' && m.chainId === want && m.parent === parent);
-    if (existing) {
-      parent = existing.id;
-      chain = want;
-      continue;
-    }
-    const meta = await store.importTar(l.open(), { ...(parent !== null ? { parent } : {}), createdBy: 'image import' });
-    if (meta.diffId !== l.diffId) {
-      await store.remove(meta.id);
-      throw storeErr('EINVAL', `layer ${i + 1} has DiffID ${meta.diffId}, config says ${l.diffId}`);
-    }
-    parent = meta.id;
-    chain = meta.chainId;
+  const created: string[] = [];
+  try {
+    return await importAll();
+  } catch (e) {
+    // leave the store as it was: drop the layers this import added, newest first
+    for (const id of created.reverse()) await store.remove(id).catch(() => undefined);
+    throw e;
   }
-  if (parent === null) throw storeErr('EINVAL', 'image has no layers');
-  return parent;
+
+  async function importAll(): Promise<string> {
+    for (let i = 0; i < layers.length; i++) {
+      const l = layers[i]!;
+      onLayer?.(i, layers.length);
+      const want = chainIdOf(chain, l.diffId);
+      const existing = store.list().find((m) => m.kind === 'layer' && m.chainId === want && m.parent === parent);
+      if (existing) {
+        parent = existing.id;
+        chain = want;
+        continue;
+      }
+      const meta = await store.importTar(l.open(), { ...(parent !== null ? { parent } : {}), createdBy: 'image import' });
+      created.push(meta.id);
+      if (meta.diffId !== l.diffId) {
+        throw storeErr('EINVAL', `layer ${i + 1} has DiffID ${meta.diffId}, config says ${l.diffId}`);
+      }
+      parent = meta.id;
+      chain = meta.chainId;
+    }
+    if (parent === null) throw storeErr('EINVAL', 'image has no layers');
+    return parent;
+  }
 }
 
 export function readJson(file: string, what: string): Record<string, unknown> {
