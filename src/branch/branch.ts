@@ -46,7 +46,8 @@ export class Branch {
   /** lstat, or null when the entry (or a parent) does not exist. */
   lstat(rel: string): fs.Stats | null {
     try {
-      return fs.lstatSync(this.abs(rel));
+      // throwIfNoEntry: a missing entry is the common case of a lookup; building an Error is slow.
+      return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false }) ?? null;
     } catch (e) {
       // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
@@ -56,7 +57,7 @@ export class Branch {
 
   lstatBig(rel: string): fs.BigIntStats | null {
     try {
-      return fs.lstatSync(this.abs(rel), { bigint: true });
+      return fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false }) ?? null;
     } catch (e) {
       // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;

@@ -92,7 +92,23 @@ export class Core {
     if (name === '.') return parent;
     if (name === '..') return parent.parent ?? parent;
     checkName(name, false, 'lookup');
-    if (parent.unlinked) throw new FsError('ENOENT', 'lookup', name);
+    const node = this.find(parent, name);
+    if (!node) throw new FsError('ENOENT', 'lookup', name);
+    return node;
+  }
+
+  /** lookup that answers null for ENOENT (no exception on the common miss). */
+  tryLookup(parent: UnionNode, name: string): UnionNode | null {
+    this.ensure(parent);
+    if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
+    if (name === '.') return parent;
+    if (name === '..') return parent.parent ?? parent;
+    checkName(name, false, 'lookup');
+    return this.find(parent, name);
+  }
+
+  private find(parent: UnionNode, name: string): UnionNode | null {
+    if (parent.unlinked) return null;
     const cached = parent.children.get(name);
     if (cached) {
       this.ensure(cached);
@@ -100,20 +116,10 @@ export class Core {
       parent.children.delete(name);
     }
     const f = resolveChild(this.branches, parent, name);
-    if (!f) throw new FsError('ENOENT', 'lookup', name);
+    if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
     parent.children.set(name, node);
     return node;
-  }
-
-  /** lookup that answers null for ENOENT. */
-  tryLookup(parent: UnionNode, name: string): UnionNode | null {
-    try {
-      return this.lookup(parent, name);
-    } catch (e) {
-      if (e instanceof FsError && e.code === 'ENOENT') return null;
-      throw e;
-    }
   }
 
   /** Register a node just created in the rw branch. */
