@@ -16,9 +16,15 @@ interface Slot<N> {
   nlookup: number;
 }
 
-export class NodeTable<N extends object> {
+/**
+ * Hard links: the engine gives each name its own node, so the kernel holds one inode per name.
+ * `sameIno` lists the other ids of one inode number, so the transport can refresh their cached
+ * attributes after a change through one of them.
+ */
+export class NodeTable<N extends { readonly ino: number }> {
   private readonly byId = new Map<number, Slot<N>>();
   private readonly idOf = new Map<N, number>();
+  private readonly idsByIno = new Map<number, number[]>();
   private nextId = ROOT_ID + 1;
 
   constructor(
@@ -45,6 +51,9 @@ export class NodeTable<N extends object> {
     const id = this.nextId++;
     this.byId.set(id, { node, nlookup: 1 });
     this.idOf.set(node, id);
+    const ids = this.idsByIno.get(node.ino);
+    if (ids) ids.push(id);
+    else this.idsByIno.set(node.ino, [id]);
     return id;
   }
 
@@ -57,7 +66,21 @@ export class NodeTable<N extends object> {
     if (slot.nlookup > 0) return;
     this.byId.delete(nodeid);
     this.idOf.delete(slot.node);
+    const ids = this.idsByIno.get(slot.node.ino);
+    if (ids) {
+      const rest = ids.filter((i) => i !== nodeid);
+      if (rest.length > 0) this.idsByIno.set(slot.node.ino, rest);
+      else this.idsByIno.delete(slot.node.ino);
+    }
     this.onForget(slot.node);
+  }
+
+  /** Other ids the kernel holds for the same inode number (hard links), or none. */
+  sameIno(nodeid: number): number[] {
+    const slot = this.byId.get(nodeid);
+    if (!slot) return [];
+    const ids = this.idsByIno.get(slot.node.ino);
+    return ids && ids.length > 1 ? ids.filter((i) => i !== nodeid) : [];
   }
 
   /** Lookup count of an id (0 when unknown). */

@@ -57,6 +57,8 @@ export interface OpsConfig {
   onInit?: (init: InitOut) => void;
   /** Called on DESTROY. */
   onDestroy?: () => void;
+  /** Tell the kernel to drop its cached attributes of a node id (no page-cache change). */
+  invalInode?: (nodeid: number) => void;
   /** Called with an unexpected (non-errno) error, for the trace. */
   onBug?: (opcode: number, e: unknown) => void;
 }
@@ -72,6 +74,8 @@ export type ServedUnion<N extends UnionNodeLike & object, F extends FileHandleLi
 export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> {
   readonly nodes: NodeTable<N>;
   readonly files = new HandleTable<F>();
+  /** fh -> node id, to refresh hard links after a write. */
+  private readonly fileIds = new Map<number, number>();
   readonly dirs = new HandleTable<OpenDir<N, D>>();
   init: InitOut | null = null;
   private readonly handlers = new Map<number, (h: InHeader, b: Buffer, p: number, end: number, out: Buffer) => number>();
@@ -148,18 +152,23 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return n;
   }
 
+  /** Write an entry_out for `node` (counting one lookup); returns the body length. */
   private entry(out: Buffer, node: N): number {
+    return this.entryWithId(out, node).len;
+  }
+
+  private entryWithId(out: Buffer, node: N): { len: number; nodeid: number } {
     const attr = this.union.getattr(node);
     const nodeid = this.nodes.add(node);
-    return (
+    const len =
       encodeEntryOut(out, OUT, {
         nodeid,
         generation: GENERATION,
         entryValid: this.cfg.entryTimeout,
         attrValid: this.cfg.attrTimeout,
         attr,
-      }) - OUT
-    );
+      }) - OUT;
+    return { len, nodeid };
   }
 
   private opInit(_hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
@@ -236,6 +245,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const fh = s.valid & Fattr.FH ? this.files.get(s.fh) : undefined;
     const node = this.node(hd);
     const attr = Object.keys(set).length === 0 ? this.union.getattr(node) : this.union.setattr(node, set, ctxOf(hd), fh);
+    this.refreshLinks(hd.nodeid);
     return encodeAttrOut(out, OUT, this.cfg.attrTimeout, attr) - OUT;
   }
 
@@ -282,13 +292,19 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const old = this.nodes.get(readU64(b, p));
     if (!old) return ENOENT;
     const name = readCString(b, p + Size.LINK_IN, end).value;
-    return this.entry(out, this.union.link(old, this.node(hd), name));
+    const oldId = readU64(b, p);
+    const len = this.entry(out, this.union.link(old, this.node(hd), name));
+    this.cfg.invalInode?.(oldId);
+    this.refreshLinks(oldId);
+    return len;
   }
 
   private opOpen(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
     const flags = b.readUInt32LE(p);
     const f = this.union.open(this.node(hd), flags, ctxOf(hd));
-    return encodeOpenOut(out, OUT, this.files.add(f), 0) - OUT;
+    const fh = this.files.add(f);
+    this.fileIds.set(fh, hd.nodeid);
+    return encodeOpenOut(out, OUT, fh, 0) - OUT;
   }
 
   private opCreate(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
@@ -296,8 +312,10 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const mode = b.readUInt32LE(p + 4);
     const name = readCString(b, p + Size.CREATE_IN, end).value;
     const { node, fh } = this.union.create(this.node(hd), name, mode, flags, ctxOf(hd));
-    const len = this.entry(out, node);
-    return encodeOpenOut(out, OUT + len, this.files.add(fh), 0) - OUT;
+    const { len, nodeid } = this.entryWithId(out, node);
+    const id = this.files.add(fh);
+    this.fileIds.set(id, nodeid);
+    return encodeOpenOut(out, OUT + len, id, 0) - OUT;
   }
 
   private opRead(b: Buffer, p: number, out: Buffer): number {
@@ -313,6 +331,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const f = this.files.get(r.fh);
     if (!f) return EBADF;
     const n = this.union.write(f, b, p + Size.WRITE_IN, r.size, r.offset);
+    this.refreshLinks(this.fileIds.get(r.fh));
     return encodeU32Out(out, OUT, n) - OUT;
   }
 
@@ -324,7 +343,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   private opRelease(b: Buffer, p: number): number {
-    const f = this.files.remove(readU64(b, p));
+    const fh = readU64(b, p);
+    const f = this.files.remove(fh);
+    this.fileIds.delete(fh);
     if (f) this.union.release(f);
     return 0;
   }
@@ -336,9 +357,10 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   /**
-   * Entries: cookie 0 starts, then `.` (cookie 1), `..` (2), then the engine's snapshot; each
-   * entry's `off` is the cookie of the next one. READDIRPLUS entries other than `.`/`..` are
-   * looked up (one lookup reference each); a name gone since opendir is skipped.
+   * Entries come from the engine's snapshot taken at opendir (`.` and `..` included, as the engine
+   * lists them); entry i's `off` is i + 1, the cookie to continue after it. READDIRPLUS entries
+   * other than `.`/`..` are looked up (one lookup reference each); a name gone since opendir is
+   * skipped.
    */
   private opReaddir(b: Buffer, p: number, out: Buffer, plus: boolean): number {
     const r = decodeReadWriteIn(b, p);
@@ -346,21 +368,10 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (!od) return EBADF;
     const limit = OUT + Math.min(r.size, out.length - OUT);
     const entries = od.dh.entries;
-    const total = entries.length + 2;
     let pos: number = OUT;
-    let dirIno = 0;
-    for (let i = r.offset; i < total; i++) {
-      const name = i === 0 ? '.' : i === 1 ? '..' : entries[i - 2]!.name;
-      if (i < 2) {
-        if (dirIno === 0) dirIno = this.union.getattr(od.node).ino;
-        const next = plus
-          ? encodeDirentPlus(out, pos, limit, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: zeroAttr(dirIno) }, i + 1, DT_DIR, name)
-          : encodeDirent(out, pos, limit, dirIno, i + 1, DT_DIR, name);
-        if (next < 0) break;
-        pos = next;
-        continue;
-      }
-      const e = entries[i - 2]!;
+    for (let i = r.offset; i < entries.length; i++) {
+      const e = entries[i]!;
+      const dots = e.name === '.' || e.name === '..';
       if (!plus) {
         const next = encodeDirent(out, pos, limit, e.ino, i + 1, e.type, e.name);
         if (next < 0) break;
@@ -368,6 +379,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         continue;
       }
       if (pos + direntPlusSize(Buffer.byteLength(e.name)) > limit) break;
+      if (dots) {
+        const entry = { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: zeroAttr(e.ino) };
+        pos = encodeDirentPlus(out, pos, limit, entry, i + 1, e.type || DT_DIR, e.name);
+        continue;
+      }
       let child: N;
       try {
         child = this.union.lookup(od.node, e.name);
@@ -376,15 +392,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       }
       const attr = this.union.getattr(child);
       const nodeid = this.nodes.add(child);
-      pos = encodeDirentPlus(
-        out,
-        pos,
-        limit,
-        { nodeid, generation: GENERATION, entryValid: this.cfg.entryTimeout, attrValid: this.cfg.attrTimeout, attr },
-        i + 1,
-        e.type,
-        e.name,
-      );
+      const entry = { nodeid, generation: GENERATION, entryValid: this.cfg.entryTimeout, attrValid: this.cfg.attrTimeout, attr };
+      pos = encodeDirentPlus(out, pos, limit, entry, i + 1, e.type, e.name);
     }
     return pos - OUT;
   }
@@ -423,6 +432,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const f = this.files.get(readU64(b, p));
     if (!f) return EBADF;
     this.union.fallocate(f, b.readUInt32LE(p + 24), readU64(b, p + 8), readU64(b, p + 16));
+    this.refreshLinks(this.fileIds.get(readU64(b, p)));
     return 0;
   }
 
@@ -431,6 +441,16 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (!f) return EBADF;
     const pos = this.union.lseek(f, readU64(b, p + 8), b.readUInt32LE(p + 16));
     return encodeU64Out(out, OUT, pos) - OUT;
+  }
+
+  /**
+   * After a change through one name of a hard-linked file, drop the kernel's cached attributes of
+   * its other names (attributes only: no page-cache locks are taken, so this cannot deadlock; with
+   * AUTO_INVAL_DATA the kernel drops stale pages itself when it sees the new size/mtime).
+   */
+  private refreshLinks(nodeid: number | undefined): void {
+    if (nodeid === undefined || !this.cfg.invalInode) return;
+    for (const id of this.nodes.sameIno(nodeid)) this.cfg.invalInode(id);
   }
 
   /** Release everything still open (after unmount). */

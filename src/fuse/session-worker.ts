@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { codeOf } from '../errors/index.js';
 import { NO_REPLY, FuseOps, openUnion, type OpenedUnion } from './ops.js';
 import { Channel, traceLine } from './channel.js';
-import { initFlagNames } from './codec.js';
+import { encodeNotifyInvalInode, initFlagNames } from './codec.js';
 
 export interface WorkerParams {
   fd: number;
@@ -72,14 +72,17 @@ async function main(): Promise<void> {
     return;
   }
 
+  const notifyBuf = Buffer.alloc(64);
+  let channel: Channel | undefined;
   const ops = new FuseOps(opened.union, {
+    invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: params.entryTimeout,
     attrTimeout: params.attrTimeout,
     maxWrite: params.maxWrite,
     onInit: (init) => post({ t: 'init', flags: initFlagNames(init.flags, init.flags2), maxWrite: init.maxWrite }),
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
   });
-  const channel = new Channel(params.fd, {
+  channel = new Channel(params.fd, {
     maxWrite: params.maxWrite,
     noReply: NO_REPLY,
     trace: params.debug
