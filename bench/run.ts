@@ -29,7 +29,8 @@ interface Sample {
 
 interface Cell {
   samples: Sample[];
-  failure?: string;
+  /** Why rounds failed (a failed round is retried in the next one). */
+  failures: string[];
   notes: Set<string>;
 }
 
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
   const cell = (t: Target, test: TestName): Cell => {
     const k = `${test}\0${t.name}`;
     let c = cells.get(k);
-    if (!c) cells.set(k, (c = { samples: [], notes: new Set() }));
+    if (!c) cells.set(k, (c = { samples: [], failures: [], notes: new Set() }));
     return c;
   };
 
@@ -159,18 +160,17 @@ async function main(): Promise<void> {
     for (const t of order) {
       for (const test of TESTS) {
         const c = cell(t, test);
-        if (c.failure) continue;
         const mnt = mntOf(t);
         const why = await mountTarget(t, freshOptions(t, layers.lowers), mnt, path.join(work, `${slug(t)}.log`));
         if (why) {
-          c.failure = `mount failed: ${why}`;
+          c.failures.push(`mount failed: ${why}`);
           continue;
         }
         try {
           dropCaches();
           c.samples.push(test === 'stat' ? runStat(listFile, mnt) : runLs(mnt));
         } catch (e) {
-          c.failure = e instanceof Error ? e.message : String(e);
+          c.failures.push(e instanceof Error ? e.message : String(e));
         } finally {
           const note = await unmountTarget(mnt);
           if (note) c.notes.add(note);
@@ -190,22 +190,23 @@ function report(files: number, entries: number, cells: Map<string, Cell>): void 
   for (const test of TESTS) {
     const ops = test === 'stat' ? files : entries;
     const ref = get(test, 'fuse-overlayfs');
-    const refMs = ref && !ref.failure && ref.samples.length ? median(ref.samples.map((s) => s.ms)) : undefined;
-    const refLines = [get(test, 'kernel overlayfs'), ref].find((c) => c && !c.failure && c.samples.length)?.samples[0]?.lines;
+    const refMs = ref && ref.samples.length ? median(ref.samples.map((s) => s.ms)) : undefined;
+    const refLines = [get(test, 'kernel overlayfs'), ref].find((c) => c && c.samples.length)?.samples[0]?.lines;
     for (const t of chosen) {
       const c = get(test, t.name);
       if (!c) continue;
       const notes = [...c.notes];
-      if (c.failure || c.samples.length === 0) {
-        rows.push([test, t.name, '-', '-', '-', '-', `${t.name}: ${c.failure ?? 'no samples'}`]);
-        if (t.name === 'layerfs') ratios.push(`${test}: n/a (${c.failure ?? 'no samples'})`);
+      const failed = [...new Set(c.failures)].join(' | ');
+      if (c.samples.length === 0) {
+        rows.push([test, t.name, '-', '-', '-', '-', `${t.name}: ${failed || 'no samples'}`]);
+        if (t.name === 'layerfs') ratios.push(`${test}: n/a (${failed || 'no samples'})`);
         continue;
       }
+      if (c.failures.length) notes.push(`${c.failures.length}/${rounds} rounds failed: ${failed}`);
       const ms = c.samples.map((s) => s.ms);
       const med = median(ms);
       const lines = c.samples[0]?.lines;
       if (refLines !== undefined && lines !== undefined && lines !== refLines) notes.push(`listing has ${lines} lines, reference ${refLines}`);
-      if (c.samples.length < rounds) notes.push(`${c.samples.length}/${rounds} rounds`);
       const ratio = refMs !== undefined ? (refMs / med).toFixed(2) : '-';
       if (t.name === 'layerfs') ratios.push(`${test}: ${ratio}`);
       rows.push([

@@ -84,14 +84,16 @@ export async function mountTarget(t: Target, opts: string, mnt: string, log: str
     await sleep(20);
   }
   const text = fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
+  // The telling line: an error message rather than a stack frame or source excerpt.
+  const telling = text.find((l) => /^(\w*Error\b|layerfs:|fuse-overlayfs:|mount:)/.test(l.trim())) ?? text[text.length - 1];
   if (exitCode === undefined) {
     if (child.pid !== undefined) child.kill('SIGTERM'); // our own child, by pid
     await unmountTarget(mnt);
-    return `timed out after ${timeoutMs} ms${text.length ? `: ${text[text.length - 1]}` : ''}`;
+    return `timed out after ${timeoutMs} ms${telling ? `: ${telling.trim()}` : ''}`;
   }
   await unmountTarget(mnt);
   if (exitCode === 0) return 'mount command exited 0 but nothing is mounted';
-  return `exit ${exitCode}${text.length ? `: ${text[0]}` : ''}`;
+  return `exit ${exitCode}${telling ? `: ${telling.trim()}` : ''}`;
 }
 
 /**
