@@ -24,7 +24,7 @@ import {
 } from './data.js';
 import { FileHandle } from './file-handle.js';
 import { createEngine } from './engine-factory.js';
-import { isDirMode, Resolver, S_IFLNK, S_IFMT, S_IFREG, type Engine } from './resolve.js';
+import { isDirMode, MAX_SYMLINKS, Resolver, S_IFLNK, S_IFMT, S_IFREG, type Engine } from './resolve.js';
 import { BigIntStats, Dirent, Stats } from './stats.js';
 
 export { FileHandle } from './file-handle.js';
@@ -106,16 +106,29 @@ export class UnionFS {
     const e = this.engine;
     let node: UnionNodeLike | undefined;
     if (flags & C.O_CREAT) {
-      const { parent, name, existing } = this.#r.resolveParent(p);
-      if (existing) {
+      // open(2) with O_CREAT follows a symlink in the last component even when its target is
+      // missing (then the target is created), except with O_EXCL or O_NOFOLLOW.
+      let path = p;
+      for (let links = 0; ; links++) {
+        const { parent, name, existing, parentPath } = this.#r.resolveParent(path);
+        if (!existing) {
+          if (/\/$/.test(path)) throw new FsError('EISDIR');
+          const perm = mode & 0o7777 & ~umask;
+          const made = e.create(parent, name, S_IFREG | perm, flags, this.#ctx);
+          return new FileHandle(e, this.#ctx, made.node, made.fh, flags);
+        }
         if (flags & C.O_EXCL) throw new FsError('EEXIST');
-        node = (this.#attr(existing) & S_IFMT) === S_IFLNK ? this.#r.resolve(p, true).node : existing;
-        if (/\/$/.test(p) && !isDirMode(this.#attr(node))) throw new FsError('ENOTDIR');
-      } else {
-        if (/\/$/.test(p)) throw new FsError('EISDIR');
-        const perm = mode & 0o7777 & ~umask;
-        const made = e.create(parent, name, S_IFREG | perm, flags, this.#ctx);
-        return new FileHandle(e, this.#ctx, made.node, made.fh, flags);
+        if ((this.#attr(existing) & S_IFMT) === S_IFLNK && !(flags & C.O_NOFOLLOW)) {
+          if (links >= MAX_SYMLINKS) throw new FsError('ELOOP');
+          const target = this.engine.readlink(existing);
+          if (target === '') throw new FsError('ENOENT');
+          path = target.startsWith('/') ? target : `${parentPath === '/' ? '' : parentPath}/${target}`;
+          if (/\/$/.test(p) && !path.endsWith('/')) path += '/';
+          continue;
+        }
+        node = existing;
+        if (/\/$/.test(path) && !isDirMode(this.#attr(node))) throw new FsError('ENOTDIR');
+        break;
       }
     } else {
       node = this.#r.resolve(p, (flags & C.O_NOFOLLOW) === 0).node;

@@ -15,6 +15,8 @@ const SPEC: Spec = {
   dir: { g: 'y' },
   loop: { symlink: 'loop' },
   ln: { symlink: 'dir' },
+  dangling: { symlink: 'dir/new' },
+  dangling2: { symlink: 'nope/new' },
 };
 
 /** Operations with the same arguments as node:fs/promises, the path builder given. */
@@ -72,6 +74,9 @@ const CASES: Record<string, (fs: Api, p: (s: string) => string) => Promise<unkno
   'open a dir for writing': (fs, p) => fs.open(p('dir'), 'r+'),
   'realpath missing': (fs, p) => fs.realpath(p('nope')),
   'realpath loop': (fs, p) => fs.realpath(p('loop/x')),
+  'writeFile through a symlink loop': (fs, p) => fs.writeFile(p('loop'), 'x'),
+  'open wx on a dangling symlink': (fs, p) => fs.open(p('dangling'), 'wx'),
+  'writeFile through a dangling symlink into a missing dir': (fs, p) => fs.writeFile(p('dangling2'), 'x'),
   'read of a closed FileHandle': async (fs, p) => {
     const h = await fs.open(p('f'));
     await h.close();

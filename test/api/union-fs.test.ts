@@ -131,6 +131,11 @@ test('symlinks: readlink, realpath, lstat vs stat, following inside the union, E
   assert.ok((await ufs.stat('/abs/')).isDirectory());
   await ufs.writeFile('/abs/shadow', 's'); // creates through the link
   assert.equal(await ufs.readFile('/etc/shadow', 'utf8'), 's');
+  await ufs.symlink('etc/motd', '/dangling');
+  await ufs.writeFile('/dangling', 'hello'); // O_CREAT through a dangling link creates its target
+  assert.equal(await ufs.readFile('/etc/motd', 'utf8'), 'hello');
+  assert.ok((await ufs.lstat('/dangling')).isSymbolicLink());
+  await assert.rejects(ufs.open('/dangling', 'wx'), { code: 'EEXIST' });
   await ufs.symlink('/l2', '/l1');
   await ufs.symlink('/l1', '/l2');
   await assert.rejects(ufs.stat('/l1'), { code: 'ELOOP', syscall: 'stat' });
