@@ -30,6 +30,22 @@ function mtimeOf(st: fs.Stats): Date {
   return new Date(Math.floor(st.mtimeMs / 1000) * 1000);
 }
 
+function readSmall(abs: string, size: number): Buffer {
+  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = fs.readSync(fd, buf, off, size - off, null);
+      if (n === 0) throw new Error(`file shrank while exporting: ${abs}`);
+      off += n;
+    }
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export interface ExportOptions {
   /** Called with the file bytes written so far. */
   onBytes?: (n: number) => void;
@@ -82,15 +98,15 @@ export function exportLayer(dir: string, opts: ExportOptions = {}): Readable {
     });
     const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
-      const buf = Buffer.allocUnsafe(1 << 20);
       let left = h.size ?? 0;
       while (left > 0) {
-        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
+        const buf = Buffer.allocUnsafe(Math.min(1 << 20, left));
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
         if (n === 0) break;
         left -= n;
         written += n;
         opts.onBytes?.(written);
-        if (!s.write(Buffer.from(buf.subarray(0, n)))) await new Promise<void>((r) => s.once('drain', () => r()));
+        if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) await new Promise<void>((r) => s.once('drain', () => r()));
       }
       if (left > 0) throw new Error(`file shrank while exporting: ${abs}`);
     } finally {
@@ -139,7 +155,12 @@ export function exportLayer(dir: string, opts: ExportOptions = {}): Readable {
         }
         links.set(key, rel);
       }
-      if (st.isFile()) await file(header(rel, st, { type: 'file', size: st.size }), abs);
+      if (st.isFile() && st.size <= 1 << 20) {
+        const body = readSmall(abs, st.size);
+        written += body.length;
+        opts.onBytes?.(written);
+        await entry(header(rel, st, { type: 'file', size: body.length }), body);
+      } else if (st.isFile()) await file(header(rel, st, { type: 'file', size: st.size }), abs);
       else if (st.isSymbolicLink()) await entry(header(rel, st, { type: 'symlink', linkname: fs.readlinkSync(abs), size: 0 }));
       else if (st.isFIFO()) await entry(header(rel, st, { type: 'fifo', size: 0 }));
       else if (st.isCharacterDevice() || st.isBlockDevice()) {

@@ -304,7 +304,7 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
   const order = [...pending.keys()].sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? 1 : -1));
   for (const rel of order) {
     const m = pending.get(rel)!;
-    const abs = resolveBeneath(dest, rel, false);
+    const abs = resolveBeneath(dest, rel, false, knownDirs);
     const st = lstatOrUndefined(abs);
     if (!st || !matches(st, m.kind)) continue;
     if (asRoot) fs.lchownSync(abs, m.uid, m.gid);
