@@ -8,10 +8,10 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FsError } from '../errors/index.js';
-import { kernelUnmount, mountTable, FSTYPE } from './mount.js';
+import { checkMountpoint, kernelUnmount, mountTable, FSTYPE } from './mount.js';
 import { ensureRunDir, listMounts, logPath, newMountId, processAlive, type MountInfo } from './runtime-dir.js';
 import type { SessionParams } from './session.js';
+import { MountError } from './mount-error.js';
 
 export { listMounts, findMount, runDir, siLines, processAlive, type MountInfo, type BranchInfo } from './runtime-dir.js';
 export { startSession, type Session, type SessionParams } from './session.js';
@@ -34,6 +34,11 @@ const DAEMON = fileURLToPath(new URL('./daemon.js', import.meta.url));
 export function startMount(o: StartMountOptions): Promise<{ id: string; pid: number }> {
   const id = newMountId();
   const cwd = o.cwd ?? process.cwd();
+  try {
+    checkMountpoint(o.mountpoint, cwd); // fail fast; the daemon checks again
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const params: SessionParams = { options: o.options, mountpoint: o.mountpoint, cwd, id, debug: o.debug ?? false };
   if (o.source !== undefined) params.source = o.source;
   ensureRunDir();
@@ -60,7 +65,7 @@ export function startMount(o: StartMountOptions): Promise<{ id: string; pid: num
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      finish(new FsError('ETIMEDOUT', 'mount', undefined, undefined, `mount ${o.mountpoint}: the daemon did not get ready in time`));
+      finish(new MountError('ETIMEDOUT', 'the mount daemon did not get ready in time'));
     }, o.timeoutMs ?? 30_000);
     pipe?.setEncoding('utf8');
     pipe?.on('data', (chunk: string) => {
@@ -74,12 +79,12 @@ export function startMount(o: StartMountOptions): Promise<{ id: string; pid: num
         msg = { ok: false, code: 'EIO', message: text.slice(0, nl) };
       }
       if (msg.ok) finish(null, { id: msg.id ?? id, pid: msg.pid ?? child.pid ?? 0 });
-      else finish(new FsError(msg.code ?? 'EIO', 'mount', undefined, undefined, msg.message ?? 'mount failed'));
+      else finish(new MountError(msg.code ?? 'EIO', msg.message ?? 'mount failed'));
     });
     pipe?.on('error', () => {});
     child.on('error', (e) => finish(e));
     child.on('exit', (code, sig) =>
-      finish(new FsError('EIO', 'mount', undefined, undefined, `mount ${o.mountpoint}: the daemon exited (${sig ?? code}) before the mount was live; see ${logPath(id)}`)),
+      finish(new MountError('EIO', `the mount daemon exited (${sig ?? code}) before the mount was live; see ${logPath(id)}`)),
     );
   });
 }
@@ -95,19 +100,19 @@ function locate(mountpoint: string): { abs: string; info: MountInfo | undefined 
 export async function stopMount(mountpoint: string, o: { lazy?: boolean; timeoutMs?: number } = {}): Promise<void> {
   const { abs, info } = locate(mountpoint);
   const mounted = mountTable().some((m) => m.mountpoint === abs && m.fstype === FSTYPE);
-  if (!mounted && !info) throw new FsError('EINVAL', 'umount', undefined, undefined, `${abs} is not a layerfs mount point`);
+  if (!mounted && !info) throw new MountError('EINVAL', `${abs} is not a layerfs mount point`);
   if (mounted) {
     try {
       await kernelUnmount(abs, o.lazy ?? false);
     } catch (e) {
       const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EIO';
-      throw new FsError(code, 'umount', undefined, undefined, `umount ${abs}: ${code === 'EBUSY' ? 'target is busy' : (e as Error).message}`);
+      throw new MountError(code, code === 'EBUSY' ? `${abs}: target is busy` : (e as Error).message);
     }
   }
   if (!info) return;
   const deadline = Date.now() + (o.timeoutMs ?? 10_000);
   while (processAlive(info.pid)) {
-    if (Date.now() > deadline) throw new FsError('ETIMEDOUT', 'umount', undefined, undefined, `umount ${abs}: daemon ${info.pid} did not exit`);
+    if (Date.now() > deadline) throw new MountError('ETIMEDOUT', `daemon ${info.pid} serving ${abs} did not exit`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FsError, isCode } from '../errors/index.js';
+import { isCode } from '../errors/index.js';
+import { MountError } from './mount-error.js';
 
 export const FSTYPE = 'fuse.layerfs';
 
@@ -133,14 +134,14 @@ export function checkMountpoint(mnt: string, cwd: string = process.cwd()): strin
   let real: string;
   try {
     real = realpathSync(abs);
-    if (!statSync(real).isDirectory()) throw new FsError('ENOTDIR', 'mount', undefined, undefined, `mount point ${abs} is not a directory`);
+    if (!statSync(real).isDirectory()) throw new MountError('ENOTDIR', `mount point ${abs} is not a directory`);
   } catch (e) {
-    if (e instanceof FsError) throw e;
-    if (isCode(e, 'ENOENT')) throw new FsError('ENOENT', 'mount', undefined, undefined, `mount point ${abs} does not exist`);
-    if (isCode(e, 'ENOTCONN')) throw new FsError('EBUSY', 'mount', undefined, undefined, `mount point ${abs} is a dead FUSE mount (umount it first)`);
+    if (e instanceof MountError) throw e;
+    if (isCode(e, 'ENOENT')) throw new MountError('ENOENT', `mount point ${abs} does not exist`);
+    if (isCode(e, 'ENOTCONN')) throw new MountError('EBUSY', `mount point ${abs} is a dead FUSE mount (umount it first)`);
     throw e;
   }
-  if (isMountPoint(real)) throw new FsError('EBUSY', 'mount', undefined, undefined, `mount point ${real} is busy (already mounted)`);
+  if (isMountPoint(real)) throw new MountError('EBUSY', `mount point ${real} is busy (already mounted)`);
   return real;
 }
 
@@ -149,7 +150,7 @@ export function openFuseDevice(): number {
     return openSync('/dev/fuse', 'r+');
   } catch (e) {
     const code = isCode(e, 'ENOENT') ? 'ENODEV' : isCode(e, 'EACCES', 'EPERM') ? 'EPERM' : 'EIO';
-    throw new FsError(code, 'open', '/dev/fuse', undefined, `cannot open /dev/fuse (${(e as Error).message})`);
+    throw new MountError(code, `cannot open /dev/fuse (${(e as Error).message})`);
   }
 }
 
@@ -183,7 +184,7 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
       n.mount(source, mountpoint, FSTYPE, t.flags, data.join(','));
       return;
     } catch (e) {
-      throw new FsError(isCode(e, 'EPERM') ? 'EPERM' : codeOf(e), 'mount', mountpoint, undefined, `mount ${mountpoint}: ${(e as Error).message}`);
+      throw new MountError(codeOf(e), `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
     }
   }
   const flagOpts = Object.entries(VFS)
@@ -193,7 +194,7 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
     stdio: ['ignore', 'ignore', 'pipe', fd],
     encoding: 'utf8',
   });
-  if (r.status !== 0) throw new FsError('EIO', 'mount', mountpoint, undefined, `mount ${mountpoint}: ${(r.stderr || '').trim() || 'failed'}`);
+  if (r.status !== 0) throw new MountError('EIO', `mount ${mountpoint}: ${(r.stderr || '').trim() || 'failed'}`);
 }
 
 function codeOf(e: unknown): string {
@@ -209,7 +210,7 @@ export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<
     return;
   }
   const r = spawnSync('/bin/umount', [...(lazy ? ['-l'] : []), mountpoint], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) throw new FsError('EBUSY', 'umount', mountpoint, undefined, `umount ${mountpoint}: ${(r.stderr || '').trim()}`);
+  if (r.status !== 0) throw new MountError('EBUSY', `umount ${mountpoint}: ${(r.stderr || '').trim()}`);
 }
 
 export function closeQuietly(fd: number): void {

@@ -10,7 +10,7 @@
  * because branches may change beneath us and we send no invalidations.
  */
 import type { Ctx, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
-import { FsError, toFsError, errnoConstants } from '../errors/index.js';
+import { toFsError, errnoConstants } from '../errors/index.js';
 import { Union, parseOptions } from '../engine/index.js';
 import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
 import {
@@ -36,6 +36,7 @@ import {
   readU64,
 } from './codec.js';
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
+import { MountError } from './mount-error.js';
 
 /** Returned by a handler when the kernel expects no reply. */
 export const NO_REPLY = -1_000_000;
@@ -521,7 +522,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
   const parsed = parseOptions(options, { cwd });
   const unknown = Object.keys(parsed.extra);
   if (unknown.length > 0) {
-    throw new FsError('EINVAL', 'mount', undefined, undefined, `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+    throw new MountError('EINVAL', `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
   }
   const union = new Union(parsed);
   const info = union.info();

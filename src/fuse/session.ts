@@ -5,10 +5,10 @@
  * the runtime dir is removed. Unmounting is done from this thread, never from the serving one.
  */
 import { Worker } from 'node:worker_threads';
-import { FsError } from '../errors/index.js';
 import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo } from './runtime-dir.js';
 import { checkMountpoint, closeQuietly, kernelMount, kernelUnmount, openFuseDevice, splitOptions } from './mount.js';
 import type { WorkerMessage, WorkerParams } from './session-worker.js';
+import { MountError } from './mount-error.js';
 
 export interface SessionParams {
   options: string;
@@ -103,9 +103,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
   };
 
   const opened = await next(['opened'], 30_000);
-  if (!opened) return fail(new FsError('ETIMEDOUT', 'mount', undefined, undefined, 'the union did not open in time'));
-  if (opened.t === 'error') return fail(new FsError(opened.code, 'mount', undefined, undefined, opened.message));
-  if (opened.t !== 'opened') return fail(new FsError('EIO', 'mount', undefined, undefined, `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
+  if (!opened) return fail(new MountError('ETIMEDOUT', 'the union did not open in time'));
+  if (opened.t === 'error') return fail(new MountError(opened.code, opened.message));
+  if (opened.t !== 'opened') return fail(new MountError('EIO', `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
 
   try {
     await kernelMount(fd, mountpoint, p.source ?? 'layerfs', t);
@@ -117,7 +117,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const init = await next(['init'], p.initTimeoutMs ?? 15_000);
   if (!init || init.t !== 'init') {
     await kernelUnmount(mountpoint, true).catch(() => {});
-    return fail(new FsError('EIO', 'mount', undefined, undefined, `mount ${mountpoint}: the kernel's INIT was not answered`));
+    return fail(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`));
   }
 
   const id = p.id ?? newMountId();
@@ -135,7 +135,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     writeMountInfo(info);
   } catch (e) {
     await kernelUnmount(mountpoint, true).catch(() => {});
-    return fail(new FsError('EIO', 'mount', undefined, undefined, `cannot write the runtime dir: ${(e as Error).message}`));
+    return fail(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }
 
   const done = (async () => {
