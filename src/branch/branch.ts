@@ -7,11 +7,14 @@
  * Methods throw node:fs or FsError errors (errno-coded); the engine maps them once at its boundary.
  */
 import * as fs from 'node:fs';
-import { isCode } from '../errors/index.js';
+import { FsError, isCode } from '../errors/index.js';
 import * as native from '../sys/native.js';
 import type { BranchPerm } from '../engine/types.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+
+/** Host paths at least this long (bytes) go through a directory fd (PATH_MAX is 4096). */
+const DEEP = 4000;
 
 export class Branch {
   /** Absolute path of the branch root, as given (resolved). */
@@ -38,9 +41,53 @@ export class Branch {
     return this.perm === 'rw';
   }
 
-  /** Host path of `rel` (relative path made of validated names). */
+  /**
+   * Host path of `rel` (relative path made of validated names). A union path may be up to
+   * PATH_MAX long, so root + rel may not fit: then a directory fd of a prefix is opened (cached)
+   * and the path goes through `/proc/self/fd/N/`, openat-style.
+   */
   abs(rel: string): string {
-    return rel === '' ? this.root : this.root + '/' + rel;
+    const p = rel === '' ? this.root : this.root + '/' + rel;
+    if (p.length < DEEP / 4 || Buffer.byteLength(p) < DEEP) return p;
+    return this.deepPath(rel);
+  }
+
+  private readonly dirFds = new Map<string, number>();
+
+  private deepPath(rel: string): string {
+    const parts = rel.split('/');
+    let base = this.root;
+    let i = 0;
+    for (;;) {
+      const rest = parts.slice(i).join('/');
+      const cand = base + '/' + rest;
+      if (Buffer.byteLength(cand) < DEEP) return cand;
+      let j = i;
+      let s = base;
+      while (j < parts.length - 1 && Buffer.byteLength(s + '/' + parts[j]!) < DEEP - 64) s += '/' + parts[j++]!;
+      if (j === i) throw new FsError('ENAMETOOLONG', 'open', rel);
+      const key = parts.slice(0, j).join('/');
+      let fd = this.dirFds.get(key);
+      if (fd === undefined) {
+        if (this.dirFds.size >= 64) this.dropDirFds();
+        fd = fs.openSync(s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        this.dirFds.set(key, fd);
+      }
+      base = `/proc/self/fd/${fd}`;
+      i = j;
+    }
+  }
+
+  /** Close the cached deep-directory fds (after anything that moves or removes directories). */
+  dropDirFds(): void {
+    if (this.dirFds.size === 0) return;
+    for (const fd of this.dirFds.values()) fs.closeSync(fd);
+    this.dirFds.clear();
+  }
+
+  /** Release host resources (cached fds). */
+  close(): void {
+    this.dropDirFds();
   }
 
   /** lstat, or null when the entry (or a parent) does not exist. */
@@ -102,6 +149,7 @@ export class Branch {
 
   rmdir(rel: string): void {
     fs.rmdirSync(this.abs(rel));
+    this.dropDirFds();
   }
 
   unlink(rel: string): void {
@@ -111,6 +159,7 @@ export class Branch {
   /** Remove a whole subtree of this branch (our own state only). */
   removeTree(rel: string): void {
     fs.rmSync(this.abs(rel), { recursive: true, force: true });
+    this.dropDirFds();
   }
 
   symlink(target: string, rel: string): void {
@@ -129,12 +178,15 @@ export class Branch {
   rename(fromRel: string, toRel: string, flags = 0): void {
     if (flags) native.renameat2(this.abs(fromRel), this.abs(toRel), flags);
     else fs.renameSync(this.abs(fromRel), this.abs(toRel));
+    this.dropDirFds();
   }
 
   /** rename from another branch object on the same filesystem (the work dir) into this one. */
   renameFrom(src: Branch, srcRel: string, toRel: string, flags = 0): void {
     if (flags) native.renameat2(src.abs(srcRel), this.abs(toRel), flags);
     else fs.renameSync(src.abs(srcRel), this.abs(toRel));
+    this.dropDirFds();
+    src.dropDirFds();
   }
 
   chmod(rel: string, mode: number): void {

@@ -138,5 +138,7 @@ export class Core {
 
   close(): void {
     this.xino.close();
+    for (const b of this.branches) b.close();
+    this.work?.close();
   }
 }

@@ -3,6 +3,7 @@
  * link. New entries go to the rw branch; removing a name that exists below leaves a whiteout;
  * a directory made where a lower one was whited out is opaque.
  */
+import type { Stats } from 'node:fs';
 import { joinRel } from '../branch/index.js';
 import type { Branch } from '../branch/index.js';
 import { fdops } from '../branch/index.js';
@@ -24,6 +25,14 @@ function needChown(ctx: Ctx): boolean {
   return euid === 0 || ctx.uid !== euid || ctx.gid !== egid;
 }
 
+const S_ISGID = 0o2000;
+
+/** Owner of a new entry: the caller, but the group of a setgid parent (as Linux does). */
+function ownerOf(ctx: Ctx, parentSt: Stats | null): Ctx {
+  if (parentSt && parentSt.mode & S_ISGID) return { uid: ctx.uid, gid: parentSt.gid };
+  return ctx;
+}
+
 export function checkDirParent(core: Core, parent: UnionNode, syscall: string): void {
   core.ensure(parent);
   if (!parent.isDir) throw new FsError('ENOTDIR', syscall);
@@ -31,41 +40,49 @@ export function checkDirParent(core: Core, parent: UnionNode, syscall: string): 
 }
 
 /** Common start of every create-type op. Returns the rw branch, the new rel and whether a whiteout was removed. */
-function prepareCreate(core: Core, parent: UnionNode, name: string, syscall: string): { rw: Branch; rel: string; hadWhiteout: boolean } {
+function prepareCreate(
+  core: Core,
+  parent: UnionNode,
+  name: string,
+  syscall: string,
+  ctx: Ctx,
+): { rw: Branch; rel: string; hadWhiteout: boolean; owner: Ctx; sgid: boolean } {
   const rw = core.requireRw(syscall);
   checkDirParent(core, parent, syscall);
   checkName(name, true, syscall);
   if (core.tryLookup(parent, name)) throw new FsError('EEXIST', syscall, name);
   copyUp(core, parent, syscall);
   const hadWhiteout = removeWhiteout(rw, parent.rel, name);
-  return { rw, rel: joinRel(parent.rel, name), hadWhiteout };
+  const pst = rw.lstat(parent.rel);
+  return { rw, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pst), sgid: pst !== null && (pst.mode & S_ISGID) !== 0 };
 }
 
 export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
-  const { rw, rel } = prepareCreate(core, parent, name, 'mknod');
   const type = mode & S_IFMT || S_IFREG;
   if (type === S_IFDIR) throw new FsError('EINVAL', 'mknod', name);
+  const { rw, rel, owner } = prepareCreate(core, parent, name, 'mknod', ctx);
   rw.mknod(rel, type | (mode & 0o7777), rdev);
-  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
+  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
   rw.chmod(rel, mode & 0o7777);
   return core.addCreated(parent, name, rw.lstat(rel)!);
 }
 
 export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
-  const { rw, rel, hadWhiteout } = prepareCreate(core, parent, name, 'mkdir');
+  const { rw, rel, hadWhiteout, owner, sgid } = prepareCreate(core, parent, name, 'mkdir', ctx);
   const opaque = hadWhiteout || lowerHas(core.branches, parent, name);
-  rw.mkdir(rel, mode & 0o7777);
-  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
-  rw.chmod(rel, mode & 0o7777);
+  const m = (mode & 0o7777) | (sgid ? S_ISGID : 0);
+  rw.mkdir(rel, m);
+  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
+  rw.chmod(rel, m);
   if (opaque) setOpaque(rw, rel, core.options.whiteout);
   return core.addCreated(parent, name, rw.lstat(rel)!);
 }
 
 export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
   if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', name);
-  const { rw, rel } = prepareCreate(core, parent, name, 'symlink');
+  const { rw, rel, owner } = prepareCreate(core, parent, name, 'symlink', ctx);
   rw.symlink(target, rel);
-  if (needChown(ctx)) rw.lchown(rel, ctx.uid, ctx.gid);
+  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
   return core.addCreated(parent, name, rw.lstat(rel)!);
 }
 
@@ -87,10 +104,10 @@ export function create(
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
   }
-  const { rw, rel } = prepareCreate(core, parent, name, 'open');
+  const { rw, rel, owner } = prepareCreate(core, parent, name, 'open', ctx);
   const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, mode & 0o7777);
   try {
-    if (needChown(ctx)) fdops.fchown(fd, ctx.uid, ctx.gid);
+    if (needChown(owner)) fdops.fchown(fd, owner.uid, owner.gid);
     fdops.fchmod(fd, mode & 0o7777);
   } catch (e) {
     fdops.close(fd);

@@ -49,7 +49,8 @@ export function getattr(core: Core, node: UnionNode): Attr {
   }
   const st = core.top(node).lstatBig(node.rel);
   if (!st) throw new FsError('ENOENT', 'getattr');
-  return toAttr(node.ino, st);
+  // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
+  return toAttr(node.ino, st, node.isDir && node.layers.length > 1 ? 1 : undefined);
 }
 
 function timeParts(t: TimeSpec | undefined): [number, number] {
@@ -58,9 +59,15 @@ function timeParts(t: TimeSpec | undefined): [number, number] {
   return [t.sec, t.nsec];
 }
 
-export function setattr(core: Core, node: UnionNode, set: SetAttr, fh?: FileHandle): Attr {
+export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, fh?: FileHandle): Attr {
   const rw = core.requireRw('setattr');
   core.ensure(node);
+  let set = setIn;
+  if (set.mode !== undefined && (set.mode & 0o2000) && ctx.uid !== 0) {
+    // chmod by someone outside the file's group silently drops S_ISGID (Linux setattr_prepare).
+    const gid = set.gid ?? getattr(core, node).gid;
+    if (gid !== ctx.gid) set = { ...set, mode: set.mode & ~0o2000 };
+  }
   const hasTimes = set.atime !== undefined || set.mtime !== undefined;
   if (node.unlinked) {
     const h = fh ?? anyHandle(node);

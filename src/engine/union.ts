@@ -90,8 +90,8 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     return wrap('stat', () => inodeOps.getattr(this.core, node));
   }
 
-  setattr(node: UnionNode, set: SetAttr, _ctx: Ctx, fh?: FileHandle): Attr {
-    return wrap('setattr', () => inodeOps.setattr(this.core, node, set, fh));
+  setattr(node: UnionNode, set: SetAttr, ctx: Ctx, fh?: FileHandle): Attr {
+    return wrap('setattr', () => inodeOps.setattr(this.core, node, set, ctx, fh));
   }
 
   readlink(node: UnionNode): string {
