@@ -46,17 +46,18 @@ export function createProgram(commands: readonly CommandModule[]): Command {
 const VALUE_OPTIONS = new Set(['-o', '--options']);
 
 /**
- * Mount-helper forms: when the first non-option argument is not a command name (`layerfs none
- * /mnt -o dirs=...`), or there is none but `-o` is given (`layerfs -o lowerdir=... MNT` puts MNT
- * last, found anyway), the call means `layerfs mount ...`.
+ * Mount-helper forms mean `layerfs mount ...`: mount(8) runs `layerfs SOURCE MNT -o OPTS` and
+ * fuse-overlayfs users write `layerfs -o lowerdir=... MNT`. So when the first non-option argument
+ * is not a command name and the call looks like a mount (an `-o` anywhere, or two or more
+ * non-option arguments), `mount` is put in front. A lone unknown word stays an unknown command.
  */
 export function rewriteArgs(args: readonly string[], commandNames: ReadonlySet<string>): string[] {
-  let first: string | undefined;
+  const positionals: string[] = [];
   let hasOptions = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--') {
-      first = args[i + 1];
+      positionals.push(...args.slice(i + 1));
       break;
     }
     if (a.startsWith('-') && a !== '-') {
@@ -68,12 +69,12 @@ export function rewriteArgs(args: readonly string[], commandNames: ReadonlySet<s
       }
       continue;
     }
-    first = a;
-    break;
+    positionals.push(a);
   }
-  if (first === undefined) return hasOptions && commandNames.has('mount') ? ['mount', ...args] : [...args];
-  if (commandNames.has(first)) return [...args];
-  return commandNames.has('mount') ? ['mount', ...args] : [...args];
+  const first = positionals[0];
+  if (first !== undefined && commandNames.has(first)) return [...args];
+  if (!commandNames.has('mount')) return [...args];
+  return hasOptions || positionals.length >= 2 ? ['mount', ...args] : [...args];
 }
 
 function commandPath(cmd: Command): string {

@@ -35,6 +35,10 @@ test('unknown option and unknown command: one usage line on stderr, exit 2', () 
   assert.equal(a.status, 2);
   assert.equal(a.stderr.trim().split('\n').length, 1, a.stderr);
   assert.match(a.stderr, /^layerfs: unknown option '--bogus'/);
+  const c = run(['nosuchcmd']);
+  assert.equal(c.status, 2);
+  assert.equal(c.stderr.trim().split('\n').length, 1, c.stderr);
+  assert.match(c.stderr, /^layerfs: unknown command 'nosuchcmd'/);
   const b = run(['diff']);
   assert.equal(b.status, 2);
   assert.equal(b.stderr, 'layerfs: diff: no branches: give --dirs=A=rw:B=ro:... or -o lowerdir=...,upperdir=...\n');
@@ -60,6 +64,9 @@ test('mount-helper forms are rewritten to `mount`', () => {
   assert.deepEqual(rewriteArgs(['tree', '--dirs=a'], names), ['tree', '--dirs=a']);
   assert.deepEqual(rewriteArgs(['--help'], names), ['--help']);
   assert.deepEqual(rewriteArgs([], names), []);
+  // a lone unknown word is an unknown command, not a mount
+  assert.deepEqual(rewriteArgs(['nosuch'], names), ['nosuch']);
+  assert.deepEqual(rewriteArgs(['-d', 'none', '/mnt'], names), ['mount', '-d', 'none', '/mnt']);
   // a mount point named like a command still mounts when a source precedes it
   assert.deepEqual(rewriteArgs(['layerfs', 'tree', '-o', 'dirs=a'], names), ['mount', 'layerfs', 'tree', '-o', 'dirs=a']);
   // without a mount command registered, nothing is rewritten
