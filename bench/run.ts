@@ -39,12 +39,15 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '5' },
     files: { type: 'string', default: '2000' },
     only: { type: 'string' },
+    'host-cache': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel]
-Uncached stat and ls -lR on layerfs, fuse-overlayfs and kernel overlayfs (root needed).`);
+  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel] [--host-cache]
+Uncached stat and ls -lR on layerfs, fuse-overlayfs and kernel overlayfs (root needed).
+--host-cache: keep the host's page/dentry caches warm (still a fresh mount each time), which
+isolates the FUSE round trip from disk reads of the lower layers.`);
   process.exit(0);
 }
 const rounds = Math.max(1, Number(opt.rounds));
@@ -152,7 +155,10 @@ async function main(): Promise<void> {
     `layerfs bench: ${layers.files.length} files in ${layers.dirs.length} dirs over ${layers.lowers.length} lower layers ` +
       `(${layers.multiLayer} files in 2 layers, ${layers.hidden} hidden by whiteouts or an opaque dir), empty upper`,
   );
-  console.log(`${rounds} rounds, targets interleaved (order rotates each round); a fresh mount and dropped caches before every measurement`);
+  console.log(
+    `${rounds} rounds, targets interleaved (order rotates each round); a fresh mount ` +
+      (opt['host-cache'] ? 'before every measurement, host caches kept warm (--host-cache)' : 'and dropped caches before every measurement'),
+  );
 
   for (let round = 0; round < rounds; round++) {
     const order = chosen.map((_, i) => chosen[(i + round) % chosen.length]!);
@@ -167,7 +173,7 @@ async function main(): Promise<void> {
           continue;
         }
         try {
-          dropCaches();
+          if (!opt['host-cache']) dropCaches();
           c.samples.push(test === 'stat' ? runStat(listFile, mnt) : runLs(mnt));
         } catch (e) {
           c.failures.push(e instanceof Error ? e.message : String(e));
