@@ -11,10 +11,8 @@ const S = { REG: 0o100000, DIR: 0o040000, LNK: 0o120000, CHR: 0o020000, BLK: 0o0
 export const UNION_DEV = 0;
 
 abstract class ModePredicates {
-  abstract readonly mode: number | bigint;
-  private kind(): number {
-    return Number(this.mode) & S_IFMT;
-  }
+  /** The S_IFMT bits of the entry. */
+  protected abstract kind(): number;
   isFile(): boolean {
     return this.kind() === S.REG;
   }
@@ -61,6 +59,10 @@ export class Stats extends ModePredicates {
   readonly mtime: Date;
   readonly ctime: Date;
   readonly birthtime: Date;
+
+  protected kind(): number {
+    return this.mode & S_IFMT;
+  }
 
   constructor(a: Attr) {
     super();
@@ -114,6 +116,10 @@ export class BigIntStats extends ModePredicates {
   readonly ctime: Date;
   readonly birthtime: Date;
 
+  protected kind(): number {
+    return Number(this.mode) & S_IFMT;
+  }
+
   constructor(a: Attr) {
     super();
     this.dev = BigInt(UNION_DEV);
@@ -158,12 +164,16 @@ export class Dirent extends ModePredicates {
   readonly parentPath: string;
   /** Same as parentPath (node 20's older name). */
   readonly path: string;
-  readonly mode: number;
+  #type: number;
   constructor(name: string, parentPath: string, dtype: number) {
     super();
     this.name = name;
     this.parentPath = parentPath;
     this.path = parentPath;
-    this.mode = DT_TO_MODE[dtype] ?? 0;
+    this.#type = DT_TO_MODE[dtype] ?? 0;
+  }
+
+  protected kind(): number {
+    return this.#type;
   }
 }
