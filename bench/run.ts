@@ -187,7 +187,15 @@ async function main(): Promise<void> {
     process.stdout.write('\n');
   }
   report(layers.files.length, entries, cells);
+  const load = os.loadavg()[0]!;
+  const cpus = os.availableParallelism();
+  console.log(
+    `machine: ${cpus} CPUs, kernel ${os.release()}, load average ${startLoad.toFixed(1)} at start, ${load.toFixed(1)} at end` +
+      (Math.max(load, startLoad) > cpus ? ' (busy: the figures are noisy; rerun on an idle machine)' : ''),
+  );
 }
+
+const startLoad = os.loadavg()[0]!;
 
 function report(files: number, entries: number, cells: Map<string, Cell>): void {
   const get = (test: TestName, name: string): Cell | undefined => cells.get(`${test}\0${name}`);
