@@ -159,7 +159,7 @@ export class MemUnion implements UnionOps<MemNode, MemFile, MemDir> {
   }
   opendir(n: MemNode): MemDir {
     const entries = [...this.dir(n).children].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, c]) => ({ name, type: dtOf(c.mode), ino: c.ino }));
-    return { entries };
+    return { entries: [{ name: '.', type: 4, ino: n.ino }, { name: '..', type: 4, ino: n.ino }, ...entries] };
   }
   releasedir(): void {}
   statfs(): StatFs {
