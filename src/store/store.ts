@@ -135,6 +135,11 @@ export class LayerStore {
     return this.list().filter((m) => m.parent === id);
   }
 
+  /** Bytes of file content in a layer's diff dir now (containers grow; private state left out). */
+  liveSize(id: string): number {
+    return dirSize(this.paths.diff(id), true);
+  }
+
   diffDir(id: string): string {
     return this.paths.diff(id);
   }
@@ -304,19 +309,7 @@ export class LayerStore {
       fs.mkdirSync(flat, 0o755);
       await this.flattenInto(top, flat);
       const { digest } = await digestStream(exportLayer(flat));
-      let size = 0;
-      const seen = new Set<number>();
-      const walk = (d: string): void => {
-        for (const n of fs.readdirSync(d)) {
-          const st = fs.lstatSync(path.join(d, n));
-          if (st.isDirectory()) walk(path.join(d, n));
-          else if (st.isFile() && !seen.has(st.ino)) {
-            seen.add(st.ino);
-            size += st.size;
-          }
-        }
-      };
-      walk(flat);
+      const size = dirSize(flat);
       return this.locked(() => {
         const meta = this.publish(flat, {
           parent: null,
@@ -379,6 +372,25 @@ export class LayerStore {
       this.setImage(name, undefined);
     });
   }
+}
+
+/** Bytes of regular file content under `dir`, hard links once; `skipPrivate`: not `.wh..wh.*` at the top. */
+function dirSize(dir: string, skipPrivate = false): number {
+  const seen = new Set<number>();
+  let size = 0;
+  const walk = (d: string): void => {
+    for (const n of fs.readdirSync(d)) {
+      if (skipPrivate && d === dir && n.startsWith('.wh..wh.')) continue;
+      const st = fs.lstatSync(path.join(d, n));
+      if (st.isDirectory()) walk(path.join(d, n));
+      else if (st.isFile() && !seen.has(st.ino)) {
+        seen.add(st.ino);
+        size += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return size;
 }
 
 /** Checks an image name and adds `:latest` when it has no tag. */

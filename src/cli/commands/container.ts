@@ -135,7 +135,7 @@ export function register(program: Command): void {
     for (const m of store.list().filter((l) => l.kind === 'container')) {
       const parent = m.parent ?? '';
       const name = Object.entries(images).find(([, e]) => e.layer === parent)?.[0] ?? parent.slice(0, 12);
-      process.stdout.write(`${m.id.slice(0, 12)}  ${name}  ${human(m.size)}  ${store.isMounted(m.id) ? 'mounted' : '-'}\n`);
+      process.stdout.write(`${m.id.slice(0, 12)}  ${name}  ${human(store.liveSize(m.id))}  ${store.isMounted(m.id) ? 'mounted' : '-'}\n`);
     }
   });
 }

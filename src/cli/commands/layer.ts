@@ -79,8 +79,9 @@ export function register(program: Command): void {
       .option('--json', 'print the metadata as JSON'),
   ).action((flags: RootFlags & { json?: boolean }) => {
     const store = openStore(flags);
-    if (flags.json) process.stdout.write(JSON.stringify(store.list(), null, 2) + '\n');
-    else process.stdout.write(formatTree(store.list(), store.images()));
+    const list = store.list().map((m) => (m.kind === 'container' ? { ...m, size: store.liveSize(m.id) } : m));
+    if (flags.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+    else process.stdout.write(formatTree(list, store.images()));
   });
 
   withRoot(
@@ -90,7 +91,8 @@ export function register(program: Command): void {
     const out = refs.map((r) => {
       const id = store.resolve(r);
       const images = Object.entries(store.images()).filter(([, e]) => e.layer === id).map(([n]) => n);
-      return { ...store.get(id), layers: store.chain(id).slice(1), images, mounted: store.isMounted(id), diffDir: store.diffDir(id) };
+      const meta = store.get(id);
+      return { ...meta, size: meta.kind === 'container' ? store.liveSize(id) : meta.size, layers: store.chain(id).slice(1), images, mounted: store.isMounted(id), diffDir: store.diffDir(id) };
     });
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   });
