@@ -47,6 +47,9 @@ function isEngine(o: unknown): o is Engine {
   return typeof o === 'object' && o !== null && 'root' in o && typeof (o as { lookup?: unknown }).lookup === 'function';
 }
 
+/** f_type reported by statfs (FUSE's magic, as a mounted layerfs reports it). */
+const LAYERFS_MAGIC = 0x65735546;
+
 export interface UnionFSOptions {
   /** Who is asking (default: this process's uid/gid). */
   uid?: number;
@@ -324,6 +327,15 @@ export class UnionFS {
     return target;
   }
 
+  /** Like fs.promises.statfs: the writable (or top) branch's filesystem figures. */
+  async statfs(path: PathLike): Promise<{ type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }> {
+    const p = pathString(path);
+    return this.#call('statfs', p, () => {
+      const s = this.engine.statfs(this.#r.resolve(p, true).node);
+      return { type: LAYERFS_MAGIC, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
+    });
+  }
+
   // ---- directories and names -----------------------------------------------------------------
 
   async readdir(
@@ -392,6 +404,24 @@ export class UnionFS {
       }
       return first;
     });
+  }
+
+  /** Like fs.promises.mkdtemp: `prefix` + six random characters, mode 0700; returns the path. */
+  async mkdtemp(prefix: string): Promise<string> {
+    const chars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+    for (let tries = 0; ; tries++) {
+      let suffix = '';
+      for (let i = 0; i < 6; i++) suffix += chars[Math.floor(Math.random() * chars.length)];
+      const p = prefix + suffix;
+      try {
+        await this.mkdir(p, 0o700);
+        return p;
+      } catch (e) {
+        if (!(e instanceof FsError) || e.code !== 'EEXIST' || tries >= 100) {
+          throw e instanceof FsError ? e.withContext('mkdtemp', p) : e;
+        }
+      }
+    }
   }
 
   async rmdir(path: PathLike): Promise<void> {

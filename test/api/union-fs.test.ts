@@ -271,3 +271,16 @@ test('a union without a writable branch answers EROFS', async (t) => {
   await assert.rejects(ufs.chmod('/a.txt', 0o600), { code: 'EROFS', syscall: 'chmod' });
   await assert.rejects(ufs.access('/a.txt', C.W_OK), { code: 'EROFS', syscall: 'access' });
 });
+
+test('mkdtemp and statfs', async (t) => {
+  const f = setup(t, LOWER);
+  const { ufs } = f;
+  const d = await ufs.mkdtemp('/etc/tmp-');
+  assert.match(d, /^\/etc\/tmp-[A-Za-z0-9]{6}$/);
+  assert.ok((await ufs.stat(d)).isDirectory());
+  assert.equal((await ufs.stat(d)).mode & 0o777, 0o700 & ~process.umask());
+  await assert.rejects(ufs.mkdtemp('/nope/x-'), { code: 'ENOENT', syscall: 'mkdtemp', path: /^\/nope\/x-[A-Za-z0-9]{6}$/ });
+  const s = await ufs.statfs('/etc');
+  assert.ok(s.bsize > 0 && s.blocks > 0 && s.bavail <= s.blocks, JSON.stringify(s));
+  lowerUntouched(f);
+});
