@@ -24,7 +24,12 @@ function isAncestor(a: UnionNode, n: UnionNode): boolean {
 export function rename(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
   const rw = core.requireRw('rename');
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
-  if (flags & (RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
+  if (flags & RENAME_WHITEOUT) throw new FsError('EINVAL', 'rename');
+  if (flags & RENAME_EXCHANGE) {
+    if (flags & RENAME_NOREPLACE) throw new FsError('EINVAL', 'rename');
+    exchange(core, parent, name, newParent, newName);
+    return;
+  }
   checkDirParent(core, parent, 'rename');
   checkDirParent(core, newParent, 'rename');
   if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
@@ -82,5 +87,39 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   src.name = newName;
   src.rel = newRel;
   newParent.children.set(newName, src);
+  core.gen++;
+}
+
+/**
+ * RENAME_EXCHANGE: both names must exist. Non-directories and directories that live only in the
+ * rw branch are swapped there atomically; a directory that also exists below cannot be (EXDEV).
+ */
+function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string): void {
+  const rw = core.requireRw('rename');
+  checkDirParent(core, parent, 'rename');
+  checkDirParent(core, newParent, 'rename');
+  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
+  checkName(name, false, 'rename');
+  checkName(newName, false, 'rename');
+  const a = core.lookup(parent, name);
+  const b = core.lookup(newParent, newName);
+  if (a === b) return;
+  if ((a.isDir && isAncestor(a, newParent)) || (b.isDir && isAncestor(b, parent))) throw new FsError('EINVAL', 'rename', name, newName);
+  for (const n of [a, b]) if (n.isDir && n.layers.some((bi) => bi !== 0)) throw new FsError('EXDEV', 'rename', name, newName);
+  const aLower = lowerHas(core.branches, parent, name);
+  const bLower = lowerHas(core.branches, newParent, newName);
+  copyUp(core, a, 'rename');
+  copyUp(core, b, 'rename');
+  const aRel = a.rel;
+  const bRel = b.rel;
+  rw.rename(aRel, bRel, RENAME_EXCHANGE);
+  // A directory arriving where something exists below must hide it.
+  if (a.isDir && bLower) setOpaque(rw, bRel, core.options.whiteout);
+  if (b.isDir && aLower) setOpaque(rw, aRel, core.options.whiteout);
+  parent.children.delete(name);
+  newParent.children.delete(newName);
+  [a.parent, a.name, a.rel, b.parent, b.name, b.rel] = [newParent, newName, bRel, parent, name, aRel];
+  newParent.children.set(newName, a);
+  parent.children.set(name, b);
   core.gen++;
 }

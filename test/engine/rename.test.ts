@@ -26,7 +26,8 @@ test('rename over existing targets follows POSIX', (t) => {
   throwsCode(() => f.u.rename(r, 'e', r, 'd', 0), 'ENOTEMPTY');
   throwsCode(() => f.u.rename(r, 'f1', r, 'f2', RENAME_NOREPLACE), 'EEXIST');
   throwsCode(() => f.u.rename(r, 'd', f.node('d'), 'sub', 0), 'EINVAL');
-  throwsCode(() => f.u.rename(r, 'f1', r, 'f2', RENAME_EXCHANGE), 'EINVAL');
+  throwsCode(() => f.u.rename(r, 'f1', r, 'f2', RENAME_EXCHANGE | RENAME_NOREPLACE), 'EINVAL');
+  throwsCode(() => f.u.rename(r, 'f1', r, 'missing', RENAME_EXCHANGE), 'ENOENT');
   throwsCode(() => f.u.rename(r, 'missing', r, 'x', 0), 'ENOENT');
   f.u.rename(r, 'f1', r, 'f1', 0); // same node: no-op
   f.u.rename(r, 'f1', r, 'f2', 0); // replaces the lower file
@@ -92,3 +93,19 @@ test('rename keeps open handles working and the node usable', (t) => {
   assert.equal(f.u.getattr(f.node('b')).mode & 0o777, 0o600);
 });
 
+
+test('RENAME_EXCHANGE swaps files (lower ones copied up) and upper-only dirs; lower dirs: EXDEV', (t) => {
+  const f = setup(t, { up: { u: 'upper', ud: { x: '1' } }, low: { l: 'lower', ld: { y: '2' } } });
+  const r = f.u.root;
+  const u = f.node('u');
+  f.u.rename(r, 'u', r, 'l', RENAME_EXCHANGE);
+  assert.equal(f.cat('u'), 'lower');
+  assert.equal(f.cat('l'), 'upper');
+  assert.equal(f.node('l'), u, 'node follows its file');
+  throwsCode(() => f.u.rename(r, 'ud', r, 'ld', RENAME_EXCHANGE), 'EXDEV');
+  f.u.rename(r, 'ud', r, 'u', RENAME_EXCHANGE);
+  assert.equal(f.cat('ud'), 'lower');
+  assert.deepEqual(f.ls('u'), ['x']);
+  assert.deepEqual(f.raw('up'), { l: 'upper', u: { x: '1' }, ud: 'lower' });
+  assert.deepEqual(f.raw('low'), { l: 'lower', ld: { y: '2' } });
+});
