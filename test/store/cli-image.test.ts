@@ -61,3 +61,15 @@ test('image export/import through the CLI: OCI layout and docker archive, ls, in
   await layerfs(root2, 'image', 'rm', 'copy:oci', 'again');
   assert.doesNotMatch(await layerfs(root2, 'image', 'ls'), /copy:oci|again/);
 });
+
+test('a progress bar is drawn on a terminal (and the id still printed)', { timeout: 60_000 }, async (t) => {
+  const top = tempDir();
+  t.after(() => fs.rmSync(top, { recursive: true, force: true }));
+  const big = path.join(top, 'big.tar');
+  fs.writeFileSync(big, await makeTar([{ name: 'big', body: Buffer.alloc(20_000_000, 3) }]));
+  // script(1) runs the command on a pseudo-terminal
+  const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} layer import ${JSON.stringify(big)}`;
+  const r = await run('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, LAYERFS_ROOT: path.join(top, 'store') }, timeout: 60_000 });
+  assert.match(r.stdout, /import \[[^\]]*\] 100% 20\.0MB\/20\.0MB/);
+  assert.match(r.stdout, /^[0-9a-f]{64}\r?$/m);
+});
