@@ -9,7 +9,6 @@ import { FsError, toFsError } from '../errors/index.js';
 import type { Ctx, UnionNodeLike, UnionOptions } from '../engine/types.js';
 import {
   encodingOf,
-  isWritable,
   parseFlags,
   parseMode,
   pathString,
@@ -23,8 +22,9 @@ import {
   type WriteFileOptions,
 } from './data.js';
 import { FileHandle } from './file-handle.js';
+import { openPath } from './open-path.js';
 import { createEngine } from './engine-factory.js';
-import { isDirMode, MAX_SYMLINKS, Resolver, S_IFLNK, S_IFMT, S_IFREG, type Engine } from './resolve.js';
+import { isDirMode, Resolver, S_IFLNK, S_IFMT, type Engine } from './resolve.js';
 import { BigIntStats, Dirent, Stats } from './stats.js';
 
 export { FileHandle } from './file-handle.js';
@@ -104,51 +104,8 @@ export class UnionFS {
     return this.engine.getattr(node).mode;
   }
 
-  /** Open (or create) a file as open(2) does; returns the node and an engine handle (none for a dir). */
   #openPath(p: string, flags: number, mode: number, umask: number = this.#umask): FileHandle {
-    const e = this.engine;
-    let node: UnionNodeLike | undefined;
-    if (flags & C.O_CREAT) {
-      // open(2) with O_CREAT follows a symlink in the last component even when its target is
-      // missing (then the target is created), except with O_EXCL or O_NOFOLLOW.
-      let path = p;
-      for (let links = 0; ; links++) {
-        const { parent, name, existing, parentPath } = this.#r.resolveParent(path);
-        if (!existing) {
-          if (/\/$/.test(path)) throw new FsError('EISDIR');
-          const perm = mode & 0o7777 & ~umask;
-          const made = e.create(parent, name, S_IFREG | perm, flags, this.#ctx);
-          return new FileHandle(e, this.#ctx, made.node, made.fh, flags);
-        }
-        if (flags & C.O_EXCL) throw new FsError('EEXIST');
-        if ((this.#attr(existing) & S_IFMT) === S_IFLNK && !(flags & C.O_NOFOLLOW)) {
-          if (links >= MAX_SYMLINKS) throw new FsError('ELOOP');
-          const target = this.engine.readlink(existing);
-          if (target === '') throw new FsError('ENOENT');
-          path = target.startsWith('/') ? target : `${parentPath === '/' ? '' : parentPath}/${target}`;
-          if (/\/$/.test(p) && !path.endsWith('/')) path += '/';
-          continue;
-        }
-        node = existing;
-        if (/\/$/.test(path) && !isDirMode(this.#attr(node))) throw new FsError('ENOTDIR');
-        break;
-      }
-    } else {
-      node = this.#r.resolve(p, (flags & C.O_NOFOLLOW) === 0).node;
-    }
-    const m = this.#attr(node);
-    if ((m & S_IFMT) === S_IFLNK) throw new FsError('ELOOP'); // O_NOFOLLOW on a symlink
-    if (isDirMode(m)) {
-      if (isWritable(flags) || flags & C.O_TRUNC) throw new FsError('EISDIR');
-      e.access(node, C.R_OK, this.#ctx);
-      return new FileHandle(e, this.#ctx, node, undefined, flags);
-    }
-    if (flags & C.O_DIRECTORY) throw new FsError('ENOTDIR');
-    const fh = e.open(node, flags, this.#ctx);
-    if (flags & C.O_TRUNC && isWritable(flags) && e.getattr(node).size > 0) {
-      e.setattr(node, { size: 0 }, this.#ctx, fh);
-    }
-    return new FileHandle(e, this.#ctx, node, fh, flags);
+    return openPath(this.engine, this.#r, this.#ctx, p, flags, mode, umask);
   }
 
   // ---- files ---------------------------------------------------------------------------------
