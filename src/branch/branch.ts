@@ -170,6 +170,11 @@ export class Branch {
     fs.linkSync(this.abs(existingRel), this.abs(newRel));
   }
 
+  /** Hard-link an entry of another branch object on the same filesystem (work dir <-> rw branch). */
+  linkFrom(src: Branch, srcRel: string, newRel: string): void {
+    fs.linkSync(src.abs(srcRel), this.abs(newRel));
+  }
+
   mknod(rel: string, mode: number, rdev: number): void {
     native.mknod(this.abs(rel), mode, rdev);
   }

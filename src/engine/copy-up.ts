@@ -11,6 +11,7 @@ import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { isPrivateXattr } from './whiteout.js';
+import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
 
@@ -109,14 +110,25 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
   const src = core.top(node);
   // Adding the copy changes the parent's times; put them back (the merged dir did not change).
   const pst = parent ? rw.lstatBig(parent.rel) : null;
-  const st = copyEntry(core, src, node.rel, rw, node.rel, noData);
+  let st: Stats;
+  if (node.alias !== null && core.work) {
+    // Another name of this file was copied up: link to it, all names stay one file.
+    rw.linkFrom(core.work, node.alias, node.rel);
+    st = rw.lstat(node.rel)!;
+  } else {
+    const lowerSt = node.type === S_IFREG ? src.lstat(node.rel) : null;
+    st = copyEntry(core, src, node.rel, rw, node.rel, noData);
+    if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
+  }
   if (parent && pst) {
     const [as, an] = nsParts(pst.atimeNs);
     const [ms, mn] = nsParts(pst.mtimeNs);
     rw.utimens(parent.rel, as, an, ms, mn);
   }
   core.xino.set(st.dev, st.ino, node.ino);
+  node.alias = null;
   node.layers = node.isDir ? [0, ...node.layers] : [0];
+  node.gen = core.gen;
 }
 
 /**

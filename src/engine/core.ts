@@ -5,6 +5,7 @@
 import type { Stats } from 'node:fs';
 import { Branch, joinRel, validateOptions } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
+import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { resolveChild, resolveRoot } from './namei.js';
 import { S_IFDIR, UnionNode } from './node.js';
@@ -82,6 +83,7 @@ export class Core {
     }
     node.layers = f.layers;
     node.type = f.type;
+    node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
     node.gen = this.gen;
   }
 
@@ -118,6 +120,7 @@ export class Core {
     const f = resolveChild(this.branches, parent, name);
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
+    node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
     parent.children.set(name, node);
     return node;
   }
@@ -134,6 +137,12 @@ export class Core {
   /** The branch holding the node's topmost copy. */
   top(node: UnionNode): Branch {
     return this.branches[node.layers[0]!]!;
+  }
+
+  /** Where to read the node: its topmost copy, or the index entry of a hard-linked copy-up. */
+  real(node: UnionNode): { b: Branch; rel: string } {
+    if (node.alias !== null && this.work) return { b: this.work, rel: node.alias };
+    return { b: this.branches[node.layers[0]!]!, rel: node.rel };
   }
 
   close(): void {

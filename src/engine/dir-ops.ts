@@ -11,6 +11,7 @@ import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { lowerHas } from './namei.js';
+import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
@@ -126,6 +127,8 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   const node = core.lookup(parent, name);
   if (node.isDir) throw new FsError('EISDIR', 'unlink', name);
   const needWh = lowerHas(core.branches, parent, name);
+  const r = core.real(node);
+  const count = countOf(core, r.b, r.rel, node.type);
   let nlink = 1;
   if (node.layers[0] === 0) {
     const st = rw.lstat(node.rel);
@@ -139,6 +142,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
     copyUp(core, parent, 'unlink');
     writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   }
+  nameRemoved(core, count);
   // The node is this name: it is gone (other hard links are other nodes).
   node.unlinked = true;
   parent.children.delete(name);
@@ -181,6 +185,7 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   removeWhiteout(rw, newParent.rel, newName);
   const rel = joinRel(newParent.rel, newName);
   rw.link(node.rel, rel);
+  adjustCount(rw, rel, +1);
   const st = rw.lstat(rel)!;
   core.xino.set(st.dev, st.ino, node.ino);
   const n = new UnionNode(node.ino, newParent, newName, node.type, rel, [0], core.gen);

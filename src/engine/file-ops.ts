@@ -21,7 +21,8 @@ export function open(core: Core, node: UnionNode, flags: number): FileHandle {
     core.requireRw('open');
     copyUp(core, node, 'open', (flags & O_TRUNC) !== 0 && node.type === S_IFREG);
   }
-  const fd = core.top(node).open(node.rel, flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+  const r = core.real(node);
+  const fd = r.b.open(r.rel, flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
   const fh = new FileHandle(fd, flags, node, node.layers[0]!);
   node.handles.add(fh);
   return fh;

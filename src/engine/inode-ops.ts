@@ -10,6 +10,7 @@ import { copyUp, nsParts } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
 import { isPrivateXattr } from './whiteout.js';
+import { indexEnabled, readCount } from './hardlinks.js';
 
 export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {
   const [as, an] = nsParts(st.atimeNs);
@@ -47,10 +48,17 @@ export function getattr(core: Core, node: UnionNode): Attr {
     const st = fdops.fstatBig(h.fd);
     return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
   }
-  const st = core.top(node).lstatBig(node.rel);
+  const r = core.real(node);
+  const st = r.b.lstatBig(r.rel);
   if (!st) throw new FsError('ENOENT', 'getattr');
   // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
-  return toAttr(node.ino, st, node.isDir && node.layers.length > 1 ? 1 : undefined);
+  if (node.isDir) return toAttr(node.ino, st, node.layers.length > 1 ? 1 : undefined);
+  // A hard-linked copy-up: the union-wide count is recorded on the file.
+  if (st.nlink > 1n && node.type === S_IFREG && indexEnabled(core)) {
+    const c = readCount(r.b, r.rel);
+    if (c) return toAttr(node.ino, st, c.n);
+  }
+  return toAttr(node.ino, st);
 }
 
 function timeParts(t: TimeSpec | undefined): [number, number] {
@@ -132,13 +140,15 @@ export function getxattr(core: Core, node: UnionNode, name: string): Buffer {
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', 'getxattr');
   if (isPrivateXattr(name)) throw new FsError('ENODATA', 'getxattr');
-  return core.top(node).getxattr(node.rel, name);
+  const r = core.real(node);
+  return r.b.getxattr(r.rel, name);
 }
 
 export function listxattr(core: Core, node: UnionNode): string[] {
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', 'listxattr');
-  return core.top(node).listxattr(node.rel).filter((n) => !isPrivateXattr(n));
+  const r = core.real(node);
+  return r.b.listxattr(r.rel).filter((n) => !isPrivateXattr(n));
 }
 
 function checkXattrChange(core: Core, node: UnionNode, name: string, syscall: string): void {
@@ -158,7 +168,8 @@ export function setxattr(core: Core, node: UnionNode, name: string, value: Buffe
 export function removexattr(core: Core, node: UnionNode, name: string): void {
   checkXattrChange(core, node, name, 'removexattr');
   // Nothing to copy up when the attribute is absent.
-  core.top(node).getxattr(node.rel, name);
+  const r = core.real(node);
+  r.b.getxattr(r.rel, name);
   copyUp(core, node, 'removexattr');
   core.rw!.removexattr(node.rel, name);
 }

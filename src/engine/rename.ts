@@ -11,6 +11,7 @@ import type { Core } from './core.js';
 import { copyTreeToWork, copyUp } from './copy-up.js';
 import { checkDirParent } from './dir-ops.js';
 import { lowerHas } from './namei.js';
+import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './types.js';
@@ -50,6 +51,8 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   const srcLower = lowerHas(core.branches, parent, name);
   const dstLower = lowerHas(core.branches, newParent, newName);
   const dstUpper = dst && dst.layers[0] === 0 ? rw.lstat(newRel) : null;
+  const dstReal = dst ? core.real(dst) : null;
+  const dstCount = dst && dstReal ? countOf(core, dstReal.b, dstReal.rel, dst.type) : null;
 
   if (src.isDir && src.layers.some((bi) => bi !== 0)) {
     if (core.options.dirRename === 'exdev') throw new FsError('EXDEV', 'rename', name, newName);
@@ -76,6 +79,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   }
 
   if (dst) {
+    nameRemoved(core, dstCount);
     newParent.children.delete(newName);
     dst.unlinked = true;
     if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.handles.size === 0) {

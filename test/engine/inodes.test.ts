@@ -76,3 +76,47 @@ test('the inode table is private, persistent and kept small', (t) => {
   assert.ok(fs.statSync(p).size > 0, 'the copy-up mapping was written through');
   assert.deepEqual(f.ls(), ['a']);
 });
+
+test('hard links of a lower branch stay one file across copy-up (index), also after a remount', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'old', d: {} } });
+  fs.linkSync(`${f.br.low}/a`, `${f.br.low}/d/b`);
+  const ino = f.u.getattr(f.node('a')).ino;
+  assert.equal(f.u.getattr(f.node('d/b')).ino, ino);
+  assert.equal(f.u.getattr(f.node('d/b')).nlink, 2);
+  const bNode = f.node('d/b'); // looked up (and cached) before the copy-up
+  const fh = f.u.open(f.node('a'), O_RDWR, ctx);
+  f.u.write(fh, Buffer.from('NEW'), 0, 3, 0);
+  f.u.release(fh);
+  assert.equal(f.cat('d/b'), 'NEW', 'the other name sees the write');
+  assert.equal(f.u.getattr(bNode).ino, ino);
+  assert.equal(f.u.getattr(bNode).nlink, 2);
+  assert.equal(f.u.getattr(f.node('a')).nlink, 2);
+  assert.deepEqual(f.raw('up'), { a: 'NEW' });
+  // changing the other name links it up instead of copying
+  f.u.setattr(bNode, { mode: 0o600 }, ctx);
+  assert.equal(fs.statSync(`${f.br.up}/a`).ino, fs.statSync(`${f.br.up}/d/b`).ino);
+  assert.equal(f.u.getattr(f.node('a')).mode & 0o777, 0o600);
+  f.remount();
+  assert.equal(f.u.getattr(f.node('a')).ino, ino);
+  assert.equal(f.u.getattr(f.node('d/b')).ino, ino);
+  assert.equal(f.u.getattr(f.node('d/b')).nlink, 2);
+  // a link made through the union counts too, and unlinks count down
+  f.u.link(f.node('a'), f.u.root, 'c');
+  assert.equal(f.u.getattr(f.node('c')).nlink, 3);
+  f.u.unlink(f.u.root, 'a');
+  f.u.unlink(f.u.root, 'c');
+  assert.equal(f.u.getattr(f.node('d/b')).nlink, 1);
+  assert.equal(f.cat('d/b'), 'NEW');
+  assert.deepEqual(f.ls(), ['d']);
+  assert.deepEqual(f.raw('low'), { a: 'old', d: { b: 'old' } });
+  assert.equal(fs.statSync(`${f.br.low}/a`).nlink, 2);
+});
+
+test('a lower hard link opened for reading after its twin was copied up reads the new data', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'v1' } });
+  fs.linkSync(`${f.br.low}/a`, `${f.br.low}/b`);
+  f.u.setattr(f.node('a'), { size: 0 }, ctx);
+  assert.equal(f.cat('b'), '');
+  assert.deepEqual(f.raw('up'), { a: '' });
+  assert.deepEqual(f.ls(), ['a', 'b']);
+});
