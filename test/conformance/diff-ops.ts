@@ -52,15 +52,15 @@ function hash(b: Buffer): string {
 }
 
 /** LAYERFS_DIFF_DIR_NLINK=0 ignores directory link counts (overlayfs says 1 for merged dirs). */
-export const compareDirNlink: boolean = process.env.LAYERFS_DIFF_DIR_NLINK !== '0';
+export const envDirNlink: boolean = process.env.LAYERFS_DIFF_DIR_NLINK !== '0';
 
 /** What a user sees at `rel`: type, mode, size (non-dirs), nlink, symlink target, or the errno. */
-export function observe(root: string, rel: string): Result {
+export function observe(root: string, rel: string, dirNlink: boolean): Result {
   return attempt(() => {
     const st = lstatSync(join(root, rel));
     const type = entryType(st);
     const o: Record<string, unknown> = { type, mode: (st.mode & 0o7777).toString(8) };
-    if (type !== 'dir' || compareDirNlink) o.nlink = st.nlink;
+    if (type !== 'dir' || dirNlink) o.nlink = st.nlink;
     if (type !== 'dir') o.size = st.size;
     if (type === 'symlink') o.target = readlinkSync(join(root, rel));
     return o;
@@ -103,8 +103,11 @@ function openScenario(root: string, path: string, data: string, middle: () => Re
   }
 }
 
-/** Run `op` under `root`; returns its result followed by observations of the paths it touched. */
-export function runOp(root: string, op: Op): Result[] {
+/**
+ * Run `op` under `root`; returns its result followed by observations of the paths it touched
+ * (directory link counts only when `dirNlink`).
+ */
+export function runOp(root: string, op: Op, dirNlink: boolean): Result[] {
   const at = (rel: string): string => join(root, rel);
   let r: Result;
   let touched: string[];
@@ -185,5 +188,5 @@ export function runOp(root: string, op: Op): Result[] {
       touched = [];
       break;
   }
-  return [r, ...touched.map((p) => observe(root, p))];
+  return [r, ...touched.map((p) => observe(root, p, dirNlink))];
 }

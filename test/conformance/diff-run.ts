@@ -11,13 +11,24 @@ import { isDeepStrictEqual } from 'node:util';
 import { diffSnapshots, snapshot } from '../helpers/fs-snapshot.js';
 import { freshUpper, mountUnion, parseKind, type Mounted, type UnionKind } from '../helpers/overlay.js';
 import { buildLowers, type LowerSpec, type Op } from './diff-model.js';
-import { compareDirNlink, runOp, type Result } from './diff-ops.js';
+import { envDirNlink, runOp, type Result } from './diff-ops.js';
 
-/** Reference and subject, from LAYERFS_DIFF_REF / LAYERFS_DIFF_SUBJECT (overlay, layerfs, fuse-overlayfs). */
-export function diffKinds(): { ref: UnionKind; sub: UnionKind } {
+export interface DiffConfig {
+  ref: UnionKind;
+  sub: UnionKind;
+  /** Compare directory link counts (overlayfs reports 1 for merged dirs). */
+  dirNlink: boolean;
+}
+
+/**
+ * From the environment: LAYERFS_DIFF_REF / LAYERFS_DIFF_SUBJECT (overlay, layerfs, fuse-overlayfs;
+ * default overlay vs layerfs), LAYERFS_DIFF_DIR_NLINK=0 to ignore directory link counts.
+ */
+export function diffConfig(): DiffConfig {
   return {
     ref: parseKind(process.env.LAYERFS_DIFF_REF, 'overlay'),
     sub: parseKind(process.env.LAYERFS_DIFF_SUBJECT, 'layerfs'),
+    dirNlink: envDirNlink,
   };
 }
 
@@ -25,7 +36,7 @@ function show(r: Result[]): string {
   return JSON.stringify(r);
 }
 
-export function differentialRun(spec: LowerSpec, ops: Op[], kinds = diffKinds()): string[] {
+export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = diffConfig()): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'layerfs-diff-'));
   const mounts: Mounted[] = [];
   try {
@@ -38,13 +49,13 @@ export function differentialRun(spec: LowerSpec, ops: Op[], kinds = diffKinds())
     });
     const [ref, sub] = sides as [Mounted, Mounted];
     const problems: string[] = [];
-    const snapOpts = { dirNlink: compareDirNlink };
+    const snapOpts = { dirNlink: kinds.dirNlink };
     const before = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
     if (before.length > 0) problems.push('initial merged trees differ:', ...before);
     for (let i = 0; i < ops.length && problems.length === 0; i++) {
       const op = ops[i]!;
-      const a = runOp(ref.mnt, op);
-      const b = runOp(sub.mnt, op);
+      const a = runOp(ref.mnt, op, kinds.dirNlink);
+      const b = runOp(sub.mnt, op, kinds.dirNlink);
       if (!isDeepStrictEqual(a, b)) {
         problems.push(`step ${i} ${JSON.stringify(op)}`, `  ${kinds.ref}: ${show(a)}`, `  ${kinds.sub}: ${show(b)}`);
       }

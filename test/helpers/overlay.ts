@@ -16,7 +16,8 @@ export type UnionKind = 'overlay' | 'layerfs' | 'fuse-overlayfs';
 
 /** Repository root (this file runs from dist/test/helpers/). */
 export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const layerfsBin: string = join(repoRoot, 'bin', 'layerfs');
+/** The layerfs executable: LAYERFS_BIN, else bin/layerfs of this checkout. */
+export const layerfsBin: string = process.env.LAYERFS_BIN || join(repoRoot, 'bin', 'layerfs');
 
 const MOUNT_TIMEOUT_MS = 20_000;
 const UMOUNT_TIMEOUT_MS = 20_000;
@@ -156,6 +157,15 @@ function killWait(pid: number | undefined, ms: number): void {
   }
 }
 
+/** The watchdog is a process group leader (detached): kill it with its `sleep` child. */
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
 /** A detached `sleep N; abort` process: the hard timeout for syscalls stuck on a FUSE server. */
 function startWatchdog(majorMinor: string, seconds: number): number | undefined {
   const min = majorMinor.split(':')[1];
@@ -216,7 +226,7 @@ function mountFuse(kind: UnionKind, argv: string[], mnt: string, layers: UnionLa
         hardUnmount(mnt);
       } finally {
         killWait(pid, 5000);
-        if (watchdog !== undefined) killWait(watchdog, 0);
+        if (watchdog !== undefined) killGroup(watchdog);
         rmSync(logDir, { recursive: true, force: true });
       }
     },
