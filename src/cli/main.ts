@@ -3,29 +3,21 @@
  * `layerfs` entry point (bin/layerfs execs this file).
  *
  * To add a command: create `src/cli/commands/<name>.ts` exporting `register(program: Command)`,
- * then add one import line and one entry to COMMANDS below. Nothing else to touch.
+ * then add one line to COMMANDS below. Nothing else to touch.
  */
-import { run, type CommandModule } from './program.js';
+import { run, type CommandSource } from './program.js';
 
-// ---- Commands: one import + one list entry each -------------------------------------------
-import * as tree from './commands/tree.js';
-import * as diff from './commands/diff.js';
-import * as mount from './commands/mount.js';
-import * as umount from './commands/umount.js';
-import * as info from './commands/info.js';
-import * as layer from './commands/layer.js';
-import * as container from './commands/container.js';
-import * as image from './commands/image.js';
-
-const COMMANDS: readonly CommandModule[] = [
-  tree,
-  diff,
-  mount,
-  umount,
-  info,
-  layer,
-  container,
-  image,
+// ---- Commands: one line each ---------------------------------------------------------------
+// Loaded with import() so that one module failing to load only disables its own command.
+const COMMANDS: readonly CommandSource[] = [
+  { name: 'tree', load: () => import('./commands/tree.js') },
+  { name: 'diff', load: () => import('./commands/diff.js') },
+  { name: 'mount', load: () => import('./commands/mount.js') },
+  { name: 'umount', load: () => import('./commands/umount.js') },
+  { name: 'info', load: () => import('./commands/info.js') },
+  { name: 'layer', load: () => import('./commands/layer.js') },
+  { name: 'container', load: () => import('./commands/container.js') },
+  { name: 'image', load: () => import('./commands/image.js') },
 ];
 // --------------------------------------------------------------------------------------------
 

@@ -4,11 +4,44 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { EXIT_USAGE, UsageError, reportError } from './errors.js';
+import { CliError, EXIT_USAGE, UsageError, reasonOf, reportError } from './errors.js';
 
 /** What each `src/cli/commands/<name>.ts` exports. */
 export interface CommandModule {
   register(program: Command): void;
+}
+
+/** A command module loaded on start: `{ name: 'tree', load: () => import('./commands/tree.js') }`. */
+export interface CommandSource {
+  name: string;
+  load(): Promise<CommandModule>;
+}
+
+/**
+ * Load every command module. One that fails to load (a broken build, a missing optional
+ * dependency) does not take the others down: it becomes a stand-in command that fails with one
+ * line naming the cause, and the rest of the CLI (mount above all) keeps working.
+ */
+export async function loadCommands(sources: readonly CommandSource[]): Promise<CommandModule[]> {
+  const settled = await Promise.allSettled(sources.map((s) => s.load()));
+  return settled.map((r, i): CommandModule => {
+    if (r.status === 'fulfilled') return r.value;
+    const name = sources[i]!.name;
+    const reason = reasonOf(r.reason);
+    return {
+      register(program: Command): void {
+        program
+          .command(name)
+          .description(`(unavailable: ${reason})`)
+          .argument('[args...]')
+          .allowUnknownOption()
+          .helpOption(false)
+          .action(() => {
+            throw new CliError(name, `command unavailable: ${reason}`);
+          });
+      },
+    };
+  });
 }
 
 function packageVersion(): string {
@@ -85,10 +118,10 @@ function commandPath(cmd: Command): string {
 
 /** Parse and run; returns the exit status (also set as process.exitCode). */
 export async function run(
-  commands: readonly CommandModule[],
+  commands: readonly CommandSource[],
   argv: readonly string[] = process.argv.slice(2),
 ): Promise<number> {
-  const program = createProgram(commands);
+  const program = createProgram(await loadCommands(commands));
   const names = new Set<string>(['help']);
   for (const c of program.commands) {
     names.add(c.name());

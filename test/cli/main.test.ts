@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { rewriteArgs } from '../../src/cli/program.js';
+import { createProgram, loadCommands, rewriteArgs } from '../../src/cli/program.js';
 import { CliError, errorLine, UsageError } from '../../src/cli/errors.js';
 import { FsError } from '../../src/errors/index.js';
 import { mkTemp } from '../helpers/tree-spec.js';
@@ -79,4 +79,20 @@ test('errorLine: one line, "layerfs: <what>: <reason>", no stack', () => {
   assert.equal(errorLine('diff', new Error('first\nsecond')), 'layerfs: diff: first');
   assert.equal(new UsageError('x', 'y').exitCode, 2);
   assert.equal(new CliError('x', 'y').exitCode, 1);
+});
+
+test('a command module that fails to load disables only its own command, with a one-line reason', async () => {
+  const mods = await loadCommands([
+    { name: 'good', load: async () => ({ register: (p) => void p.command('good').action(() => undefined) }) },
+    { name: 'broken', load: () => Promise.reject(new SyntaxError("The requested module './x.js' does not provide an export named 'y'")) },
+  ]);
+  const program = createProgram(mods);
+  assert.deepEqual(program.commands.map((c) => c.name()), ['good', 'broken']);
+  await program.parseAsync(['good'], { from: 'user' });
+  const fresh = createProgram(mods);
+  await assert.rejects(fresh.parseAsync(['broken', '-x', 'arg'], { from: 'user' }), (e: unknown) => {
+    assert.ok(e instanceof CliError);
+    assert.equal(errorLine('x', e), "layerfs: broken: command unavailable: The requested module './x.js' does not provide an export named 'y'");
+    return true;
+  });
 });
