@@ -140,8 +140,8 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   const work = core.work!;
   const rootTmp = core.tmpName();
   const walk = (n: UnionNode, tmpRel: string): void => {
-    const src = core.top(n);
-    const st = copyEntry(core, src, n.rel, work, tmpRel);
+    const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
+    const st = copyEntry(core, src, srcRel, work, tmpRel);
     core.xino.set(st.dev, st.ino, n.ino);
     if (n.isDir) {
       const dirMode = st.mode & 0o7777;
@@ -149,7 +149,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
-      const big = src.lstatBig(n.rel);
+      const big = src.lstatBig(srcRel);
       if (big) {
         const [as, an] = nsParts(big.atimeNs);
         const [ms, mn] = nsParts(big.mtimeNs);

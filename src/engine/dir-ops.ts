@@ -12,7 +12,7 @@ import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { lowerHas } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
-import { FileHandle, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
+import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
@@ -61,6 +61,8 @@ function prepareCreate(
 export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
   const type = mode & S_IFMT || S_IFREG;
   if (type === S_IFDIR) throw new FsError('EINVAL', 'mknod', name);
+  // A char device 0/0 is how a whiteout looks on disk: it cannot be a file of the union.
+  if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', name);
   const { rw, rel, owner } = prepareCreate(core, parent, name, 'mknod', ctx);
   rw.mknod(rel, type | (mode & 0o7777), rdev);
   if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);

@@ -92,6 +92,7 @@ test('error paths answer Linux errnos', (t) => {
   throwsCode(() => f.u.unlink(r, 'd'), 'EISDIR');
   throwsCode(() => f.u.open(f.node('d'), O_WRONLY, ctx), 'EISDIR');
   throwsCode(() => f.u.link(f.node('d'), r, 'd2'), 'EPERM');
+  throwsCode(() => f.u.mknod(r, 'c00', 0o020644, 0, ctx), 'EPERM'); // would read as a whiteout
   const long = 'x'.repeat(256);
   throwsCode(() => f.u.lookup(r, long), 'ENAMETOOLONG');
   throwsCode(() => f.u.mkdir(r, long, 0o755, ctx), 'ENAMETOOLONG');

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import { Union } from '../../src/engine/index.js';
 import assert from 'node:assert/strict';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../src/engine/index.js';
+import * as fs from 'node:fs';
 import { ctx, O_RDONLY, setup, throwsCode, writeFile } from './fixture.js';
 
 test('rename of a lower file: copy up, new name in rw, whiteout at the old name', (t) => {
@@ -108,4 +109,13 @@ test('RENAME_EXCHANGE swaps files (lower ones copied up) and upper-only dirs; lo
   assert.deepEqual(f.ls('u'), ['x']);
   assert.deepEqual(f.raw('up'), { l: 'upper', u: { x: '1' }, ud: 'lower' });
   assert.deepEqual(f.raw('low'), { l: 'lower', ld: { y: '2' } });
+});
+
+test('redirect rename copies the data a name shows, also for a hard link whose twin was copied up', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'v1', d: {} } });
+  fs.linkSync(`${f.br.low}/a`, `${f.br.low}/d/b`);
+  f.u.setattr(f.node('a'), { size: 0 }, ctx);
+  f.u.rename(f.u.root, 'd', f.u.root, 'e', 0);
+  assert.equal(f.cat('e/b'), '');
+  assert.deepEqual(f.raw('low'), { a: 'v1', d: { b: 'v1' } });
 });
