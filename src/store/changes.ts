@@ -12,10 +12,12 @@
  * - a directory of the writable branch (copied up because something inside changed) is `C` when it
  *   exists below, else `A`;
  * - our private names (`.wh..wh.*`: opaque marker, work dir, inode table) are skipped.
- * Overlay opaque directories (`trusted.overlay.opaque` xattr) are not detected here.
+ * Opaque directories are recognised in both formats (AUFS `.wh..wh..opq`, overlay
+ * `trusted.overlay.opaque=y`).
  */
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { lgetxattr } from '../sys/index.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -34,6 +36,16 @@ function lstatOrNull(p: string): Stats | null {
     return lstatSync(p);
   } catch {
     return null;
+  }
+}
+
+/** Does directory `dir` hide the branches below it (either opaque format)? */
+function isOpaque(dir: string): boolean {
+  if (lstatOrNull(join(dir, OPAQUE))) return true;
+  try {
+    return lgetxattr(dir, 'trusted.overlay.opaque').toString() === 'y';
+  } catch {
+    return false; // ENODATA, or xattrs unsupported/unreadable
   }
 }
 
@@ -60,7 +72,7 @@ function visibleBelow(lowerDirs: readonly string[], rel: readonly string[]): boo
         if (last) return true;
         if (!st.isDirectory()) break; // a non-dir hides everything of this name below
         next.push({ dir: join(b.dir, name) });
-        if (lstatOrNull(join(b.dir, name, OPAQUE))) break; // opaque dir: lower ones hidden
+        if (isOpaque(join(b.dir, name))) break; // opaque dir: lower ones hidden
       }
     }
     if (next.length === 0) return false;
@@ -92,7 +104,7 @@ export function changes(rwDir: string, lowerDirs: readonly string[]): Change[] {
       const below = !hiddenBelow && visibleBelow(lowerDirs, r);
       out.push({ kind: below ? 'C' : 'A', path });
       if (st.isDirectory()) {
-        const opaque = lstatOrNull(join(p, OPAQUE)) !== null;
+        const opaque = isOpaque(p);
         walk(p, r, hiddenBelow || !below || opaque);
       }
     }

@@ -93,3 +93,16 @@ test('overlay whiteout (char device 0/0) is D', (t) => {
   }
   assert.deepEqual(changes(rw, [low]), [{ kind: 'D', path: '/gone' }]);
 });
+
+test('overlay opaque directory (trusted.overlay.opaque=y) hides what is below', (t) => {
+  if (process.getuid?.() !== 0) return; // trusted.* xattrs need root; the AUFS form is covered above
+  const d = tmp(t);
+  const low = build(join(d, 'low'), { 'a/x': '1', 'b/y': '2' });
+  const rw = build(join(d, 'rw'), { 'a/x': 'again', 'b/': null });
+  execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(rw, 'a')]);
+  assert.deepEqual(changes(rw, [low]), [
+    { kind: 'C', path: '/a' },
+    { kind: 'A', path: '/a/x' },
+    { kind: 'C', path: '/b' },
+  ]);
+});
