@@ -9,41 +9,17 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import * as tar from 'tar-stream';
+import { Readable } from 'node:stream';
 import { OPAQUE, WH_PREFIX, WH_PRIVATE_PREFIX } from './tar-import.js';
-import { readXattrTree } from './xattr.js';
-import { spawnSync } from 'node:child_process';
-
-type PaxHeaders = Partial<tar.Header> & { name: string; pax?: Record<string, string> };
+import { isPrivateXattr, readXattrTree } from './xattr.js';
+import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
 
 function byBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-function hasOverlayOpaque(abs: string): boolean {
-  const r = spawnSync('getfattr', ['-h', '--only-values', '-n', 'trusted.overlay.opaque', '--', abs]);
-  return r.status === 0 && r.stdout.toString() === 'y';
-}
-
-function mtimeOf(st: fs.Stats): Date {
-  return new Date(Math.floor(st.mtimeMs / 1000) * 1000);
-}
-
-function readSmall(abs: string, size: number): Buffer {
-  const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    const buf = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = fs.readSync(fd, buf, off, size - off, null);
-      if (n === 0) throw new Error(`file shrank while exporting: ${abs}`);
-      off += n;
-    }
-    return buf;
-  } finally {
-    fs.closeSync(fd);
-  }
+function secs(st: fs.Stats): number {
+  return Math.floor(st.mtimeMs / 1000);
 }
 
 export interface ExportOptions {
@@ -53,132 +29,92 @@ export interface ExportOptions {
 
 /** The OCI tar of layer directory `dir`, as a stream. */
 export function exportLayer(dir: string, opts: ExportOptions = {}): Readable {
-  const pack = tar.pack();
-  const out = new PassThrough();
-  pack.pipe(out);
+  return Readable.from(entries(dir, opts), { objectMode: false });
+}
+
+async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer> {
   const xattrs = readXattrTree(dir);
   const links = new Map<string, string>();
   let written = 0;
 
-  function header(rel: string, st: fs.Stats, extra: Omit<Partial<tar.Header>, 'pax'>): PaxHeaders {
-    const h: PaxHeaders = {
-      name: rel,
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
-      mtime: mtimeOf(st),
-      uname: '',
-      gname: '',
-      ...extra,
-    };
-    const x = xattrs.get(rel);
-    if (x && x.size > 0) {
-      const pax: Record<string, string> = {};
-      for (const name of [...x.keys()].sort(byBytes)) pax[`SCHILY.xattr.${name}`] = x.get(name)!.toString('utf8');
-      h.pax = pax;
-    }
+  function header(rel: string, st: fs.Stats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader {
+    const h: TarHeader = { name: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: secs(st), ...extra };
+    const x = xattrs.get(type === 'dir' ? rel.slice(0, -1) : rel);
+    const keys = x ? [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes) : [];
+    if (keys.length > 0) h.xattrs = keys.map((k) => [k, x!.get(k)!]);
     return h;
   }
+  const whiteout = (name: string, st: fs.Stats, own: boolean): Buffer =>
+    headerBlocks({ name, type: 'file', mode: own ? st.mode & 0o7777 : 0o644, uid: own ? st.uid : 0, gid: own ? st.gid : 0, size: 0, mtime: secs(st) });
 
-  function entry(h: PaxHeaders, body?: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      pack.entry(h, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  async function file(h: PaxHeaders, abs: string): Promise<void> {
-    let done!: Promise<void>;
-    const s = pack.entry(h, (err) => {
-      done = err ? Promise.reject(err) : Promise.resolve();
-    });
-    const finished = new Promise<void>((resolve, reject) => {
-      s.on('finish', () => resolve());
-      s.on('close', () => resolve());
-      s.on('error', reject);
-    });
+  async function* fileData(abs: string, size: number): AsyncGenerator<Buffer> {
     const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
-      let left = h.size ?? 0;
+      let left = size;
       while (left > 0) {
         const buf = Buffer.allocUnsafe(Math.min(1 << 20, left));
         const n = fs.readSync(fd, buf, 0, buf.length, null);
-        if (n === 0) break;
+        if (n === 0) throw new Error(`file shrank while exporting: ${abs}`);
         left -= n;
         written += n;
         opts.onBytes?.(written);
-        if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) await new Promise<void>((r) => s.once('drain', () => r()));
+        yield n === buf.length ? buf : buf.subarray(0, n);
       }
-      if (left > 0) throw new Error(`file shrank while exporting: ${abs}`);
     } finally {
       fs.closeSync(fd);
     }
-    s.end(undefined);
-    await finished;
-    if (done) await done;
+    const pad = padding(size);
+    if (pad.length > 0) yield pad;
   }
 
-  async function walk(absDir: string, relDir: string): Promise<void> {
+  async function* walk(absDir: string, relDir: string): AsyncGenerator<Buffer> {
     const names = fs.readdirSync(absDir).sort(byBytes);
     const prefix = relDir === '' ? '' : `${relDir}/`;
-    if (names.includes(OPAQUE) || (relDir !== '' && hasOverlayOpaque(absDir))) {
-      const st = names.includes(OPAQUE) ? fs.lstatSync(path.join(absDir, OPAQUE)) : fs.lstatSync(absDir);
-      await entry(
-        { name: prefix + OPAQUE, mode: 0o644, uid: 0, gid: 0, mtime: mtimeOf(st), uname: '', gname: '', type: 'file', size: 0 },
-      );
-    }
+    if (names.includes(OPAQUE)) yield whiteout(prefix + OPAQUE, fs.lstatSync(path.join(absDir, OPAQUE)), false);
+    else if (relDir !== '' && xattrs.get(relDir)?.get('trusted.overlay.opaque')?.toString() === 'y') yield whiteout(prefix + OPAQUE, fs.lstatSync(absDir), false);
     for (const name of names) {
       if (name.startsWith(WH_PRIVATE_PREFIX)) continue; // opaque handled above, the rest is private
       const abs = path.join(absDir, name);
       const rel = prefix + name;
       const st = fs.lstatSync(abs);
       if (name.startsWith(WH_PREFIX)) {
-        if (!st.isFile()) continue;
-        await entry({ name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtimeOf(st), uname: '', gname: '', type: 'file', size: 0 });
+        if (st.isFile()) yield whiteout(rel, st, true);
         continue;
       }
       if (st.isCharacterDevice() && st.rdev === 0) {
-        // overlay-format whiteout
-        await entry({ name: prefix + WH_PREFIX + name, mode: 0o644, uid: 0, gid: 0, mtime: mtimeOf(st), uname: '', gname: '', type: 'file', size: 0 });
+        yield whiteout(prefix + WH_PREFIX + name, st, false); // overlay-format whiteout
         continue;
       }
       if (st.isDirectory()) {
-        await entry(header(rel + '/', st, { type: 'directory', size: 0 }));
-        await walk(abs, rel);
+        yield headerBlocks(header(rel + '/', st, 'dir'));
+        yield* walk(abs, rel);
         continue;
       }
-      if (!st.isDirectory() && st.nlink > 1) {
+      if (st.nlink > 1) {
         const key = `${st.dev}:${st.ino}`;
         const first = links.get(key);
         if (first !== undefined) {
-          await entry(header(rel, st, { type: 'link', linkname: first, size: 0 }));
+          yield headerBlocks(header(rel, st, 'link', { linkname: first }));
           continue;
         }
         links.set(key, rel);
       }
-      if (st.isFile() && st.size <= 1 << 20) {
-        const body = readSmall(abs, st.size);
-        written += body.length;
-        opts.onBytes?.(written);
-        await entry(header(rel, st, { type: 'file', size: body.length }), body);
-      } else if (st.isFile()) await file(header(rel, st, { type: 'file', size: st.size }), abs);
-      else if (st.isSymbolicLink()) await entry(header(rel, st, { type: 'symlink', linkname: fs.readlinkSync(abs), size: 0 }));
-      else if (st.isFIFO()) await entry(header(rel, st, { type: 'fifo', size: 0 }));
+      if (st.isFile()) {
+        yield headerBlocks(header(rel, st, 'file', { size: st.size }));
+        yield* fileData(abs, st.size);
+      } else if (st.isSymbolicLink()) yield headerBlocks(header(rel, st, 'symlink', { linkname: fs.readlinkSync(abs) }));
+      else if (st.isFIFO()) yield headerBlocks(header(rel, st, 'fifo'));
       else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const major = Math.floor(st.rdev / 256) & 0xfff;
-        const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-        await entry(
-          header(rel, st, { type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor, size: 0 }),
-        );
+        const devmajor = Math.floor(st.rdev / 256) & 0xfff;
+        const devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+        yield headerBlocks(header(rel, st, st.isCharacterDevice() ? 'chr' : 'blk', { devmajor, devminor }));
       }
       // sockets are not archived
     }
   }
 
-  walk(dir, '').then(
-    () => pack.finalize(),
-    (e: unknown) => out.destroy(e instanceof Error ? e : new Error(String(e))),
-  );
-  return out;
+  yield* walk(dir, '');
+  yield END_OF_ARCHIVE;
 }
 
 /** Digest and size of a stream, consuming it (optionally teeing it into `sink`). */

@@ -19,6 +19,7 @@ import { FsError, isCode } from '../errors/index.js';
 import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { storeErr } from './store-error.js';
 import { isPrivateXattr, setXattr } from './xattr.js';
+import { PaxSniffer } from './tar-format.js';
 
 export const OPAQUE = '.wh..wh..opq';
 export const WH_PREFIX = '.wh.';
@@ -131,10 +132,12 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
 export async function extractLayer(input: Readable, dest: string, opts: ImportOptions = {}): Promise<ImportResult> {
   const asRoot = opts.asRoot ?? process.getuid?.() === 0;
   const hash = createHash('sha256');
+  const sniffer = new PaxSniffer(); // xattr values byte-exact (tar-stream gives PAX values as text)
   let bytes = 0;
   const hasher = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
+      sniffer.push(chunk);
       bytes += chunk.length;
       opts.onBytes?.(bytes);
       cb(null, chunk);
@@ -170,7 +173,9 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
 
   try {
     for await (const entry of extract) {
-      entries++;
+      const index = entries++;
+      const entryXattrs = sniffer.xattrs.get(index) ?? [];
+      sniffer.xattrs.delete(index);
       const h = entry.header;
       const rel = cleanMemberName(h.name);
       const kind = kindOf(h.type);
@@ -212,14 +217,7 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
       const uid = pax?.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
       const gid = pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const xattrs: [string, Buffer][] = [];
-      if (pax && !whiteout) {
-        for (const k of Object.keys(pax).sort()) {
-          if (!k.startsWith('SCHILY.xattr.')) continue;
-          const name = k.slice('SCHILY.xattr.'.length);
-          if (!isPrivateXattr(name)) xattrs.push([name, Buffer.from(pax[k]!, 'utf8')]);
-        }
-      }
+      const xattrs = whiteout ? [] : entryXattrs.filter(([name]) => !isPrivateXattr(name));
       const meta = (k: Kind): Pending => ({ kind: k, mode, uid, gid, atime, mtime, xattrs });
 
       if (kind === 'link' && !whiteout) {

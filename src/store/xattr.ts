@@ -41,7 +41,7 @@ function unescapeName(s: string): string {
 
 /**
  * All xattrs under `dir` (recursive, not following symlinks), keyed by path relative to `dir`
- * ('' for `dir` itself). Private names are left out.
+ * ('' for `dir` itself), private ones included (callers filter with isPrivateXattr).
  */
 export function readXattrTree(dir: string): Map<string, Map<string, Buffer>> {
   const out = new Map<string, Map<string, Buffer>>();
@@ -62,7 +62,6 @@ export function readXattrTree(dir: string): Map<string, Map<string, Buffer>> {
     if (!current || eq <= 0) continue;
     const name = line.slice(0, eq);
     const v = line.slice(eq + 1);
-    if (isPrivateXattr(name)) continue;
     let value: Buffer;
     if (v.startsWith('0x')) value = Buffer.from(v.slice(2), 'hex');
     else if (v.startsWith('"')) value = Buffer.from(v.slice(1, -1), 'utf8');

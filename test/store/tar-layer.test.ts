@@ -149,3 +149,42 @@ test('zstd layers are imported (magic bytes), with the DiffID of the uncompresse
   await assert.rejects(store.importTar(once(zst.subarray(0, zst.length - 10))), { code: 'EINVAL' });
   assert.equal(store.list().length, 1);
 });
+
+test('binary xattr values survive import and export byte for byte; GNU tar reads our export', async (t) => {
+  const root = tempDir();
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const store = LayerStore.open(root);
+  const { headerBlocks, padding, END_OF_ARCHIVE } = await import('../../src/store/tar-format.js');
+  const value = Buffer.from([0x01, 0x00, 0x00, 0x02, 0xff, 0x80, 0x0a, 0x3d, 0x20, 0xc3]);
+  const body = Buffer.from('cap');
+  const longName = `deep/${'n'.repeat(120)}/ünïcode-${'x'.repeat(90)}`;
+  const archive = Buffer.concat([
+    headerBlocks({ name: 'bin/', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1_600_000_000 }),
+    headerBlocks({ name: 'bin/ping', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 3, mtime: 1_600_000_000, xattrs: [['user.bin', value]] }),
+    body,
+    padding(3),
+    headerBlocks({ name: longName, type: 'file', mode: 0o644, uid: 3_000_000, gid: 3_000_001, size: 0, mtime: 1_600_000_000 }),
+    END_OF_ARCHIVE,
+  ]);
+  const l = await store.importTar(once(archive));
+  const diff = path.join(root, 'diff', l.id);
+  const hex = execFileSync('getfattr', ['--only-values', '-e', 'hex', '-n', 'user.bin', path.join(diff, 'bin/ping')]);
+  assert.ok(hex.equals(value), `xattr bytes kept (${hex.toString('hex')})`);
+  const st = fs.lstatSync(path.join(diff, longName));
+  assert.equal(st.uid, 3_000_000);
+  assert.equal(st.gid, 3_000_001);
+  const out = await collect(store.exportTar(l.id));
+  assert.ok(out.includes(Buffer.concat([Buffer.from(' SCHILY.xattr.user.bin='), value, Buffer.from('\n')])));
+  const again = await store.importTar(once(out));
+  assert.equal(sha256(await collect(store.exportTar(again.id))), sha256(out));
+  // GNU tar lists and extracts what we write, xattrs included
+  const list = execFileSync('tar', ['-tvf', '-'], { input: out }).toString();
+  assert.match(list, /bin\/ping/);
+  assert.ok(list.includes(longName));
+  const x = path.join(root, 'gnu-x');
+  fs.mkdirSync(x);
+  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-C', x, '-xf', '-'], { input: out });
+  assert.equal(fs.readFileSync(path.join(x, 'bin/ping'), 'utf8'), 'cap');
+  const gnuHex = execFileSync('getfattr', ['--only-values', '-n', 'user.bin', path.join(x, 'bin/ping')]);
+  assert.ok(gnuHex.equals(value));
+});
