@@ -29,7 +29,27 @@ export interface ExportOptions {
 
 /** The OCI tar of layer directory `dir`, as a stream. */
 export function exportLayer(dir: string, opts: ExportOptions = {}): Readable {
-  return Readable.from(entries(dir, opts), { objectMode: false });
+  return Readable.from(batched(entries(dir, opts)), { objectMode: false });
+}
+
+/** Joins small pieces (headers, small files) into chunks of at least 256 KiB: fewer writes. */
+async function* batched(src: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  for await (const b of src) {
+    if (b.length >= 1 << 18 && size === 0) {
+      yield b;
+      continue;
+    }
+    parts.push(b);
+    size += b.length;
+    if (size >= 1 << 18) {
+      yield Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
 }
 
 async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer> {
