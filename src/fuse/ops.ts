@@ -53,6 +53,8 @@ const DT_DIR = 4;
 export interface OpsConfig {
   entryTimeout: number;
   attrTimeout: number;
+  /** How long the kernel may remember that a name does not exist (0: not at all). */
+  negativeTimeout: number;
   maxWrite: number;
   /** Called once INIT has been answered (the mount is live). */
   onInit?: (init: InitOut) => void;
@@ -213,7 +215,20 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private opLookup(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
     const name = readCString(b, p, end).value;
-    return this.entry(out, this.union.lookup(this.node(hd), name));
+    let node: N;
+    try {
+      node = this.union.lookup(this.node(hd), name);
+    } catch (e) {
+      if (this.cfg.negativeTimeout > 0 && toFsError(e).code === 'ENOENT') {
+        // nodeid 0: a negative entry the kernel may cache for entry_valid (creates through the
+        // mount replace it at once; changes made beneath us show after the timeout, as for entries)
+        const attr = zeroAttr(0);
+        attr.mode = 0;
+        return encodeEntryOut(out, OUT, { nodeid: 0, generation: 0, entryValid: this.cfg.negativeTimeout, attrValid: 0, attr }) - OUT;
+      }
+      throw e;
+    }
+    return this.entry(out, node);
   }
 
   private opForget(hd: InHeader, b: Buffer, p: number): number {

@@ -32,6 +32,10 @@ export type WorkerMessage =
   | { t: 'init'; flags: string[]; maxWrite: number }
   | { t: 'stopped'; reason: string; requests: number; error?: string };
 
+// Errors are answered as errno numbers here; their stack traces are never shown, and capturing
+// one costs more than the syscall behind a typical ENOENT/ENODATA. Keep them only for -d.
+if (!(workerData as WorkerParams).debug) Error.stackTraceLimit = 0;
+
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
 const params = workerData as WorkerParams;
@@ -78,6 +82,7 @@ async function main(): Promise<void> {
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: params.entryTimeout,
     attrTimeout: params.attrTimeout,
+    negativeTimeout: params.entryTimeout,
     maxWrite: params.maxWrite,
     onInit: (init) => post({ t: 'init', flags: initFlagNames(init.flags, init.flags2), maxWrite: init.maxWrite }),
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_MAIN, cli, daemonPids, forceUnmount, isMounted, ok, pidAlive, requireFuse, waitFor } from '../helpers/mount.js';
@@ -41,11 +41,14 @@ test('-f -d serves in the foreground, traces requests, and SIGTERM unmounts and 
   assert.equal(readFileSync(join(mnt, 'hello.txt'), 'utf8'), 'hello\n');
   writeFileSync(join(mnt, 'new.txt'), 'new\n');
   assert.equal(readFileSync(join(root, 'up', 'new.txt'), 'utf8'), 'new\n', 'overlay-style upperdir receives writes');
-  await waitFor(() => /CREATE/.test(stderr), 2000);
+  mkdirSync(join(mnt, 'd'));
+  writeFileSync(join(mnt, 'd', 'f'), '');
+  assert.throws(() => rmdirSync(join(mnt, 'd')), { code: 'ENOTEMPTY' });
+  await waitFor(() => /RMDIR/.test(stderr), 2000);
   assert.match(stderr, /INIT nodeid=0 .* -> \d+/);
   assert.match(stderr, /LOOKUP nodeid=1 .* -> \d+/);
-  assert.match(stderr, /CREATE nodeid=1 /);
-  assert.match(stderr, /LOOKUP nodeid=1 .*-> ENOENT/);
+  assert.match(stderr, /CREATE nodeid=1 .* -> \d+/);
+  assert.match(stderr, /RMDIR nodeid=1 .* -> ENOTEMPTY/);
   child.kill('SIGTERM');
   const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 10_000))]);
   assert.equal(code, 0, `exit status after SIGTERM; stderr tail: ${stderr.slice(-500)}`);
