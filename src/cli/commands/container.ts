@@ -65,8 +65,8 @@ export function register(program: Command): void {
       .option('-d, --debug', 'the daemon traces requests to its log'),
   ).action(async (ref: string, flags: RootFlags & { debug?: boolean }) => {
     const store = openStore(flags);
-    const id = store.resolve(ref);
     try {
+      const id = container(store, ref);
       process.stdout.write(`${await mountLayer(store, id, flags.debug ?? false)}\n`);
     } catch (e) {
       throw new CliError(`container mount ${ref}`, e);
