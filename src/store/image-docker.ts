@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import * as tar from 'tar-stream';
 import { digestHex, imageConfig, writeLayerBlob } from './blobs.js';
 import { importImageLayers, readJson, type ImageLayerSource } from './image-layers.js';
-import { cleanMemberName } from './safe-path.js';
+import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { checkImageName, type LayerStore } from './store.js';
 import { storeErr } from './store-error.js';
 import { decompressed } from './compression.js';
@@ -91,11 +91,20 @@ export async function importDocker(
     const m = list[0];
     if (!m || typeof m.Config !== 'string' || !Array.isArray(m.Layers)) throw storeErr('EINVAL', 'manifest.json has no image');
     const inside = (p: string): string => {
-      const rel = cleanMemberName(p);
-      const abs = path.join(dir, rel);
-      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
-      if (!st || !st.isFile()) throw storeErr('ENOENT', `archive has no file ${p}`);
-      return abs;
+      // a member of the archive; older `docker save` links duplicate layers with relative symlinks
+      let rel = cleanMemberName(p);
+      for (let hops = 0; hops < 8; hops++) {
+        const abs = resolveBeneath(dir, rel, false); // no symlink among the parents
+        const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+        if (st?.isFile()) return abs;
+        if (!st?.isSymbolicLink()) break;
+        const target = fs.readlinkSync(abs);
+        if (target.startsWith('/')) break;
+        const next = path.posix.normalize(path.posix.join(path.posix.dirname(rel), target));
+        if (next.startsWith('../') || next === '..') break;
+        rel = next;
+      }
+      throw storeErr('ENOENT', `archive has no file ${p}`);
     };
     const config = readJson(inside(m.Config), 'image config');
     const diffIds = ((config.rootfs as { diff_ids?: unknown } | undefined)?.diff_ids ?? []) as string[];

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -70,4 +71,37 @@ test('a tampered blob, a missing tag and a non-layout dir are refused', async (t
   await assert.rejects(importDocker(store, notTar, 'x'), { code: 'EINVAL' });
   assert.deepEqual(store.list(), []);
   assert.deepEqual(fs.readdirSync(path.join(top, 'dst', 'tmp')), []);
+});
+
+test('docker archives: layers linked by relative symlinks are read; links leading outside are refused', async (t) => {
+  const top = tempDir();
+  t.after(() => fs.rmSync(top, { recursive: true, force: true }));
+  const { exportDocker } = await import('../../src/store/image-docker.js');
+  const src = LayerStore.open(path.join(top, 'src'));
+  await src.importTar(once(await makeTar([{ name: 'a', body: 'a' }])), { name: 'one' });
+  const plain = path.join(top, 'one.tar');
+  await exportDocker(src, 'one', plain, 'one:latest');
+  // rebuild the archive with the layer moved and a symlink in its place, as old docker save did
+  const x = path.join(top, 'x');
+  fs.mkdirSync(x);
+  execFileSync('tar', ['-C', x, '-xf', plain]);
+  const manifest = JSON.parse(fs.readFileSync(path.join(x, 'manifest.json'), 'utf8')) as { Layers: string[] }[];
+  const layer = manifest[0]!.Layers[0]!;
+  fs.mkdirSync(path.join(x, 'other'));
+  fs.renameSync(path.join(x, layer), path.join(x, 'other', 'layer.tar'));
+  fs.symlinkSync('../other/layer.tar', path.join(x, layer));
+  const linked = path.join(top, 'linked.tar');
+  execFileSync('tar', ['-C', x, '-cf', linked, '.']);
+  const dst = LayerStore.open(path.join(top, 'dst'));
+  const r = await importDocker(dst, linked, 'linked');
+  assert.equal(fs.readFileSync(path.join(dst.diffDir(r.top), 'a'), 'utf8'), 'a');
+  // a layer path through a symlinked directory pointing outside the archive is refused
+  fs.rmSync(path.join(x, layer));
+  fs.rmSync(path.join(x, path.dirname(layer)), { recursive: true });
+  fs.symlinkSync(path.join(top, 'x', 'other'), path.join(x, path.dirname(layer)));
+  const evil = path.join(top, 'evil.tar');
+  execFileSync('tar', ['-C', x, '-cf', evil, '.']);
+  const dst2 = LayerStore.open(path.join(top, 'dst2'));
+  await assert.rejects(importDocker(dst2, evil, 'evil'), (e: Error) => /symlink|no file/.test(e.message));
+  assert.deepEqual(dst2.list(), []);
 });
