@@ -5,7 +5,7 @@
  *   listMounts() -> the live mounts from the runtime dir
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkMountpoint, kernelUnmount, mountTable, FSTYPE } from './mount.js';
@@ -79,7 +79,11 @@ export function startMount(o: StartMountOptions): Promise<{ id: string; pid: num
         msg = { ok: false, code: 'EIO', message: text.slice(0, nl) };
       }
       if (msg.ok) finish(null, { id: msg.id ?? id, pid: msg.pid ?? child.pid ?? 0 });
-      else finish(new MountError(msg.code ?? 'EIO', msg.message ?? 'mount failed'));
+      else {
+        // the daemon said what failed: its log holds nothing more
+        rmSync(logPath(id), { force: true });
+        finish(new MountError(msg.code ?? 'EIO', msg.message ?? 'mount failed'));
+      }
     });
     pipe?.on('error', () => {});
     child.on('error', (e) => finish(e));

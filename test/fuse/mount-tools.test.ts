@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, daemonPids, forceUnmount, fuseUnavailable, isMounted, layerfsMounts, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
@@ -178,6 +178,10 @@ describe('CLI errors leave nothing mounted', () => {
     assert.match(lines[0]!, /^layerfs: /);
     assert.match(lines[0]!, pattern);
     assert.ok(!isMounted(mnt), 'nothing mounted');
+    const run = env.LAYERFS_RUN_DIR!;
+    const left = existsSync(run) ? readdirSync(run).filter((n) => n !== 'mounts') : [];
+    const meta = existsSync(join(run, 'mounts')) ? readdirSync(join(run, 'mounts')) : [];
+    assert.deepEqual([...left, ...meta], [], 'nothing left in the runtime dir');
   }
 
   test('missing branch dir', (t) => {
