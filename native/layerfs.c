@@ -2,8 +2,9 @@
  * layerfs native addon: the few Linux syscalls node:fs lacks (xattrs, mknod,
  * renameat2, nanosecond utimensat, fallocate, SEEK_DATA/HOLE, copy_file_range,
  * FICLONE, ioctl, mount/umount2). Thin by design: every function does one
- * syscall and, on failure, throws a plain Error carrying `errno` (negative, as
- * node:fs does) and `syscall`; src/sys/native.ts turns that into an FsError.
+ * syscall and, on failure, returns the negative errno as a number (see `fail`);
+ * src/sys/native.ts turns that into an FsError. Only bad argument types (and
+ * out-of-memory) throw here.
  *
  * Context-aware (NAPI_MODULE_INIT) and free of global mutable state, so it
  * loads in any number of worker_threads.
@@ -30,7 +31,7 @@
 
 #include <node_api.h>
 
-/* Throws a JS Error for a failed syscall; always returns NULL for `return throw_errno(...)`. */
+/* Throws a JS Error carrying errno/syscall (out of memory only); returns NULL. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
   char msg[256], text[128];
   /* GNU strerror_r: thread-safe (strerror is not, and workers call us concurrently) */
@@ -44,6 +45,17 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
   napi_set_named_property(env, e, "syscall", s);
   napi_throw(env, e);
   return NULL;
+}
+
+/*
+ * Syscall failures are not thrown from C: the function returns the negative
+ * errno as a number and src/sys/native.ts throws one FsError. (Throwing here
+ * and rethrowing there cost two stack captures; ENODATA from getxattr is hot.)
+ */
+static napi_value fail(napi_env env, int err) {
+  napi_value v;
+  napi_create_int32(env, -err, &v);
+  return v;
 }
 
 static napi_value throw_type(napi_env env, const char *what) {
@@ -188,7 +200,6 @@ static ssize_t x_list(const xtarget *t, char *buf, size_t size) {
 }
 
 static napi_value do_getxattr(napi_env env, napi_callback_info info, int by_fd) {
-  const char *sc = by_fd ? "fgetxattr" : "lgetxattr";
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   xtarget t;
@@ -209,19 +220,19 @@ static napi_value do_getxattr(napi_env env, napi_callback_info info, int by_fd) 
       break;
     }
     if (errno != ERANGE || tries > 8) {
-      throw_errno(env, errno, sc);
+      result = fail(env, errno);
       break;
     }
     ssize_t need = x_get(&t, name, NULL, 0); /* size changed under us or too small: ask */
     if (need < 0) {
-      throw_errno(env, errno, sc);
+      result = fail(env, errno);
       break;
     }
     if (buf != small) free(buf);
     cap = (size_t)need + 1;
     buf = malloc(cap);
     if (buf == NULL) {
-      throw_errno(env, ENOMEM, sc);
+      result = fail(env, ENOMEM);
       buf = small;
       break;
     }
@@ -233,7 +244,6 @@ static napi_value do_getxattr(napi_env env, napi_callback_info info, int by_fd) 
 }
 
 static napi_value do_setxattr(napi_env env, napi_callback_info info, int by_fd) {
-  const char *sc = by_fd ? "fsetxattr" : "lsetxattr";
   napi_value argv[4];
   if (!get_args(env, info, 4, argv)) return NULL;
   void *data;
@@ -252,12 +262,11 @@ static napi_value do_setxattr(napi_env env, napi_callback_info info, int by_fd) 
   int err = errno;
   free(name);
   free(t.path);
-  if (r < 0) return throw_errno(env, err, sc);
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
 static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd) {
-  const char *sc = by_fd ? "flistxattr" : "llistxattr";
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   xtarget t;
@@ -266,18 +275,18 @@ static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd)
   char *buf = small;
   size_t cap = sizeof small;
   ssize_t n;
-  int ok = 1;
+  int ok = 1, err = 0;
   for (int tries = 0;; tries++) {
     n = x_list(&t, buf, cap);
     if (n >= 0) break;
     if (errno != ERANGE || tries > 8) {
-      throw_errno(env, errno, sc);
+      err = errno;
       ok = 0;
       break;
     }
     ssize_t need = x_list(&t, NULL, 0);
     if (need < 0) {
-      throw_errno(env, errno, sc);
+      err = errno;
       ok = 0;
       break;
     }
@@ -285,14 +294,16 @@ static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd)
     cap = (size_t)need + 1;
     buf = malloc(cap);
     if (buf == NULL) {
-      throw_errno(env, ENOMEM, sc);
+      err = ENOMEM;
       buf = small;
       ok = 0;
       break;
     }
   }
-  napi_value arr = NULL;
-  if (ok) {
+  napi_value arr;
+  if (!ok) {
+    arr = fail(env, err);
+  } else {
     napi_create_array(env, &arr);
     uint32_t i = 0;
     for (ssize_t p = 0; p < n;) {
@@ -311,7 +322,6 @@ static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd)
 }
 
 static napi_value do_removexattr(napi_env env, napi_callback_info info, int by_fd) {
-  const char *sc = by_fd ? "fremovexattr" : "lremovexattr";
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   xtarget t;
@@ -325,7 +335,7 @@ static napi_value do_removexattr(napi_env env, napi_callback_info info, int by_f
   int err = errno;
   free(name);
   free(t.path);
-  if (r < 0) return throw_errno(env, err, sc);
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
@@ -351,7 +361,7 @@ static napi_value n_mknod(napi_env env, napi_callback_info info) {
   int r = mknod(path, (mode_t)mode, (dev_t)dev);
   int err = errno;
   free(path);
-  if (r < 0) return throw_errno(env, err, "mknod");
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
@@ -371,7 +381,7 @@ static napi_value n_renameat2(napi_env env, napi_callback_info info) {
   int err = errno;
   free(from);
   free(to);
-  if (r < 0) return throw_errno(env, err, "renameat2");
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
@@ -398,7 +408,7 @@ static napi_value n_utimensat(napi_env env, napi_callback_info info) {
   int r = utimensat(AT_FDCWD, path, ts, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
   int err = errno;
   free(path);
-  if (r < 0) return throw_errno(env, err, "utimensat");
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
@@ -409,7 +419,7 @@ static napi_value n_futimens(napi_env env, napi_callback_info info) {
   if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
   struct timespec ts[2];
   if (!get_times(env, argv + 1, ts)) return NULL;
-  if (futimens(fd, ts) < 0) return throw_errno(env, errno, "futimens");
+  if (futimens(fd, ts) < 0) return fail(env, errno);
   return undef(env);
 }
 
@@ -423,7 +433,7 @@ static napi_value n_fallocate(napi_env env, napi_callback_info info) {
   if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_i32(env, argv[1], &mode, "mode must be a number") ||
       !get_i64(env, argv[2], &off, "offset must be a number") || !get_i64(env, argv[3], &len, "length must be a number"))
     return NULL;
-  if (fallocate(fd, mode, (off_t)off, (off_t)len) < 0) return throw_errno(env, errno, "fallocate");
+  if (fallocate(fd, mode, (off_t)off, (off_t)len) < 0) return fail(env, errno);
   return undef(env);
 }
 
@@ -436,7 +446,7 @@ static napi_value n_lseek(napi_env env, napi_callback_info info) {
       !get_i32(env, argv[2], &whence, "whence must be a number"))
     return NULL;
   off_t r = lseek(fd, (off_t)off, whence);
-  if (r < 0) return throw_errno(env, errno, "lseek");
+  if (r < 0) return fail(env, errno);
   return num64(env, (int64_t)r);
 }
 
@@ -450,10 +460,10 @@ static napi_value n_copy_file_range(napi_env env, napi_callback_info info) {
       !get_i32(env, argv[2], &fd_out, "fdOut must be a number") ||
       !get_i64(env, argv[3], &off_out, "offOut must be a number") || !get_i64(env, argv[4], &len, "length must be a number"))
     return NULL;
-  if (len < 0) return throw_errno(env, EINVAL, "copy_file_range");
+  if (len < 0) return fail(env, EINVAL);
   loff_t oi = (loff_t)off_in, oo = (loff_t)off_out;
   ssize_t r = copy_file_range(fd_in, off_in < 0 ? NULL : &oi, fd_out, off_out < 0 ? NULL : &oo, (size_t)len, 0);
-  if (r < 0) return throw_errno(env, errno, "copy_file_range");
+  if (r < 0) return fail(env, errno);
   return num64(env, (int64_t)r);
 }
 
@@ -463,7 +473,7 @@ static napi_value n_ficlone(napi_env env, napi_callback_info info) {
   int32_t dst, src;
   if (!get_i32(env, argv[0], &dst, "destFd must be a number") || !get_i32(env, argv[1], &src, "srcFd must be a number"))
     return NULL;
-  if (ioctl(dst, FICLONE, src) < 0) return throw_errno(env, errno, "ioctl");
+  if (ioctl(dst, FICLONE, src) < 0) return fail(env, errno);
   return undef(env);
 }
 
@@ -490,7 +500,7 @@ static napi_value n_ioctl(napi_env env, napi_callback_info info) {
     if (!get_buf(env, argv[2], &data, &len, "arg must be a Buffer or a number")) return NULL;
     r = ioctl(fd, (unsigned long)(uint32_t)req, data);
   }
-  if (r < 0) return throw_errno(env, errno, "ioctl");
+  if (r < 0) return fail(env, errno);
   return num64(env, r);
 }
 
@@ -514,7 +524,7 @@ static napi_value n_mount(napi_env env, napi_callback_info info) {
   int r = mount(s[0][0] ? s[0] : NULL, s[1], s[2][0] ? s[2] : NULL, (unsigned long)flags, s[3][0] ? s[3] : NULL);
   int err = errno;
   for (int i = 0; i < 4; i++) free(s[i]);
-  if (r < 0) return throw_errno(env, err, "mount");
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 
@@ -528,7 +538,7 @@ static napi_value n_umount2(napi_env env, napi_callback_info info) {
   int r = umount2(target, flags);
   int err = errno;
   free(target);
-  if (r < 0) return throw_errno(env, err, "umount2");
+  if (r < 0) return fail(env, err);
   return undef(env);
 }
 

@@ -5,35 +5,38 @@
  * Every function is synchronous and throws an `FsError` shaped like a node:fs
  * error (`code`, negative `errno`, `syscall`, `path`, `dest`), e.g.
  * `ENODATA: no data available, lgetxattr '/x'`. Bad argument types throw a
- * TypeError, as node:fs does. Offsets and lengths are JS numbers (int64 in C,
+ * TypeError, as node:fs does. The addon itself returns a negative errno on
+ * failure (one exception, thrown here, instead of two); `tryLgetxattr` and
+ * `tryFgetxattr` return undefined for an absent xattr without any exception. Offsets and lengths are JS numbers (int64 in C,
  * exact up to 2^53). The addon is context-aware: it loads in worker_threads too.
  */
 import { createRequire } from 'node:module';
 import { FsError, codeOf } from '../errors/index.js';
 
+/** What the addon returns: a negative errno number on failure, else the value. */
 interface Binding {
   UTIME_NOW: number;
   UTIME_OMIT: number;
   FICLONE: number;
-  lgetxattr(path: string, name: string): Buffer;
-  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
-  llistxattr(path: string): string[];
-  lremovexattr(path: string, name: string): void;
-  fgetxattr(fd: number, name: string): Buffer;
-  fsetxattr(fd: number, name: string, value: Buffer, flags: number): void;
-  flistxattr(fd: number): string[];
-  fremovexattr(fd: number, name: string): void;
-  mknod(path: string, mode: number, dev: number): void;
-  renameat2(oldPath: string, newPath: string, flags: number): void;
-  utimensat(path: string, as: number, ans: number, ms: number, mns: number, noFollow: boolean): void;
-  futimens(fd: number, as: number, ans: number, ms: number, mns: number): void;
-  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  lgetxattr(path: string, name: string): Buffer | number;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): undefined | number;
+  llistxattr(path: string): string[] | number;
+  lremovexattr(path: string, name: string): undefined | number;
+  fgetxattr(fd: number, name: string): Buffer | number;
+  fsetxattr(fd: number, name: string, value: Buffer, flags: number): undefined | number;
+  flistxattr(fd: number): string[] | number;
+  fremovexattr(fd: number, name: string): undefined | number;
+  mknod(path: string, mode: number, dev: number): undefined | number;
+  renameat2(oldPath: string, newPath: string, flags: number): undefined | number;
+  utimensat(path: string, as: number, ans: number, ms: number, mns: number, noFollow: boolean): undefined | number;
+  futimens(fd: number, as: number, ans: number, ms: number, mns: number): undefined | number;
+  fallocate(fd: number, mode: number, offset: number, length: number): undefined | number;
   lseek(fd: number, offset: number, whence: number): number;
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number;
-  ficlone(destFd: number, srcFd: number): void;
+  ficlone(destFd: number, srcFd: number): undefined | number;
   ioctl(fd: number, request: number, arg: Buffer | number | null): number;
-  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
-  umount2(target: string, flags: number): void;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): undefined | number;
+  umount2(target: string, flags: number): undefined | number;
 }
 
 function load(): Binding {
@@ -50,15 +53,13 @@ function load(): Binding {
 
 const b: Binding = load();
 
-/** A raw addon error carries a negative `errno` and `syscall`; anything else (TypeError) passes through. */
-function wrap(e: unknown, path?: string, dest?: string): unknown {
-  if (typeof e !== 'object' || e === null) return e;
-  const x = e as { errno?: unknown; syscall?: unknown };
-  if (typeof x.errno !== 'number' || typeof x.syscall !== 'string') return e;
-  const n = -x.errno;
-  // 95 has two names; Linux (and the brief's callers) use EOPNOTSUPP for files.
-  const code = n === 95 ? 'EOPNOTSUPP' : codeOf(n);
-  return new FsError(code, x.syscall, path, dest);
+const ENODATA = -61;
+
+/** Throws the FsError for a negative errno returned by the addon. */
+function fail(r: number, syscall: string, path?: string, dest?: string): never {
+  const n = -r;
+  // 95 has two names; Linux (and callers) use EOPNOTSUPP for files.
+  throw new FsError(n === 95 ? 'EOPNOTSUPP' : codeOf(n), syscall, path, dest);
 }
 
 // ---- constants ----------------------------------------------------------------
@@ -102,79 +103,76 @@ export const FICLONE: number = b.FICLONE;
 
 /** Value of xattr `name` of `path` (symlinks not followed). ENODATA when absent. */
 export function lgetxattr(path: string, name: string): Buffer {
-  try {
-    return b.lgetxattr(path, name);
-  } catch (e) {
-    throw wrap(e, path);
+  const r = b.lgetxattr(path, name);
+  if (typeof r === 'number') fail(r, 'lgetxattr', path);
+  return r;
+}
+
+/** Like lgetxattr, but `undefined` when the xattr is absent (no exception on the common miss). */
+export function tryLgetxattr(path: string, name: string): Buffer | undefined {
+  const r = b.lgetxattr(path, name);
+  if (typeof r === 'number') {
+    if (r === ENODATA) return undefined;
+    fail(r, 'lgetxattr', path);
   }
+  return r;
 }
 
 export function lsetxattr(path: string, name: string, value: Buffer, flags: number): void {
-  try {
-    b.lsetxattr(path, name, value, flags);
-  } catch (e) {
-    throw wrap(e, path);
-  }
+  const r = b.lsetxattr(path, name, value, flags);
+  if (r !== undefined) fail(r, 'lsetxattr', path);
 }
 
 /** Names of all xattrs of `path` the caller may see (symlinks not followed). */
 export function llistxattr(path: string): string[] {
-  try {
-    return b.llistxattr(path);
-  } catch (e) {
-    throw wrap(e, path);
-  }
+  const r = b.llistxattr(path);
+  if (typeof r === 'number') fail(r, 'llistxattr', path);
+  return r;
 }
 
 export function lremovexattr(path: string, name: string): void {
-  try {
-    b.lremovexattr(path, name);
-  } catch (e) {
-    throw wrap(e, path);
-  }
+  const r = b.lremovexattr(path, name);
+  if (r !== undefined) fail(r, 'lremovexattr', path);
 }
 
 export function fgetxattr(fd: number, name: string): Buffer {
-  try {
-    return b.fgetxattr(fd, name);
-  } catch (e) {
-    throw wrap(e);
+  const r = b.fgetxattr(fd, name);
+  if (typeof r === 'number') fail(r, 'fgetxattr');
+  return r;
+}
+
+/** Like fgetxattr, but `undefined` when the xattr is absent. */
+export function tryFgetxattr(fd: number, name: string): Buffer | undefined {
+  const r = b.fgetxattr(fd, name);
+  if (typeof r === 'number') {
+    if (r === ENODATA) return undefined;
+    fail(r, 'fgetxattr');
   }
+  return r;
 }
 
 export function fsetxattr(fd: number, name: string, value: Buffer, flags: number): void {
-  try {
-    b.fsetxattr(fd, name, value, flags);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.fsetxattr(fd, name, value, flags);
+  if (r !== undefined) fail(r, 'fsetxattr');
 }
 
 export function flistxattr(fd: number): string[] {
-  try {
-    return b.flistxattr(fd);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.flistxattr(fd);
+  if (typeof r === 'number') fail(r, 'flistxattr');
+  return r;
 }
 
 export function fremovexattr(fd: number, name: string): void {
-  try {
-    b.fremovexattr(fd, name);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.fremovexattr(fd, name);
+  if (r !== undefined) fail(r, 'fremovexattr');
 }
 
 // ---- nodes and names ------------------------------------------------------------
 
 /** mknod(2). `mode` includes the type (S_IFIFO, S_IFCHR, ...); `dev` is a `makedev` value. */
 export function mknod(path: string, mode: number, dev: number): void {
-  try {
-    b.mknod(path, mode, dev);
-  } catch (e) {
-    throw wrap(e, path);
-  }
+  const r = b.mknod(path, mode, dev);
+  if (r !== undefined) fail(r, 'mknod', path);
 }
 
 /** Device number from major/minor, glibc encoding (as st_rdev reports it). */
@@ -200,11 +198,8 @@ export function minor(dev: number): number {
 
 /** renameat2(2) with RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT. */
 export function renameat2(oldPath: string, newPath: string, flags: number): void {
-  try {
-    b.renameat2(oldPath, newPath, flags);
-  } catch (e) {
-    throw wrap(e, oldPath, newPath);
-  }
+  const r = b.renameat2(oldPath, newPath, flags);
+  if (r !== undefined) fail(r, 'renameat2', oldPath, newPath);
 }
 
 // ---- times ----------------------------------------------------------------------
@@ -218,38 +213,27 @@ export function utimensat(
   mtimeNsec: number,
   noFollow: boolean,
 ): void {
-  try {
-    b.utimensat(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, noFollow);
-  } catch (e) {
-    throw wrap(e, path);
-  }
+  const r = b.utimensat(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, noFollow);
+  if (r !== undefined) fail(r, 'utimensat', path);
 }
 
 export function futimens(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
-  try {
-    b.futimens(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.futimens(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+  if (r !== undefined) fail(r, 'futimens');
 }
 
 // ---- file data ------------------------------------------------------------------
 
 export function fallocate(fd: number, mode: number, offset: number, length: number): void {
-  try {
-    b.fallocate(fd, mode, offset, length);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.fallocate(fd, mode, offset, length);
+  if (r !== undefined) fail(r, 'fallocate');
 }
 
 /** lseek(2), including SEEK_DATA/SEEK_HOLE (ENXIO past the last data). Returns the new offset. */
 export function lseek(fd: number, offset: number, whence: number): number {
-  try {
-    return b.lseek(fd, offset, whence);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.lseek(fd, offset, whence);
+  if (r < 0) fail(r, 'lseek');
+  return r;
 }
 
 /**
@@ -257,20 +241,15 @@ export function lseek(fd: number, offset: number, whence: number): number {
  * A negative offset means "use and advance the fd's own file position".
  */
 export function copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, length: number): number {
-  try {
-    return b.copyFileRange(fdIn, offIn, fdOut, offOut, length);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.copyFileRange(fdIn, offIn, fdOut, offOut, length);
+  if (r < 0) fail(r, 'copy_file_range');
+  return r;
 }
 
 /** ioctl(destFd, FICLONE, srcFd): share extents. EOPNOTSUPP/EXDEV/EINVAL when the filesystem cannot. */
 export function ficlone(destFd: number, srcFd: number): void {
-  try {
-    b.ficlone(destFd, srcFd);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.ficlone(destFd, srcFd);
+  if (r !== undefined) fail(r, 'ioctl');
 }
 
 /**
@@ -278,29 +257,21 @@ export function ficlone(destFd: number, srcFd: number): void {
  * a number is passed as an integer. Returns ioctl's (non-negative) return value.
  */
 export function ioctl(fd: number, request: number, arg: Buffer | number): number {
-  try {
-    return b.ioctl(fd, request, arg);
-  } catch (e) {
-    throw wrap(e);
-  }
+  const r = b.ioctl(fd, request, arg);
+  if (r < 0) fail(r, 'ioctl');
+  return r;
 }
 
 // ---- mounts ---------------------------------------------------------------------
 
 /** mount(2). Empty `source`, `fstype` or `data` are passed as NULL. */
 export function mount(source: string, target: string, fstype: string, flags: number, data: string): void {
-  try {
-    b.mount(source, target, fstype, flags, data);
-  } catch (e) {
-    throw wrap(e, target);
-  }
+  const r = b.mount(source, target, fstype, flags, data);
+  if (r !== undefined) fail(r, 'mount', target);
 }
 
 /** umount2(2) with MNT_FORCE / MNT_DETACH / MNT_EXPIRE / UMOUNT_NOFOLLOW. */
 export function umount2(target: string, flags: number): void {
-  try {
-    b.umount2(target, flags);
-  } catch (e) {
-    throw wrap(e, target);
-  }
+  const r = b.umount2(target, flags);
+  if (r !== undefined) fail(r, 'umount2', target);
 }

@@ -56,13 +56,16 @@ test('xattrs by path: set, get, list, remove, and their errnos', (t) => {
   sys.lsetxattr(f, 'user.a', Buffer.from('two'), sys.XATTR_REPLACE);
   assert.deepEqual(sys.lgetxattr(f, 'user.a'), Buffer.from('two'));
 
+  assert.deepEqual(sys.tryLgetxattr(f, 'user.a'), Buffer.from('two'));
   sys.lremovexattr(f, 'user.a');
   throwsErrno(() => sys.lgetxattr(f, 'user.a'), 'ENODATA', 'lgetxattr', f);
+  assert.equal(sys.tryLgetxattr(f, 'user.a'), undefined);
   throwsErrno(() => sys.lremovexattr(f, 'user.a'), 'ENODATA', 'lremovexattr', f);
   assert.ok(!sys.llistxattr(f).includes('user.a'));
   const missing = path.join(dir, 'missing');
   throwsErrno(() => sys.llistxattr(missing), 'ENOENT', 'llistxattr', missing);
   throwsErrno(() => sys.lgetxattr(missing, 'user.a'), 'ENOENT', 'lgetxattr', missing);
+  throwsErrno(() => sys.tryLgetxattr(missing, 'user.a'), 'ENOENT', 'lgetxattr', missing);
 });
 
 test('l*xattr does not follow symlinks', { skip: rootOnly }, (t) => {
@@ -90,16 +93,19 @@ test('xattrs by fd', (t) => {
   try {
     sys.fsetxattr(fd, 'user.k', Buffer.from('v1'), sys.XATTR_CREATE);
     assert.deepEqual(sys.fgetxattr(fd, 'user.k'), Buffer.from('v1'));
+    assert.deepEqual(sys.tryFgetxattr(fd, 'user.k'), Buffer.from('v1'));
     assert.deepEqual(sys.lgetxattr(f, 'user.k'), Buffer.from('v1'));
     assert.ok(sys.flistxattr(fd).includes('user.k'));
     throwsErrno(() => sys.fsetxattr(fd, 'user.k', Buffer.from('v2'), sys.XATTR_CREATE), 'EEXIST', 'fsetxattr');
     sys.fremovexattr(fd, 'user.k');
     throwsErrno(() => sys.fgetxattr(fd, 'user.k'), 'ENODATA', 'fgetxattr');
+    assert.equal(sys.tryFgetxattr(fd, 'user.k'), undefined);
     throwsErrno(() => sys.fremovexattr(fd, 'user.k'), 'ENODATA', 'fremovexattr');
   } finally {
     fs.closeSync(fd);
   }
   throwsErrno(() => sys.flistxattr(fd), 'EBADF', 'flistxattr');
+  throwsErrno(() => sys.tryFgetxattr(fd, 'user.k'), 'EBADF', 'fgetxattr');
 });
 
 test('mknod makes a fifo; makedev/major/minor use the st_rdev encoding', (t) => {
