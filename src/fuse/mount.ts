@@ -61,13 +61,24 @@ export interface TransportOptions {
   flags: number;
   allowOther: boolean;
   defaultPermissions: boolean;
+  /** Kernel cache timeouts in seconds (entry_timeout=, attr_timeout=, negative_timeout=). */
+  entryTimeout?: number;
+  attrTimeout?: number;
+  negativeTimeout?: number;
   /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
   unionOptions: string;
 }
 
+const TIMEOUTS: Record<string, 'entryTimeout' | 'attrTimeout' | 'negativeTimeout'> = {
+  entry_timeout: 'entryTimeout',
+  attr_timeout: 'attrTimeout',
+  negative_timeout: 'negativeTimeout',
+};
+
 /** Split `-o` options into what the kernel gets and what the union gets. */
 export function splitOptions(options: string): TransportOptions {
   const rest: string[] = [];
+  const timeouts: Partial<Record<'entryTimeout' | 'attrTimeout' | 'negativeTimeout', number>> = {};
   let flags = 0;
   let allowOther = true;
   let defaultPermissions = true;
@@ -83,12 +94,16 @@ export function splitOptions(options: string): TransportOptions {
     else if ((key === 'noallow_other' || key === 'no_allow_other') && eq < 0) allowOther = false;
     else if (key === 'default_permissions' && eq < 0) defaultPermissions = true;
     else if ((key === 'nodefault_permissions' || key === 'no_default_permissions') && eq < 0) defaultPermissions = false;
-    else if (eq < 0 && IGNORED.has(key)) continue;
+    else if (eq >= 0 && TIMEOUTS[key]) {
+      const v = Number(opt.slice(eq + 1));
+      if (!Number.isFinite(v) || v < 0 || opt.slice(eq + 1).trim() === '') throw new MountError('EINVAL', `${key} needs a number of seconds, got '${opt.slice(eq + 1)}'`);
+      timeouts[TIMEOUTS[key]!] = v;
+    } else if (eq < 0 && IGNORED.has(key)) continue;
     else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, defaultPermissions, unionOptions: rest.join(',') };
+  return { flags, allowOther, defaultPermissions, ...timeouts, unionOptions: rest.join(',') };
 }
 
 /** Split on commas not escaped with a backslash (the escape is kept for the union's parser). */

@@ -22,6 +22,7 @@ export interface WorkerParams {
   maxWrite: number;
   entryTimeout: number;
   attrTimeout: number;
+  negativeTimeout: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
 }
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: params.entryTimeout,
     attrTimeout: params.attrTimeout,
-    negativeTimeout: params.entryTimeout,
+    negativeTimeout: params.negativeTimeout,
     maxWrite: params.maxWrite,
     onInit: (init) => post({ t: 'init', flags: initFlagNames(init.flags, init.flags2), maxWrite: init.maxWrite }),
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),

@@ -23,6 +23,7 @@ export interface SessionParams {
   maxWrite?: number;
   entryTimeout?: number;
   attrTimeout?: number;
+  negativeTimeout?: number;
   /** How long to wait for the kernel's INIT after mount(2) (ms). */
   initTimeoutMs?: number;
 }
@@ -48,8 +49,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
     cwd,
     debug: p.debug ?? false,
     maxWrite: p.maxWrite ?? MAX_WRITE,
-    entryTimeout: p.entryTimeout ?? 1,
-    attrTimeout: p.attrTimeout ?? 1,
+    entryTimeout: p.entryTimeout ?? t.entryTimeout ?? 1,
+    attrTimeout: p.attrTimeout ?? t.attrTimeout ?? 1,
+    negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? t.entryTimeout ?? 1,
     ...(p.unionModule ? { unionModule: p.unionModule } : {}),
   };
   const worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: params });
