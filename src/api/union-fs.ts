@@ -333,7 +333,8 @@ export class UnionFS {
   async mkdir(path: PathLike, options?: number | string | { recursive?: boolean; mode?: number | string } | null): Promise<string | undefined> {
     const p = pathString(path);
     const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined };
-    const perm = parseMode(o.mode, 0o777) & 0o7777 & ~this.#umask;
+    // mkdir(2) keeps only rwx and sticky bits of the mode (setgid comes from the parent, never the mode)
+    const perm = parseMode(o.mode, 0o777) & 0o1777 & ~this.#umask;
     return this.#call('mkdir', p, () => {
       if (!o.recursive) {
         const { parent, name, existing } = this.#r.resolveParent(p);
@@ -426,9 +427,15 @@ export class UnionFS {
       'rename',
       a,
       () => {
+        // rename(2) resolves both parent directories before looking at the source name
         const from = this.#r.resolveParent(a);
-        if (!from.existing) throw new FsError('ENOENT');
         const to = this.#r.resolveParent(b);
+        if (!from.existing) throw new FsError('ENOENT');
+        // the VFS checks of rename(2): source an ancestor of the target, or the reverse
+        const src = joinPath(from.parentPath, from.name);
+        const dst = joinPath(to.parentPath, to.name);
+        if (dst.startsWith(src + '/')) throw new FsError('EINVAL');
+        if (src.startsWith(dst + '/')) throw new FsError('ENOTEMPTY');
         this.engine.rename(from.parent, from.name, to.parent, to.name, 0);
       },
       b,

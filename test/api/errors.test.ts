@@ -51,6 +51,8 @@ const CASES: Record<string, (fs: Api, p: (s: string) => string) => Promise<unkno
   'rename dir over a file': (fs, p) => fs.rename(p('dir'), p('f')),
   'rename file over a dir': (fs, p) => fs.rename(p('f'), p('dir')),
   'rename dir into itself': (fs, p) => fs.rename(p('dir'), p('dir/sub')),
+  'rename a file onto its own parent dir': (fs, p) => fs.rename(p('dir/g'), p('dir')),
+  'rename a missing name to under a file': (fs, p) => fs.rename(p('dir/nope'), p('f/x')),
   'symlink over existing': (fs, p) => fs.symlink('t', p('f')),
   'readlink of a file': (fs, p) => fs.readlink(p('f')),
   'readlink missing': (fs, p) => fs.readlink(p('nope')),

@@ -70,6 +70,8 @@ test('writeFile, mkdir -p, readdir of new and merged dirs', async (t) => {
   const { ufs } = f;
   assert.equal(await ufs.mkdir('/x/y/z', { recursive: true }), '/x');
   assert.equal(await ufs.mkdir('/x/y', { recursive: true }), undefined);
+  await ufs.mkdir('/sg', 0o2755); // like mkdir(2): the mode's setgid bit is dropped
+  assert.equal((await ufs.stat('/sg')).mode & 0o7777, 0o755 & ~process.umask());
   await ufs.writeFile('/x/y/z/f.bin', Buffer.from([1, 2, 3]));
   await ufs.writeFile('/etc/hosts', 'localhost\n', { mode: 0o600 });
   assert.deepEqual(((await ufs.readdir('/etc')) as string[]).sort(), ['group', 'hosts', 'passwd']);
@@ -77,6 +79,7 @@ test('writeFile, mkdir -p, readdir of new and merged dirs', async (t) => {
   assert.equal((await ufs.stat('/etc/hosts')).mode & 0o777, 0o600 & ~process.umask());
   assert.deepEqual(readTree(f.upper, { skipPrivate: true }), {
     etc: { hosts: 'localhost\n' },
+    sg: {},
     x: { y: { z: { 'f.bin': '\u0001\u0002\u0003' } } },
   });
   lowerUntouched(f);
