@@ -111,9 +111,9 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
   // Adding the copy changes the parent's times; put them back (the merged dir did not change).
   const pst = parent ? rw.lstatBig(parent.rel) : null;
   let st: Stats;
-  if (node.alias !== null && core.work) {
+  if (node.alias !== null) {
     // Another name of this file was copied up: link to it, all names stay one file.
-    rw.linkFrom(core.work, node.alias, node.rel);
+    rw.link(node.alias, node.rel);
     st = rw.lstat(node.rel)!;
   } else {
     const lowerSt = node.type === S_IFREG ? src.lstat(node.rel) : null;

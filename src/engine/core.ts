@@ -141,7 +141,7 @@ export class Core {
 
   /** Where to read the node: its topmost copy, or the index entry of a hard-linked copy-up. */
   real(node: UnionNode): { b: Branch; rel: string } {
-    if (node.alias !== null && this.work) return { b: this.work, rel: node.alias };
+    if (node.alias !== null && this.rw) return { b: this.rw, rel: node.alias };
     return { b: this.branches[node.layers[0]!]!, rel: node.rel };
   }
 

@@ -29,7 +29,7 @@ export class UnionNode implements UnionNodeLike {
   gen: number;
   /** Lookup cache of children by name. */
   readonly children = new Map<string, UnionNode>();
-  /** Work-dir index entry this (lower, multiply linked) file reads through; see hardlinks.ts. */
+  /** Index entry (rw-relative) this lower, multiply linked file reads through; see hardlinks.ts. */
   alias: string | null = null;
   /** The last name was removed (it may live on through open handles). */
   unlinked = false;

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { ctx, O_RDWR, O_RDONLY, setup, writeFile } from './fixture.js';
+import { setXattr } from '../helpers/tree-spec.js';
 
 test('st_ino is stable across copy-up and across a new Union over the same branches', (t) => {
   const f = setup(t, { up: { u: 'u' }, mid: { m: 'm', d: { x: 'x' } }, low: { l: 'l' } });
@@ -118,5 +119,19 @@ test('a lower hard link opened for reading after its twin was copied up reads th
   f.u.setattr(f.node('a'), { size: 0 }, ctx);
   assert.equal(f.cat('b'), '');
   assert.deepEqual(f.raw('up'), { a: '' });
+  assert.deepEqual(f.ls(), ['a', 'b']);
+});
+
+test('an index entry left by a different lower file (reused inode) is not trusted', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'lower' } });
+  fs.linkSync(`${f.br.low}/a`, `${f.br.low}/b`);
+  f.u.setattr(f.node('a'), { size: 0 }, ctx);
+  assert.equal(f.cat('b'), '');
+  // Pretend the entry was made for another file that had the same (dev, ino) before.
+  const st = fs.statSync(`${f.br.low}/a`);
+  const entry = `${f.br.up}/.wh..wh.layerfs.index/${st.dev}-${st.ino}`;
+  setXattr(entry, 'trusted.layerfs.hardlink', `2 ${st.dev}-${st.ino} 12345`);
+  f.remount();
+  assert.equal(f.cat('b'), 'lower');
   assert.deepEqual(f.ls(), ['a', 'b']);
 });
