@@ -9,7 +9,7 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnionFS } from '../../src/api/index.js';
 import { parseOptions } from '../../src/engine/index.js';
-import { mkTemp, readTree } from '../helpers/tree-spec.js';
+import { buildTree, mkTemp, readTree } from '../helpers/tree-spec.js';
 
 const REPO = process.cwd();
 const BIN = join(REPO, 'bin', 'layerfs');
@@ -64,8 +64,8 @@ test('tree --origin names the branch of each entry; dirs list every merged branc
       '.',
       '├── container-layer.txt  [container-layer]',
       '├── etc  [container-layer, image-layer3]',
-      '│   ├── image-layer1.txt  [image-layer3]',
-      '│   └── image-layer4.txt  [container-layer]',
+      '│\u00a0\u00a0 ├── image-layer1.txt  [image-layer3]',
+      '│\u00a0\u00a0 └── image-layer4.txt  [container-layer]',
       '├── image-layer1.txt  [image-layer2]',
       '├── image-layer2.txt  [image-layer2]',
       '├── image-layer3.txt  [image-layer3]',
@@ -120,4 +120,33 @@ test('errors: one line naming the problem, non-zero exit', (t) => {
     assert.equal(lines.length, 1, `${c.args.join(' ')}: ${r.stderr}`);
     assert.match(lines[0]!, c.line);
   }
+});
+
+test('tree draws like tree(1) (same lines as `LC_ALL=C.UTF-8 tree` on the same directory)', (t) => {
+  const probe = spawnSync('tree', ['--version'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    if (process.env.CI) assert.fail('tree(1) is missing (Debian package tree)');
+    return;
+  }
+  const tmp = mkTemp('layerfs-cli-tree-');
+  t.after(() => tmp.cleanup());
+  const d = tmp.path('d');
+  buildTree(d, {
+    B: {},
+    Z: 'z',
+    _x: 'x',
+    a: 'a',
+    '.hidden': 'h',
+    sub: { e: {}, f: 'f', deeper: { g: 'g', h: { i: 'i' } } },
+    ld: { symlink: 'sub' },
+    dangling: { symlink: 'nope' },
+    fifo: { fifo: true },
+    'ä-utf8': 'u',
+  });
+  const ours = layerfs(['tree', `--dirs=${d}=ro`], tmp.dir);
+  assert.equal(ours.status, 0, ours.stderr);
+  const theirs = spawnSync('tree', ['.'], { cwd: d, encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+  const body = (s: string): string[] => s.trimEnd().split('\n').slice(0, -1); // the count line differs between tree versions
+  assert.deepEqual(body(ours.stdout), body(theirs.stdout));
+  assert.match(ours.stdout, /\n6 directories, 9 files\n$/);
 });

@@ -85,12 +85,16 @@ export function hostTreeFs(): TreeFs {
   };
 }
 
+/** tree(1)'s continuation line in UTF-8: a vertical bar, two no-break spaces, a space. */
+const VERTICAL = '\u2502\u00a0\u00a0 ';
+
 function byName(a: { name: string }, b: { name: string }): number {
   return Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
 }
 
 /**
- * Render the tree under `start` (first line `label`) as tree(1) does: names sorted bytewise, dot
+ * Render the tree under `start` (first line `label`) byte for byte as tree(1) draws it in a UTF-8
+ * locale (continuation lines are `│` + two no-break spaces + a space): names sorted bytewise, dot
  * names hidden unless `all`, symlinks as `name -> target` (counted as directories when they point
  * to one, never descended), and the closing `N directories, M files` (the start not counted).
  * `origin` (union only): branch paths, topmost first, to label each entry with its branch.
@@ -128,7 +132,7 @@ export async function renderTree(
       lines.push(`${prefix}${last ? '└── ' : '├── '}${text}${suffix(r)}`);
       if (isDir) dirs++;
       else files++;
-      if (e.isDirectory()) await walk(p, r, prefix + (last ? '    ' : '│   '));
+      if (e.isDirectory()) await walk(p, r, prefix + (last ? '    ' : VERTICAL));
     }
   };
   const startRel = start.split('/').filter((c) => c !== '' && c !== '.');
