@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { OPAQUE, WH_PREFIX, WH_PRIVATE_PREFIX } from './tar-import.js';
-import { isPrivateXattr, readXattrTree } from './xattr.js';
+import { isPrivateXattr, readXattrs } from './xattr.js';
 import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
 
 function byBytes(a: string, b: string): number {
@@ -53,15 +53,14 @@ async function* batched(src: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
 }
 
 async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer> {
-  const xattrs = readXattrTree(dir);
   const links = new Map<string, string>();
   let written = 0;
 
   function header(rel: string, st: fs.Stats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader {
     const h: TarHeader = { name: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: secs(st), ...extra };
-    const x = xattrs.get(type === 'dir' ? rel.slice(0, -1) : rel);
-    const keys = x ? [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes) : [];
-    if (keys.length > 0) h.xattrs = keys.map((k) => [k, x!.get(k)!]);
+    const x = readXattrs(path.join(dir, type === 'dir' ? rel.slice(0, -1) : rel));
+    const keys = [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes);
+    if (keys.length > 0) h.xattrs = keys.map((k) => [k, x.get(k)!]);
     return h;
   }
   const whiteout = (name: string, st: fs.Stats, own: boolean): Buffer =>
@@ -91,7 +90,7 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
     const names = fs.readdirSync(absDir).sort(byBytes);
     const prefix = relDir === '' ? '' : `${relDir}/`;
     if (names.includes(OPAQUE)) yield whiteout(prefix + OPAQUE, fs.lstatSync(path.join(absDir, OPAQUE)), false);
-    else if (relDir !== '' && xattrs.get(relDir)?.get('trusted.overlay.opaque')?.toString() === 'y') yield whiteout(prefix + OPAQUE, fs.lstatSync(absDir), false);
+    else if (relDir !== '' && readXattrs(absDir).get('trusted.overlay.opaque')?.toString() === 'y') yield whiteout(prefix + OPAQUE, fs.lstatSync(absDir), false);
     for (const name of names) {
       if (name.startsWith(WH_PRIVATE_PREFIX)) continue; // opaque handled above, the rest is private
       const abs = path.join(absDir, name);
