@@ -10,7 +10,7 @@ import { fdops } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
-import { isPrivateXattr } from './whiteout.js';
+import { MERGED_XATTR, isPrivateXattr } from './whiteout.js';
 import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
@@ -148,6 +148,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       // Make sure we can write into it while filling; restore mode after.
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
+      markMerged(work, tmpRel);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
       const big = src.lstatBig(srcRel);
       if (big) {
@@ -168,6 +169,15 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
     throw e;
   }
   return rootTmp;
+}
+
+/** Mark a redirect-renamed directory copy (see MERGED_XATTR); needs root, else left unmarked. */
+function markMerged(work: Branch, rel: string): void {
+  try {
+    work.setxattr(rel, MERGED_XATTR, Buffer.from('y'), 0);
+  } catch (e) {
+    if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
+  }
 }
 
 export { nsParts };

@@ -10,7 +10,7 @@ import { InodeTable } from './inode-table.js';
 import { resolveChild, resolveRoot } from './namei.js';
 import { S_IFDIR, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
-import { PRIVATE, checkName } from './whiteout.js';
+import { MERGED_XATTR, PRIVATE, checkName } from './whiteout.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
@@ -84,6 +84,7 @@ export class Core {
     node.layers = f.layers;
     node.type = f.type;
     node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
+    node.marked = this.isMarked(f.type, f.layers, node.rel);
     node.gen = this.gen;
   }
 
@@ -121,8 +122,15 @@ export class Core {
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
     node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
+    node.marked = this.isMarked(f.type, f.layers, node.rel);
     parent.children.set(name, node);
     return node;
+  }
+
+  /** Is this directory, held only by the rw branch, a copy made by a redirect rename? */
+  private isMarked(type: number, layers: number[], rel: string): boolean {
+    if (type !== S_IFDIR || layers.length !== 1 || layers[0] !== 0 || !this.rw) return false;
+    return this.rw.tryGetxattr(rel, MERGED_XATTR) !== undefined;
   }
 
   /** Register a node just created in the rw branch. */

@@ -52,7 +52,7 @@ export function getattr(core: Core, node: UnionNode): Attr {
   const st = r.b.lstatBig(r.rel);
   if (!st) throw new FsError('ENOENT', 'getattr');
   // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
-  if (node.isDir) return toAttr(node.ino, st, node.layers.length > 1 ? 1 : undefined);
+  if (node.isDir) return toAttr(node.ino, st, node.layers.length > 1 || node.marked ? 1 : undefined);
   // A hard-linked copy-up: the union-wide count is recorded on the file.
   if (st.nlink > 1n && node.type === S_IFREG && indexEnabled(core)) {
     const c = readCount(r.b, r.rel);

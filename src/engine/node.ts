@@ -31,6 +31,8 @@ export class UnionNode implements UnionNodeLike {
   readonly children = new Map<string, UnionNode>();
   /** Index entry (rw-relative) this lower, multiply linked file reads through; see hardlinks.ts. */
   alias: string | null = null;
+  /** A directory made by a redirect rename: reports nlink 1 like other merged dirs. */
+  marked = false;
   /** The last name was removed (it may live on through open handles). */
   unlinked = false;
   readonly handles = new Set<FileHandle>();

@@ -16,6 +16,8 @@ export const OPQ = '.wh..wh..opq';
 /** Prefix of our private names in the rw branch root (never visible). */
 export const PRIVATE = '.wh..wh.layerfs';
 export const OVL_OPAQUE = 'trusted.overlay.opaque';
+/** Marks a directory copied by a redirect rename: still a merged directory to its users (nlink 1). */
+export const MERGED_XATTR = 'trusted.layerfs.merged';
 
 /** Validate a single name. `create`: EINVAL for `.wh.` names; else ENOENT (lookup). */
 export function checkName(name: string, create: boolean, syscall: string): void {

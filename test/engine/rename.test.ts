@@ -51,6 +51,9 @@ for (const format of ['aufs', 'overlay'] as const) {
     assert.deepEqual(f.ls(), ['moved']);
     assert.deepEqual(f.ls('moved'), ['a', 'l', 'sub', 'upfile']);
     assert.deepEqual(f.ls('moved/sub'), ['deep']);
+    // still merged directories to their users, as overlayfs reports them
+    assert.equal(f.u.getattr(f.node('moved')).nlink, 1);
+    assert.equal(f.u.getattr(f.node('moved/sub')).nlink, 1);
     assert.equal(f.cat('moved/sub/deep'), 'deep');
     assert.equal(f.u.readlink(f.node('moved/l')), 'a');
     throwsCode(() => f.node('d'), 'ENOENT');
