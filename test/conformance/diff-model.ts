@@ -36,7 +36,11 @@ export type Op =
   | { op: 'setxattr'; path: string; name: string; value: string }
   | { op: 'openRename'; path: string; to: string; data: string }
   | { op: 'openUnlink'; path: string; data: string }
-  | { op: 'read'; path: string };
+  | { op: 'read'; path: string }
+  /** Unmount and mount again on the same layers. */
+  | { op: 'remount' }
+  /** Unmount; the upper becomes the topmost lower under a fresh upper; mount. */
+  | { op: 'rotate' };
 
 const path = fc.constantFrom(...PATHS);
 const data = fc.constantFrom('', 'x', 'hello', 'lower-data', 'a much longer piece of content\n'.repeat(3));
@@ -59,6 +63,7 @@ export const lowerSpec: fc.Arbitrary<LowerSpec> = fc.array(fc.array(entry, { max
 const smallOffset = fc.constantFrom(0, 1, 3, 5, 100, 4095, 4096, 70000);
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.constantFrom({ op: 'remount' as const }, { op: 'rotate' as const }), weight: 1 },
   fc.record({ op: fc.constant('create' as const), path, mode: fileMode, excl: fc.boolean(), trunc: fc.boolean() }),
   fc.record({ op: fc.constant('write' as const), path, offset: smallOffset, data }),
   fc.record({ op: fc.constant('append' as const), path, data }),

@@ -178,6 +178,9 @@ export function runOp(root: string, op: Op, dirNlink: boolean): Result[] {
       r = openScenario(root, op.path, op.data, () => attempt(() => unlinkSync(at(op.path))));
       touched = [op.path];
       break;
+    case 'remount':
+    case 'rotate':
+      throw new Error(`${op.op} is run by the caller`);
     case 'read':
       r = attempt(() => {
         const st = lstatSync(at(op.path));

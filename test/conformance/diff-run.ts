@@ -36,24 +36,58 @@ function show(r: Result[]): string {
   return JSON.stringify(r);
 }
 
+/** One side of the comparison: its current mount, and how to remount or rotate it. */
+class Side {
+  private m: Mounted;
+  private rotations = 0;
+  constructor(
+    private readonly kind: UnionKind,
+    private readonly dir: string,
+    private readonly tag: string,
+    lowers: string[],
+  ) {
+    const { upper, work, mnt } = freshUpper(dir, `${tag}-0`);
+    this.m = mountUnion(kind, { lowers, upper, work }, mnt, { watchdogSeconds: 300 });
+  }
+  get mnt(): string {
+    return this.m.mnt;
+  }
+  remount(): void {
+    const { layers, mnt } = this.m;
+    this.m.unmount();
+    this.m = mountUnion(this.kind, layers, mnt, { watchdogSeconds: 300 });
+  }
+  /** The upper layer becomes the topmost lower layer under a fresh upper (as unionmount-testsuite --ov=N). */
+  rotate(): void {
+    const { layers, mnt } = this.m;
+    this.m.unmount();
+    this.rotations++;
+    const { upper, work } = freshUpper(this.dir, `${this.tag}-${this.rotations}`);
+    this.m = mountUnion(this.kind, { lowers: [layers.upper, ...layers.lowers], upper, work }, mnt, { watchdogSeconds: 300 });
+  }
+  unmount(): void {
+    this.m.unmount();
+  }
+}
+
 export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = diffConfig()): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'layerfs-diff-'));
-  const mounts: Mounted[] = [];
+  const sides: Side[] = [];
   try {
-    const sides = (['ref', 'sub'] as const).map((tag) => {
-      const lowers = buildLowers(dir, tag, spec);
-      const { upper, work, mnt } = freshUpper(dir, tag);
-      const m = mountUnion(kinds[tag], { lowers, upper, work }, mnt, { watchdogSeconds: 300 });
-      mounts.push(m);
-      return m;
-    });
-    const [ref, sub] = sides as [Mounted, Mounted];
+    for (const tag of ['ref', 'sub'] as const) sides.push(new Side(kinds[tag], dir, tag, buildLowers(dir, tag, spec)));
+    const [ref, sub] = sides as [Side, Side];
     const problems: string[] = [];
     const snapOpts = { dirNlink: kinds.dirNlink };
     const before = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
     if (before.length > 0) problems.push('initial merged trees differ:', ...before);
     for (let i = 0; i < ops.length && problems.length === 0; i++) {
       const op = ops[i]!;
+      if (op.op === 'remount' || op.op === 'rotate') {
+        for (const s of sides) op.op === 'remount' ? s.remount() : s.rotate();
+        const d = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
+        if (d.length > 0) problems.push(`step ${i} ${JSON.stringify(op)}: merged trees differ after it:`, ...d);
+        continue;
+      }
       const a = runOp(ref.mnt, op, kinds.dirNlink);
       const b = runOp(sub.mnt, op, kinds.dirNlink);
       if (!isDeepStrictEqual(a, b)) {
@@ -67,9 +101,9 @@ export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = 
     return problems;
   } finally {
     let unmountError: unknown;
-    for (const m of mounts.reverse()) {
+    for (const s of sides.reverse()) {
       try {
-        m.unmount();
+        s.unmount();
       } catch (e) {
         unmountError = e;
       }

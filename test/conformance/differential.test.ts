@@ -3,7 +3,8 @@
  * opaque dirs) and random operation sequences, run on kernel overlayfs (redirect_dir=on) and on
  * layerfs; every step's result and the final merged trees must be equal.
  *
- * Bounded for CI (LAYERFS_DIFF_RUNS, default 40 runs, and a time limit); a long run:
+ * Operations include remounts and rotations (the upper becomes the topmost lower under a fresh upper).
+ * Bounded for CI (LAYERFS_DIFF_RUNS, default 40 runs; LAYERFS_DIFF_TIME_S, default 90 s); a long run:
  *   LAYERFS_DIFF_RUNS=1000 LAYERFS_DIFF_TIME_S=3600 node scripts/test.mjs conformance/differential
  * Reproduce a failure with LAYERFS_DIFF_SEED=<seed> (and LAYERFS_DIFF_PATH=<path> for the shrunk case).
  * LAYERFS_DIFF_REF / LAYERFS_DIFF_SUBJECT pick the two implementations (overlay, layerfs, fuse-overlayfs);
@@ -25,7 +26,7 @@ function envInt(name: string, dflt: number): number {
 }
 
 const runs = envInt('LAYERFS_DIFF_RUNS', 40);
-const seconds = envInt('LAYERFS_DIFF_TIME_S', 100);
+const seconds = envInt('LAYERFS_DIFF_TIME_S', 90);
 
 const cfg = diffConfig();
 
