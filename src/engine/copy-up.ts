@@ -129,6 +129,8 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
   node.alias = null;
   node.layers = node.isDir ? [0, ...node.layers] : [0];
   node.gen = core.gen;
+  // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
+  if (node.isDir && core.invalidator) core.invalidator(node);
 }
 
 /**

@@ -24,6 +24,8 @@ export class Core {
   readonly work: Branch | null;
   readonly xino: InodeTable;
   readonly root: UnionNode;
+  /** Told when a node's attributes change as a side effect (see UnionOps.setInvalidator). */
+  invalidator: ((node: UnionNode) => void) | null = null;
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
   gen = 1;
   private tmpSeq = 0;

@@ -175,4 +175,10 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   removexattr(node: N, name: string): void;
   /** Flush persistent state (inode table); the union is unusable afterwards. */
   close(): void;
+  /**
+   * Optional: be told when a node's attributes changed as a side effect of another operation
+   * (a directory copied up as a parent turns into a merged dir: its nlink becomes 1), so that a
+   * transport caching attributes (FUSE attr timeout) can invalidate them. One listener; null removes it.
+   */
+  setInvalidator?(fn: ((node: N) => void) | null): void;
 }

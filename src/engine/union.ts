@@ -210,6 +210,10 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     wrap('removexattr', () => inodeOps.removexattr(this.core, node, name));
   }
 
+  setInvalidator(fn: ((node: UnionNode) => void) | null): void {
+    this.core.invalidator = fn;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

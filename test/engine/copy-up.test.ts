@@ -116,3 +116,15 @@ test('a user-given workdir on the same filesystem is used', (t) => {
   assert.deepEqual(fs.readdirSync(wd), [], 'nothing left in the workdir');
 });
 
+
+test('the invalidator hears about directories whose attributes change by a copy-up', (t) => {
+  const f = setup(t, { up: {}, low: { a: { x: { p: 'f' } } } });
+  const a = f.node('a');
+  assert.equal(f.u.getattr(a).nlink, 3, 'a lower-only dir shows its real link count');
+  const seen: string[] = [];
+  f.u.setInvalidator((n) => seen.push(n.name));
+  f.u.setxattr(f.node('a/x/p'), 'user.k', Buffer.from('1'), 0);
+  assert.deepEqual(seen.sort(), ['a', 'x']);
+  assert.equal(f.u.getattr(a).nlink, 1, 'now merged, as overlayfs says');
+  f.u.setInvalidator(null);
+});
