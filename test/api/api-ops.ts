@@ -151,6 +151,9 @@ export async function runOpApi(ufs: UnionFS, op: Op, dirNlink: boolean): Promise
       break;
     case 'setxattr':
       throw new Error('setxattr has no node:fs API; filter it out');
+    case 'remount':
+    case 'rotate':
+      throw new Error(`${op.op} is run by the caller`);
     case 'openRename':
       r = await openScenario(ufs, op.path, op.data, () => attempt(() => ufs.rename(abs(op.path), abs(op.to))));
       touched = [op.path, op.to];

@@ -35,26 +35,49 @@ const opsForApi = fc.array(
 );
 const specForApi = lowerSpec.filter((spec) => spec.every((layer) => layer.every((e) => e.kind !== 'symlink' || !escapes(e.target))));
 
+interface Layers {
+  lowers: string[];
+  upper: string;
+  work: string;
+  mnt: string;
+}
+
 async function differential(spec: LowerSpec, ops: Op[]): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'layerfs-api-diff-'));
   let ref: Mounted | undefined;
   let ufs: UnionFS | undefined;
+  const open = (l: Layers): UnionFS => new UnionFS(`lowerdir=${l.lowers.join(':')},upperdir=${l.upper},workdir=${l.work}`);
+  const snapOpts = { xattrs: false, dirNlink: envDirNlink };
   try {
-    const refLayers = { lowers: buildLowers(dir, 'ref', spec), ...freshUpper(dir, 'ref') };
+    let refLayers: Layers = { lowers: buildLowers(dir, 'ref', spec), ...freshUpper(dir, 'ref-0') };
     ref = mountUnion('overlay', refLayers, refLayers.mnt);
-    const sub = { lowers: buildLowers(dir, 'api', spec), ...freshUpper(dir, 'api') };
-    ufs = new UnionFS(`lowerdir=${sub.lowers.join(':')},upperdir=${sub.upper},workdir=${sub.work}`);
+    let sub: Layers = { lowers: buildLowers(dir, 'api', spec), ...freshUpper(dir, 'api-0') };
+    ufs = open(sub);
     const problems: string[] = [];
-    const before = diffSnapshots(snapshot(ref.mnt, { xattrs: false, dirNlink: envDirNlink }), await snapshotApi(ufs, envDirNlink));
+    const before = diffSnapshots(snapshot(ref.mnt, snapOpts), await snapshotApi(ufs, envDirNlink));
     if (before.length > 0) problems.push('initial merged trees differ:', ...before);
     for (let i = 0; i < ops.length && problems.length === 0; i++) {
       const op = ops[i]!;
+      if (op.op === 'remount' || op.op === 'rotate') {
+        // remount: same layers again; rotate: the upper becomes the topmost lower under a fresh upper
+        ref.unmount();
+        await ufs.close();
+        if (op.op === 'rotate') {
+          refLayers = { lowers: [refLayers.upper, ...refLayers.lowers], ...freshUpper(dir, `ref-${i + 1}`), mnt: refLayers.mnt };
+          sub = { lowers: [sub.upper, ...sub.lowers], ...freshUpper(dir, `api-${i + 1}`) };
+        }
+        ref = mountUnion('overlay', refLayers, refLayers.mnt);
+        ufs = open(sub);
+        const d = diffSnapshots(snapshot(ref.mnt, snapOpts), await snapshotApi(ufs, envDirNlink));
+        if (d.length > 0) problems.push(`step ${i} ${JSON.stringify(op)}: merged trees differ after it:`, ...d);
+        continue;
+      }
       const a = runOp(ref.mnt, op, envDirNlink);
       const b = await runOpApi(ufs, op, envDirNlink);
       if (!isDeepStrictEqual(a, b)) problems.push(`step ${i} ${JSON.stringify(op)}`, `  overlay: ${JSON.stringify(a)}`, `  api:     ${JSON.stringify(b)}`);
     }
     if (problems.length === 0) {
-      const after = diffSnapshots(snapshot(ref.mnt, { xattrs: false, dirNlink: envDirNlink }), await snapshotApi(ufs, envDirNlink));
+      const after = diffSnapshots(snapshot(ref.mnt, snapOpts), await snapshotApi(ufs, envDirNlink));
       if (after.length > 0) problems.push('final merged trees differ:', ...after);
     }
     return problems;
