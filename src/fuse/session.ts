@@ -70,7 +70,10 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const exitP = new Promise<void>((resolve) =>
     worker.once('exit', () => {
       exited = true;
-      onMessage({ t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) });
+      // after any real 'stopped' already queued, so that one wins
+      const m: WorkerMessage = { t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) };
+      queue.push(m);
+      onMessage(m);
       resolve();
     }),
   );
@@ -146,6 +149,8 @@ export async function startSession(p: SessionParams): Promise<Session> {
     closeQuietly(fd);
     removeMountInfo(id);
     const s = stopped && stopped.t === 'stopped' ? stopped : { reason: 'exit', requests: 0 };
+    // serving died (not an unmount): detach the mount rather than leave a dead one behind
+    if (s.reason !== 'unmounted' && s.reason !== 'destroyed') await kernelUnmount(mountpoint, true).catch(() => {});
     return { reason: s.reason, requests: s.requests, ...('error' in s && s.error ? { error: s.error } : {}) };
   })();
 

@@ -58,6 +58,7 @@ export class MemUnion implements UnionOps<MemNode, MemFile, MemDir> {
     return n;
   }
   lookup(parent: MemNode, name: string): MemNode {
+    if (name === '__crash_the_worker__') process.exit(3); // transport test: the serving thread dies
     const n = this.dir(parent).children.get(name);
     if (!n) throw fsErr('ENOENT');
     return n;

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { forceUnmount, fuseUnavailable, ok, requireFuse, sh } from '../helpers/mount.js';
 import { startSession, type Session } from '../../src/fuse/session.js';
@@ -135,4 +136,36 @@ print(call(libc.listxattr, p, buf, 8192), buf.raw[:22])
     assert.equal(readdirSync(join(mnt, 'many')).length, 1500);
     assert.equal(readFileSync(join(mnt, 'many', 'file-0007-xxxxxxx'), 'utf8'), 'file-0007-xxxxxxx');
   });
+});
+
+test('when the serving thread dies, the mount is detached, not left dead', async (t) => {
+  if (!requireFuse(t)) return;
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-crash-')));
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  const saved = process.env.LAYERFS_RUN_DIR;
+  process.env.LAYERFS_RUN_DIR = join(root, 'run');
+  t.after(() => {
+    forceUnmount(mnt);
+    if (saved === undefined) delete process.env.LAYERFS_RUN_DIR;
+    else process.env.LAYERFS_RUN_DIR = saved;
+    rmSync(root, { recursive: true, force: true });
+  });
+  const s = await startSession({ options: '', mountpoint: mnt, unionModule: new URL('./mem-union.js', import.meta.url).href });
+  writeFileSync(join(mnt, 'f'), 'x');
+  // async: the kernel frees the waiting stat only once this process closes /dev/fuse
+  const status = await new Promise<number | null>((res) => {
+    const c = spawn('stat', [`${mnt}/__crash_the_worker__`], { stdio: 'ignore' });
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    c.on('exit', (code) => {
+      clearTimeout(timer);
+      res(code);
+    });
+  });
+  assert.notEqual(status, 0);
+  const end = await Promise.race([s.done, new Promise<null>((res) => setTimeout(() => res(null), 15_000))]);
+  assert.ok(end, 'the session ended');
+  assert.equal(end.reason, 'exit');
+  assert.ok(!readFileSync('/proc/self/mounts', 'utf8').includes(` ${mnt} `), 'no dead mount left');
+  assert.deepEqual(readdirSync(join(root, 'run')).filter((n) => n.startsWith('si_')), []);
 });
