@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, daemonPids, forceUnmount, fuseUnavailable, isMounted, layerfsMounts, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
@@ -22,6 +22,7 @@ describe('tools on a layerfs mount', () => {
 
   before(() => {
     root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-tools-')));
+    chmodSync(root, 0o755); // other users reach the mount (umask/permission test)
     up = join(root, 'up');
     lo1 = join(root, 'lo1');
     lo2 = join(root, 'lo2');
@@ -74,6 +75,19 @@ describe('tools on a layerfs mount', () => {
     assert.equal(statSync(join(lo2, 'base.txt')).mode & 0o777, 0o644, 'chmod copied up, lower unchanged');
     inMnt("touch -d '2001-02-03 04:05:06.123456789' l1.txt");
     assert.equal(inMnt('stat -c %y l1.txt'), '2001-02-03 04:05:06.123456789 +0000\n');
+  });
+
+  test("the caller's umask shapes new files, dirs and nodes; owners come from the caller", (t) => {
+    if (!requireFuse(t)) return;
+    inMnt('umask 027; touch um-f; mkdir um-d; mkfifo um-p; umask 0; touch um-0');
+    assert.equal(inMnt('stat -c %a um-f um-d um-p um-0'), '640\n750\n640\n666\n');
+    assert.equal(statSync(join(up, 'um-d')).mode & 0o777, 0o750, 'as stored in the rw branch');
+    inMnt('mkdir -m 777 pub');
+    ok(sh(`setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'umask 022; echo n > ${mnt}/pub/nobody.txt'`), 'write as nobody');
+    assert.equal(inMnt('stat -c "%u:%g %a" pub/nobody.txt'), '65534:65534 644\n');
+    const denied = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x >> ${mnt}/um-f'`);
+    assert.notEqual(denied.status, 0, 'default_permissions: nobody cannot write a 640 root file');
+    assert.match(denied.stderr, /Permission denied/);
   });
 
   test('tar -x into the mount and back out is byte-identical', (t) => {
