@@ -85,7 +85,11 @@ async function main(): Promise<void> {
     attrTimeout: params.attrTimeout,
     negativeTimeout: params.negativeTimeout,
     maxWrite: params.maxWrite,
-    onInit: (init) => post({ t: 'init', flags: initFlagNames(init.flags, init.flags2), maxWrite: init.maxWrite }),
+    onInit: (init) => {
+      const flags = initFlagNames(init.flags, init.flags2);
+      if (params.debug) debugLine(`layerfs: INIT 7.${init.minor} max_write=${init.maxWrite} max_pages=${init.maxPages} flags=${flags.join('|')}\n`);
+      post({ t: 'init', flags, maxWrite: init.maxWrite });
+    },
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
   });
   channel = new Channel(params.fd, {
