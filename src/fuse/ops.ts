@@ -9,7 +9,7 @@
  * ATOMIC_O_TRUNC). No writeback cache, no keep_cache; entry/attr timeouts are short (1 s)
  * because branches may change beneath us and we send no invalidations.
  */
-import type { Ctx, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
+import type { DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { toFsError, errnoConstants } from '../errors/index.js';
 import { Union, parseOptions } from '../engine/index.js';
 import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
@@ -20,10 +20,7 @@ import {
   decodeInitIn,
   decodeReadWriteIn,
   decodeSetattrIn,
-  direntPlusSize,
   encodeAttrOut,
-  encodeDirent,
-  encodeDirentPlus,
   encodeEntryOut,
   encodeInitOut,
   encodeOpenOut,
@@ -35,7 +32,9 @@ import {
   readTwoCStrings,
   readU64,
 } from './codec.js';
+import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.js';
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
+import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
 import { MountError } from './mount-error.js';
 
 /** Returned by a handler when the kernel expects no reply. */
@@ -46,7 +45,6 @@ const E = (code: string): number => -(errnoConstants[code] ?? errnoConstants.EIO
 const ENOENT = E('ENOENT');
 const EBADF = E('EBADF');
 const ENOSYS = E('ENOSYS');
-const ERANGE = E('ERANGE');
 const EPROTO = E('EPROTO');
 const DT_DIR = 4;
 
@@ -486,42 +484,6 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       }
     }
   }
-}
-
-/** GETXATTR/LISTXATTR: size 0 asks for the size; a too-small buffer is ERANGE. */
-function sizedReply(out: Buffer, size: number, value: Buffer): number {
-  if (size === 0) return encodeU32Out(out, OUT, value.length) - OUT;
-  if (value.length > size) return ERANGE;
-  value.copy(out, OUT);
-  return value.length;
-}
-
-function ctxOf(hd: InHeader): Ctx {
-  return { uid: hd.uid, gid: hd.gid, pid: hd.pid };
-}
-
-function isErrnoError(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && errnoConstants[(e as { code: string }).code] !== undefined;
-}
-
-function zeroAttr(ino: number) {
-  return {
-    ino,
-    mode: 0o40000,
-    nlink: 0,
-    uid: 0,
-    gid: 0,
-    rdev: 0,
-    size: 0,
-    blocks: 0,
-    blksize: 0,
-    atimeSec: 0,
-    atimeNsec: 0,
-    mtimeSec: 0,
-    mtimeNsec: 0,
-    ctimeSec: 0,
-    ctimeNsec: 0,
-  };
 }
 
 /** A union ready to serve, with what introspection shows about it. */

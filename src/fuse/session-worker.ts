@@ -12,7 +12,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { codeOf } from '../errors/index.js';
 import { NO_REPLY, FuseOps, openUnion, type OpenedUnion } from './ops.js';
 import { Channel, traceLine } from './channel.js';
-import { encodeNotifyInvalInode, initFlagNames } from './codec.js';
+import {
+  initFlagNames,
+} from './codec.js';
+import { encodeNotifyInvalInode } from './dirent-codec.js';
 
 export interface WorkerParams {
   fd: number;

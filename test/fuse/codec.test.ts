@@ -4,8 +4,6 @@ import { Init, Init2, Op, Size, isNoReply, opName, KERNEL_MINOR_VERSION } from '
 import {
   decodeAttr,
   decodeBatchForget,
-  decodeDirents,
-  decodeDirentsPlus,
   decodeEntryOut,
   decodeInHeader,
   decodeInitIn,
@@ -13,17 +11,12 @@ import {
   decodeOutHeader,
   decodeReadWriteIn,
   decodeSetattrIn,
-  direntPlusSize,
-  direntSize,
   encodeAttr,
   encodeBatchForget,
-  encodeDirent,
-  encodeDirentPlus,
   encodeEntryOut,
   encodeInHeader,
   encodeInitIn,
   encodeInitOut,
-  encodeNotifyInvalEntry,
   encodeOutHeader,
   encodeReadWriteIn,
   encodeSetattrIn,
@@ -34,6 +27,7 @@ import {
   writeU64,
   type EntryOut,
 } from '../../src/fuse/codec.js';
+import { decodeDirents, decodeDirentsPlus, direntPlusSize, direntSize, encodeDirent, encodeDirentPlus, encodeNotifyInvalEntry } from '../../src/fuse/dirent-codec.js';
 import { HandleTable, NodeTable } from '../../src/fuse/node-table.js';
 import type { Attr } from '../../src/engine/types.js';
 
