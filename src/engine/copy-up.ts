@@ -150,7 +150,8 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       // Make sure we can write into it while filling; restore mode after.
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
-      markMerged(work, tmpRel);
+      // What overlayfs would show as merged: the renamed dir (upper + redirect) and dirs merged before.
+      if (n === node || n.layers.length > 1) markMerged(work, tmpRel);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
       const big = src.lstatBig(srcRel);
       if (big) {
