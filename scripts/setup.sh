@@ -3,12 +3,13 @@
 #   - Debian packages: fuse3 (mount.fuse3, fusermount3), attr (getfattr/setfattr), tree, git,
 #     and the peers the tests and benchmarks compare against (fuse-overlayfs, unionfs-fuse,
 #     umoci, skopeo), plus the C toolchain node-gyp needs;
-#   - npm ci: dependencies, the native addon (node-gyp) and the TypeScript build.
+#   - npm ci: dependencies, the native addon (node-gyp) and the TypeScript build;
+#   - as root, a /usr/local/bin/layerfs link so `layerfs` and `mount -t fuse.layerfs` work.
 # Run as root for the packages; as a normal user it only runs npm ci (and says what is missing).
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux"
+PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar"
 
 missing=""
 for p in $PKGS; do
@@ -33,3 +34,9 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+
+# Put `layerfs` on PATH, where mount(8) and mount.fuse3 find it for `mount -t fuse.layerfs`.
+if [ "$(id -u)" = 0 ] && [ -d /usr/local/bin ]; then
+  ln -sfn "$(pwd)/bin/layerfs" /usr/local/bin/layerfs
+  echo "setup: /usr/local/bin/layerfs -> $(pwd)/bin/layerfs"
+fi

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, cli, daemonPids, forceUnmount, isMounted, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
@@ -25,6 +25,8 @@ function buildSeed(root: string): string {
   return aufs;
 }
 
+const LINK = '/usr/local/bin/layerfs';
+
 test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; mount -t fuse.layerfs)', async (t) => {
   if (!requireFuse(t)) return;
   const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-seed-')));
@@ -32,10 +34,14 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   const mnt = join(aufs, 'mnt');
   const run = join(root, 'run');
   const env = { ...process.env, LAYERFS_RUN_DIR: run };
-  let madeLink = false;
+  // What /usr/local/bin/layerfs was before (undefined: absent), restored afterwards.
+  let savedLink: string | undefined | null = null;
   t.after(() => {
     forceUnmount(mnt);
-    if (madeLink) unlinkSync('/usr/local/bin/layerfs');
+    if (savedLink !== null) {
+      rmSync(LINK, { force: true });
+      if (savedLink !== undefined) symlinkSync(savedLink, LINK);
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -98,9 +104,13 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   assert.deepEqual(readdirSync(mnt), [], 'the mount point is an empty dir again');
 
   // mount(8) with the fuse.layerfs type: mount.fuse3 runs `layerfs none MNT -o ...` found through PATH
-  if (!existsSync('/usr/local/bin/layerfs')) {
-    symlinkSync(BIN, '/usr/local/bin/layerfs');
-    madeLink = true;
+  // (a dangling or foreign link, e.g. left by another checkout's setup, is replaced for the test)
+  if (!existsSync(LINK) || realpathSync(LINK) !== realpathSync(BIN)) {
+    const st = lstatSync(LINK, { throwIfNoEntry: false });
+    assert.ok(!st || st.isSymbolicLink(), `${LINK} is not a symlink: not replacing it`);
+    savedLink = st ? readlinkSync(LINK) : undefined;
+    rmSync(LINK, { force: true });
+    symlinkSync(BIN, LINK);
   }
   ok(sh(`mount -t fuse.layerfs -o ${DIRS} none mnt`, { cwd: aufs, env, timeoutMs: 30_000 }), 'mount -t fuse.layerfs');
   assert.ok(isMounted(mnt));
