@@ -4,7 +4,7 @@
  * Names come from a small pool so that operations collide with the lower trees and with each other.
  */
 import fc from 'fast-check';
-import { mkdirSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, lutimesSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeOpaque, makeWhiteout } from '../helpers/overlay.js';
 
@@ -187,7 +187,17 @@ export function buildLayer(root: string, layer: Layer): void {
   }
   // Modes last, deepest first, so a 0700 dir does not stop us from filling it.
   for (const [abs, mode] of dirModes.reverse()) chmodSync(abs, mode);
+  // Fixed times, deepest first (then the root), so both sides start with identical lower times.
+  const byDepth = [...layer.values()].sort((x, y) => y.path.split('/').length - x.path.split('/').length);
+  for (const e of byDepth) {
+    if (e.kind === 'whiteout') continue;
+    lutimesSync(join(root, e.path), LOWER_TIME, LOWER_TIME);
+  }
+  lutimesSync(root, LOWER_TIME, LOWER_TIME);
 }
+
+/** atime and mtime (seconds) of everything in the lower layers. */
+export const LOWER_TIME = 1_000_000_000;
 
 /** Build every layer of `spec` as `<dir>/<tag>-L<i>`; returns the dirs, topmost first. */
 export function buildLowers(dir: string, tag: string, spec: LowerSpec): string[] {

@@ -18,18 +18,41 @@ export interface DiffConfig {
   sub: UnionKind;
   /** Compare directory link counts (overlayfs reports 1 for merged dirs). */
   dirNlink: boolean;
+  /** Compare mtimes not set at wall-clock time by an operation (lower times kept by copy-up and rename). */
+  times: boolean;
 }
 
 /**
  * From the environment: LAYERFS_DIFF_REF / LAYERFS_DIFF_SUBJECT (overlay, layerfs, fuse-overlayfs;
- * default overlay vs layerfs), LAYERFS_DIFF_DIR_NLINK=0 to ignore directory link counts.
+ * default overlay vs layerfs), LAYERFS_DIFF_DIR_NLINK=0 to ignore directory link counts,
+ * LAYERFS_DIFF_TIMES=0 to ignore mtimes.
  */
 export function diffConfig(): DiffConfig {
   return {
     ref: parseKind(process.env.LAYERFS_DIFF_REF, 'overlay'),
     sub: parseKind(process.env.LAYERFS_DIFF_SUBJECT, 'layerfs'),
     dirNlink: envDirNlink,
+    times: process.env.LAYERFS_DIFF_TIMES !== '0',
   };
+}
+
+/**
+ * Compare the two merged trees, mtimes included, except where both sides show a time from this run
+ * (set by an operation at wall-clock time, which never matches between two mounts).
+ */
+function compareTrees(ref: string, sub: string, dirNlink: boolean, times: boolean, since: number): string[] {
+  const opts = { dirNlink, times };
+  const a = snapshot(ref, opts);
+  const b = snapshot(sub, opts);
+  for (const [p, ea] of a) {
+    const eb = b.get(p);
+    if (!eb || ea.mtimeMs === undefined || eb.mtimeMs === undefined) continue;
+    if (ea.mtimeMs >= since && eb.mtimeMs >= since) {
+      delete ea.mtimeMs;
+      delete eb.mtimeMs;
+    }
+  }
+  return diffSnapshots(a, b);
 }
 
 function show(r: Result[]): string {
@@ -77,14 +100,16 @@ export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = 
     for (const tag of ['ref', 'sub'] as const) sides.push(new Side(kinds[tag], dir, tag, buildLowers(dir, tag, spec)));
     const [ref, sub] = sides as [Side, Side];
     const problems: string[] = [];
-    const snapOpts = { dirNlink: kinds.dirNlink };
-    const before = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
+    // mtimes at or after this are from operations (minus 2 s for coarse timestamps)
+    const since = Date.now() - 2000;
+    const trees = (): string[] => compareTrees(ref.mnt, sub.mnt, kinds.dirNlink, kinds.times, since);
+    const before = trees();
     if (before.length > 0) problems.push('initial merged trees differ:', ...before);
     for (let i = 0; i < ops.length && problems.length === 0; i++) {
       const op = ops[i]!;
       if (op.op === 'remount' || op.op === 'rotate') {
         for (const s of sides) op.op === 'remount' ? s.remount() : s.rotate();
-        const d = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
+        const d = trees();
         if (d.length > 0) problems.push(`step ${i} ${JSON.stringify(op)}: merged trees differ after it:`, ...d);
         continue;
       }
@@ -95,7 +120,7 @@ export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = 
       }
     }
     if (problems.length === 0) {
-      const after = diffSnapshots(snapshot(ref.mnt, snapOpts), snapshot(sub.mnt, snapOpts));
+      const after = trees();
       if (after.length > 0) problems.push('final merged trees differ:', ...after);
     }
     return problems;

@@ -8,7 +8,8 @@
  *   LAYERFS_DIFF_RUNS=1000 LAYERFS_DIFF_TIME_S=3600 node scripts/test.mjs conformance/differential
  * Reproduce a failure with LAYERFS_DIFF_SEED=<seed> (and LAYERFS_DIFF_PATH=<path> for the shrunk case).
  * LAYERFS_DIFF_REF / LAYERFS_DIFF_SUBJECT pick the two implementations (overlay, layerfs, fuse-overlayfs);
- * LAYERFS_DIFF_DIR_NLINK=0 ignores directory link counts (overlayfs reports 1 for a merged dir).
+ * LAYERFS_DIFF_DIR_NLINK=0 ignores directory link counts (overlayfs reports 1 for a merged dir);
+ * LAYERFS_DIFF_TIMES=0 ignores mtimes (compared where not set at wall-clock time by an operation).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -30,7 +31,7 @@ const seconds = envInt('LAYERFS_DIFF_TIME_S', 90);
 
 const cfg = diffConfig();
 
-test(`differential: random ops on ${cfg.sub} equal ${cfg.ref} (${runs} runs${cfg.dirNlink ? '' : ', dir nlink ignored'})`, { timeout: (seconds + 60) * 1000 }, (t) => {
+test(`differential: random ops on ${cfg.sub} equal ${cfg.ref} (${runs} runs${cfg.dirNlink ? '' : ', dir nlink ignored'}${cfg.times ? '' : ', times ignored'})`, { timeout: (seconds + 60) * 1000 }, (t) => {
   const { ref, sub } = cfg;
   if (!requireMount(t, ref) || !requireMount(t, sub)) return;
   const seed = process.env.LAYERFS_DIFF_SEED;

@@ -1,8 +1,9 @@
 /**
  * Fixed differential cases (issue 4 item 2): explicit lower trees and operation sequences, each run on
  * kernel overlayfs and on layerfs (LAYERFS_DIFF_SUBJECT to change), comparing every step and the final
- * trees. Directory link counts are not compared here: overlayfs reports 1 for merged directories, a
- * known, reported difference; the random test (differential.test.ts) compares them.
+ * trees. Directory link counts and mtimes are not compared here (known, reported differences: stale
+ * nlink of a directory that just became merged, mtime of a renamed lower directory); the random test
+ * (differential.test.ts) compares them.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -120,7 +121,7 @@ const cases: Case[] = [
   },
 ];
 
-const cfg = { ...diffConfig(), dirNlink: false };
+const cfg = { ...diffConfig(), dirNlink: false, times: false };
 
 for (const c of cases) {
   test(`regression (${cfg.sub} vs ${cfg.ref}): ${c.name}`, (t) => {
