@@ -36,6 +36,7 @@ import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.j
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
 import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
 import { MountError } from './mount-error.js';
+import { XattrAbsence, changesNodes } from './xattr-absence.js';
 
 /** Returned by a handler when the kernel expects no reply. */
 export const NO_REPLY = -1_000_000;
@@ -45,6 +46,8 @@ const E = (code: string): number => -(errnoConstants[code] ?? errnoConstants.EIO
 const ENOENT = E('ENOENT');
 const EBADF = E('EBADF');
 const ENOSYS = E('ENOSYS');
+const ENODATA = E('ENODATA');
+const EOPNOTSUPP = E('EOPNOTSUPP');
 const EPROTO = E('EPROTO');
 const DT_DIR = 4;
 
@@ -80,12 +83,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   readonly dirs = new HandleTable<OpenDir<N, D>>();
   init: InitOut | null = null;
   private readonly handlers = new Map<number, (h: InHeader, b: Buffer, p: number, end: number, out: Buffer) => number>();
+  /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
+  private readonly xattrAbsent: XattrAbsence<N>;
 
   constructor(
     private readonly union: ServedUnion<N, F, D>,
     private readonly cfg: OpsConfig,
   ) {
     this.nodes = new NodeTable<N>(union.root, (n) => union.forget(n));
+    this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000);
     const h = this.handlers;
     h.set(Op.INIT, (hd, b, p, end, out) => this.opInit(hd, b, p, end, out));
     h.set(Op.DESTROY, () => this.opDestroy());
@@ -134,6 +140,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const fn = this.handlers.get(hd.opcode);
     if (!fn) return ENOSYS;
     if (!this.init && hd.opcode !== Op.INIT) return EPROTO;
+    if (changesNodes(hd.opcode)) this.xattrAbsent.changed();
     try {
       return fn(hd, b, Size.IN_HEADER, end, out);
     } catch (e) {
@@ -431,7 +438,20 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   private opGetxattr(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
     const size = b.readUInt32LE(p);
     const name = readCString(b, p + Size.GETXATTR_IN, end).value;
-    const value = this.union.getxattr(this.node(hd), name);
+    const node = this.node(hd);
+    const absent = this.xattrAbsent.get(node, name);
+    if (absent !== 0) return absent;
+    let value: Buffer;
+    try {
+      value = this.union.getxattr(node, name);
+    } catch (e) {
+      const r = -toFsError(e).errnoNumber;
+      if (r === ENODATA || r === EOPNOTSUPP) {
+        this.xattrAbsent.remember(node, name, r);
+        return r;
+      }
+      throw e;
+    }
     return sizedReply(out, size, value);
   }
 
