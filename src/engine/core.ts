@@ -7,6 +7,7 @@ import { Branch, joinRel, validateOptions } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
+import { LowerIndex } from './lower-index.js';
 import { resolveChild, resolveRoot } from './namei.js';
 import { S_IFDIR, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
@@ -24,6 +25,8 @@ export class Core {
   readonly work: Branch | null;
   readonly xino: InodeTable;
   readonly root: UnionNode;
+  /** Listings of the branches the union never writes (all but rw): lookups are map hits there. */
+  readonly lowerIndex: LowerIndex;
   /** Told when a node's attributes change as a side effect (see UnionOps.setInvalidator). */
   invalidator: ((node: UnionNode) => void) | null = null;
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
@@ -47,6 +50,7 @@ export class Core {
       for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
     }
     this.work = work;
+    this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
     const xinoPath = options.xino ?? (this.rw ? this.rw.abs(XINO_NAME) : null);
     this.xino = new InodeTable(xinoPath);
     this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches), this.gen);
@@ -78,7 +82,7 @@ export class Core {
     }
     this.ensure(parent);
     node.rel = joinRel(parent.rel, node.name);
-    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name);
+    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex);
     if (!f) {
       node.unlinked = true;
       return;
@@ -120,7 +124,7 @@ export class Core {
       if (!cached.unlinked) return cached;
       parent.children.delete(name);
     }
-    const f = resolveChild(this.branches, parent, name);
+    const f = resolveChild(this.branches, parent, name, this.lowerIndex);
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
     node.alias = findAlias(this, f.type, f.layers[0]!, f.st);

@@ -72,7 +72,7 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
 
 export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
   const { rw, rel, hadWhiteout, owner, sgid } = prepareCreate(core, parent, name, 'mkdir', ctx);
-  const opaque = hadWhiteout || lowerHas(core.branches, parent, name);
+  const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex);
   const m = (mode & 0o7777) | (sgid ? S_ISGID : 0);
   rw.mkdir(rel, m);
   if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
@@ -128,7 +128,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   if (name === '.' || name === '..') throw new FsError('EISDIR', 'unlink', name);
   const node = core.lookup(parent, name);
   if (node.isDir) throw new FsError('EISDIR', 'unlink', name);
-  const needWh = lowerHas(core.branches, parent, name);
+  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex);
   const r = core.real(node);
   const count = countOf(core, r.b, r.rel, node.type);
   let nlink = 1;
@@ -158,7 +158,7 @@ export function rmdir(core: Core, parent: UnionNode, name: string): void {
   const node = core.lookup(parent, name);
   if (!node.isDir) throw new FsError('ENOTDIR', 'rmdir', name);
   if (!isMergedEmpty(core, node)) throw new FsError('ENOTEMPTY', 'rmdir', name);
-  const needWh = lowerHas(core.branches, parent, name);
+  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex);
   if (node.layers[0] === 0) {
     clearMarkers(rw, node.rel);
     const st = rw.lstat(node.rel);

@@ -5,12 +5,16 @@
  * - the first entry found decides the type; a non-directory stops the search;
  * - a directory merges with directories below until one is opaque (or whited out in its branch);
  * - a non-directory below a directory is hidden.
+ * In the branches the union never writes, "is NAME / `.wh.NAME` there" is a map lookup in the
+ * directory's listing (lower-index.ts); only the entry found is lstat'ed (and a lower directory
+ * merged below another is not even that: its listing says it is a directory).
  */
 import type { Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import { joinRel } from '../branch/index.js';
+import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
-import { WH, isOpaque, isOverlayWhiteout } from './whiteout.js';
+import { OPQ, OVL_OPAQUE, WH, isOpaque, isOverlayWhiteout } from './whiteout.js';
 
 export interface Found {
   type: number;
@@ -19,18 +23,43 @@ export interface Found {
   st: Stats;
 }
 
-export function resolveChild(branches: readonly Branch[], parent: UnionNode, name: string): Found | null {
+function whitedOut(b: Branch, list: Listing | null, dirRel: string, name: string): boolean {
+  return list ? list.has(WH + name) : b.lstat(joinRel(dirRel, WH + name)) !== null;
+}
+
+function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined): boolean {
+  const list = index ? index.list(bi, rel) : null;
+  if (!list) return isOpaque(b, rel);
+  if (list.has(OPQ)) return true;
+  const v = b.tryGetxattr(rel, OVL_OPAQUE);
+  return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
+}
+
+export function resolveChild(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null): Found | null {
   let found: Found | null = null;
   const rel = joinRel(parent.rel, name);
   const pl = parent.layers;
   for (let k = 0; k < pl.length; k++) {
     const bi = pl[k]!;
     const b = branches[bi]!;
-    const st = b.lstat(rel);
-    if (st) {
-      if (isOverlayWhiteout(st)) break;
-      const type = st.mode & S_IFMT;
+    const list = index ? index.list(bi, parent.rel) : null;
+    let st: Stats | null = null;
+    let type = 0;
+    if (list) {
+      const dt = list.get(name);
+      if (dt === DT_DIR && found) type = S_IFDIR;
+      else if (dt !== undefined) {
+        st = b.lstat(rel);
+        if (st) type = st.mode & S_IFMT;
+      }
+    } else {
+      st = b.lstat(rel);
+      if (st) type = st.mode & S_IFMT;
+    }
+    if (type !== 0) {
+      if (st && isOverlayWhiteout(st)) break;
       if (!found) {
+        if (!st) break; // cannot happen: the first entry found is always lstat'ed
         found = { type, layers: [bi], st };
         if (type !== S_IFDIR) break;
       } else {
@@ -38,8 +67,8 @@ export function resolveChild(branches: readonly Branch[], parent: UnionNode, nam
         found.layers.push(bi);
       }
       if (k === pl.length - 1) break;
-      if (isOpaque(b, rel) || b.lstat(joinRel(parent.rel, WH + name)) !== null) break;
-    } else if (b.lstat(joinRel(parent.rel, WH + name)) !== null) {
+      if (opaque(b, bi, rel, index) || whitedOut(b, list, parent.rel, name)) break;
+    } else if (whitedOut(b, list, parent.rel, name)) {
       break;
     }
   }
@@ -57,10 +86,16 @@ export function resolveRoot(branches: readonly Branch[]): number[] {
 }
 
 /** Does any branch below the rw branch (within the parent's layers) hold NAME, whited out or not? */
-export function lowerHas(branches: readonly Branch[], parent: UnionNode, name: string): boolean {
+export function lowerHas(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null): boolean {
   const rel = joinRel(parent.rel, name);
   for (const bi of parent.layers) {
     if (bi === 0 && branches[0]!.writable) continue;
+    const list = index ? index.list(bi, parent.rel) : null;
+    if (list) {
+      const dt = list.get(name);
+      if (dt === undefined) continue;
+      if (dt !== DT_CHR) return true;
+    }
     const st = branches[bi]!.lstat(rel);
     if (st && !isOverlayWhiteout(st)) return true;
   }

@@ -48,8 +48,8 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   }
   const oldRel = src.rel;
   const newRel = joinRel(newParent.rel, newName);
-  const srcLower = lowerHas(core.branches, parent, name);
-  const dstLower = lowerHas(core.branches, newParent, newName);
+  const srcLower = lowerHas(core.branches, parent, name, core.lowerIndex);
+  const dstLower = lowerHas(core.branches, newParent, newName, core.lowerIndex);
   const dstUpper = dst && dst.layers[0] === 0 ? rw.lstat(newRel) : null;
   const dstReal = dst ? core.real(dst) : null;
   const dstCount = dst && dstReal ? countOf(core, dstReal.b, dstReal.rel, dst.type) : null;
@@ -110,8 +110,8 @@ function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionN
   if (a === b) return;
   if ((a.isDir && isAncestor(a, newParent)) || (b.isDir && isAncestor(b, parent))) throw new FsError('EINVAL', 'rename', name, newName);
   for (const n of [a, b]) if (n.isDir && n.layers.some((bi) => bi !== 0)) throw new FsError('EXDEV', 'rename', name, newName);
-  const aLower = lowerHas(core.branches, parent, name);
-  const bLower = lowerHas(core.branches, newParent, newName);
+  const aLower = lowerHas(core.branches, parent, name, core.lowerIndex);
+  const bLower = lowerHas(core.branches, newParent, newName, core.lowerIndex);
   copyUp(core, a, 'rename');
   copyUp(core, b, 'rename');
   const aRel = a.rel;
