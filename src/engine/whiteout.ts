@@ -77,10 +77,19 @@ export function removeWhiteout(rw: Branch, dirRel: string, name: string): boolea
 export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat): void {
   if (format === 'overlay') rw.setxattr(rel, OVL_OPAQUE, Buffer.from('y'), 0);
   else {
+    // The marker is a file inside the dir; adding it must not change the dir's times, as
+    // overlayfs's xattr does not (a renamed lower dir keeps its mtime).
+    const before = rw.lstatBig(rel);
     try {
       rw.createEmpty(joinRel(rel, OPQ), 0o444);
     } catch (e) {
       if (!isCode(e, 'EEXIST')) throw e;
+      return;
+    }
+    if (before) {
+      const sec = (ns: bigint): number => Number(ns / 1_000_000_000n);
+      const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n);
+      rw.utimens(rel, sec(before.atimeNs), nsec(before.atimeNs), sec(before.mtimeNs), nsec(before.mtimeNs));
     }
   }
 }

@@ -122,3 +122,15 @@ test('redirect rename copies the data a name shows, also for a hard link whose t
   assert.equal(f.cat('e/b'), '');
   assert.deepEqual(f.raw('low'), { a: 'v1', d: { b: 'v1' } });
 });
+
+test('a renamed lower directory keeps its times (the opaque marker does not touch them)', (t) => {
+  for (const whiteout of ['aufs', 'overlay'] as const) {
+    const f = setup(t, { up: {}, low: { a: { y: 'y' } } }, `whiteout=${whiteout}`);
+    const old = new Date(1_000_000_000_000);
+    fs.utimesSync(f.br.low + '/a', old, old);
+    f.u.rename(f.u.root, 'a', f.u.root, 'c', 0);
+    const at = f.u.getattr(f.node('c'));
+    assert.equal(at.mtimeSec, 1_000_000_000, `${whiteout}: mtime of the renamed dir`);
+    assert.equal(fs.statSync(f.br.up + '/c').mtimeMs, 1_000_000_000_000, `${whiteout}: mtime in the rw branch`);
+  }
+});
