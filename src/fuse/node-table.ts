@@ -40,6 +40,11 @@ export class NodeTable<N extends { readonly ino: number }> {
     return this.byId.get(nodeid)?.node;
   }
 
+  /** The id the kernel knows `node` by, if any (counts nothing). */
+  idFor(node: N): number | undefined {
+    return this.idOf.get(node);
+  }
+
   /** Id for a node the kernel is about to receive; counts one lookup. */
   add(node: N): number {
     const known = this.idOf.get(node);

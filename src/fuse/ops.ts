@@ -91,6 +91,12 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     private readonly cfg: OpsConfig,
   ) {
     this.nodes = new NodeTable<N>(union.root, (n) => union.forget(n));
+    // The engine tells us when a node's attributes change as a side effect of another request
+    // (a directory that becomes merged on a child's copy-up, nlink -> 1): drop the kernel's copy.
+    union.setInvalidator?.((n) => {
+      const id = this.nodes.idFor(n);
+      if (id !== undefined) this.cfg.invalInode?.(id);
+    });
     this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000);
     const h = this.handlers;
     h.set(Op.INIT, (hd, b, p, end, out) => this.opInit(hd, b, p, end, out));
