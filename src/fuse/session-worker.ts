@@ -16,6 +16,7 @@ import {
   initFlagNames,
 } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
+import { warmUp } from './warm-up.js';
 
 export interface WorkerParams {
   fd: number;
@@ -69,6 +70,13 @@ async function main(): Promise<void> {
     const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EINVAL';
     post({ t: 'error', code, message: e instanceof Error ? e.message : String(e) });
     return;
+  }
+  // Compile the request path before the kernel starts waiting on it (read-only requests).
+  try {
+    const w = warmUp(opened.union);
+    if (params.debug) debugLine(`layerfs: warm-up: ${w.requests} requests in ${w.ms.toFixed(0)} ms\n`);
+  } catch (e) {
+    if (params.debug) debugLine(`layerfs: warm-up failed (serving anyway): ${e instanceof Error ? e.message : String(e)}\n`);
   }
   post({ t: 'opened', branches: opened.branches, xiPath: opened.xiPath });
 
