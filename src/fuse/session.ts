@@ -10,9 +10,6 @@ import { checkMountpoint, closeQuietly, kernelMount, kernelUnmount, openFuseDevi
 import type { WorkerMessage, WorkerParams } from './session-worker.js';
 import { MountError } from './mount-error.js';
 
-
-/** Young generation of the serving thread's heap (MiB); see startSession. */
-const YOUNG_GENERATION_MB = 96;
 export interface SessionParams {
   options: string;
   mountpoint: string;
@@ -57,13 +54,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? t.entryTimeout ?? 1,
     ...(p.unionModule ? { unionModule: p.unionModule } : {}),
   };
-  // A large young generation: every request leaves a little garbage (names, attrs, node:fs Stats),
-  // and each scavenge of a small one wakes V8's helper threads, which then compete with the
-  // requesting process for the CPUs (measured: ~50 scavenges per 2,000 LOOKUPs with the default).
-  const worker = new Worker(new URL('./session-worker.js', import.meta.url), {
-    workerData: params,
-    resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
-  });
+  const worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: params });
 
   let onMessage: (m: WorkerMessage) => void = () => {};
   const queue: WorkerMessage[] = [];
