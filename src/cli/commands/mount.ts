@@ -22,6 +22,31 @@ interface MountFlags {
   debug?: boolean;
 }
 
+const MOUNT_OPTIONS_HELP = `
+Branches (one of):
+  dirs=A=rw:B=ro:C         AUFS branches, topmost first (also br=, br:); perms rw, ro, rr, +wh;
+                           default: the first rw when writable, the rest ro
+  lowerdir=L1:L2,upperdir=U,workdir=W
+                           overlay form; leftmost lower is topmost; no upperdir = read-only
+Union options:
+  whiteout=aufs|overlay    whiteout format written (both are read); default aufs
+  dirrename=redirect|exdev rename of a dir that exists below: copy it (default) or EXDEV as AUFS
+                           (also redirect_dir=on|off, xdev)
+  xino=PATH                persistent inode table (default: hidden file in the rw branch)
+FUSE options:
+  allow_other, default_permissions   on by default for root (noallow_other,
+                           nodefault_permissions turn them off)
+  entry_timeout=S, attr_timeout=S, negative_timeout=S
+                           kernel cache timeouts in seconds (default 1); changes made to the
+                           branches behind the mount's back show after these
+Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
+
+Examples:
+  layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
+  layerfs mount -o lowerdir=/l1:/l2,upperdir=/u,workdir=/w /mnt
+  mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
+`;
+
 export function register(program: Command): void {
   program
     .command('mount')
@@ -31,6 +56,7 @@ export function register(program: Command): void {
     .option('-o, --options <options>', 'mount options, comma-separated (repeatable)', collect, [])
     .option('-f, --foreground', 'serve in the foreground until unmounted')
     .option('-d, --debug', 'trace every request (opcode, nodeid, result) to stderr; implies -f')
+    .addHelpText('after', MOUNT_OPTIONS_HELP)
     .action(async (a: string, b: string | undefined, flags: MountFlags) => {
       const mountpoint = b ?? a;
       const source = b === undefined ? undefined : a;
