@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildLayers } from './layers.js';
-import { isMounted, mountTarget, targets, unmountTarget, type Target } from './targets.js';
+import { cpuMs, isMounted, layerfsVariant, mountTarget, pidsMentioning, targets, unmountTarget, type Target } from './targets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/bench
 const repoRoot = path.resolve(here, '..', '..');
@@ -25,6 +25,8 @@ interface Sample {
   ms: number;
   /** For ls: lines of output, to compare the listings between targets. */
   lines?: number;
+  /** CPU time the FUSE daemon used during the measurement (ms, 10 ms resolution); kernel overlayfs has none. */
+  daemonCpuMs?: number;
 }
 
 interface Cell {
@@ -39,15 +41,18 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '5' },
     files: { type: 'string', default: '2000' },
     only: { type: 'string' },
+    variant: { type: 'string', multiple: true, default: [] },
     'host-cache': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel] [--host-cache]
+  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel] [--host-cache] [--variant OPTS]...
 Uncached stat and ls -lR on layerfs, fuse-overlayfs and kernel overlayfs (root needed).
 --host-cache: keep the host's page/dentry caches warm (still a fresh mount each time), which
-isolates the FUSE round trip from disk reads of the lower layers.`);
+isolates the FUSE round trip from disk reads of the lower layers.
+--variant OPTS: also measure layerfs mounted with the extra options OPTS (e.g. spin=0), as
+a target of its own named 'layerfs OPTS' (repeatable).`);
   process.exit(0);
 }
 const rounds = Math.max(1, Number(opt.rounds));
@@ -58,7 +63,7 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const all = targets(repoRoot);
+const all = [...targets(repoRoot), ...(opt.variant ?? []).map((v) => layerfsVariant(repoRoot, v))];
 const chosen: Target[] = opt.only
   ? all.filter((t) => opt.only!.split(',').some((w) => t.name.includes(w.trim())))
   : all;
@@ -130,6 +135,11 @@ function runLs(mnt: string): Sample {
   return { ms, lines: r.stdout.split('\n').length };
 }
 
+function cpuCell(samples: Sample[]): string {
+  const cpu = samples.map((s) => s.daemonCpuMs).filter((v): v is number => v !== undefined);
+  return cpu.length ? median(cpu).toFixed(0) : '-';
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -174,7 +184,11 @@ async function main(): Promise<void> {
         }
         try {
           if (!opt['host-cache']) dropCaches();
-          c.samples.push(test === 'stat' ? runStat(listFile, mnt) : runLs(mnt));
+          const daemons = pidsMentioning(mnt);
+          const cpu0 = cpuMs(daemons);
+          const s = test === 'stat' ? runStat(listFile, mnt) : runLs(mnt);
+          if (daemons.length > 0) s.daemonCpuMs = cpuMs(daemons) - cpu0;
+          c.samples.push(s);
         } catch (e) {
           c.failures.push(e instanceof Error ? e.message : String(e));
         } finally {
@@ -199,7 +213,7 @@ const startLoad = os.loadavg()[0]!;
 
 function report(files: number, entries: number, cells: Map<string, Cell>): void {
   const get = (test: TestName, name: string): Cell | undefined => cells.get(`${test}\0${name}`);
-  const rows: string[][] = [['test', 'target', 'median ms', 'ops/s', 'vs fuse-overlayfs', 'min..max ms', 'note']];
+  const rows: string[][] = [['test', 'target', 'median ms', 'ops/s', 'vs fuse-overlayfs', 'min..max ms', 'daemon cpu ms', 'note']];
   const ratios: string[] = [];
   for (const test of TESTS) {
     const ops = test === 'stat' ? files : entries;
@@ -212,7 +226,7 @@ function report(files: number, entries: number, cells: Map<string, Cell>): void 
       const notes = [...c.notes];
       const failed = [...new Set(c.failures)].join(' | ');
       if (c.samples.length === 0) {
-        rows.push([test, t.name, '-', '-', '-', '-', `${t.name}: ${failed || 'no samples'}`]);
+        rows.push([test, t.name, '-', '-', '-', '-', '-', `${t.name}: ${failed || 'no samples'}`]);
         if (t.name === 'layerfs') ratios.push(`${test}: n/a (${failed || 'no samples'})`);
         continue;
       }
@@ -230,15 +244,17 @@ function report(files: number, entries: number, cells: Map<string, Cell>): void 
         Math.round((ops * 1000) / med).toString(),
         ratio,
         `${Math.min(...ms).toFixed(1)}..${Math.max(...ms).toFixed(1)}`,
+        cpuCell(c.samples),
         notes.join('; '),
       ]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log('');
-  for (const r of rows) console.log(r.map((v, i) => (i >= 2 && i <= 5 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd());
+  for (const r of rows) console.log(r.map((v, i) => (i >= 2 && i <= 6 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd());
   console.log('');
   console.log(`stat: a separate node process (not a FUSE daemon) runs fs.lstatSync on each of ${files} paths; only its loop is timed; ops = files`);
+  console.log('daemon cpu ms: median user+system CPU time of the FUSE daemon process during the measurement (/proc/PID/stat, 10 ms ticks)');
   console.log(`ls -lR: wall time of \`ls -lR MNT\` (LC_ALL=C, output read through a pipe); ops = ${entries} entries listed`);
   if (chosen.some((t) => t.name === 'layerfs')) {
     console.log(`ratio layerfs/fuse-overlayfs (throughput, >1 = layerfs faster): ${ratios.join(', ')}`);

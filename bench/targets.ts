@@ -14,6 +14,36 @@ export interface Target {
   command(opts: string, mnt: string): { cmd: string; args: string[] };
 }
 
+/** layerfs mounted with extra options (`--variant spin=0`), to compare settings in the same run. */
+export function layerfsVariant(repoRoot: string, extra: string): Target {
+  return {
+    name: `layerfs ${extra}`,
+    command: (opts, mnt) => ({
+      cmd: process.execPath,
+      args: [path.join(repoRoot, 'dist/src/cli/main.js'), 'mount', '-o', `${opts},${extra}`, mnt],
+    }),
+  };
+}
+
+/** CPU time (user + system, ms) used so far by the processes `pids` (from /proc/PID/stat). */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start at ') '; utime, stime are 14, 15.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks * CLOCK_TICK_MS;
+}
+
+/** USER_HZ is 100 on Linux (every architecture Node runs on). */
+const CLOCK_TICK_MS = 10;
+
 export function targets(repoRoot: string): Target[] {
   return [
     {

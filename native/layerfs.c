@@ -1,7 +1,7 @@
 /*
  * layerfs native addon: the few Linux syscalls node:fs lacks (xattrs, mknod,
  * renameat2, nanosecond utimensat, fallocate, SEEK_DATA/HOLE, copy_file_range,
- * FICLONE, ioctl, mount/umount2). Thin by design: every function does one
+ * FICLONE, ioctl, mount/umount2, a spinning read and a plain write for /dev/fuse). Thin by design: every function does one
  * syscall and, on failure, returns the negative errno as a number (see `fail`);
  * src/sys/native.ts turns that into an FsError. Only bad argument types (and
  * out-of-memory) throw here.
@@ -14,6 +14,8 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <linux/fs.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -542,6 +544,75 @@ static napi_value n_umount2(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ---- /dev/fuse I/O ----------------------------------------------------------- */
+
+/* setNonBlocking(fd, on): sets or clears O_NONBLOCK (fcntl F_SETFL). */
+static napi_value n_set_non_blocking(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t fd;
+  bool on;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) return throw_type(env, "on must be a boolean");
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return fail(env, errno);
+  int want = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  if (want != fl && fcntl(fd, F_SETFL, want) < 0) return fail(env, errno);
+  return undef(env);
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * readSpin(fd, buf, spinUs): one read(2) into buf from an O_NONBLOCK fd. While it
+ * fails EAGAIN, retries for up to spinUs microseconds (from the call), then
+ * waits in poll(2) without a timeout and reads again. Returns the byte count or
+ * a negative errno (EAGAIN never). The spin catches the next request of a client
+ * that asks back to back without the sleep/wake-up of a blocking read.
+ */
+static napi_value n_read_spin(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd, spin_us;
+  void *data;
+  size_t len;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_buf(env, argv[1], &data, &len, "buf must be a Buffer") ||
+      !get_i32(env, argv[2], &spin_us, "spinUs must be a number"))
+    return NULL;
+  int64_t deadline = spin_us > 0 ? now_ns() + (int64_t)spin_us * 1000 : 0;
+  int spinning = spin_us > 0;
+  for (;;) {
+    ssize_t n = read(fd, data, len);
+    if (n >= 0) return num64(env, n);
+    if (errno != EAGAIN) return fail(env, errno);
+    if (spinning && now_ns() < deadline) continue;
+    spinning = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return fail(env, errno);
+  }
+}
+
+/* write(fd, buf, len): the byte count or a negative errno (no exception on ENOENT). */
+static napi_value n_write(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  int64_t want;
+  void *data;
+  size_t len;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_buf(env, argv[1], &data, &len, "buf must be a Buffer") ||
+      !get_i64(env, argv[2], &want, "length must be a number"))
+    return NULL;
+  if (want < 0 || (uint64_t)want > len) return throw_type(env, "length out of range");
+  ssize_t n = write(fd, data, (size_t)want);
+  if (n < 0) return fail(env, errno);
+  return num64(env, n);
+}
+
 /* ---- module --------------------------------------------------------------- */
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
@@ -569,6 +640,9 @@ NAPI_MODULE_INIT() {
       {"ioctl", NULL, n_ioctl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, n_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, n_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setNonBlocking", NULL, n_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"write", NULL, n_write, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   set_int(env, exports, "UTIME_NOW", UTIME_NOW);

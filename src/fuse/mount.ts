@@ -65,9 +65,14 @@ export interface TransportOptions {
   entryTimeout?: number;
   attrTimeout?: number;
   negativeTimeout?: number;
+  /** spin=US: how long the serving thread polls /dev/fuse after a reply before it sleeps (0 = never). */
+  spinUs?: number;
   /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
   unionOptions: string;
 }
+
+/** Upper bound of spin= (10 ms): beyond that spinning only burns CPU. */
+export const MAX_SPIN_US = 10_000;
 
 const TIMEOUTS: Record<string, 'entryTimeout' | 'attrTimeout' | 'negativeTimeout'> = {
   entry_timeout: 'entryTimeout',
@@ -82,6 +87,7 @@ export function splitOptions(options: string): TransportOptions {
   let flags = 0;
   let allowOther = true;
   let defaultPermissions = true;
+  let spinUs: number | undefined;
   for (const raw of splitTop(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
@@ -98,12 +104,17 @@ export function splitOptions(options: string): TransportOptions {
       const v = Number(opt.slice(eq + 1));
       if (!Number.isFinite(v) || v < 0 || opt.slice(eq + 1).trim() === '') throw new MountError('EINVAL', `${key} needs a number of seconds, got '${opt.slice(eq + 1)}'`);
       timeouts[TIMEOUTS[key]!] = v;
+    } else if (eq >= 0 && key === 'spin') {
+      const text = opt.slice(eq + 1).trim();
+      const v = Number(text);
+      if (text === '' || !Number.isInteger(v) || v < 0 || v > MAX_SPIN_US) throw new MountError('EINVAL', `spin needs a whole number of microseconds (0..${MAX_SPIN_US}), got '${opt.slice(eq + 1)}'`);
+      spinUs = v;
     } else if (eq < 0 && IGNORED.has(key)) continue;
     else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, defaultPermissions, ...timeouts, unionOptions: rest.join(',') };
+  return { flags, allowOther, defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
 }
 
 /** Split on commas not escaped with a backslash (the escape is kept for the union's parser). */

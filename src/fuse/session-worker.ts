@@ -27,6 +27,8 @@ export interface WorkerParams {
   entryTimeout: number;
   attrTimeout: number;
   negativeTimeout: number;
+  /** Poll /dev/fuse this many microseconds after each reply before sleeping in poll(2); 0 = blocking reads. */
+  spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
 }
@@ -105,6 +107,7 @@ async function main(): Promise<void> {
   });
   channel = new Channel(params.fd, {
     maxWrite: params.maxWrite,
+    spinUs: params.spinUs,
     noReply: NO_REPLY,
     trace: params.debug
       ? (hd, r) => debugLine(r === NO_REPLY ? traceLine(hd, 0, codeOf).replace(/-> 0\n$/, '-> (no reply)\n') : traceLine(hd, r, codeOf))

@@ -37,6 +37,9 @@ interface Binding {
   ioctl(fd: number, request: number, arg: Buffer | number | null): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): undefined | number;
   umount2(target: string, flags: number): undefined | number;
+  setNonBlocking(fd: number, on: boolean): undefined | number;
+  readSpin(fd: number, buf: Buffer, spinUs: number): number;
+  write(fd: number, buf: Buffer, length: number): number;
 }
 
 function load(): Binding {
@@ -274,4 +277,26 @@ export function mount(source: string, target: string, fstype: string, flags: num
 export function umount2(target: string, flags: number): void {
   const r = b.umount2(target, flags);
   if (r !== undefined) fail(r, 'umount2', target);
+}
+
+// ---- /dev/fuse I/O --------------------------------------------------------------
+
+/** Sets or clears O_NONBLOCK on `fd`. */
+export function setNonBlocking(fd: number, on: boolean): void {
+  const r = b.setNonBlocking(fd, on);
+  if (typeof r === 'number') fail(r, 'fcntl');
+}
+
+/**
+ * One read(2) of `fd` (which must be O_NONBLOCK) into `buf`: retried for up to `spinUs`
+ * microseconds while nothing is there, then waits in poll(2). Returns the byte count, or a
+ * NEGATIVE ERRNO (no exception: the caller decides, e.g. -ENODEV once a FUSE mount is gone).
+ */
+export function readSpin(fd: number, buf: Buffer, spinUs: number): number {
+  return b.readSpin(fd, buf, spinUs);
+}
+
+/** write(2) of buf[0..length): the byte count, or a NEGATIVE ERRNO (no exception). */
+export function writeRaw(fd: number, buf: Buffer, length: number): number {
+  return b.write(fd, buf, length);
 }
