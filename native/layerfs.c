@@ -544,6 +544,53 @@ static napi_value n_umount2(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ---- lstat into numbers ------------------------------------------------------ */
+
+/*
+ * lstatInto(path, out: Float64Array(16)): lstat(2) without a Stats object (the hot path of
+ * LOOKUP/GETATTR allocates nothing). out = [dev, ino, mode, nlink, uid, gid, rdev, size,
+ * blksize, blocks, atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec].
+ * Returns 0 or a negative errno.
+ */
+static napi_value n_lstat_into(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  napi_typedarray_type tt;
+  size_t n = 0;
+  void *data = NULL;
+  if (!is_ta || napi_get_typedarray_info(env, argv[1], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < 16)
+    return throw_type(env, "out must be a Float64Array of 16");
+  char *path = get_str(env, argv[0], "path must be a string or Buffer without NUL bytes");
+  if (path == NULL) return NULL;
+  struct stat st;
+  int r = lstat(path, &st);
+  int err = errno;
+  free(path);
+  if (r < 0) return fail(env, err);
+  double *o = data;
+  o[0] = (double)st.st_dev;
+  o[1] = (double)st.st_ino;
+  o[2] = st.st_mode;
+  o[3] = (double)st.st_nlink;
+  o[4] = st.st_uid;
+  o[5] = st.st_gid;
+  o[6] = (double)st.st_rdev;
+  o[7] = (double)st.st_size;
+  o[8] = (double)st.st_blksize;
+  o[9] = (double)st.st_blocks;
+  o[10] = (double)st.st_atim.tv_sec;
+  o[11] = (double)st.st_atim.tv_nsec;
+  o[12] = (double)st.st_mtim.tv_sec;
+  o[13] = (double)st.st_mtim.tv_nsec;
+  o[14] = (double)st.st_ctim.tv_sec;
+  o[15] = (double)st.st_ctim.tv_nsec;
+  napi_value z;
+  napi_create_int32(env, 0, &z);
+  return z;
+}
+
 /* ---- /dev/fuse I/O ----------------------------------------------------------- */
 
 /* setNonBlocking(fd, on): sets or clears O_NONBLOCK (fcntl F_SETFL). */
@@ -640,6 +687,7 @@ NAPI_MODULE_INIT() {
       {"ioctl", NULL, n_ioctl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, n_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, n_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"lstatInto", NULL, n_lstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNonBlocking", NULL, n_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"write", NULL, n_write, NULL, NULL, NULL, napi_enumerable, NULL},

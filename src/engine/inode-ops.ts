@@ -4,7 +4,8 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { fdops } from '../branch/index.js';
-import { FsError } from '../errors/index.js';
+import { FsError, codeOf } from '../errors/index.js';
+import { ST, lstatInto, statArray } from '../sys/index.js';
 import type { Core } from './core.js';
 import { copyUp, nsParts } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
@@ -49,16 +50,49 @@ export function getattr(core: Core, node: UnionNode): Attr {
     return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
   }
   const r = core.real(node);
-  const st = r.b.lstatBig(r.rel);
-  if (!st) throw new FsError('ENOENT', 'getattr');
+  const st = lstatNums(r.b.abs(r.rel));
   // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
-  if (node.isDir) return toAttr(node.ino, st, node.layers.length > 1 || node.marked ? 1 : undefined);
+  if (node.isDir) return attrOfNums(node.ino, st, node.layers.length > 1 || node.marked ? 1 : undefined);
   // A hard-linked copy-up: the union-wide count is recorded on the file.
-  if (st.nlink > 1n && node.type === S_IFREG && indexEnabled(core)) {
+  if (st[ST.nlink]! > 1 && node.type === S_IFREG && indexEnabled(core)) {
     const c = readCount(r.b, r.rel);
-    if (c) return toAttr(node.ino, st, c.n);
+    if (c) return attrOfNums(node.ino, st, c.n);
   }
-  return toAttr(node.ino, st);
+  return attrOfNums(node.ino, st);
+}
+
+/** One array reused by every getattr (the engine is synchronous: no call overlaps another). */
+const statNums = statArray();
+
+/** lstat into `statNums` (no Stats object: getattr is the hottest call); ENOENT as getattr's. */
+function lstatNums(abs: string): Float64Array {
+  const r = lstatInto(abs, statNums);
+  if (r === 0) return statNums;
+  const code = codeOf(-r);
+  // As Branch.lstat: a missing entry (or parent, or an impossible name) is ENOENT here.
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') throw new FsError('ENOENT', 'getattr');
+  throw new FsError(code, 'lstat', abs);
+}
+
+/** Like toAttr, from the numbers of lstatInto. */
+export function attrOfNums(ino: number, st: Float64Array, nlink?: number): Attr {
+  return {
+    ino,
+    mode: st[ST.mode]!,
+    nlink: nlink ?? st[ST.nlink]!,
+    uid: st[ST.uid]!,
+    gid: st[ST.gid]!,
+    rdev: st[ST.rdev]!,
+    size: st[ST.size]!,
+    blocks: st[ST.blocks]!,
+    blksize: st[ST.blksize]!,
+    atimeSec: st[ST.atimeSec]!,
+    atimeNsec: st[ST.atimeNsec]!,
+    mtimeSec: st[ST.mtimeSec]!,
+    mtimeNsec: st[ST.mtimeNsec]!,
+    ctimeSec: st[ST.ctimeSec]!,
+    ctimeNsec: st[ST.ctimeNsec]!,
+  };
 }
 
 function timeParts(t: TimeSpec | undefined): [number, number] {

@@ -37,6 +37,7 @@ interface Binding {
   ioctl(fd: number, request: number, arg: Buffer | number | null): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): undefined | number;
   umount2(target: string, flags: number): undefined | number;
+  lstatInto(path: string, out: Float64Array): number;
   setNonBlocking(fd: number, on: boolean): undefined | number;
   readSpin(fd: number, buf: Buffer, spinUs: number): number;
   write(fd: number, buf: Buffer, length: number): number;
@@ -277,6 +278,27 @@ export function mount(source: string, target: string, fstype: string, flags: num
 export function umount2(target: string, flags: number): void {
   const r = b.umount2(target, flags);
   if (r !== undefined) fail(r, 'umount2', target);
+}
+
+// ---- lstat into numbers ---------------------------------------------------------
+
+/** Slots of the array `lstatInto` fills. */
+export const ST = {
+  dev: 0, ino: 1, mode: 2, nlink: 3, uid: 4, gid: 5, rdev: 6, size: 7, blksize: 8, blocks: 9,
+  atimeSec: 10, atimeNsec: 11, mtimeSec: 12, mtimeNsec: 13, ctimeSec: 14, ctimeNsec: 15,
+} as const;
+
+/** An array for `lstatInto` (16 slots, see ST). */
+export function statArray(): Float64Array {
+  return new Float64Array(16);
+}
+
+/**
+ * lstat(2) of `path` into `out` (slots in ST; times as seconds + nanoseconds, exact), without a
+ * Stats object. Returns 0, or a NEGATIVE ERRNO (no exception: a missing entry is common).
+ */
+export function lstatInto(path: string, out: Float64Array): number {
+  return b.lstatInto(path, out);
 }
 
 // ---- /dev/fuse I/O --------------------------------------------------------------
