@@ -86,3 +86,37 @@ test('readSpin and writeRaw answer failures as negative errno numbers', (t) => {
   fs.closeSync(wr);
   assert.equal(sys.readSpin(rd, buf, 10), 0);
 });
+
+test('lstatInto fills the same numbers as lstat with bigint (times to the nanosecond), no Stats object', (t) => {
+  const { p, wr } = fifo(t);
+  const dir = path.dirname(p);
+  const f = path.join(dir, 'file');
+  fs.writeFileSync(f, 'x'.repeat(5000));
+  fs.utimesSync(f, new Date(1_600_000_000_123), new Date(-1_000_500)); // an mtime before 1970
+  fs.symlinkSync('file', path.join(dir, 'link'));
+  const out = sys.statArray();
+  for (const name of ['file', 'link', 'fifo', '.']) {
+    const abs = path.join(dir, name);
+    assert.equal(sys.lstatInto(abs, out), 0, name);
+    const big = fs.lstatSync(abs, { bigint: true });
+    const S = sys.ST;
+    assert.deepEqual(
+      [out[S.dev], out[S.ino], out[S.mode], out[S.nlink], out[S.uid], out[S.gid], out[S.rdev], out[S.size], out[S.blksize], out[S.blocks]],
+      [big.dev, big.ino, big.mode, big.nlink, big.uid, big.gid, big.rdev, big.size, big.blksize, big.blocks].map(Number),
+      name,
+    );
+    for (const [k, ns] of [['atime', big.atimeNs], ['mtime', big.mtimeNs], ['ctime', big.ctimeNs]] as const) {
+      const sec = out[S[`${k}Sec`]]!;
+      const nsec = out[S[`${k}Nsec`]]!;
+      assert.ok(nsec >= 0 && nsec < 1e9, `${name} ${k} nsec normalized`);
+      assert.equal(BigInt(sec) * 1_000_000_000n + BigInt(nsec), ns, `${name} ${k}`);
+    }
+  }
+  sys.lstatInto(f, out);
+  assert.equal(out[sys.ST.mtimeSec], -1001, 'negative seconds with positive nanoseconds');
+  assert.equal(out[sys.ST.mtimeNsec], 500_000_000);
+  assert.equal(sys.lstatInto(path.join(dir, 'missing'), out), -errnoOf('ENOENT'));
+  assert.equal(sys.lstatInto(path.join(dir, 'file', 'x'), out), -errnoOf('ENOTDIR'));
+  assert.throws(() => sys.lstatInto(path.join(dir, 'file'), new Float64Array(3)), TypeError);
+  fs.closeSync(wr);
+});
