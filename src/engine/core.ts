@@ -8,8 +8,8 @@ import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
-import { resolveChild, resolveRoot } from './namei.js';
-import { S_IFDIR, UnionNode } from './node.js';
+import { resolveChild, resolveRoot, type Found } from './namei.js';
+import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { MERGED_XATTR, PRIVATE, checkName } from './whiteout.js';
 
@@ -67,7 +67,7 @@ export class Core {
   }
 
   /** Our inode number for the real entry `st` of branch `bi`. */
-  inoOf(bi: number, st: Stats): number {
+  inoOf(bi: number, st: { dev: number; ino: number }): number {
     return this.xino.inoFor(bi, st.dev, st.ino);
   }
 
@@ -89,7 +89,7 @@ export class Core {
     }
     node.layers = f.layers;
     node.type = f.type;
-    node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
+    node.alias = this.aliasOf(f, node.rel);
     node.marked = this.isMarked(f.type, f.layers, node.rel);
     node.gen = this.gen;
   }
@@ -127,10 +127,36 @@ export class Core {
     const f = resolveChild(this.branches, parent, name, this.lowerIndex);
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
-    node.alias = findAlias(this, f.type, f.layers[0]!, f.st);
+    node.alias = this.aliasOf(f, node.rel);
     node.marked = this.isMarked(f.type, f.layers, node.rel);
     parent.children.set(name, node);
+    this.freshNums = f.nums;
     return node;
+  }
+
+  /** Set by find() when it lstat'ed a new node's topmost entry (see lookupWithStat). */
+  private freshNums: Float64Array | null = null;
+
+  /**
+   * lookup, plus the lstat numbers (sys ST) of the node's topmost entry when this very call took
+   * them (a node not cached yet), else null: the caller then stats it itself. Never older data.
+   */
+  lookupWithStat(parent: UnionNode, name: string): { node: UnionNode; nums: Float64Array | null } {
+    this.freshNums = null;
+    try {
+      const node = this.lookup(parent, name);
+      return { node, nums: this.freshNums };
+    } finally {
+      this.freshNums = null;
+    }
+  }
+
+  /** The hard-link index entry a lower file with several links reads through, if any. */
+  private aliasOf(f: Found, rel: string): string | null {
+    if (f.type !== S_IFREG || f.st.nlink < 2) return null;
+    // findAlias wants the full Stats (birth time); only multiply linked files get here.
+    const st = this.branches[f.layers[0]!]!.lstat(rel);
+    return st ? findAlias(this, f.type, f.layers[0]!, st) : null;
   }
 
   /** Is this directory, held only by the rw branch, a copy made by a redirect rename? */

@@ -3,7 +3,7 @@
  * Any change copies the node up first; private xattrs stay hidden.
  */
 import type { BigIntStats } from 'node:fs';
-import { fdops } from '../branch/index.js';
+import { fdops, type Branch } from '../branch/index.js';
 import { FsError, codeOf } from '../errors/index.js';
 import { ST, lstatInto, statArray } from '../sys/index.js';
 import type { Core } from './core.js';
@@ -50,12 +50,25 @@ export function getattr(core: Core, node: UnionNode): Attr {
     return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
   }
   const r = core.real(node);
-  const st = lstatNums(r.b.abs(r.rel));
+  return attrOf(core, node, r.b, r.rel, lstatNums(r.b.abs(r.rel)));
+}
+
+/**
+ * getattr of a node lookup just created, from the lstat numbers lookup took of its topmost
+ * entry in the same call (Core.lookupWithStat): one lstat per LOOKUP instead of two.
+ */
+export function getattrFromLookup(core: Core, node: UnionNode, nums: Float64Array): Attr {
+  // A hard link read through the index: the real file is another entry.
+  if (node.alias !== null || node.unlinked) return getattr(core, node);
+  return attrOf(core, node, core.branches[node.layers[0]!]!, node.rel, nums);
+}
+
+function attrOf(core: Core, node: UnionNode, b: Branch, rel: string, st: Float64Array): Attr {
   // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
   if (node.isDir) return attrOfNums(node.ino, st, node.layers.length > 1 || node.marked ? 1 : undefined);
   // A hard-linked copy-up: the union-wide count is recorded on the file.
   if (st[ST.nlink]! > 1 && node.type === S_IFREG && indexEnabled(core)) {
-    const c = readCount(r.b, r.rel);
+    const c = readCount(b, rel);
     if (c) return attrOfNums(node.ino, st, c.n);
   }
   return attrOfNums(node.ino, st);

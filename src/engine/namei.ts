@@ -9,18 +9,50 @@
  * directory's listing (lower-index.ts); only the entry found is lstat'ed (and a lower directory
  * merged below another is not even that: its listing says it is a directory).
  */
-import type { Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import { joinRel } from '../branch/index.js';
+import { FsError, codeOf } from '../errors/index.js';
+import { ST, lstatInto, statArray } from '../sys/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
 import { OPQ, OVL_OPAQUE, WH, isOpaque, isOverlayWhiteout } from './whiteout.js';
+
+/** What lookup needs of an lstat. */
+export interface EntryStat {
+  dev: number;
+  ino: number;
+  mode: number;
+  rdev: number;
+  nlink: number;
+}
 
 export interface Found {
   type: number;
   layers: number[];
   /** lstat of the topmost real entry. */
-  st: Stats;
+  st: EntryStat;
+  /**
+   * The same lstat, every field (see sys ST), so a LOOKUP can answer the entry's attributes
+   * without a second lstat. A shared array: valid only until the next resolveChild call.
+   */
+  nums: Float64Array;
+}
+
+// The engine is synchronous: one array for the topmost entry, one for the entries below it.
+const topNums = statArray();
+const belowNums = statArray();
+
+/** lstat of `rel` in `b` into `out`; null when absent (as Branch.lstat). */
+function lstatEntry(b: Branch, rel: string, out: Float64Array): EntryStat | null {
+  const abs = b.abs(rel);
+  const r = lstatInto(abs, out);
+  if (r !== 0) {
+    const code = codeOf(-r);
+    // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return null;
+    throw new FsError(code, 'lstat', abs);
+  }
+  return { dev: out[ST.dev]!, ino: out[ST.ino]!, mode: out[ST.mode]!, rdev: out[ST.rdev]!, nlink: out[ST.nlink]! };
 }
 
 function whitedOut(b: Branch, list: Listing | null, dirRel: string, name: string): boolean {
@@ -43,24 +75,25 @@ export function resolveChild(branches: readonly Branch[], parent: UnionNode, nam
     const bi = pl[k]!;
     const b = branches[bi]!;
     const list = index ? index.list(bi, parent.rel) : null;
-    let st: Stats | null = null;
+    let st: EntryStat | null = null;
     let type = 0;
+    const nums = found ? belowNums : topNums;
     if (list) {
       const dt = list.get(name);
       if (dt === DT_DIR && found) type = S_IFDIR;
       else if (dt !== undefined) {
-        st = b.lstat(rel);
+        st = lstatEntry(b, rel, nums);
         if (st) type = st.mode & S_IFMT;
       }
     } else {
-      st = b.lstat(rel);
+      st = lstatEntry(b, rel, nums);
       if (st) type = st.mode & S_IFMT;
     }
     if (type !== 0) {
       if (st && isOverlayWhiteout(st)) break;
       if (!found) {
         if (!st) break; // cannot happen: the first entry found is always lstat'ed
-        found = { type, layers: [bi], st };
+        found = { type, layers: [bi], st, nums: topNums };
         if (type !== S_IFDIR) break;
       } else {
         if (type !== S_IFDIR) break;

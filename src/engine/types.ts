@@ -139,6 +139,11 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   readonly root: N;
   /** ENOENT when absent or whited out, ENOTDIR when parent is not a dir. */
   lookup(parent: N, name: string): N;
+  /**
+   * lookup + getattr of the result, with one lstat when the node was not cached (the stat the
+   * lookup took, in this same call; never an older one). The FUSE LOOKUP/READDIRPLUS path.
+   */
+  lookupAttr?(parent: N, name: string): { node: N; attr: Attr };
   /** The transport dropped its last reference; the engine may free caches. */
   forget(node: N): void;
   getattr(node: N): Attr;

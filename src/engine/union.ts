@@ -80,6 +80,12 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     return wrap('lookup', () => this.core.lookup(parent, name));
   }
 
+  lookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } {
+    const { node, nums } = wrap('lookup', () => this.core.lookupWithStat(parent, name));
+    const attr = nums ? wrap('stat', () => inodeOps.getattrFromLookup(this.core, node, nums)) : this.getattr(node);
+    return { node, attr };
+  }
+
   forget(node: UnionNode): void {
     if (node === this.root || node.handles.size > 0) return;
     const p = node.parent;

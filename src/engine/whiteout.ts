@@ -27,7 +27,7 @@ export function checkName(name: string, create: boolean, syscall: string): void 
   if (create && (name === '.' || name === '..')) throw new FsError('EEXIST', syscall, name);
 }
 
-export function isOverlayWhiteout(st: Stats): boolean {
+export function isOverlayWhiteout(st: { mode: number; rdev: number }): boolean {
   return (st.mode & 0o170000) === S_IFCHR && st.rdev === 0;
 }
 

@@ -9,7 +9,7 @@
  * ATOMIC_O_TRUNC). No writeback cache, no keep_cache; entry/attr timeouts are short (1 s)
  * because branches may change beneath us and we send no invalidations.
  */
-import type { DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
+import type { Attr, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { toFsError, errnoConstants } from '../errors/index.js';
 import { Union, parseOptions } from '../engine/index.js';
 import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
@@ -171,8 +171,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return this.entryWithId(out, node).len;
   }
 
-  private entryWithId(out: Buffer, node: N): { len: number; nodeid: number } {
-    const attr = this.union.getattr(node);
+  private entryWithId(out: Buffer, node: N, attrIn?: Attr): { len: number; nodeid: number } {
+    const attr = attrIn ?? this.union.getattr(node);
     const nodeid = this.nodes.add(node);
     const len =
       encodeEntryOut(out, OUT, {
@@ -227,8 +227,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   private opLookup(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
     const name = readCString(b, p, end).value;
     let node: N;
+    let attr: Attr | undefined;
     try {
-      node = this.union.lookup(this.node(hd), name);
+      const parent = this.node(hd);
+      if (this.union.lookupAttr) ({ node, attr } = this.union.lookupAttr(parent, name));
+      else node = this.union.lookup(parent, name);
     } catch (e) {
       if (this.cfg.negativeTimeout > 0 && toFsError(e).code === 'ENOENT') {
         // nodeid 0: a negative entry the kernel may cache for entry_valid (creates through the
@@ -239,7 +242,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       }
       throw e;
     }
-    return this.entry(out, node);
+    return this.entryWithId(out, node, attr).len;
   }
 
   private opForget(hd: InHeader, b: Buffer, p: number): number {
@@ -412,12 +415,16 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         continue;
       }
       let child: N;
+      let attr: Attr;
       try {
-        child = this.union.lookup(od.node, e.name);
+        if (this.union.lookupAttr) ({ node: child, attr } = this.union.lookupAttr(od.node, e.name));
+        else {
+          child = this.union.lookup(od.node, e.name);
+          attr = this.union.getattr(child);
+        }
       } catch {
         continue; // gone since opendir
       }
-      const attr = this.union.getattr(child);
       const nodeid = this.nodes.add(child);
       const entry = { nodeid, generation: GENERATION, entryValid: this.cfg.entryTimeout, attrValid: this.cfg.attrTimeout, attr };
       pos = encodeDirentPlus(out, pos, limit, entry, i + 1, e.type, e.name);
