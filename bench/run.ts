@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildLayers } from './layers.js';
-import { cpuMs, isMounted, layerfsVariant, mountTarget, pidsMentioning, targets, unmountTarget, type Target } from './targets.js';
+import { cpuMs, isMounted, layerfsBaseline, layerfsVariant, mountTarget, pidsMentioning, targets, unmountTarget, type Target } from './targets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/bench
 const repoRoot = path.resolve(here, '..', '..');
@@ -42,17 +42,20 @@ const { values: opt } = parseArgs({
     files: { type: 'string', default: '2000' },
     only: { type: 'string' },
     variant: { type: 'string', multiple: true, default: [] },
+    baseline: { type: 'string', multiple: true, default: [] },
     'host-cache': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
-  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel] [--host-cache] [--variant OPTS]...
+  console.log(`usage: npm run bench -- [--rounds N] [--files N] [--only layerfs,fuse-overlayfs,kernel] [--host-cache] [--variant OPTS]... [--baseline DIR]...
 Uncached stat and ls -lR on layerfs, fuse-overlayfs and kernel overlayfs (root needed).
 --host-cache: keep the host's page/dentry caches warm (still a fresh mount each time), which
 isolates the FUSE round trip from disk reads of the lower layers.
 --variant OPTS: also measure layerfs mounted with the extra options OPTS (e.g. spin=0), as
-a target of its own named 'layerfs OPTS' (repeatable).`);
+a target of its own named 'layerfs OPTS' (repeatable).
+--baseline DIR: also measure the layerfs built in checkout DIR (its dist/ and build/), named
+'layerfs@BASENAME', e.g. a \`git archive\` of an older commit (repeatable).`);
   process.exit(0);
 }
 const rounds = Math.max(1, Number(opt.rounds));
@@ -63,7 +66,11 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const all = [...targets(repoRoot), ...(opt.variant ?? []).map((v) => layerfsVariant(repoRoot, v))];
+const all = [
+  ...targets(repoRoot),
+  ...(opt.variant ?? []).map((v) => layerfsVariant(repoRoot, v)),
+  ...(opt.baseline ?? []).map((d) => layerfsBaseline(path.resolve(d))),
+];
 const chosen: Target[] = opt.only
   ? all.filter((t) => opt.only!.split(',').some((w) => t.name.includes(w.trim())))
   : all;

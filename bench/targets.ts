@@ -25,6 +25,14 @@ export function layerfsVariant(repoRoot: string, extra: string): Target {
   };
 }
 
+/** layerfs from another checkout (`--baseline DIR`, built there), for before/after in one run. */
+export function layerfsBaseline(dir: string): Target {
+  return {
+    name: `layerfs@${path.basename(dir)}`,
+    command: (opts, mnt) => ({ cmd: process.execPath, args: [path.join(dir, 'dist/src/cli/main.js'), 'mount', '-o', opts, mnt] }),
+  };
+}
+
 /** CPU time (user + system, ms) used so far by the processes `pids` (from /proc/PID/stat). */
 export function cpuMs(pids: number[]): number {
   let ticks = 0;
