@@ -39,7 +39,11 @@ export interface Session {
 }
 
 const MAX_WRITE = 1 << 20;
-/** Measured with bench/run.ts (see the commit that set it). */
+/**
+ * Measured with bench/run.ts (2 CPUs, interleaved, 7 rounds): ls -lR 269 ms at 50 us vs 461 ms
+ * with blocking reads (spin=0), 289 at 20, 284 at 100; uncached stat 126 / 144 / 132 / 146 ms.
+ * The daemon's CPU time did not grow (ls -lR 270 ms vs 330 ms at spin=0: fewer sleeps and wake-ups).
+ */
 export const DEFAULT_SPIN_US = 50;
 
 export async function startSession(p: SessionParams): Promise<Session> {
