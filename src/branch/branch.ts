@@ -223,7 +223,8 @@ export class Branch {
   /** Value of an xattr or undefined when absent/unsupported. */
   tryGetxattr(rel: string, name: string): Buffer | undefined {
     try {
-      return native.lgetxattr(this.abs(rel), name);
+      // ENODATA (the common miss: lookups ask every lower dir for its opaque xattr) without an exception
+      return native.tryLgetxattr(this.abs(rel), name);
     } catch (e) {
       if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'EPERM')) return undefined;
       throw e;
