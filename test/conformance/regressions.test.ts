@@ -93,6 +93,20 @@ const cases: Case[] = [
     ],
   },
   {
+    // found by the API differential: after a rotation the two links are one lower inode; a chmod
+    // copies it up. overlayfs with index=on (hard links stay hard links, design.md) keeps them one file.
+    name: 'hard link made in the upper, rotated to a lower, then copied up by chmod',
+    lowers: [[f('a', '')], []],
+    ops: [
+      { op: 'link', from: 'a', to: 'd' },
+      { op: 'rotate' },
+      { op: 'chmod', path: 'a', mode: 0o600 },
+      { op: 'read', path: 'd' },
+      { op: 'append', path: 'd', data: 'x' },
+      { op: 'read', path: 'a' },
+    ],
+  },
+  {
     name: 'rename errors: into itself, over a non-empty dir, file over dir, dir over file',
     lowers: [[d('a'), f('a/x'), d('b'), f('b/y'), f('c')], []],
     ops: [

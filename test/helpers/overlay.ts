@@ -237,7 +237,9 @@ function mountFuse(kind: UnionKind, argv: string[], mnt: string, layers: UnionLa
 export function mountUnion(kind: UnionKind, layers: UnionLayers, mnt: string, o: MountOptions = {}): Mounted {
   const extra = o.extra ?? [];
   if (kind === 'overlay') {
-    const opts = optionString(layers, ['redirect_dir=on', ...extra]);
+    // index=on: hard links stay hard links across copy-up, as design.md asks of layerfs (with the
+    // default index=off overlayfs breaks a lower hard link in two on copy-up).
+    const opts = optionString(layers, ['redirect_dir=on', 'index=on', ...extra]);
     const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', opts, mnt], {
       timeout: MOUNT_TIMEOUT_MS,
       encoding: 'utf8',
