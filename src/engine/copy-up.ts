@@ -10,7 +10,7 @@ import { fdops } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
-import { MERGED_XATTR, isPrivateXattr } from './whiteout.js';
+import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from './whiteout.js';
 import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
@@ -104,7 +104,10 @@ function copyFile(src: Branch, srcRel: string, work: Branch, tmp: string, st: Bi
 export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false): void {
   const rw = core.requireRw(syscall);
   core.ensure(node);
-  if (node.layers[0] === 0) return;
+  if (node.layers[0] === 0) {
+    originCopiedUp(core, node);
+    return;
+  }
   const parent = node.parent;
   if (parent) copyUp(core, parent, syscall);
   const src = core.top(node);
@@ -152,6 +155,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
       // What overlayfs would show as merged: the renamed dir (upper + redirect) and dirs merged before.
       if (n === node || n.layers.length > 1) markMerged(work, tmpRel);
+      else if (n.layers[0] !== 0) markXattr(work, tmpRel, ORIGIN_XATTR);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
       const big = src.lstatBig(srcRel);
       if (big) {
@@ -176,8 +180,30 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
 
 /** Mark a redirect-renamed directory copy (see MERGED_XATTR); needs root, else left unmarked. */
 function markMerged(work: Branch, rel: string): void {
+  markXattr(work, rel, MERGED_XATTR);
+}
+
+/**
+ * A change in or to rw directory `node` that overlayfs would make by copying it up: a copied
+ * lower-only subdir of a redirect rename (ORIGIN_XATTR) becomes merged (nlink 1) now, as there.
+ */
+export function originCopiedUp(core: Core, node: UnionNode): void {
+  if (!node.isDir || node.marked || node.layers.length !== 1 || node.layers[0] !== 0) return;
+  const rw = core.rw;
+  if (!rw || rw.tryGetxattr(node.rel, ORIGIN_XATTR) === undefined) return;
+  markMerged(rw, node.rel);
   try {
-    work.setxattr(rel, MERGED_XATTR, Buffer.from('y'), 0);
+    rw.removexattr(node.rel, ORIGIN_XATTR);
+  } catch (e) {
+    if (!isCode(e, 'ENODATA', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
+  }
+  node.marked = true;
+  if (core.invalidator) core.invalidator(node);
+}
+
+function markXattr(work: Branch, rel: string, name: string): void {
+  try {
+    work.setxattr(rel, name, Buffer.from('y'), 0);
   } catch (e) {
     if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
   }

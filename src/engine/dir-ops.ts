@@ -9,7 +9,7 @@ import type { Branch } from '../branch/index.js';
 import { fdops } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
-import { copyUp } from './copy-up.js';
+import { copyUp, originCopiedUp } from './copy-up.js';
 import { lowerHas } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
@@ -143,7 +143,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   if (needWh) {
     copyUp(core, parent, 'unlink');
     writeWhiteout(rw, parent.rel, name, core.options.whiteout);
-  }
+  } else originCopiedUp(core, parent);
   nameRemoved(core, count);
   // The node is this name: it is gone (other hard links are other nodes).
   node.unlinked = true;
@@ -168,7 +168,7 @@ export function rmdir(core: Core, parent: UnionNode, name: string): void {
   if (needWh) {
     copyUp(core, parent, 'rmdir');
     writeWhiteout(rw, parent.rel, name, core.options.whiteout);
-  }
+  } else originCopiedUp(core, parent);
   node.unlinked = true;
   parent.children.delete(name);
 }

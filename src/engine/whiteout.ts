@@ -18,6 +18,11 @@ export const PRIVATE = '.wh..wh.layerfs';
 export const OVL_OPAQUE = 'trusted.overlay.opaque';
 /** Marks a directory copied by a redirect rename: still a merged directory to its users (nlink 1). */
 export const MERGED_XATTR = 'trusted.layerfs.merged';
+/**
+ * Marks a lower-only subdirectory inside a redirect rename's copy: overlayfs still reads it from below
+ * (through the renamed parent's redirect) and makes it merged (nlink 1) at its first copy-up.
+ */
+export const ORIGIN_XATTR = 'trusted.layerfs.origin';
 
 /** Validate a single name. `create`: EINVAL for `.wh.` names; else ENOENT (lookup). */
 export function checkName(name: string, create: boolean, syscall: string): void {
