@@ -615,21 +615,23 @@ static int64_t now_ns(void) {
 }
 
 /*
- * readSpin(fd, buf, spinUs): one read(2) into buf from an O_NONBLOCK fd. While it
- * fails EAGAIN, retries for up to spinUs microseconds (from the call), then
- * waits in poll(2) without a timeout and reads again. Returns the byte count or
- * a negative errno (EAGAIN never). The spin catches the next request of a client
- * that asks back to back without the sleep/wake-up of a blocking read.
+ * readSpin(fd, buf, spinUs, wait): one read(2) into buf from an O_NONBLOCK fd. While it
+ * fails EAGAIN, retries for up to spinUs microseconds (from the call); then, when wait
+ * is true, waits in poll(2) without a timeout and reads again, else returns -EAGAIN
+ * (the spin found nothing). Returns the byte count or a negative errno. The spin catches
+ * the next request of a client that asks back to back without a sleep and wake-up.
  */
 static napi_value n_read_spin(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
   int32_t fd, spin_us;
   void *data;
   size_t len;
+  bool wait;
   if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_buf(env, argv[1], &data, &len, "buf must be a Buffer") ||
       !get_i32(env, argv[2], &spin_us, "spinUs must be a number"))
     return NULL;
+  if (napi_get_value_bool(env, argv[3], &wait) != napi_ok) return throw_type(env, "wait must be a boolean");
   int64_t deadline = spin_us > 0 ? now_ns() + (int64_t)spin_us * 1000 : 0;
   int spinning = spin_us > 0;
   for (;;) {
@@ -637,6 +639,7 @@ static napi_value n_read_spin(napi_env env, napi_callback_info info) {
     if (n >= 0) return num64(env, n);
     if (errno != EAGAIN) return fail(env, errno);
     if (spinning && now_ns() < deadline) continue;
+    if (!wait) return fail(env, EAGAIN);
     spinning = 0;
     struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
     if (poll(&p, 1, -1) < 0 && errno != EINTR) return fail(env, errno);

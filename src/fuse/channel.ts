@@ -41,6 +41,10 @@ const EINTR = errnoOf('EINTR');
 const EAGAIN = errnoOf('EAGAIN');
 const ENODEV = errnoOf('ENODEV');
 
+/** Spins in a row that found nothing before spinning pauses, and for how many reads it pauses. */
+const SPIN_MISSES = 4;
+const SPIN_PAUSE = 32;
+
 function errCode(e: unknown): string | undefined {
   if (typeof e === 'object' && e !== null) {
     const c = (e as { code?: unknown }).code;
@@ -53,6 +57,8 @@ export class Channel {
   readonly inBuf: Buffer;
   readonly outBuf: Buffer;
   readonly spinUs: number;
+  private spinMisses = 0;
+  private spinPause = 0;
   requests = 0;
 
   constructor(
@@ -68,7 +74,7 @@ export class Channel {
   readRequest(): number {
     if (this.spinUs > 0) {
       for (;;) {
-        const n = readSpin(this.fd, this.inBuf, this.spinUs);
+        const n = this.readSpinning();
         if (n >= 0) return n;
         if (n === -ENOENT || n === -EINTR || n === -EAGAIN) continue;
         if (n === -ENODEV) return -1;
@@ -85,6 +91,28 @@ export class Channel {
         throw e;
       }
     }
+  }
+
+  /**
+   * Adaptive spin: after SPIN_MISSES spins in a row that found nothing (requests far apart, or
+   * a busy machine where the client does not get a CPU in time), the next SPIN_PAUSE reads wait
+   * at once, so the spin costs nothing where it does not pay.
+   */
+  private readSpinning(): number {
+    if (this.spinPause > 0) {
+      this.spinPause--;
+      return readSpin(this.fd, this.inBuf, 0, true);
+    }
+    const n = readSpin(this.fd, this.inBuf, this.spinUs, false);
+    if (n !== -EAGAIN) {
+      this.spinMisses = 0;
+      return n;
+    }
+    if (++this.spinMisses >= SPIN_MISSES) {
+      this.spinMisses = 0;
+      this.spinPause = SPIN_PAUSE;
+    }
+    return readSpin(this.fd, this.inBuf, 0, true);
   }
 
   /** Write a reply; ENOENT (interrupted request) is ignored. */

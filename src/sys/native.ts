@@ -39,7 +39,7 @@ interface Binding {
   umount2(target: string, flags: number): undefined | number;
   lstatInto(path: string, out: Float64Array): number;
   setNonBlocking(fd: number, on: boolean): undefined | number;
-  readSpin(fd: number, buf: Buffer, spinUs: number): number;
+  readSpin(fd: number, buf: Buffer, spinUs: number, wait: boolean): number;
   write(fd: number, buf: Buffer, length: number): number;
 }
 
@@ -311,11 +311,12 @@ export function setNonBlocking(fd: number, on: boolean): void {
 
 /**
  * One read(2) of `fd` (which must be O_NONBLOCK) into `buf`: retried for up to `spinUs`
- * microseconds while nothing is there, then waits in poll(2). Returns the byte count, or a
- * NEGATIVE ERRNO (no exception: the caller decides, e.g. -ENODEV once a FUSE mount is gone).
+ * microseconds while nothing is there; then, with `wait` (default), waits in poll(2) and reads,
+ * else returns -EAGAIN. Returns the byte count, or a NEGATIVE ERRNO (no exception: the caller
+ * decides, e.g. -ENODEV once a FUSE mount is gone).
  */
-export function readSpin(fd: number, buf: Buffer, spinUs: number): number {
-  return b.readSpin(fd, buf, spinUs);
+export function readSpin(fd: number, buf: Buffer, spinUs: number, wait = true): number {
+  return b.readSpin(fd, buf, spinUs, wait);
 }
 
 /** write(2) of buf[0..length): the byte count, or a NEGATIVE ERRNO (no exception). */

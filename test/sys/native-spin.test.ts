@@ -120,3 +120,14 @@ test('lstatInto fills the same numbers as lstat with bigint (times to the nanose
   assert.throws(() => sys.lstatInto(path.join(dir, 'file'), new Float64Array(3)), TypeError);
   fs.closeSync(wr);
 });
+
+test('readSpin without wait gives up with -EAGAIN after its spin, and still takes data that is there', (t) => {
+  const { rd, wr } = fifo(t);
+  const buf = Buffer.alloc(16);
+  const t0 = process.hrtime.bigint();
+  assert.equal(sys.readSpin(rd, buf, 300, false), -errnoOf('EAGAIN'));
+  const us = Number(process.hrtime.bigint() - t0) / 1e3;
+  assert.ok(us >= 300, `spun ${us.toFixed(0)} us`);
+  sys.writeRaw(wr, Buffer.from('ab'), 2);
+  assert.equal(sys.readSpin(rd, buf, 0, false), 2);
+});
