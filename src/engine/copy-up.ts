@@ -146,7 +146,11 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   const rootTmp = core.tmpName();
   const walk = (n: UnionNode, tmpRel: string): void => {
     const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
-    const st = copyEntry(core, src, srcRel, work, tmpRel);
+    // A non-directory already in the rw branch is linked, not copied: it stays the same file (other
+    // hard links, open handles, st_ino); the caller removes the old names.
+    const inRw = !n.isDir && n.alias === null && n.layers[0] === 0 && src === core.rw;
+    if (inRw) work.linkFrom(src, srcRel, tmpRel);
+    const st = inRw ? work.lstat(tmpRel)! : copyEntry(core, src, srcRel, work, tmpRel);
     core.xino.set(st.dev, st.ino, n.ino);
     if (n.isDir) {
       const dirMode = st.mode & 0o7777;

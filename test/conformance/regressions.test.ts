@@ -109,6 +109,18 @@ const cases: Case[] = [
     ],
   },
   {
+    // found by the API differential (seed 66462734): the redirect rename copied the upper file, so
+    // the two names stopped being one file
+    name: 'rename a merged dir holding an upper hard link: the link survives',
+    lowers: [[f('a/y', '')], [d('c/x')], []],
+    ops: [
+      { op: 'link', from: 'a/y', to: 'z' },
+      { op: 'rename', from: 'a', to: 'c/x' },
+      { op: 'append', path: 'c/x/y', data: 'more' },
+      { op: 'read', path: 'z' },
+    ],
+  },
+  {
     name: 'rename errors: into itself, over a non-empty dir, file over dir, dir over file',
     lowers: [[d('a'), f('a/x'), d('b'), f('b/y'), f('c')], []],
     ops: [
