@@ -159,10 +159,13 @@ export class Core {
     return st ? findAlias(this, f.type, f.layers[0]!, st) : null;
   }
 
-  /** Is this directory, held only by the rw branch, a copy made by a redirect rename? */
+  /**
+   * Is this directory, held by one branch only, a copy made by a redirect rename? The mark counts
+   * in any branch: after the rw branch became a lower one (`--ov=2`), the copy is still merged.
+   */
   private isMarked(type: number, layers: number[], rel: string): boolean {
-    if (type !== S_IFDIR || layers.length !== 1 || layers[0] !== 0 || !this.rw) return false;
-    return this.rw.tryGetxattr(rel, MERGED_XATTR) !== undefined;
+    if (type !== S_IFDIR || layers.length !== 1) return false;
+    return this.branches[layers[0]!]!.tryGetxattr(rel, MERGED_XATTR) !== undefined;
   }
 
   /** Register a node just created in the rw branch. */

@@ -162,6 +162,18 @@ const cases: Case[] = [
     dirNlink: true,
   },
   {
+    // differential seed -848123487: the merged mark of a renamed dir's copy counted only in the rw
+    // branch; after a rotation the copy is in a lower branch and must still report nlink 1
+    name: 'a dir renamed into a whited-out path, then rotated to a lower layer, stays merged',
+    lowers: [[wh('a/x/p')], [], [d('b/y')]],
+    ops: [
+      { op: 'rename', from: 'b', to: 'a/x' },
+      { op: 'rotate' },
+      { op: 'read', path: 'a/x' },
+    ],
+    dirNlink: true,
+  },
+  {
     name: 'metadata on lower file and dir (chmod, utimes, user xattr), then rename',
     lowers: [[d('a', false, 0o700), f('a/x', 'data', 0o4755)], [f('b', 'b')]],
     ops: [
