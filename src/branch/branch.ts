@@ -16,6 +16,17 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.cons
 /** Host paths at least this long (bytes) go through a directory fd (PATH_MAX is 4096). */
 const DEEP = 4000;
 
+/** Split nanoseconds since the epoch into [sec, nsec] with 0 <= nsec < 1e9 (times before 1970 too). */
+export function nsParts(ns: bigint): [number, number] {
+  let sec = ns / 1000000000n;
+  let nsec = ns % 1000000000n;
+  if (nsec < 0n) {
+    nsec += 1000000000n;
+    sec -= 1n;
+  }
+  return [Number(sec), Number(nsec)];
+}
+
 export class Branch {
   /** Absolute path of the branch root, as given (resolved). */
   readonly root: string;
@@ -200,6 +211,13 @@ export class Branch {
 
   lchown(rel: string, uid: number, gid: number): void {
     fs.lchownSync(this.abs(rel), uid, gid);
+  }
+
+  /** Set atime/mtime to those of `st` (a bigint lstat), to the nanosecond. Never follows symlinks. */
+  setTimes(rel: string, st: { atimeNs: bigint; mtimeNs: bigint }): void {
+    const [as, an] = nsParts(st.atimeNs);
+    const [ms, mn] = nsParts(st.mtimeNs);
+    this.utimens(rel, as, an, ms, mn);
   }
 
   /** utimensat with nanoseconds; nsec may be native.UTIME_NOW / UTIME_OMIT. Never follows symlinks. */

@@ -6,7 +6,7 @@
  */
 import type { BigIntStats, Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
-import { fdops } from '../branch/index.js';
+import { fdops, nsParts } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
@@ -14,17 +14,6 @@ import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from './whiteout.js';
 import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
-
-function nsParts(ns: bigint): [number, number] {
-  const sec = ns / 1000000000n;
-  let nsec = ns % 1000000000n;
-  let s = sec;
-  if (nsec < 0n) {
-    nsec += 1000000000n;
-    s -= 1n;
-  }
-  return [Number(s), Number(nsec)];
-}
 
 /** Copy xattrs (except ours) from src entry to dst entry. Unsupported ones are skipped. */
 function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void): void {
@@ -61,9 +50,7 @@ export function copyEntry(core: Core, src: Branch, srcRel: string, dst: Branch, 
       work.lchown(tmp, Number(st.uid), Number(st.gid));
       if (type !== S_IFLNK) work.chmod(tmp, mode);
       copyXattrs(src, srcRel, (n, v) => work.setxattr(tmp, n, v, 0));
-      const [as, an] = nsParts(st.atimeNs);
-      const [ms, mn] = nsParts(st.mtimeNs);
-      work.utimens(tmp, as, an, ms, mn);
+      work.setTimes(tmp, st);
     }
     dst.renameFrom(work, tmp, dstRel);
   } catch (e) {
@@ -123,11 +110,7 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
     st = copyEntry(core, src, node.rel, rw, node.rel, noData);
     if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
   }
-  if (parent && pst) {
-    const [as, an] = nsParts(pst.atimeNs);
-    const [ms, mn] = nsParts(pst.mtimeNs);
-    rw.utimens(parent.rel, as, an, ms, mn);
-  }
+  if (parent && pst) rw.setTimes(parent.rel, pst);
   core.xino.set(st.dev, st.ino, node.ino);
   node.alias = null;
   node.layers = node.isDir ? [0, ...node.layers] : [0];
@@ -162,11 +145,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       else if (n.layers[0] !== 0) markXattr(work, tmpRel, ORIGIN_XATTR);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
       const big = src.lstatBig(srcRel);
-      if (big) {
-        const [as, an] = nsParts(big.atimeNs);
-        const [ms, mn] = nsParts(big.mtimeNs);
-        work.utimens(tmpRel, as, an, ms, mn);
-      }
+      if (big) work.setTimes(tmpRel, big);
     }
   };
   try {
@@ -213,4 +192,3 @@ function markXattr(work: Branch, rel: string, name: string): void {
   }
 }
 
-export { nsParts };

@@ -3,11 +3,11 @@
  * Any change copies the node up first; private xattrs stay hidden.
  */
 import type { BigIntStats } from 'node:fs';
-import { fdops, type Branch } from '../branch/index.js';
+import { fdops, nsParts, type Branch } from '../branch/index.js';
 import { FsError, codeOf } from '../errors/index.js';
 import { ST, lstatInto, statArray } from '../sys/index.js';
 import type { Core } from './core.js';
-import { copyUp, nsParts } from './copy-up.js';
+import { copyUp } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
 import { isPrivateXattr } from './whiteout.js';

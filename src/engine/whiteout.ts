@@ -91,11 +91,7 @@ export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat): void
       if (!isCode(e, 'EEXIST')) throw e;
       return;
     }
-    if (before) {
-      const sec = (ns: bigint): number => Number(ns / 1_000_000_000n);
-      const nsec = (ns: bigint): number => Number(ns % 1_000_000_000n);
-      rw.utimens(rel, sec(before.atimeNs), nsec(before.atimeNs), sec(before.mtimeNs), nsec(before.mtimeNs));
-    }
+    if (before) rw.setTimes(rel, before);
   }
 }
 
