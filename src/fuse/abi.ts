@@ -1,12 +1,12 @@
 /**
  * The FUSE kernel ABI: opcodes, flag bits and struct sizes/offsets (little-endian, 64-bit aligned).
- * Source of truth: linux/fuse.h (7.38 installed here; the kernel speaks 7.45). Fields and flags newer
+ * Source of truth: linux/fuse.h (7.38 installed here; the kernel speaks 7.45; we answer 7.40). Fields and flags newer
  * than 7.38 are defined by hand below and marked with the minor version that added them.
  */
 
 export const KERNEL_VERSION = 7;
 /** The minor we implement and answer with (the kernel uses min(ours, its own)). */
-export const KERNEL_MINOR_VERSION = 38;
+export const KERNEL_MINOR_VERSION = 40;
 export const ROOT_ID = 1;
 
 export const Op = {
@@ -163,7 +163,17 @@ export const Fopen = {
   STREAM: 1 << 4,
   NOFLUSH: 1 << 5,
   PARALLEL_DIRECT_WRITES: 1 << 6,
+  /** 7.40: reads and writes go straight to the backing file named by backing_id. */
+  PASSTHROUGH: 1 << 7,
 } as const;
+
+/**
+ * ioctls on /dev/fuse (7.40): register an open file as a backing file (returns its id) and drop
+ * that registration. _IOW(229, 1, struct fuse_backing_map{ i32 fd; u32 flags; u64 padding }) and
+ * _IOW(229, 2, u32).
+ */
+export const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
+export const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
 
 export const GETATTR_FH = 1 << 0;
 export const FSYNC_FDATASYNC = 1 << 0;

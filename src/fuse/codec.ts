@@ -140,6 +140,8 @@ export interface InitOut {
   maxWrite: number;
   timeGran: number;
   maxPages: number;
+  /** 7.40, with PASSTHROUGH: how deep filesystems may stack on the backing files' (1 = backing files on a plain filesystem). */
+  maxStackDepth: number;
 }
 
 /** What the filesystem would like; negotiateInit keeps only what the kernel offered. */
@@ -148,6 +150,7 @@ export interface InitWanted {
   flags2: number;
   maxWrite: number;
   maxBackground: number;
+  maxStackDepth?: number;
 }
 
 /**
@@ -176,6 +179,7 @@ export function negotiateInit(offered: InitIn, want: InitWanted): InitOut | null
     maxWrite,
     timeGran: 1,
     maxPages: hasMaxPages ? Math.ceil(maxWrite / PAGE_SIZE) : 0,
+    maxStackDepth: (flags2 & Init2.PASSTHROUGH) !== 0 ? (want.maxStackDepth ?? 1) : 0,
   };
 }
 
@@ -192,6 +196,7 @@ export function encodeInitOut(b: Buffer, off: number, o: InitOut): number {
   b.writeUInt16LE(o.maxPages, off + 28);
   b.writeUInt16LE(0, off + 30);
   b.writeUInt32LE(o.flags2 >>> 0, off + 32);
+  b.writeUInt32LE(o.maxStackDepth >>> 0, off + 36);
   return off + Size.INIT_OUT;
 }
 
@@ -207,6 +212,7 @@ export function decodeInitOut(b: Buffer, off: number): InitOut {
     timeGran: b.readUInt32LE(off + 24),
     maxPages: b.readUInt16LE(off + 28),
     flags2: b.readUInt32LE(off + 32),
+    maxStackDepth: b.readUInt32LE(off + 36),
   };
 }
 
@@ -308,10 +314,10 @@ export function encodeAttrOut(b: Buffer, off: number, attrValid: number, attr: A
 }
 
 /** fuse_open_out (16 bytes). */
-export function encodeOpenOut(b: Buffer, off: number, fh: number, openFlags: number): number {
+export function encodeOpenOut(b: Buffer, off: number, fh: number, openFlags: number, backingId = 0): number {
   writeU64(b, off, fh);
   b.writeUInt32LE(openFlags >>> 0, off + 8);
-  b.writeUInt32LE(0, off + 12);
+  b.writeInt32LE(backingId | 0, off + 12);
   return off + Size.OPEN_OUT;
 }
 
