@@ -6,6 +6,10 @@
  * count reaches zero the id is dropped and the engine is told (`forget`). Id 1 is the root and is
  * never dropped. Ids are never reused within a session, so one generation number (1) suffices for
  * nodeid:generation to stay unique for the life of the mount.
+ *
+ * An id can be retired (`retire`): it keeps working for the kernel's open files and references until
+ * forgotten, but the next entry handed out for its node gets a new id (a new kernel inode; see
+ * passthrough.ts). The engine is told to forget a node only when none of its ids is left.
  */
 import { ROOT_ID } from './abi.js';
 
@@ -25,6 +29,8 @@ export class NodeTable<N extends { readonly ino: number }> {
   private readonly byId = new Map<number, Slot<N>>();
   private readonly idOf = new Map<N, number>();
   private readonly idsByIno = new Map<number, number[]>();
+  /** Retired ids still held by the kernel, per node. */
+  private readonly retired = new Map<N, number[]>();
   private nextId = ROOT_ID + 1;
 
   constructor(
@@ -70,14 +76,45 @@ export class NodeTable<N extends { readonly ino: number }> {
     slot.nlookup -= n;
     if (slot.nlookup > 0) return;
     this.byId.delete(nodeid);
-    this.idOf.delete(slot.node);
+    if (this.idOf.get(slot.node) === nodeid) this.idOf.delete(slot.node);
+    else this.dropRetired(slot.node, nodeid);
     const ids = this.idsByIno.get(slot.node.ino);
     if (ids) {
       const rest = ids.filter((i) => i !== nodeid);
       if (rest.length > 0) this.idsByIno.set(slot.node.ino, rest);
       else this.idsByIno.delete(slot.node.ino);
     }
-    this.onForget(slot.node);
+    if (!this.idOf.has(slot.node) && !this.retired.has(slot.node)) this.onForget(slot.node);
+  }
+
+  /**
+   * Stop handing out `nodeid` for its node: the next `add` of the node makes a new id. The kernel
+   * keeps using the old one for what it already holds. False for the root or an unknown id.
+   */
+  retire(nodeid: number): boolean {
+    if (nodeid === ROOT_ID) return false;
+    const slot = this.byId.get(nodeid);
+    if (!slot || this.idOf.get(slot.node) !== nodeid) return false;
+    this.idOf.delete(slot.node);
+    const list = this.retired.get(slot.node);
+    if (list) list.push(nodeid);
+    else this.retired.set(slot.node, [nodeid]);
+    return true;
+  }
+
+  /** Every id the kernel holds for `node`: the current one first, then retired ones. */
+  idsFor(node: N): number[] {
+    const cur = this.idOf.get(node);
+    const old = this.retired.get(node) ?? [];
+    return cur === undefined ? [...old] : [cur, ...old];
+  }
+
+  private dropRetired(node: N, nodeid: number): void {
+    const list = this.retired.get(node);
+    if (!list) return;
+    const rest = list.filter((i) => i !== nodeid);
+    if (rest.length > 0) this.retired.set(node, rest);
+    else this.retired.delete(node);
   }
 
   /** Other ids the kernel holds for the same inode number (hard links), or none. */

@@ -6,13 +6,15 @@
  *
  * Choices: the kernel applies the umask (FUSE_DONT_MASK is not negotiated), so modes arrive
  * final and the umask fields are ignored. O_TRUNC comes as a separate SETATTR (no
- * ATOMIC_O_TRUNC). No writeback cache, no keep_cache; entry/attr timeouts are short (1 s)
- * because branches may change beneath us and we send no invalidations.
+ * ATOMIC_O_TRUNC). Regular files are opened in FUSE passthrough mode when the kernel offers it
+ * (passthrough.ts): the kernel then reads and writes the branch file itself. No writeback cache
+ * (the kernel refuses passthrough with it), no keep_cache; entry/attr timeouts are short (1 s)
+ * because branches may change beneath us.
  */
 import type { Attr, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { toFsError, errnoConstants } from '../errors/index.js';
 import { Union, parseOptions } from '../engine/index.js';
-import { Fattr, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
+import { Fattr, Fopen, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
 import {
   type InHeader,
   type InitOut,
@@ -37,6 +39,7 @@ import { GENERATION, HandleTable, NodeTable } from './node-table.js';
 import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
 import { MountError } from './mount-error.js';
 import { XattrAbsence, changesNodes } from './xattr-absence.js';
+import { type BackingDevice, Passthrough, fuseBackingDevice } from './passthrough.js';
 
 /** Returned by a handler when the kernel expects no reply. */
 export const NO_REPLY = -1_000_000;
@@ -49,6 +52,8 @@ const ENOSYS = E('ENOSYS');
 const ENODATA = E('ENODATA');
 const EOPNOTSUPP = E('EOPNOTSUPP');
 const EPROTO = E('EPROTO');
+const ESTALE = E('ESTALE');
+const O_ACCMODE = 3;
 const DT_DIR = 4;
 
 export interface OpsConfig {
@@ -65,6 +70,12 @@ export interface OpsConfig {
   invalInode?: (nodeid: number) => void;
   /** Called with an unexpected (non-errno) error, for the trace. */
   onBug?: (opcode: number, e: unknown) => void;
+  /** /dev/fuse, for registering passthrough backing files (none: no passthrough). */
+  devFd?: number;
+  /** Ask for FUSE passthrough of regular files (default true; used when the kernel offers it). */
+  passthrough?: boolean;
+  /** Registers backing files instead of /dev/fuse ioctls (tests). */
+  backingDevice?: BackingDevice;
 }
 
 interface OpenDir<N, D> {
@@ -82,6 +93,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   private readonly fileIds = new Map<number, number>();
   readonly dirs = new HandleTable<OpenDir<N, D>>();
   init: InitOut | null = null;
+  /** Set when INIT negotiated passthrough. */
+  passthrough: Passthrough | null = null;
   private readonly handlers = new Map<number, (h: InHeader, b: Buffer, p: number, end: number, out: Buffer) => number>();
   /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
   private readonly xattrAbsent: XattrAbsence<N>;
@@ -94,8 +107,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     // The engine tells us when a node's attributes change as a side effect of another request
     // (a directory that becomes merged on a child's copy-up, nlink -> 1): drop the kernel's copy.
     union.setInvalidator?.((n) => {
-      const id = this.nodes.idFor(n);
-      if (id !== undefined) this.cfg.invalInode?.(id);
+      for (const id of this.nodes.idsFor(n)) this.cfg.invalInode?.(id);
     });
     this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000);
     const h = this.handlers;
@@ -199,9 +211,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         Init.AUTO_INVAL_DATA |
         Init.CACHE_SYMLINKS |
         Init.INIT_EXT,
-      flags2: Init2.NO_EXPORT_SUPPORT,
+      flags2: Init2.NO_EXPORT_SUPPORT | (this.wantsPassthrough() ? Init2.PASSTHROUGH : 0),
       maxWrite: this.cfg.maxWrite,
       maxBackground: 64,
+      // backing files on a plain filesystem; layerfs itself may still be a lower layer of overlayfs
+      maxStackDepth: 1,
     });
     if (!reply) {
       // Unknown major: answer with our version only; the kernel decides.
@@ -210,6 +224,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       return 8;
     }
     this.init = reply;
+    if ((reply.flags2 & Init2.PASSTHROUGH) !== 0) {
+      this.passthrough = new Passthrough(this.cfg.backingDevice ?? fuseBackingDevice(this.cfg.devFd!));
+    }
     const len = encodeInitOut(out, OUT, reply) - OUT;
     return len;
   }
@@ -329,12 +346,32 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return len;
   }
 
+  private wantsPassthrough(): boolean {
+    return this.cfg.passthrough !== false && (this.cfg.devFd !== undefined || this.cfg.backingDevice !== undefined);
+  }
+
   private opOpen(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
     const flags = b.readUInt32LE(p);
     const f = this.union.open(this.node(hd), flags, ctxOf(hd));
+    let openFlags = 0;
+    let backingId = 0;
+    if (this.passthrough && f.fd >= 0) {
+      const m = this.passthrough.open(hd.nodeid, f.fd);
+      if (m === 'conflict') {
+        // this kernel inode serves another file (a lower one, before this open's copy-up): give the
+        // node a new id and let the VFS walk the path again (passthrough.ts)
+        this.union.release(f);
+        this.nodes.retire(hd.nodeid);
+        return ESTALE;
+      }
+      if (m.passthrough) {
+        openFlags = Fopen.PASSTHROUGH;
+        backingId = m.backingId;
+      }
+    }
     const fh = this.files.add(f);
     this.fileIds.set(fh, hd.nodeid);
-    return encodeOpenOut(out, OUT, fh, 0) - OUT;
+    return encodeOpenOut(out, OUT, fh, openFlags, backingId) - OUT;
   }
 
   private opCreate(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
@@ -342,10 +379,24 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const mode = b.readUInt32LE(p + 4);
     const name = readCString(b, p + Size.CREATE_IN, end).value;
     const { node, fh } = this.union.create(this.node(hd), name, mode, flags, ctxOf(hd));
+    let m: ReturnType<Passthrough['open']> | null = null;
+    if (this.passthrough && fh.fd >= 0) {
+      // an existing node (O_CREAT without O_EXCL) may already serve another file: new id then
+      const known = this.nodes.idFor(node);
+      if (known !== undefined) {
+        m = this.passthrough.open(known, fh.fd);
+        if (m === 'conflict') {
+          this.nodes.retire(known);
+          m = null;
+        }
+      }
+    }
     const { len, nodeid } = this.entryWithId(out, node);
+    if (this.passthrough && fh.fd >= 0 && m === null) m = this.passthrough.open(nodeid, fh.fd);
     const id = this.files.add(fh);
     this.fileIds.set(id, nodeid);
-    return encodeOpenOut(out, OUT + len, id, 0) - OUT;
+    const pt = m !== null && m !== 'conflict' && m.passthrough ? m : null;
+    return encodeOpenOut(out, OUT + len, id, pt ? Fopen.PASSTHROUGH : 0, pt ? pt.backingId : 0) - OUT;
   }
 
   private opRead(b: Buffer, p: number, out: Buffer): number {
@@ -375,8 +426,14 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   private opRelease(b: Buffer, p: number): number {
     const fh = readU64(b, p);
     const f = this.files.remove(fh);
+    const nodeid = this.fileIds.get(fh);
     this.fileIds.delete(fh);
     if (f) this.union.release(f);
+    if (nodeid !== undefined && this.passthrough) {
+      this.passthrough.release(nodeid);
+      // passthrough writes never reached us: other names of a hard-linked file learn of them now
+      if (f && (f.flags & O_ACCMODE) !== 0) this.refreshLinks(nodeid);
+    }
     return 0;
   }
 
@@ -524,12 +581,25 @@ export interface OpenedUnion {
   union: ServedUnion<UnionNodeLike & object, FileHandleLike, DirHandleLike>;
   branches: { path: string; perm: string }[];
   xiPath: string;
+  /** passthrough=on|off (default on): the transport's option, carried with the union's. */
+  passthrough?: boolean;
   close(): void;
+}
+
+/** passthrough=on|off; undefined when absent. */
+function passthroughOption(extra: Record<string, unknown>): boolean | undefined {
+  if (!('passthrough' in extra)) return undefined;
+  const v = extra.passthrough;
+  delete extra.passthrough;
+  if (v === 'on' || v === true) return true;
+  if (v === 'off') return false;
+  throw new MountError('EINVAL', `passthrough must be 'on' or 'off', got '${String(v)}'`);
 }
 
 /** Build the engine's union from a mount option string (relative paths against `cwd`). */
 export function openUnion(options: string, cwd: string): OpenedUnion {
   const parsed = parseOptions(options, { cwd });
+  const passthrough = passthroughOption(parsed.extra);
   const unknown = Object.keys(parsed.extra);
   if (unknown.length > 0) {
     throw new MountError('EINVAL', `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
@@ -540,6 +610,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     union,
     branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
     xiPath: info.xinoPath ?? '',
+    ...(passthrough !== undefined ? { passthrough } : {}),
     close: () => union.close(),
   };
 }

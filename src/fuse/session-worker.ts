@@ -93,6 +93,8 @@ async function main(): Promise<void> {
   const notifyBuf = Buffer.alloc(64);
   let channel: Channel | undefined;
   const ops = new FuseOps(opened.union, {
+    devFd: params.fd,
+    passthrough: opened.passthrough,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: params.entryTimeout,
     attrTimeout: params.attrTimeout,

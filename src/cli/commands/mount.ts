@@ -42,6 +42,9 @@ FUSE options:
   spin=US                  after each reply, poll /dev/fuse for US microseconds before
                            sleeping (default 50; 0 = blocking reads): a client asking back
                            to back is served without a wake-up; an idle mount uses no CPU
+  passthrough=on|off       the kernel reads/writes regular files straight from the branch
+                           file (default on, Linux 6.9+, root daemon); off: every read and
+                           write goes through the daemon
 Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
 
 Examples:
