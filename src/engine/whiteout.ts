@@ -13,6 +13,11 @@ import { S_IFCHR } from './node.js';
 
 export const WH = '.wh.';
 export const OPQ = '.wh..wh..opq';
+/**
+ * Prefix of every AUFS meta name: the opaque marker, AUFS's own `.wh..wh.aufs`/`.plnk`/`.orph` and our
+ * PRIVATE state. Never a whiteout of a name (`.wh.` names cannot be created through the union).
+ */
+export const WH_META = '.wh..wh.';
 /** Prefix of our private names in the rw branch root (never visible). */
 export const PRIVATE = '.wh..wh.layerfs';
 export const OVL_OPAQUE = 'trusted.overlay.opaque';
@@ -30,6 +35,15 @@ export function checkName(name: string, create: boolean, syscall: string): void 
   if (Buffer.byteLength(name) > 255) throw new FsError('ENAMETOOLONG', syscall, name);
   if (name.startsWith(WH)) throw new FsError(create ? 'EINVAL' : 'ENOENT', syscall, name);
   if (create && (name === '.' || name === '..')) throw new FsError('EEXIST', syscall, name);
+}
+
+/**
+ * The NAME that an AUFS whiteout entry `.wh.NAME` hides, or undefined when `entry` is no whiteout
+ * (an ordinary name, or a `.wh..wh.*` meta name).
+ */
+export function whiteoutTarget(entry: string): string | undefined {
+  if (!entry.startsWith(WH) || entry.startsWith(WH_META)) return undefined;
+  return entry.slice(WH.length);
 }
 
 export function isOverlayWhiteout(st: { mode: number; rdev: number }): boolean {
@@ -107,7 +121,12 @@ export function clearMarkers(rw: Branch, rel: string): void {
   }
 }
 
-/** Xattr names layerfs keeps to itself. */
+/**
+ * Xattr names layerfs keeps to itself: overlay's markers (`trusted.overlay.*`) and any name with a
+ * `.layerfs.` component (`trusted.layerfs.merged`, `trusted.layerfs.origin`, ...). Names that merely
+ * contain "layerfs" (`user.layerfs-notes`) are the user's. The union hides private names, and the
+ * store never carries them in a layer (import, commit, export).
+ */
 export function isPrivateXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.includes('.layerfs.');
 }

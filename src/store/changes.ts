@@ -13,11 +13,12 @@
  *   exists below, else `A`;
  * - our private names (`.wh..wh.*`: opaque marker, work dir, inode table) are skipped.
  * Opaque directories are recognised in both formats (AUFS `.wh..wh..opq`, overlay
- * `trusted.overlay.opaque=y`).
+ * `trusted.overlay.opaque=y`): whiteouts and opaque markers are read by the engine's own functions
+ * (`engine/whiteout.ts`), through a read-only Branch per directory, so both agree by construction.
  */
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
-import { lgetxattr } from '../sys/index.js';
+import { existsSync } from 'node:fs';
+import { Branch, joinRel } from '../branch/index.js';
+import { WH_META, hasWhiteout, isOpaque, isOverlayWhiteout, whiteoutTarget } from '../engine/whiteout.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -27,52 +28,27 @@ export interface Change {
   path: string;
 }
 
-const WH = '.wh.';
-const PRIVATE = '.wh..wh.';
-const OPAQUE = '.wh..wh..opq';
-
-function lstatOrNull(p: string): Stats | null {
-  try {
-    return lstatSync(p);
-  } catch {
-    return null;
-  }
-}
-
-/** Does directory `dir` hide the branches below it (either opaque format)? */
-function isOpaque(dir: string): boolean {
-  if (lstatOrNull(join(dir, OPAQUE))) return true;
-  try {
-    return lgetxattr(dir, 'trusted.overlay.opaque').toString() === 'y';
-  } catch {
-    return false; // ENODATA, or xattrs unsupported/unreadable
-  }
-}
-
-function isOverlayWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
 /**
- * Is relative path `rel` (components) visible in the stack of lower dirs (topmost first)?
- * Honours whiteouts (both formats) and AUFS opaque markers between the lower branches.
+ * Is relative path `rel` (components) visible in the stack of lower branches (topmost first)?
+ * Honours whiteouts and opaque markers (both formats) between the lower branches, as the engine's
+ * lookup does.
  */
-function visibleBelow(lowerDirs: readonly string[], rel: readonly string[]): boolean {
-  // For each component, find the branches where the parent chain is still visible.
-  let live = lowerDirs.map((d) => ({ dir: d }));
+function visibleBelow(lowers: readonly Branch[], rel: readonly string[]): boolean {
+  // For each component, the branches where the parent chain is still visible.
+  let live: { b: Branch; dir: string }[] = lowers.map((b) => ({ b, dir: '' }));
   for (let i = 0; i < rel.length; i++) {
     const name = rel[i]!;
     const last = i === rel.length - 1;
-    const next: { dir: string }[] = [];
-    for (const b of live) {
-      if (lstatOrNull(join(b.dir, WH + name))) break; // whited out here: nothing below counts
-      const st = lstatOrNull(join(b.dir, name));
+    const next: { b: Branch; dir: string }[] = [];
+    for (const { b, dir } of live) {
+      const p = joinRel(dir, name);
+      const st = b.lstat(p);
+      if (hasWhiteout(b, dir, name, st)) break; // whited out here: nothing below counts
       if (st) {
-        if (isOverlayWhiteout(st)) break;
         if (last) return true;
         if (!st.isDirectory()) break; // a non-dir hides everything of this name below
-        next.push({ dir: join(b.dir, name) });
-        if (isOpaque(join(b.dir, name))) break; // opaque dir: lower ones hidden
+        next.push({ b, dir: p });
+        if (isOpaque(b, p)) break; // opaque dir: lower ones hidden
       }
     }
     if (next.length === 0) return false;
@@ -83,33 +59,41 @@ function visibleBelow(lowerDirs: readonly string[], rel: readonly string[]): boo
 
 /** The changes of `rwDir` over `lowerDirs` (topmost first), sorted by path. */
 export function changes(rwDir: string, lowerDirs: readonly string[]): Change[] {
+  const rw = new Branch(rwDir, 'ro', [], 0);
+  // a lower dir that is gone hides nothing (as before: it is no branch)
+  const lowers = lowerDirs.filter((d) => existsSync(d)).map((d, i) => new Branch(d, 'ro', [], i + 1));
+  try {
+    return collect(rw, lowers);
+  } finally {
+    for (const b of [rw, ...lowers]) b.close();
+  }
+}
+
+function collect(rw: Branch, lowers: readonly Branch[]): Change[] {
   const out: Change[] = [];
-  const walk = (dir: string, rel: string[], hiddenBelow: boolean): void => {
-    const names = readdirSync(dir);
-    for (const name of names) {
-      if (name.startsWith(PRIVATE)) continue;
-      if (name.startsWith(WH)) {
-        out.push({ kind: 'D', path: '/' + [...rel, name.slice(WH.length)].join('/') });
+  const walk = (rel: string, parts: string[], hiddenBelow: boolean): void => {
+    for (const name of rw.readdirNames(rel)) {
+      if (name.startsWith(WH_META)) continue; // opaque marker, our private state
+      const target = whiteoutTarget(name);
+      if (target !== undefined) {
+        out.push({ kind: 'D', path: '/' + [...parts, target].join('/') });
         continue;
       }
-      const p = join(dir, name);
-      const st = lstatOrNull(p);
+      const p = joinRel(rel, name);
+      const st = rw.lstat(p);
       if (!st) continue;
-      const r = [...rel, name];
+      const r = [...parts, name];
       const path = '/' + r.join('/');
       if (isOverlayWhiteout(st)) {
         out.push({ kind: 'D', path });
         continue;
       }
-      const below = !hiddenBelow && visibleBelow(lowerDirs, r);
+      const below = !hiddenBelow && visibleBelow(lowers, r);
       out.push({ kind: below ? 'C' : 'A', path });
-      if (st.isDirectory()) {
-        const opaque = isOpaque(p);
-        walk(p, r, hiddenBelow || !below || opaque);
-      }
+      if (st.isDirectory()) walk(p, r, hiddenBelow || !below || isOpaque(rw, p));
     }
   };
-  walk(rwDir, [], false);
+  walk('', [], false);
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
 }

@@ -5,13 +5,16 @@
  * xattrs (sorted) and long names. Whiteouts (`.wh.NAME` files, or overlay char 0/0 devices) become
  * OCI `.wh.NAME` entries; opaque dirs (`.wh..wh..opq`, or `trusted.overlay.opaque=y`) get
  * `.wh..wh..opq`; other `.wh..wh.*` (private state) are left out. Hard links are kept.
+ * Whiteouts, opaque dirs and private xattrs are recognised by the engine's functions
+ * (`engine/whiteout.ts`), so a container's rw dir exports as the union shows it.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { OPAQUE, WH_PREFIX, WH_PRIVATE_PREFIX } from './tar-import.js';
-import { isPrivateXattr, readXattrs } from './xattr.js';
+import { Branch } from '../branch/index.js';
+import { OPQ, WH, WH_META, isOpaque, isOverlayWhiteout, isPrivateXattr, whiteoutTarget } from '../engine/whiteout.js';
+import { readXattrs } from './xattr.js';
 import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
 
 function byBytes(a: string, b: string): number {
@@ -53,6 +56,7 @@ async function* batched(src: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
 }
 
 async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer> {
+  const layer = new Branch(dir, 'ro', [], 0);
   const links = new Map<string, string>();
   let written = 0;
 
@@ -89,19 +93,22 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
   async function* walk(absDir: string, relDir: string): AsyncGenerator<Buffer> {
     const names = fs.readdirSync(absDir).sort(byBytes);
     const prefix = relDir === '' ? '' : `${relDir}/`;
-    if (names.includes(OPAQUE)) yield whiteout(prefix + OPAQUE, fs.lstatSync(path.join(absDir, OPAQUE)), false);
-    else if (relDir !== '' && readXattrs(absDir).get('trusted.overlay.opaque')?.toString() === 'y') yield whiteout(prefix + OPAQUE, fs.lstatSync(absDir), false);
+    const marker = names.includes(OPQ); // the AUFS form; the overlay xattr is not honoured on the root
+    if ((marker || relDir !== '') && isOpaque(layer, relDir)) {
+      // the entry's mtime: the AUFS marker's, else (overlay xattr) the dir's
+      yield whiteout(prefix + OPQ, fs.lstatSync(marker ? path.join(absDir, OPQ) : absDir), false);
+    }
     for (const name of names) {
-      if (name.startsWith(WH_PRIVATE_PREFIX)) continue; // opaque handled above, the rest is private
+      if (name.startsWith(WH_META)) continue; // opaque handled above, the rest is private
       const abs = path.join(absDir, name);
       const rel = prefix + name;
       const st = fs.lstatSync(abs);
-      if (name.startsWith(WH_PREFIX)) {
+      if (whiteoutTarget(name) !== undefined) {
         if (st.isFile()) yield whiteout(rel, st, true);
         continue;
       }
-      if (st.isCharacterDevice() && st.rdev === 0) {
-        yield whiteout(prefix + WH_PREFIX + name, st, false); // overlay-format whiteout
+      if (isOverlayWhiteout(st)) {
+        yield whiteout(prefix + WH + name, st, false); // overlay-format whiteout
         continue;
       }
       if (st.isDirectory()) {
@@ -132,7 +139,11 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
     }
   }
 
-  yield* walk(dir, '');
+  try {
+    yield* walk(dir, '');
+  } finally {
+    layer.close();
+  }
   yield END_OF_ARCHIVE;
 }
 

@@ -18,12 +18,11 @@ import * as tar from 'tar-stream';
 import { FsError, isCode } from '../errors/index.js';
 import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { storeErr } from './store-error.js';
-import { isPrivateXattr, setXattr } from './xattr.js';
+import { OPQ, WH, WH_META, isPrivateXattr } from '../engine/whiteout.js';
+import { setXattr } from './xattr.js';
 import { PaxSniffer } from './tar-format.js';
 
-export const OPAQUE = '.wh..wh..opq';
-export const WH_PREFIX = '.wh.';
-export const WH_PRIVATE_PREFIX = '.wh..wh.';
+// OCI's whiteout names are AUFS's: `.wh.NAME`, the opaque marker `.wh..wh..opq`, meta names `.wh..wh.*`.
 
 type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'chr' | 'blk';
 
@@ -186,24 +185,24 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
         entry.resume();
         continue;
       }
-      if (base.startsWith(WH_PRIVATE_PREFIX) && base !== OPAQUE) {
+      if (base.startsWith(WH_META) && base !== OPQ) {
         entry.resume(); // AUFS private state, never part of a layer
         continue;
       }
-      const whiteout = base.startsWith(WH_PREFIX);
+      const whiteout = base.startsWith(WH);
       if (opts.apply && whiteout) {
         entry.resume();
         const dirRel = rel.slice(0, rel.length - base.length).replace(/\/$/, '');
         const dirAbs = resolveBeneath(dest, dirRel === '' ? '' : `${dirRel}/x`, true, knownDirs);
         const parent = dirRel === '' ? dest : dirAbs.slice(0, -2);
-        if (base === OPAQUE) {
+        if (base === OPQ) {
           for (const n of fs.readdirSync(parent)) {
             const r = dirRel === '' ? n : `${dirRel}/${n}`;
             clear(r, `${parent}/${n}`, false);
           }
         } else {
-          const r = (dirRel === '' ? '' : `${dirRel}/`) + base.slice(WH_PREFIX.length);
-          clear(r, `${parent}/${base.slice(WH_PREFIX.length)}`, false);
+          const r = (dirRel === '' ? '' : `${dirRel}/`) + base.slice(WH.length);
+          clear(r, `${parent}/${base.slice(WH.length)}`, false);
         }
         continue;
       }

@@ -5,11 +5,6 @@ import * as native from '../sys/native.js';
 import { isCode } from '../errors/index.js';
 import { storeErr } from './store-error.js';
 
-/** Xattrs we never carry in a layer: overlay markers and layerfs's private ones. */
-export function isPrivateXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.includes('layerfs');
-}
-
 export function setXattr(file: string, name: string, value: Buffer): void {
   try {
     native.lsetxattr(file, name, value, 0);
@@ -23,7 +18,7 @@ export function setXattr(file: string, name: string, value: Buffer): void {
 
 /**
  * The xattrs of one file (not following symlinks), private ones included (callers filter with
- * isPrivateXattr). Filesystems without xattr support give an empty map.
+ * the engine's isPrivateXattr, the one rule for what a layer never carries). Filesystems without xattr support give an empty map.
  */
 export function readXattrs(file: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

@@ -88,3 +88,31 @@ export function listAll(dir: string): string[] {
   walk(dir, '');
   return out;
 }
+
+export interface TarListing {
+  name: string;
+  type: string;
+  mode: number;
+  /** `SCHILY.xattr.*` PAX records, name -> value. */
+  xattrs: Record<string, string>;
+}
+
+/** The entries of an (uncompressed) tar archive, in order, with their xattrs. */
+export async function listTar(buf: Buffer): Promise<TarListing[]> {
+  const out: TarListing[] = [];
+  const ex = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (h, stream, next) => {
+      const xattrs: Record<string, string> = {};
+      for (const [k, v] of Object.entries(h.pax ?? {})) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = v;
+      out.push({ name: h.name, type: h.type ?? 'file', mode: h.mode ?? 0, xattrs });
+      stream.on('end', next);
+      stream.resume();
+    });
+    ex.on('finish', () => resolve());
+    ex.on('error', reject);
+  });
+  ex.end(buf);
+  await done;
+  return out;
+}
