@@ -342,16 +342,33 @@ export class LayerStore {
       if (kids.length > 0) throw storeErr('EBUSY', `${id.slice(0, 12)} has ${kids.length} child layer(s)`);
       const names = Object.entries(this.images()).filter(([, e]) => e.layer === id).map(([n]) => n);
       if (names.length > 0) throw storeErr('EBUSY', `${id.slice(0, 12)} is image ${names.join(', ')}; remove the image first`);
-      unlinkIfExists(this.paths.meta(id)); // the commit point: from here on the layer is gone
-      fsyncDir(this.paths.metaRoot);
-      unlinkIfExists(this.paths.layers(id));
-      removeTreeAtomic(this.paths.diff(id), this.paths.tmpRoot);
-      try {
-        fs.rmdirSync(this.paths.mnt(id));
-      } catch (e) {
-        if (!isCode(e, 'ENOENT')) throw e;
-      }
+      this.removeLocked(id);
     });
+  }
+
+  /** Deletes a layer's files, metadata first (the commit point). Call under the lock, after the checks. */
+  private removeLocked(id: string): void {
+    unlinkIfExists(this.paths.meta(id)); // the commit point: from here on the layer is gone
+    fsyncDir(this.paths.metaRoot);
+    unlinkIfExists(this.paths.layers(id));
+    removeTreeAtomic(this.paths.diff(id), this.paths.tmpRoot);
+    try {
+      fs.rmdirSync(this.paths.mnt(id));
+    } catch (e) {
+      if (!isCode(e, 'ENOENT')) throw e;
+    }
+  }
+
+  /**
+   * Whether nothing needs layer `id` any more: a read-only layer (not a container) that no image
+   * names, with no child layer or container, not mounted. Call under the lock.
+   */
+  private unreferenced(id: string, images: ImageTable, all: readonly LayerMeta[]): boolean {
+    const m = all.find((l) => l.id === id);
+    if (!m || m.kind !== 'layer') return false;
+    if (Object.values(images).some((e) => e.layer === id)) return false;
+    if (all.some((l) => l.parent === id)) return false;
+    return !this.isMounted(id);
   }
 
   /** Points image `name` at layer `ref` (keeps a config it had). */
@@ -364,12 +381,56 @@ export class LayerStore {
     });
   }
 
-  /** Removes image name `name` (its layers stay). */
-  async untag(nameIn: string): Promise<void> {
+  /**
+   * Removes image name `name`. With `prune` (as `docker image rm` does by default), then removes the
+   * layers only that name kept: its top layer and, going down, each parent that is left unnamed,
+   * childless and unmounted; it stops at the first layer another image, layer or container still
+   * uses. Returns the removed layer ids, top first (none when the layers stay).
+   */
+  async untag(nameIn: string, opts: { prune?: boolean } = {}): Promise<string[]> {
     const name = /:[^/]*$/.test(nameIn) ? nameIn : `${nameIn}:latest`;
-    await this.locked(() => {
-      if (!this.images()[name]) throw storeErr('ENOENT', `no such image: ${name}`);
+    return this.locked(() => {
+      const entry = this.images()[name];
+      if (!entry) throw storeErr('ENOENT', `no such image: ${name}`);
       this.setImage(name, undefined);
+      const removed: string[] = [];
+      if (!opts.prune) return removed;
+      const images = this.images();
+      let all = this.list();
+      let id: string | null = entry.layer;
+      while (id !== null && this.unreferenced(id, images, all)) {
+        const parent: string | null = this.get(id).parent;
+        this.removeLocked(id);
+        removed.push(id);
+        all = all.filter((l) => l.id !== id);
+        id = parent;
+      }
+      return removed;
+    });
+  }
+
+  /**
+   * Removes every read-only layer that no image name and no container needs (`docker image prune`):
+   * kept are the chains of all named layers, of all containers and of mounted layers. Returns the
+   * removed ids, children before their parents.
+   */
+  async prune(): Promise<string[]> {
+    return this.locked(() => {
+      const all = this.list();
+      const keep = new Set<string>();
+      const roots = [
+        ...Object.values(this.images()).map((e) => e.layer),
+        ...all.filter((m) => m.kind === 'container' || this.isMounted(m.id)).map((m) => m.id),
+      ];
+      for (const r of roots) {
+        if (!this.has(r)) continue; // a name left pointing at a layer that is gone
+        for (const l of this.chain(r)) keep.add(l);
+      }
+      // the unneeded set holds every descendant of its members: remove the deepest first
+      const depth = new Map(all.map((m) => [m.id, this.chain(m.id).length]));
+      const gone = all.filter((m) => !keep.has(m.id)).sort((a, b) => depth.get(b.id)! - depth.get(a.id)!);
+      for (const m of gone) this.removeLocked(m.id);
+      return gone.map((m) => m.id);
     });
   }
 }

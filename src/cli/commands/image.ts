@@ -1,5 +1,5 @@
 /**
- * `layerfs image import|export|ls|inspect|tag|rm`: images (named top layers) and their exchange
+ * `layerfs image import|export|ls|inspect|tag|rm|prune`: images (named top layers) and their exchange
  * formats: OCI image layout directories (`DIR[:TAG]`, as umoci and `skopeo oci:` use) and
  * `docker save` archives (`FILE.tar`, as `docker load` and `skopeo docker-archive:` use).
  */
@@ -23,7 +23,7 @@ function formatOf(flag: string | undefined, target: string, exists: boolean): Fo
 export function register(program: Command): void {
   const img = program
     .command('image')
-    .description('manage images: import/export OCI layouts and docker-save archives, list, tag, remove')
+    .description('manage images: import/export OCI layouts and docker-save archives, list, tag, remove, prune')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -115,10 +115,42 @@ export function register(program: Command): void {
     await openStore(flags).tag(name, ref);
   });
 
-  withRoot(img.command('rm').alias('remove').description('remove image names (the layers stay; remove them with layer rm)').argument('<name...>')).action(
-    async (names: string[], flags: RootFlags) => {
-      const store = openStore(flags);
-      for (const n of names) await store.untag(n);
-    },
-  );
+  withRoot(
+    img
+      .command('rm')
+      .alias('remove')
+      .description('remove image names, then the layers nothing else uses (as docker image rm); prints what went')
+      .argument('<name...>')
+      .option('--no-prune', 'keep the layers (remove only the names)')
+      .addHelpText(
+        'after',
+        '\nAfter the name goes, its top layer and then each parent below it are removed while no other image\n' +
+          'name, child layer or container uses them and they are not mounted; the walk stops at the first\n' +
+          'layer still in use, so nothing another image or a container needs is touched.\n' +
+          'Layers left without any name earlier (or imported without --name) are removed by `image prune`.',
+      ),
+  ).action(async (names: string[], flags: RootFlags & { prune: boolean }) => {
+    const store = openStore(flags);
+    for (const n of names) {
+      const removed = await store.untag(n, { prune: flags.prune });
+      process.stdout.write(`Untagged: ${/:[^/]*$/.test(n) ? n : `${n}:latest`}\n`);
+      for (const id of removed) process.stdout.write(`Deleted: ${id}\n`);
+    }
+  });
+
+  withRoot(
+    img
+      .command('prune')
+      .description('remove every layer that no image name, container or mount needs (as docker image prune); prints what went')
+      .addHelpText(
+        'after',
+        '\nKept: the layers of every named image, of every container, and of every mounted layer.\n' +
+          'Removed: all other read-only layers (e.g. left by `image rm --no-prune`, or imported without --name).',
+      ),
+  ).action(async (flags: RootFlags) => {
+    const store = openStore(flags);
+    const removed = await store.prune();
+    for (const id of removed) process.stdout.write(`Deleted: ${id}\n`);
+    process.stdout.write(`${removed.length} layer(s) removed\n`);
+  });
 }
