@@ -1,7 +1,14 @@
 /**
  * `docker save` archives: a tar holding `manifest.json` ([{Config, RepoTags, Layers}]), the image
- * config `<hex>.json` and each layer as `<hex>/layer.tar` (uncompressed). Export writes that form;
- * import reads it (and the newer form whose paths point into `blobs/sha256/`), verifying DiffIDs.
+ * config `<hex>.json`, each layer as `<hex>/layer.tar` (uncompressed) and, as docker save writes it,
+ * the legacy `repositories` file ({name: {tag: top layer}}). Tags are written in docker's familiar
+ * form (`demo:1`, `me/app:v2`; `docker.io/library/` dropped), as `docker save` does. Export writes that
+ * form; import reads it (and the newer form whose paths point into `blobs/sha256/`), verifying
+ * DiffIDs.
+ *
+ * Note: `skopeo inspect docker-archive:F` always shows `RepoTags: []` (skopeo fills RepoTags only by
+ * listing a registry's tags, for docker:// references); `skopeo list-tags docker-archive:F` lists the
+ * archive's tags, and `skopeo inspect docker-archive:F:NAME:TAG` finds the image by its tag.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,11 +22,18 @@ import { storeErr } from './store-error.js';
 import { decompressed } from './compression.js';
 import { extractLayer } from './tar-import.js';
 
+/** `docker.io/library/demo:1` -> `demo:1`, `docker.io/me/app:v2` -> `me/app:v2` (docker's familiar form). */
+export function familiarTag(tag: string): string {
+  const m = /^(?:docker\.io|index\.docker\.io)\/(.+)$/.exec(tag);
+  if (!m) return tag;
+  return m[1]!.startsWith('library/') && !m[1]!.slice('library/'.length).includes('/') ? m[1]!.slice('library/'.length) : m[1]!;
+}
+
 /** Writes image `ref` as a docker-save archive to `file` (tagged `repoTag`). */
 export async function exportDocker(store: LayerStore, ref: string, file: string, repoTag: string, onLayer?: (i: number, n: number) => void): Promise<void> {
   const top = store.resolve(ref);
   if (store.get(top).kind !== 'layer') throw storeErr('EINVAL', `${ref} is a container; commit it first`);
-  const tagName = checkImageName(repoTag);
+  const tagName = familiarTag(checkImageName(repoTag));
   const stored = Object.values(store.images()).find((e) => e.layer === top && e.config)?.config;
   const chain = store.chain(top).reverse();
   await store.staged(async (dir) => {
@@ -32,6 +46,10 @@ export async function exportDocker(store: LayerStore, ref: string, file: string,
     const configName = `${createHash('sha256').update(config).digest('hex')}.json`;
     const layerNames = blobs.map((b) => `${digestHex(b.diffId)}/layer.tar`);
     const manifest = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: [tagName], Layers: layerNames }]));
+    const colon = tagName.lastIndexOf(':');
+    const repositories = Buffer.from(
+      JSON.stringify({ [tagName.slice(0, colon)]: { [tagName.slice(colon + 1)]: digestHex(blobs[blobs.length - 1]!.diffId) } }) + '\n',
+    );
     const pack = tar.pack();
     const tmpOut = `${file}.tmp-${process.pid}`;
     const out = fs.createWriteStream(tmpOut);
@@ -67,6 +85,7 @@ export async function exportDocker(store: LayerStore, ref: string, file: string,
     }
     await add(configName, config);
     await add('manifest.json', manifest);
+    await add('repositories', repositories);
     pack.finalize();
     await written;
     fs.renameSync(tmpOut, file);

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { LayerStore } from '../../src/store/store.js';
 import { exportOci, importOci } from '../../src/store/image-oci.js';
 import { exportDocker, importDocker } from '../../src/store/image-docker.js';
-import { snapshot, tempDir } from './helpers.js';
+import { collect, listTar, makeTar, once, sha256, snapshot, tempDir } from './helpers.js';
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -133,4 +133,40 @@ test('umoci image -> import -> merged tree equals umoci unpack; our export -> um
   const store2 = LayerStore.open(path.join(top, 'store2'));
   await importDocker(store2, mine, 'copy');
   assert.deepEqual(await flat(store2, 'copy', top), expected);
+});
+
+test('docker archive tags as docker save writes them: skopeo list-tags and inspect NAME:TAG find them; repositories file', { skip: !have('skopeo') && !process.env.CI ? 'skopeo missing' : false }, async (t) => {
+  const top = tempDir();
+  t.after(() => fs.rmSync(top, { recursive: true, force: true }));
+  const store = LayerStore.open(path.join(top, 'store'));
+  await store.importTar(once(await makeTar([{ name: 'a', body: 'a' }])), { name: 'demo:1' });
+  const l2 = await store.importTar(once(await makeTar([{ name: 'b', body: 'b' }])), { parent: 'demo:1', name: 'demo:2' });
+  const archive = path.join(top, 'demo.tar');
+  // a fully qualified name is written in docker's familiar form, as `docker save` writes RepoTags
+  await exportDocker(store, 'demo:2', archive, 'docker.io/library/demo:2');
+  const members = await listTar(fs.readFileSync(archive));
+  assert.deepEqual(members.map((m) => m.name).slice(-2), ['manifest.json', 'repositories']);
+  const manifest = JSON.parse(sh('tar', ['-xOf', archive, 'manifest.json'])) as { RepoTags: string[]; Layers: string[] }[];
+  assert.deepEqual(manifest[0]!.RepoTags, ['demo:2']);
+  const repos = JSON.parse(sh('tar', ['-xOf', archive, 'repositories'])) as Record<string, Record<string, string>>;
+  const topDigest = sha256(await collect(store.exportTar(l2.id))); // the archive holds our export of each layer
+  assert.deepEqual(repos, { demo: { '2': topDigest.slice('sha256:'.length) } });
+  assert.equal(manifest[0]!.Layers.at(-1), `${repos.demo!['2']}/layer.tar`, 'repositories names the top layer dir');
+
+  // skopeo reads the tag from the archive (its `inspect` RepoTags field lists a registry's tags,
+  // only for docker:// references, so it is [] for every docker-archive, skopeo's own too)
+  const tags = JSON.parse(sh('skopeo', ['list-tags', `docker-archive:${archive}`])) as { Tags: string[] };
+  assert.deepEqual(tags.Tags, ['demo:2']);
+  const info = JSON.parse(sh('skopeo', ['inspect', `docker-archive:${archive}:demo:2`])) as { Name: string; Layers: string[] };
+  assert.equal(info.Name, 'docker.io/library/demo');
+  assert.equal(info.Layers.length, 2);
+  assert.throws(() => sh('skopeo', ['inspect', `docker-archive:${archive}:demo:9`]), 'an absent tag is not found');
+
+  // a name in a user namespace keeps its namespace
+  const mine = path.join(top, 'mine.tar');
+  await exportDocker(store, 'demo:2', mine, 'docker.io/me/app:v2');
+  assert.deepEqual((JSON.parse(sh('skopeo', ['list-tags', `docker-archive:${mine}`])) as { Tags: string[] }).Tags, ['me/app:v2']);
+  // and the archive comes back in under its tag
+  const store2 = LayerStore.open(path.join(top, 'store2'));
+  assert.equal((await importDocker(store2, mine, undefined)).name, 'me/app:v2');
 });
