@@ -1,166 +1,79 @@
 /**
- * The filesystems under test and how to mount/unmount each one over the same
- * lower layers. Mount commands run with their output going to a log file (a
- * FUSE daemon that stays in the background may keep its stdio open forever).
+ * The filesystems under test and how each one mounts a set of lower layers with
+ * an upper dir: the native directory (no mount: the merged tree copied to one
+ * plain dir, the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and
+ * layerfs (plus `--variant`/`--baseline` layerfs builds).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export interface Target {
-  /** Short name printed in the table. */
-  name: string;
-  /** Command and arguments that mount `opts` (overlay style option string) on `mnt`. */
-  command(opts: string, mnt: string): { cmd: string; args: string[] };
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs';
+
+/** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
+export interface MountSpec {
+  /** Overlay on-disk format (char 0/0 whiteouts, trusted.overlay.opaque). */
+  lowers: string[];
+  /** The same layers in unionfs-fuse's format (.unionfs-fuse/NAME_HIDDEN~ markers). */
+  unionfsLowers: string[];
+  upper: string;
+  work: string;
 }
 
-/** layerfs mounted with extra options (`--variant spin=0`), to compare settings in the same run. */
-export function layerfsVariant(repoRoot: string, extra: string): Target {
+export interface Target {
+  /** Short name printed in the tables. */
+  name: string;
+  kind: Kind;
+  /** Command and arguments that mount `spec` on `mnt` (none for the native dir). */
+  command(spec: MountSpec, mnt: string): { cmd: string; args: string[] };
+}
+
+const overlayOpts = (s: MountSpec): string => `lowerdir=${s.lowers.join(':')},upperdir=${s.upper},workdir=${s.work}`;
+
+function layerfs(name: string, cli: string, extra?: string): Target {
   return {
-    name: `layerfs ${extra}`,
-    command: (opts, mnt) => ({
+    name,
+    kind: 'layerfs',
+    command: (s, mnt) => ({
       cmd: process.execPath,
-      args: [path.join(repoRoot, 'dist/src/cli/main.js'), 'mount', '-o', `${opts},${extra}`, mnt],
+      args: [cli, 'mount', '-o', extra ? `${overlayOpts(s)},${extra}` : overlayOpts(s), mnt],
     }),
   };
 }
 
-/** layerfs from another checkout (`--baseline DIR`, built there), for before/after in one run. */
-export function layerfsBaseline(dir: string): Target {
-  return {
-    name: `layerfs@${path.basename(dir)}`,
-    command: (opts, mnt) => ({ cmd: process.execPath, args: [path.join(dir, 'dist/src/cli/main.js'), 'mount', '-o', opts, mnt] }),
-  };
-}
-
-/** CPU time (user + system, ms) used so far by the processes `pids` (from /proc/PID/stat). */
-export function cpuMs(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces) start at ') '; utime, stime are 14, 15.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return ticks * CLOCK_TICK_MS;
-}
-
-/** USER_HZ is 100 on Linux (every architecture Node runs on). */
-const CLOCK_TICK_MS = 10;
-
-export function targets(repoRoot: string): Target[] {
+export function targets(repoRoot: string, variants: string[], baselines: string[]): Target[] {
+  const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   return [
     {
-      name: 'layerfs',
-      command: (opts, mnt) => ({
-        cmd: process.execPath,
-        args: [path.join(repoRoot, 'dist/src/cli/main.js'), 'mount', '-o', opts, mnt],
-      }),
-    },
-    {
-      name: 'fuse-overlayfs',
-      command: (opts, mnt) => ({ cmd: 'fuse-overlayfs', args: ['-o', opts, mnt] }),
+      name: 'native',
+      kind: 'native',
+      command: () => {
+        throw new Error('the native dir is not mounted');
+      },
     },
     {
       name: 'kernel overlayfs',
-      command: (opts, mnt) => ({ cmd: 'mount', args: ['-t', 'overlay', 'overlay', '-o', opts, mnt] }),
+      kind: 'kernel',
+      command: (s, mnt) => ({ cmd: 'mount', args: ['-t', 'overlay', 'overlay', '-o', overlayOpts(s), mnt] }),
     },
+    {
+      name: 'fuse-overlayfs',
+      kind: 'fuse-overlayfs',
+      command: (s, mnt) => ({ cmd: 'fuse-overlayfs', args: ['-o', overlayOpts(s), mnt] }),
+    },
+    {
+      name: 'unionfs-fuse',
+      kind: 'unionfs',
+      command: (s, mnt) => ({
+        cmd: 'unionfs',
+        args: [
+          '-o',
+          'cow,allow_other,hide_meta_files',
+          [`${s.upper}=RW`, ...s.unionfsLowers.map((l) => `${l}=RO`)].join(':'),
+          mnt,
+        ],
+      }),
+    },
+    layerfs('layerfs', cli),
+    ...variants.map((v) => layerfs(`layerfs ${v}`, cli, v)),
+    ...baselines.map((d) => layerfs(`layerfs@${path.basename(d)}`, path.join(path.resolve(d), 'dist/src/cli/main.js'))),
   ];
-}
-
-/** True when `mnt` is a mount point now (from /proc/self/mountinfo). */
-export function isMounted(mnt: string): boolean {
-  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((line) => line.split(' ')[4] === mnt);
-}
-
-/** Pids of processes whose command line mentions `needle` (the daemons serving our unique mount dir). */
-export function pidsMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === process.pid) continue;
-    try {
-      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').some((a) => a.includes(needle))) out.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * Runs the mount command and waits until `mnt` is mounted. Resolves to null on
- * success, else to a one-line reason. Never leaves a mount behind on failure.
- */
-export async function mountTarget(t: Target, opts: string, mnt: string, log: string, timeoutMs = 20_000): Promise<string | null> {
-  const { cmd, args } = t.command(opts, mnt);
-  const fd = fs.openSync(log, 'w');
-  let exitCode: number | null | undefined;
-  let spawnError: Error | undefined;
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  child.on('error', (e) => (spawnError = e));
-  child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : 1)));
-  const deadline = Date.now() + timeoutMs;
-  // Done when the command has exited (background daemons detach) and the mount is there.
-  while (Date.now() < deadline) {
-    if (spawnError) return `cannot run ${cmd}: ${spawnError.message}`;
-    if (exitCode !== undefined) {
-      if (exitCode === 0 && isMounted(mnt)) return null;
-      if (exitCode !== 0) break;
-    }
-    await sleep(20);
-  }
-  const text = fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
-  // The telling line: an error message rather than a stack frame or source excerpt.
-  const telling = text.find((l) => /^(\w*Error\b|layerfs:|fuse-overlayfs:|mount:)/.test(l.trim())) ?? text[text.length - 1];
-  if (exitCode === undefined) {
-    if (child.pid !== undefined) child.kill('SIGTERM'); // our own child, by pid
-    await unmountTarget(mnt);
-    return `timed out after ${timeoutMs} ms${telling ? `: ${telling.trim()}` : ''}`;
-  }
-  await unmountTarget(mnt);
-  if (exitCode === 0) return 'mount command exited 0 but nothing is mounted';
-  return `exit ${exitCode}${telling ? `: ${telling.trim()}` : ''}`;
-}
-
-/**
- * Unmounts `mnt` (lazily if plain umount fails) and waits for any daemon that
- * served it to exit; returns a note when something had to be forced.
- */
-export async function unmountTarget(mnt: string): Promise<string | null> {
-  let note: string | null = null;
-  if (isMounted(mnt)) {
-    const r = spawnSync('umount', [mnt], { encoding: 'utf8', timeout: 20_000 });
-    if (isMounted(mnt)) {
-      spawnSync('umount', ['-l', mnt], { encoding: 'utf8', timeout: 20_000 });
-      note = `umount failed (${(r.stderr || r.error?.message || '').trim()}), detached`;
-    }
-  }
-  // Daemons started for this mount mention its unique path in their argv.
-  const deadline = Date.now() + 5_000;
-  let pids = pidsMentioning(mnt);
-  while (pids.length > 0 && Date.now() < deadline) {
-    await sleep(50);
-    pids = pidsMentioning(mnt);
-  }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // exited meanwhile
-    }
-    note = `${note ? `${note}; ` : ''}daemon ${pid} still running after unmount, sent SIGTERM`;
-  }
-  return note;
 }

@@ -1,0 +1,109 @@
+/**
+ * Command line of `npm run bench`: which targets and workloads, how many rounds,
+ * and the data set sizes (full, or `--quick` for a ~2 minute developer run).
+ */
+import { parseArgs } from 'node:util';
+
+export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup'] as const;
+export type WorkloadId = (typeof WORKLOADS)[number];
+
+export interface Sizes {
+  /** Files in the 5-layer tree (workloads stat, list, untar, memory). */
+  treeFiles: number;
+  /** Names in the one wide directory merged from 10 layers. */
+  wideNames: number;
+  /** Small files (1-8 KiB) read by the open+read+close workload. */
+  smallFiles: number;
+  /** Size of the big lower file (sequential read, copy-up), bytes. */
+  bigBytes: number;
+  /** Layer counts of the lookup workload. */
+  lookupLayers: number[];
+  /** Names stat'ed per lookup measurement (3/4 exist in the bottom layer, 1/4 nowhere). */
+  lookupNames: number;
+}
+
+export interface Options {
+  rounds: number;
+  only?: string[];
+  variants: string[];
+  baselines: string[];
+  workloads: WorkloadId[];
+  quick: boolean;
+  keep: boolean;
+  write?: string;
+  sizes: Sizes;
+}
+
+const FULL: Sizes = {
+  treeFiles: 20_000,
+  wideNames: 10_000,
+  smallFiles: 2_000,
+  bigBytes: 1 << 30,
+  lookupLayers: [1, 10, 50, 100],
+  lookupNames: 2_000,
+};
+
+const QUICK: Sizes = {
+  treeFiles: 2_000,
+  wideNames: 2_000,
+  smallFiles: 500,
+  bigBytes: 64 << 20,
+  lookupLayers: [1, 5, 10],
+  lookupNames: 1_000,
+};
+
+export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts, drop_caches)
+Runs every workload of issue 6 on: native dir, kernel overlayfs, fuse-overlayfs, unionfs-fuse,
+layerfs (and any --variant/--baseline), targets interleaved in each round; prints medians.
+  --rounds N          rounds per workload (default 3; 2 with --quick)
+  --only a,b          targets whose name contains one of the words (e.g. layerfs,kernel)
+  --workloads a,b     subset of: ${WORKLOADS.join(',')}
+                      (memory is measured with stat)
+  --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
+  --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
+  --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)
+  --write [FILE]      also write the results as markdown (default docs/performance.md)
+  --keep              keep the data sets (under /var/tmp/lfb-*) instead of removing them`;
+
+export function parseOptions(argv: string[]): Options | 'help' {
+  // `--write` alone means the default file; parseArgs needs a value, so patch it in.
+  const args = argv.flatMap((a, i) =>
+    a === '--write' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--')) ? ['--write', 'docs/performance.md'] : [a],
+  );
+  const { values } = parseArgs({
+    args,
+    options: {
+      rounds: { type: 'string' },
+      only: { type: 'string' },
+      variant: { type: 'string', multiple: true, default: [] },
+      baseline: { type: 'string', multiple: true, default: [] },
+      workloads: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      write: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const quick = values.quick ?? false;
+  const rounds = Math.max(1, Number(values.rounds ?? (quick ? 2 : 3)));
+  if (!Number.isFinite(rounds)) throw new Error(`--rounds: not a number: ${values.rounds}`);
+  let workloads: WorkloadId[] = [...WORKLOADS];
+  if (values.workloads) {
+    const asked = values.workloads.split(',').map((w) => w.trim()).filter(Boolean);
+    const bad = asked.filter((w) => !(WORKLOADS as readonly string[]).includes(w));
+    if (bad.length) throw new Error(`--workloads: unknown ${bad.join(', ')} (known: ${WORKLOADS.join(', ')})`);
+    workloads = WORKLOADS.filter((w) => asked.includes(w));
+  }
+  return {
+    rounds,
+    only: values.only?.split(',').map((w) => w.trim()).filter(Boolean),
+    variants: values.variant ?? [],
+    baselines: values.baseline ?? [],
+    workloads,
+    quick,
+    keep: values.keep ?? false,
+    write: values.write,
+    sizes: quick ? QUICK : FULL,
+  };
+}
