@@ -98,7 +98,7 @@ export function register(program: Command): void {
   });
 
   withRoot(
-    layer.command('rm').alias('remove').description('remove layers (refused while mounted, with children, or named by an image)').argument('<layer...>'),
+    layer.command('rm').alias('remove').description('remove layers (refused while mounted, with children, or named by an image; `image rm` and `image prune` remove unneeded layers)').argument('<layer...>'),
   ).action(async (refs: string[], flags: RootFlags) => {
     const store = openStore(flags);
     for (const r of refs) {
