@@ -92,7 +92,7 @@ export async function exportDocker(store: LayerStore, ref: string, file: string,
   });
 }
 
-/** Imports a docker-save archive (plain or compressed); `name` defaults to its first RepoTag. */
+/** Imports a docker-save archive (plain or compressed); `name` defaults to its first RepoTag (familiar form). */
 export async function importDocker(
   store: LayerStore,
   file: string,
@@ -132,7 +132,8 @@ export async function importDocker(
       const abs = inside(l);
       return { diffId: diffIds[i]!, open: () => fs.createReadStream(abs) };
     });
-    const imageName = checkImageName(name ?? m.RepoTags?.[0] ?? '');
+    // an archive's tag becomes the name in docker's familiar form, as `docker load` shows it
+    const imageName = name !== undefined ? checkImageName(name) : familiarTag(checkImageName(m.RepoTags?.[0] ?? ''));
     const top = await importImageLayers(store, sources, onLayer);
     await store.tag(imageName, top, config);
     return { top, name: imageName };

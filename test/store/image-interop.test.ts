@@ -122,6 +122,7 @@ test('umoci image -> import -> merged tree equals umoci unpack; our export -> um
   sh('skopeo', ['copy', `oci:${ours}:v1`, `docker-archive:${archive}:example/img:v1`]);
   const imported = await importDocker(store, archive, undefined);
   assert.match(imported.name, /(^|\/)example\/img:v1$/);
+  assert.equal(imported.name, 'example/img:v1', 'skopeo writes docker.io/example/img:v1; the name is the familiar form, as docker load shows it');
   assert.deepEqual(await flat(store, imported.name, top), expected);
   const mine = path.join(top, 'mine.tar');
   await exportDocker(store, 'umoci-img', mine, 'mine/img:v2');
