@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LayerStore } from '../../src/store/store.js';
 import { exportOci, importOci } from '../../src/store/image-oci.js';
-import { exportDocker, importDocker } from '../../src/store/image-docker.js';
+import { exportDocker, familiarTag, importDocker } from '../../src/store/image-docker.js';
 import { collect, listTar, makeTar, once, sha256, snapshot, tempDir } from './helpers.js';
 
 function sh(cmd: string, args: string[]): string {
@@ -170,4 +170,14 @@ test('docker archive tags as docker save writes them: skopeo list-tags and inspe
   // and the archive comes back in under its tag
   const store2 = LayerStore.open(path.join(top, 'store2'));
   assert.equal((await importDocker(store2, mine, undefined)).name, 'me/app:v2');
+});
+
+test('tags in the familiar form of docker, as docker save writes RepoTags', () => {
+  assert.equal(familiarTag('docker.io/library/demo:1'), 'demo:1');
+  assert.equal(familiarTag('index.docker.io/library/demo:1'), 'demo:1');
+  assert.equal(familiarTag('docker.io/me/app:v2'), 'me/app:v2');
+  assert.equal(familiarTag('docker.io/library/a/b:1'), 'library/a/b:1');
+  assert.equal(familiarTag('demo:1'), 'demo:1');
+  assert.equal(familiarTag('quay.io/me/app:v2'), 'quay.io/me/app:v2');
+  assert.equal(familiarTag('library/demo:1'), 'library/demo:1');
 });
