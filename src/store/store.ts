@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { WH_META } from '../engine/whiteout.js';
 import { isCode } from '../errors/index.js';
 import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
 import { decompressed } from './compression.js';
@@ -441,7 +442,7 @@ function dirSize(dir: string, skipPrivate = false): number {
   let size = 0;
   const walk = (d: string): void => {
     for (const n of fs.readdirSync(d)) {
-      if (skipPrivate && d === dir && n.startsWith('.wh..wh.')) continue;
+      if (skipPrivate && d === dir && n.startsWith(WH_META)) continue;
       const st = fs.lstatSync(path.join(d, n));
       if (st.isDirectory()) walk(path.join(d, n));
       else if (st.isFile() && !seen.has(st.ino)) {
