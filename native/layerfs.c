@@ -663,6 +663,26 @@ static napi_value n_write(napi_env env, napi_callback_info info) {
   return num64(env, n);
 }
 
+/* ---- writeback ------------------------------------------------------------ */
+
+/*
+ * syncFileRange(fd, offset, nbytes, flags): sync_file_range(2). Used to start writeback of a
+ * copy-up's data while the copy goes on (SYNC_FILE_RANGE_WRITE = 2), so the fsync before the
+ * rename into place waits for less. Not a durability guarantee by itself (fsync is). Returns
+ * undefined or a negative errno.
+ */
+static napi_value n_sync_file_range(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t fd, flags;
+  int64_t off, len;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number") || !get_i64(env, argv[1], &off, "offset must be a number") ||
+      !get_i64(env, argv[2], &len, "nbytes must be a number") || !get_i32(env, argv[3], &flags, "flags must be a number"))
+    return NULL;
+  if (sync_file_range(fd, (off_t)off, (off_t)len, (unsigned int)flags) < 0) return fail(env, errno);
+  return undef(env);
+}
+
 /* ---- module --------------------------------------------------------------- */
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
@@ -694,6 +714,7 @@ NAPI_MODULE_INIT() {
       {"setNonBlocking", NULL, n_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"write", NULL, n_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncFileRange", NULL, n_sync_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   set_int(env, exports, "UTIME_NOW", UTIME_NOW);

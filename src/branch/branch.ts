@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { FsError, isCode } from '../errors/index.js';
 import * as native from '../sys/native.js';
 import type { BranchPerm } from '../engine/types.js';
+import type { CopyCaps } from './copy-data.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
 
@@ -46,6 +47,18 @@ export class Branch {
     this.index = index;
     this.id = id;
     this.dev = fs.statSync(root).dev;
+  }
+
+  private readonly caps = new Map<number, CopyCaps>();
+
+  /**
+   * What copying a file of source device `srcDev` into this branch was found unable to do
+   * (reflink, copy_file_range), remembered for the life of the union so ext4 is not asked again.
+   */
+  copyCaps(srcDev: number): CopyCaps {
+    let c = this.caps.get(srcDev);
+    if (c === undefined) this.caps.set(srcDev, (c = {}));
+    return c;
   }
 
   get writable(): boolean {

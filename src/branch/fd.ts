@@ -3,7 +3,6 @@
  * Thin wrappers so that the engine never imports node:fs itself.
  */
 import * as fs from 'node:fs';
-import { isCode } from '../errors/index.js';
 import * as native from '../sys/native.js';
 
 export const O = fs.constants;
@@ -61,45 +60,7 @@ export function fsetxattr(fd: number, name: string, value: Buffer, flags: number
   native.fsetxattr(fd, name, value, flags);
 }
 
-/**
- * Copy all of `src` into `dst` (both fds, dst empty): reflink when the filesystem can, else
- * copy_file_range in a loop, else read/write. Returns the method used.
- */
-export function copyData(src: number, dst: number, size: number): 'ficlone' | 'copy_file_range' | 'readwrite' {
-  if (size === 0) return 'readwrite';
-  try {
-    native.ficlone(dst, src);
-    return 'ficlone';
-  } catch (e) {
-    if (!isCode(e, 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV', 'EINVAL', 'ENOTTY', 'ENOSYS', 'EBADF', 'EPERM')) throw e;
-  }
-  let off = 0;
-  try {
-    while (off < size) {
-      const n = native.copyFileRange(src, off, dst, off, Math.min(size - off, 1 << 30));
-      if (n === 0) break;
-      off += n;
-    }
-    // The file may have grown meanwhile; copy the rest too.
-    for (;;) {
-      const n = native.copyFileRange(src, off, dst, off, 1 << 30);
-      if (n === 0) break;
-      off += n;
-    }
-    return 'copy_file_range';
-  } catch (e) {
-    if (!isCode(e, 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV', 'EINVAL', 'ENOSYS', 'EBADF')) throw e;
-  }
-  const buf = Buffer.allocUnsafe(1 << 20);
-  for (;;) {
-    const n = fs.readSync(src, buf, 0, buf.length, off);
-    if (n === 0) break;
-    let w = 0;
-    while (w < n) w += fs.writeSync(dst, buf, w, n - w, off + w);
-    off += n;
-  }
-  return 'readwrite';
-}
+export { copyData, copySys, CHUNK, type CopyCaps, type CopyMethod, type CopyOptions } from './copy-data.js';
 
 /** utimensat/futimens special nanosecond values. */
 export const UTIME_NOW: number = native.UTIME_NOW;

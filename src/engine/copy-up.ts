@@ -30,10 +30,29 @@ function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: B
 }
 
 /**
- * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
- * empty. `noData`: skip file contents (the caller truncates anyway). Returns the new entry's lstat.
+ * Whether copy-ups are made durable before they become visible (fsync of the copy before the
+ * rename into place), as kernel overlayfs does unless mounted `volatile`.
  */
-export function copyEntry(core: Core, src: Branch, srcRel: string, dst: Branch, dstRel: string, noData = false): Stats {
+function durable(core: Core): boolean {
+  return core.options.extra['volatile'] === undefined;
+}
+
+/**
+ * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
+ * empty. `noData`: skip file contents (the caller truncates anyway). A regular file's data is
+ * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, its
+ * dst name is pushed there for the caller to fsync before it makes the whole copy visible.
+ * Returns the new entry's lstat.
+ */
+export function copyEntry(
+  core: Core,
+  src: Branch,
+  srcRel: string,
+  dst: Branch,
+  dstRel: string,
+  noData = false,
+  deferSync?: string[],
+): Stats {
   const work = core.work!;
   const st = src.lstatBig(srcRel);
   if (!st) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
@@ -42,7 +61,9 @@ export function copyEntry(core: Core, src: Branch, srcRel: string, dst: Branch, 
   const mode = Number(st.mode) & 0o7777;
   try {
     if (type === S_IFREG) {
-      copyFile(src, srcRel, work, tmp, st, noData);
+      const hasData = !noData && st.size > 0n && durable(core);
+      copyFile(src, srcRel, work, tmp, st, noData, hasData && !deferSync, hasData);
+      if (hasData && deferSync) deferSync.push(dstRel);
     } else {
       if (type === S_IFDIR) work.mkdir(tmp, 0o700);
       else if (type === S_IFLNK) work.symlink(src.readlink(srcRel), tmp);
@@ -64,23 +85,57 @@ export function copyEntry(core: Core, src: Branch, srcRel: string, dst: Branch, 
   return dst.lstat(dstRel)!;
 }
 
-function copyFile(src: Branch, srcRel: string, work: Branch, tmp: string, st: BigIntStats, noData: boolean): void {
+/**
+ * Build the regular file `tmp` in the work dir: data (reflink / copy_file_range / read-write,
+ * holes kept), owner, mode, xattrs, ns times; with `sync`, fsync'ed last, so that once renamed
+ * into place a crash cannot show it half copied (delayed allocation would otherwise commit the
+ * rename before the data). `writeback`: start writing big data out while copying (a fsync follows).
+ */
+function copyFile(
+  src: Branch,
+  srcRel: string,
+  work: Branch,
+  tmp: string,
+  st: BigIntStats,
+  noData: boolean,
+  sync: boolean,
+  writeback: boolean,
+): void {
   const sfd = noData ? -1 : src.open(srcRel, O_RDONLY);
   try {
     const dfd = work.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     try {
-      if (sfd >= 0) fdops.copyData(sfd, dfd, Number(st.size));
+      if (sfd >= 0) {
+        fdops.copyData(sfd, dfd, Number(st.size), {
+          caps: work.copyCaps(Number(st.dev)),
+          sparse: st.blocks * 512n < st.size,
+          writeback,
+        });
+      }
       fdops.fchown(dfd, Number(st.uid), Number(st.gid));
       fdops.fchmod(dfd, Number(st.mode) & 0o7777);
       copyXattrs(src, srcRel, (n, v) => fdops.fsetxattr(dfd, n, v, 0));
       const [as, an] = nsParts(st.atimeNs);
       const [ms, mn] = nsParts(st.mtimeNs);
       fdops.futimens(dfd, as, an, ms, mn);
+      if (sync) fdops.copySys.fsync(dfd);
     } finally {
       fdops.close(dfd);
     }
   } finally {
     if (sfd >= 0) fdops.close(sfd);
+  }
+}
+
+/** fsync each file `rels` of `b` (copies made with deferSync), before they become visible. */
+function syncFiles(b: Branch, rels: readonly string[]): void {
+  for (const rel of rels) {
+    const fd = b.open(rel, O_RDONLY);
+    try {
+      fdops.copySys.fsync(fd);
+    } finally {
+      fdops.close(fd);
+    }
   }
 }
 
@@ -127,13 +182,16 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
 export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: UnionNode) => UnionNode[]): string {
   const work = core.work!;
   const rootTmp = core.tmpName();
+  // Files are fsync'ed after the whole tree is copied (their writeback overlaps), before the
+  // caller renames the tree into place.
+  const toSync: string[] = [];
   const walk = (n: UnionNode, tmpRel: string): void => {
     const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
     // A non-directory already in the rw branch is linked, not copied: it stays the same file (other
     // hard links, open handles, st_ino); the caller removes the old names.
     const inRw = !n.isDir && n.alias === null && n.layers[0] === 0 && src === core.rw;
     if (inRw) work.linkFrom(src, srcRel, tmpRel);
-    const st = inRw ? work.lstat(tmpRel)! : copyEntry(core, src, srcRel, work, tmpRel);
+    const st = inRw ? work.lstat(tmpRel)! : copyEntry(core, src, srcRel, work, tmpRel, false, toSync);
     core.xino.set(st.dev, st.ino, n.ino);
     if (n.isDir) {
       const dirMode = st.mode & 0o7777;
@@ -150,6 +208,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   };
   try {
     walk(node, rootTmp);
+    syncFiles(work, toSync);
   } catch (e) {
     try {
       work.removeTree(rootTmp);

@@ -41,6 +41,7 @@ interface Binding {
   setNonBlocking(fd: number, on: boolean): undefined | number;
   readSpin(fd: number, buf: Buffer, spinUs: number, wait: boolean): number;
   write(fd: number, buf: Buffer, length: number): number;
+  syncFileRange(fd: number, offset: number, nbytes: number, flags: number): undefined | number;
 }
 
 function load(): Binding {
@@ -322,4 +323,30 @@ export function readSpin(fd: number, buf: Buffer, spinUs: number, wait = true): 
 /** write(2) of buf[0..length): the byte count, or a NEGATIVE ERRNO (no exception). */
 export function writeRaw(fd: number, buf: Buffer, length: number): number {
   return b.write(fd, buf, length);
+}
+
+// ---- writeback ------------------------------------------------------------------
+
+/** sync_file_range(2) flags. */
+export const SYNC_FILE_RANGE_WAIT_BEFORE = 1;
+export const SYNC_FILE_RANGE_WRITE = 2;
+export const SYNC_FILE_RANGE_WAIT_AFTER = 4;
+
+/**
+ * sync_file_range(2): start (and/or wait for) writeback of a byte range. No durability by itself
+ * (no metadata, no disk cache flush): it only lets a later fsync wait for less.
+ */
+export function syncFileRange(fd: number, offset: number, nbytes: number, flags: number): void {
+  const r = b.syncFileRange(fd, offset, nbytes, flags);
+  if (r !== undefined) fail(r, 'sync_file_range');
+}
+
+// ---- xattr names without exceptions (appended: the GETXATTR absence cache) ---------------
+
+/**
+ * Names of all xattrs of `path` (symlinks not followed), or a NEGATIVE ERRNO (no exception:
+ * e.g. -EOPNOTSUPP on a filesystem without xattrs, -ENOENT).
+ */
+export function tryLlistxattr(path: string): string[] | number {
+  return b.llistxattr(path);
 }
