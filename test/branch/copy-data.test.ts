@@ -43,8 +43,17 @@ function sparseFile(p: string, size: number, islands: [number, number][]): void 
   fs.closeSync(fd);
 }
 
+/** sha256 of a file, read in chunks (the files are big). */
 function sha(p: string): string {
-  return createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(16 * MiB);
+  const fd = fs.openSync(p, 'r');
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Copy file a to new file b with copyData; returns the method. */
