@@ -137,7 +137,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
     rw.unlink(node.rel);
     if (st) {
       nlink = st.nlink;
-      if (nlink <= 1 && node.handles.size === 0) core.xino.delete(st.dev, st.ino);
+      if (nlink <= 1 && node.openCount === 0) core.xino.delete(st.dev, st.ino);
     }
   }
   if (needWh) {

@@ -5,7 +5,7 @@
 import type { BigIntStats } from 'node:fs';
 import { fdops, nsParts, type Branch } from '../branch/index.js';
 import { FsError, codeOf } from '../errors/index.js';
-import { ST, lstatInto, statArray } from '../sys/index.js';
+import { ST, lstatInto, statArray, tryLlistxattr } from '../sys/index.js';
 import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
@@ -37,6 +37,7 @@ export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {
 }
 
 function anyHandle(node: UnionNode): FileHandle | undefined {
+  if (node.openCount === 0) return undefined;
   for (const h of node.handles) if (!h.closed) return h;
   return undefined;
 }
@@ -189,6 +190,21 @@ export function getxattr(core: Core, node: UnionNode, name: string): Buffer {
   if (isPrivateXattr(name)) throw new FsError('ENODATA', 'getxattr');
   const r = core.real(node);
   return r.b.getxattr(r.rel, name);
+}
+
+/**
+ * Names of the node's xattrs as getxattr would find them (private ones left out), with one
+ * llistxattr and no exception; null when that cannot say (a filesystem without xattrs answers
+ * EOPNOTSUPP to getxattr, not ENODATA; an unlinked node): the caller asks getxattr instead.
+ */
+export function xattrNames(core: Core, node: UnionNode): string[] | null {
+  core.ensure(node);
+  if (node.unlinked) return null;
+  const r = core.real(node);
+  const names = tryLlistxattr(r.b.abs(r.rel));
+  if (typeof names === 'number') return null;
+  if (names.length === 0) return names;
+  return names.filter((n) => !isPrivateXattr(n));
 }
 
 export function listxattr(core: Core, node: UnionNode): string[] {

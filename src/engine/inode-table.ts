@@ -15,7 +15,9 @@ const HIGH = 2 ** 52;
 const MAX_SLOTS = 511;
 
 export class InodeTable {
-  private readonly map = new Map<string, number>();
+  /** st_dev -> st_ino -> our number (numbers as keys: no string built per lookup). */
+  private readonly map = new Map<number, Map<number, number>>();
+  private count = 0;
   private fd: number | null = null;
   private next = HIGH;
   readonly path: string | null;
@@ -26,20 +28,37 @@ export class InodeTable {
       const f = openXinoFile(path);
       this.fd = f.fd;
       for (const [dev, ino, ours] of f.records) {
-        const k = key(dev, ino);
-        if (ours === 0) this.map.delete(k);
+        if (ours === 0) this.drop(dev, ino);
         else {
-          this.map.set(k, ours);
+          this.put(dev, ino, ours);
           if (ours >= this.next) this.next = ours + 1;
         }
       }
     }
   }
 
+  private put(dev: number, ino: number, ours: number): void {
+    let m = this.map.get(dev);
+    if (!m) this.map.set(dev, (m = new Map()));
+    const had = m.size;
+    m.set(ino, ours);
+    if (m.size !== had) this.count++;
+  }
+
+  private drop(dev: number, ino: number): boolean {
+    const m = this.map.get(dev);
+    if (!m || !m.delete(ino)) return false;
+    this.count--;
+    if (m.size === 0) this.map.delete(dev);
+    return true;
+  }
+
   /** Our number for a real file of branch `slot`. */
   inoFor(slot: number, dev: number, ino: number): number {
-    const t = this.map.get(key(dev, ino));
-    if (t !== undefined) return t;
+    if (this.count !== 0) {
+      const t = this.map.get(dev)?.get(ino);
+      if (t !== undefined) return t;
+    }
     if (ino < SLOT && slot < MAX_SLOTS) {
       const n = slot * SLOT + ino;
       if (n > 1) return n;
@@ -50,42 +69,32 @@ export class InodeTable {
   }
 
   get(dev: number, ino: number): number | undefined {
-    return this.map.get(key(dev, ino));
+    return this.map.get(dev)?.get(ino);
   }
 
   /** Record that real (dev, ino) is our `ours` (copy-up). No-op when already so. */
   set(dev: number, ino: number, ours: number): void {
-    const k = key(dev, ino);
-    if (this.map.get(k) === ours) return;
-    this.map.set(k, ours);
+    if (this.get(dev, ino) === ours) return;
+    this.put(dev, ino, ours);
     if (this.fd !== null) appendXinoRecord(this.fd, dev, ino, ours);
   }
 
   /** Forget a mapping (the real file is gone or is a new file reusing the inode). */
   delete(dev: number, ino: number): void {
-    const k = key(dev, ino);
-    if (!this.map.has(k)) return;
-    this.map.delete(k);
+    if (!this.drop(dev, ino)) return;
     if (this.fd !== null) appendXinoRecord(this.fd, dev, ino, 0);
   }
 
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
 
   close(): void {
     if (this.fd === null) return;
     const rows: Array<[number, number, number]> = [];
-    for (const [k, v] of this.map) {
-      const [d, i] = k.split(':');
-      rows.push([Number(d), Number(i), v]);
-    }
+    for (const [d, m] of this.map) for (const [i, v] of m) rows.push([d, i, v]);
     rewriteXinoFile(this.fd, rows);
     closeXinoFile(this.fd);
     this.fd = null;
   }
-}
-
-function key(dev: number, ino: number): string {
-  return dev + ':' + ino;
 }

@@ -55,8 +55,8 @@ function lstatEntry(b: Branch, rel: string, out: Float64Array): EntryStat | null
   return { dev: out[ST.dev]!, ino: out[ST.ino]!, mode: out[ST.mode]!, rdev: out[ST.rdev]!, nlink: out[ST.nlink]! };
 }
 
-function whitedOut(b: Branch, list: Listing | null, dirRel: string, name: string): boolean {
-  return list ? list.has(WH + name) : b.lstat(joinRel(dirRel, WH + name)) !== null;
+function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: string): boolean {
+  return list ? list.has(whName) : b.lstat(joinRel(dirRel, whName)) !== null;
 }
 
 function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined): boolean {
@@ -70,6 +70,7 @@ function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | u
 export function resolveChild(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null): Found | null {
   let found: Found | null = null;
   const rel = joinRel(parent.rel, name);
+  const whName = WH + name; // built once: every layer asks for it
   const pl = parent.layers;
   for (let k = 0; k < pl.length; k++) {
     const bi = pl[k]!;
@@ -100,8 +101,8 @@ export function resolveChild(branches: readonly Branch[], parent: UnionNode, nam
         found.layers.push(bi);
       }
       if (k === pl.length - 1) break;
-      if (opaque(b, bi, rel, index) || whitedOut(b, list, parent.rel, name)) break;
-    } else if (whitedOut(b, list, parent.rel, name)) {
+      if (opaque(b, bi, rel, index) || whitedOut(b, list, parent.rel, whName)) break;
+    } else if (whitedOut(b, list, parent.rel, whName)) {
       break;
     }
   }

@@ -27,15 +27,34 @@ export class UnionNode implements UnionNodeLike {
   rel: string;
   layers: number[];
   gen: number;
-  /** Lookup cache of children by name. */
-  readonly children = new Map<string, UnionNode>();
+  private kids: Map<string, UnionNode> | null = null;
+  private opened: Set<FileHandle> | null = null;
   /** Index entry (rw-relative) this lower, multiply linked file reads through; see hardlinks.ts. */
   alias: string | null = null;
   /** A directory made by a redirect rename: reports nlink 1 like other merged dirs. */
   marked = false;
   /** The last name was removed (it may live on through open handles). */
   unlinked = false;
-  readonly handles = new Set<FileHandle>();
+
+  /** Lookup cache of children by name (made on first use: most nodes are files). */
+  get children(): Map<string, UnionNode> {
+    return (this.kids ??= new Map());
+  }
+
+  /** Whether any child is cached (without making the map). */
+  get hasChildren(): boolean {
+    return this.kids !== null && this.kids.size > 0;
+  }
+
+  /** Open file handles (made on first open). */
+  get handles(): Set<FileHandle> {
+    return (this.opened ??= new Set());
+  }
+
+  /** Number of open handles (without making the set). */
+  get openCount(): number {
+    return this.opened === null ? 0 : this.opened.size;
+  }
 
   constructor(ino: number, parent: UnionNode | null, name: string, type: number, rel: string, layers: number[], gen: number) {
     this.ino = ino;

@@ -2,54 +2,114 @@
  * Merged readdir (like overlayfs readdir.c): the union of names over the directory's layers,
  * topmost wins (its type and inode), minus names whited out above, minus `.wh.*` names and
  * overlay whiteouts; sorted by name.
+ *
+ * The branches the union never writes are read through the lower index (one readdir per
+ * directory for the life of the union, shared with lookups); only the rw branch is read each time.
+ * Types come from d_type; an entry's inode number needs an lstat and is taken only when someone
+ * reads it (FUSE READDIRPLUS answers each entry from its lookup instead, so `ls -l` never pays it).
  */
 import { joinRel } from '../branch/index.js';
 import type { Core } from './core.js';
+import { DT_CHR, DT_UNKNOWN } from './lower-index.js';
 import { dtOf, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
 import { WH, isOverlayWhiteout } from './whiteout.js';
 
-/** Visit the merged entries of `dir` (unsorted). Return `false` from `fn` to stop early. */
-export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi: number) => boolean | void): void {
+const WH_LEN = WH.length;
+
+/** d_type of a node:fs Dirent. */
+function dtOfDirent(d: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isFIFO(): boolean; isSocket(): boolean }): number {
+  if (d.isFile()) return 8;
+  if (d.isDirectory()) return 4;
+  if (d.isSymbolicLink()) return 10;
+  if (d.isCharacterDevice()) return DT_CHR;
+  if (d.isBlockDevice()) return 6;
+  if (d.isFIFO()) return 1;
+  if (d.isSocket()) return 12;
+  return DT_UNKNOWN;
+}
+
+/**
+ * Visit the merged entries of `dir` (unsorted) with the branch index and d_type (DT_UNKNOWN when
+ * the filesystem does not say) of the topmost one. Return `false` from `fn` to stop early.
+ */
+export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi: number, dt: number) => boolean | void): void {
   core.ensure(dir);
   const seen = new Set<string>();
-  const hidden = new Set<string>();
-  for (const bi of dir.layers) {
+  let hidden: Set<string> | null = null;
+  const layers = dir.layers;
+  for (let k = 0; k < layers.length; k++) {
+    const bi = layers[k]!;
     const b = core.branches[bi]!;
-    const whHere: string[] = [];
-    for (const d of b.readdir(dir.rel)) {
-      const name = d.name;
+    let whHere: string[] | null = null;
+    const visit = (name: string, dt: number): boolean => {
       if (name.startsWith(WH)) {
-        if (!name.startsWith(WH + WH)) whHere.push(name.slice(WH.length));
-        continue;
+        if (!name.startsWith(WH, WH_LEN)) (whHere ??= []).push(name.slice(WH_LEN));
+        return true;
       }
-      if (d.isCharacterDevice()) {
+      if (dt === DT_CHR || dt === DT_UNKNOWN) {
         const st = b.lstat(joinRel(dir.rel, name));
         if (st && isOverlayWhiteout(st)) {
-          whHere.push(name);
-          continue;
+          (whHere ??= []).push(name);
+          return true;
         }
       }
-      if (seen.has(name) || hidden.has(name)) continue;
+      if (seen.has(name) || (hidden !== null && hidden.has(name))) return true;
       seen.add(name);
-      if (fn(name, bi) === false) return;
+      return fn(name, bi, dt) !== false;
+    };
+    const list = core.lowerIndex.list(bi, dir.rel);
+    if (list) {
+      for (const [name, dt] of list) if (!visit(name, dt)) return;
+    } else {
+      for (const d of b.readdir(dir.rel)) if (!visit(d.name, dtOfDirent(d))) return;
     }
-    for (const n of whHere) hidden.add(n);
+    if (whHere !== null) {
+      hidden ??= new Set();
+      for (const n of whHere as string[]) hidden.add(n);
+    }
+  }
+}
+
+/** An entry whose inode number is read (one lstat) on first use. */
+class MergedEntry implements DirEntry {
+  constructor(
+    readonly name: string,
+    readonly type: number,
+    private inoV: number,
+    private readonly core: Core | null,
+    private readonly bi: number,
+    private readonly rel: string,
+  ) {}
+
+  get ino(): number {
+    if (this.inoV === 0 && this.core) {
+      const core = this.core;
+      const st = core.branches[this.bi]!.lstat(this.rel);
+      // Gone since the listing: a number of that branch no real file has (slot base + 0).
+      this.inoV = st ? core.inoOf(this.bi, st) : core.inoOf(this.bi, { dev: core.branches[this.bi]!.dev, ino: 0 });
+    }
+    return this.inoV;
   }
 }
 
 /** The merged entries with stable inode numbers, sorted by name (no `.`/`..`). */
 export function mergedEntries(core: Core, dir: UnionNode): DirEntry[] {
   const out: DirEntry[] = [];
-  forEachMerged(core, dir, (name, bi) => {
+  forEachMerged(core, dir, (name, bi, dt) => {
     const cached = dir.children.get(name);
     if (cached && cached.gen === core.gen && !cached.unlinked) {
-      out.push({ name, type: dtOf(cached.type), ino: cached.ino });
+      out.push(new MergedEntry(name, dtOf(cached.type), cached.ino, null, bi, ''));
       return;
     }
-    const st = core.branches[bi]!.lstat(joinRel(dir.rel, name));
-    if (!st) return; // vanished meanwhile
-    out.push({ name, type: dtOf(st.mode & S_IFMT), ino: core.inoOf(bi, st) });
+    const rel = joinRel(dir.rel, name);
+    if (dt === DT_UNKNOWN) {
+      const st = core.branches[bi]!.lstat(rel);
+      if (!st) return; // vanished meanwhile
+      out.push(new MergedEntry(name, dtOf(st.mode & S_IFMT), core.inoOf(bi, st), null, bi, rel));
+      return;
+    }
+    out.push(new MergedEntry(name, dt, 0, core, bi, rel));
   });
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return out;

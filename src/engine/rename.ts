@@ -82,7 +82,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     nameRemoved(core, dstCount);
     newParent.children.delete(newName);
     dst.unlinked = true;
-    if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.handles.size === 0) {
+    if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.openCount === 0) {
       core.xino.delete(dstUpper.dev, dstUpper.ino);
     }
   }

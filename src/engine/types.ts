@@ -174,6 +174,12 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   /** mask: F_OK/R_OK/W_OK/X_OK. EACCES, or EROFS for W_OK on a read-only union. */
   access(node: N, mask: number, ctx: Ctx): void;
   getxattr(node: N, name: string): Buffer;
+  /**
+   * Optional: every xattr name `getxattr` would find on the node, from one listing, without an
+   * exception; null when the listing cannot tell (no xattr support there, unlinked node): then
+   * ask getxattr. Lets a transport answer the absent names `ls -l` asks for without a syscall each.
+   */
+  xattrNames?(node: N): readonly string[] | null;
   /** flags: XATTR_CREATE=1, XATTR_REPLACE=2 */
   setxattr(node: N, name: string, value: Buffer, flags: number): void;
   listxattr(node: N): string[];

@@ -87,9 +87,9 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   forget(node: UnionNode): void {
-    if (node === this.root || node.handles.size > 0) return;
+    if (node === this.root || node.openCount > 0) return;
     const p = node.parent;
-    if (p && p.children.get(node.name) === node && node.children.size === 0) p.children.delete(node.name);
+    if (p && !node.hasChildren && p.children.get(node.name) === node) p.children.delete(node.name);
   }
 
   getattr(node: UnionNode): Attr {
@@ -202,6 +202,14 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
 
   getxattr(node: UnionNode, name: string): Buffer {
     return wrap('getxattr', () => inodeOps.getxattr(this.core, node, name));
+  }
+
+  xattrNames(node: UnionNode): string[] | null {
+    try {
+      return inodeOps.xattrNames(this.core, node);
+    } catch {
+      return null; // the caller asks getxattr, which reports the error
+    }
   }
 
   setxattr(node: UnionNode, name: string, value: Buffer, flags: number): void {

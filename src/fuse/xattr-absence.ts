@@ -1,70 +1,84 @@
 /**
  * Remembers which extended attributes a node does not have, so the GETXATTRs the kernel forwards
- * for every `ls -l` (security.selinux, system.posix_acl_access, and _default for directories) are
- * answered again without a syscall.
+ * for every `ls -l` (security.selinux, system.posix_acl_access, and _default for directories) and
+ * for every write and chown (security.capability) are answered without a syscall each.
  *
- * Only absence is remembered (ENODATA, EOPNOTSUPP), per engine node (a WeakMap: a forgotten node
- * takes its entries with it, and a node id reused for another node starts empty), for as long as
- * the kernel may cache the node's attributes (attr_timeout): a change made beneath the union shows
- * after that time, as attribute changes do. Any request that may change a node (or, through hard
- * links or copy-up, another node) drops everything at once: `changed()`.
+ * Two ways to know: the node's whole name list (one llistxattr answers every name: absent unless
+ * listed), or one name at a time (ENODATA/EOPNOTSUPP answered before, where no list could be had).
+ * Only absence is trusted: a listed name is still read with getxattr. Entries are per engine node
+ * (a WeakMap: a forgotten node takes its entries with it) and live as long as the kernel may cache
+ * the node's attributes (attr_timeout): a change made beneath the union shows after that time, as
+ * attribute changes do.
+ *
+ * Through the mount, only a SETXATTR can make an absent name present; copy-up copies xattrs (it
+ * can lose one, never add one), chmod/chown/write/truncate only ever remove (ACL mask, killed
+ * capabilities), and new names (create, mkdir, ...) are new nodes with no entry. Requests that
+ * move names between nodes (LINK: a hard link shares the file; RENAME) drop everything too, to
+ * stay simple: see `changesNodes`.
  */
+import { errnoConstants } from '../errors/index.js';
 import { Op } from './abi.js';
 
-/** Opcodes after which remembered absences may be wrong. */
+/** Opcodes after which remembered absences may be wrong: everything is forgotten. */
 const CHANGING = new Uint8Array(64);
-for (const op of [
-  Op.SETATTR,
-  Op.SYMLINK,
-  Op.MKNOD,
-  Op.MKDIR,
-  Op.UNLINK,
-  Op.RMDIR,
-  Op.RENAME,
-  Op.RENAME2,
-  Op.LINK,
-  Op.OPEN,
-  Op.CREATE,
-  Op.WRITE,
-  Op.SETXATTR,
-  Op.REMOVEXATTR,
-  Op.FALLOCATE,
-]) {
-  CHANGING[op] = 1;
-}
+for (const op of [Op.SETXATTR, Op.REMOVEXATTR, Op.LINK, Op.RENAME, Op.RENAME2]) CHANGING[op] = 1;
 
 export function changesNodes(opcode: number): boolean {
   return opcode < CHANGING.length ? CHANGING[opcode] === 1 : true;
 }
 
-interface Absent {
-  /** Negative errno to answer. */
-  errno: number;
+/** What `get` answers for a name the node is known to have (ask getxattr for its value). */
+export const PRESENT = 1;
+
+const ENODATA_NEG = -(errnoConstants.ENODATA ?? 61);
+
+interface Known {
   /** performance.now() deadline. */
   until: number;
+  /** Every name the node has (from a listing), or null: only `absent` is known. */
+  names: readonly string[] | null;
+  /** Names known absent one by one, with the negative errno to answer. */
+  absent: Map<string, number> | null;
 }
 
 export class XattrAbsence<N extends object> {
-  private map = new WeakMap<N, Map<string, Absent>>();
+  private map = new WeakMap<N, Known>();
 
   /** @param ttlMs how long an absence may be trusted (0: never remembered). */
   constructor(private readonly ttlMs: number) {}
 
-  /** The remembered negative errno for `name` on `node`, or 0. */
-  get(node: N, name: string): number {
-    if (this.ttlMs <= 0) return 0;
-    const a = this.map.get(node)?.get(name);
-    if (!a) return 0;
-    if (performance.now() < a.until) return a.errno;
-    this.map.get(node)?.delete(name);
-    return 0;
+  get enabled(): boolean {
+    return this.ttlMs > 0;
   }
 
+  /** The negative errno to answer for `name` on `node`, PRESENT when it is listed, or 0 (unknown). */
+  get(node: N, name: string): number {
+    if (this.ttlMs <= 0) return 0;
+    const k = this.map.get(node);
+    if (!k) return 0;
+    if (performance.now() >= k.until) {
+      this.map.delete(node);
+      return 0;
+    }
+    if (k.names !== null) return k.names.includes(name) ? PRESENT : ENODATA_NEG;
+    return k.absent?.get(name) ?? 0;
+  }
+
+  /** Remember the node's whole name list (names not in it are absent: ENODATA). */
+  rememberNames(node: N, names: readonly string[]): void {
+    if (this.ttlMs <= 0) return;
+    this.map.set(node, { until: performance.now() + this.ttlMs, names, absent: null });
+  }
+
+  /** Remember one absent name (`errno` negative: -ENODATA or -EOPNOTSUPP). */
   remember(node: N, name: string, errno: number): void {
     if (this.ttlMs <= 0) return;
-    let m = this.map.get(node);
-    if (!m) this.map.set(node, (m = new Map()));
-    m.set(name, { errno, until: performance.now() + this.ttlMs });
+    let k = this.map.get(node);
+    if (!k || k.names !== null || performance.now() >= k.until) {
+      k = { until: performance.now() + this.ttlMs, names: null, absent: null };
+      this.map.set(node, k);
+    }
+    (k.absent ??= new Map()).set(name, errno);
   }
 
   /** Something changed: forget every remembered absence. */
