@@ -38,7 +38,7 @@ import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.j
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
 import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
 import { MountError } from './mount-error.js';
-import { XattrAbsence, changesNodes } from './xattr-absence.js';
+import { PRESENT, XattrAbsence, changesNodes } from './xattr-absence.js';
 import { type BackingDevice, Passthrough, fuseBackingDevice } from './passthrough.js';
 
 /** Returned by a handler when the kernel expects no reply. */
@@ -132,7 +132,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     h.set(Op.CREATE, (hd, b, p, end, out) => this.opCreate(hd, b, p, end, out));
     h.set(Op.READ, (_hd, b, p, _e, out) => this.opRead(b, p, out));
     h.set(Op.WRITE, (_hd, b, p, _e, out) => this.opWrite(b, p, out));
-    h.set(Op.FLUSH, (_hd, b, p) => this.withFile(b, p, (f) => this.union.flush(f)));
+    h.set(Op.FLUSH, (_hd, b, p) => this.opFlush(b, p));
     h.set(Op.RELEASE, (_hd, b, p) => this.opRelease(b, p));
     h.set(Op.FSYNC, (_hd, b, p) => this.withFile(b, p, (f) => this.union.fsync(f, (b.readUInt32LE(p + 8) & FSYNC_FDATASYNC) !== 0)));
     h.set(Op.OPENDIR, (hd, _b, _p, _e, out) => this.opOpendir(hd, out));
@@ -423,24 +423,33 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return 0;
   }
 
+  /**
+   * close(2) waits for FLUSH (RELEASE comes later, asynchronously): passthrough writes never reached
+   * us, so the other names of a hard-linked file learn of them here, before close returns.
+   */
+  private opFlush(b: Buffer, p: number): number {
+    const fh = readU64(b, p);
+    const f = this.files.get(fh);
+    if (!f) return EBADF;
+    this.union.flush(f);
+    if (this.passthrough && (f.flags & O_ACCMODE) !== 0) this.refreshLinks(this.fileIds.get(fh));
+    return 0;
+  }
+
   private opRelease(b: Buffer, p: number): number {
     const fh = readU64(b, p);
     const f = this.files.remove(fh);
     const nodeid = this.fileIds.get(fh);
     this.fileIds.delete(fh);
     if (f) this.union.release(f);
-    if (nodeid !== undefined && this.passthrough) {
-      this.passthrough.release(nodeid);
-      // passthrough writes never reached us: other names of a hard-linked file learn of them now
-      if (f && (f.flags & O_ACCMODE) !== 0) this.refreshLinks(nodeid);
-    }
+    if (nodeid !== undefined && this.passthrough) this.passthrough.release(nodeid);
     return 0;
   }
 
   private opOpendir(hd: InHeader, out: Buffer): number {
     const node = this.node(hd);
     const dh = this.union.opendir(node, ctxOf(hd));
-    return encodeOpenOut(out, OUT, this.dirs.add({ node, dh }), 0) - OUT;
+    return encodeOpenOut(out, OUT, this.dirs.add({ node, dh }), Fopen.CACHE_DIR | Fopen.KEEP_CACHE) - OUT;
   }
 
   /**
@@ -509,8 +518,16 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const size = b.readUInt32LE(p);
     const name = readCString(b, p + Size.GETXATTR_IN, end).value;
     const node = this.node(hd);
-    const absent = this.xattrAbsent.get(node, name);
-    if (absent !== 0) return absent;
+    let known = this.xattrAbsent.get(node, name);
+    if (known === 0 && this.xattrAbsent.enabled && this.union.xattrNames) {
+      // One listing answers this name and the others `ls -l` asks next (absent unless listed).
+      const names = this.union.xattrNames(node);
+      if (names) {
+        this.xattrAbsent.rememberNames(node, names);
+        known = names.includes(name) ? PRESENT : ENODATA;
+      }
+    }
+    if (known < 0) return known;
     let value: Buffer;
     try {
       value = this.union.getxattr(node, name);
