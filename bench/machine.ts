@@ -21,7 +21,7 @@ export function describeMachine(repoRoot: string, workDir: string): Machine {
   const libfuse3 = /FUSE library version (\S+)/.exec(sh('fuse-overlayfs', ['--version']))?.[1] ?? '?';
   const head = sh('git', ['rev-parse', '--short', 'HEAD'], repoRoot) || '?';
   const dirty = sh('git', ['status', '--porcelain', '--', 'src', 'native', 'binding.gyp'], repoRoot);
-  const commit = `${head}${dirty ? ' + uncommitted changes in src/native' : ''}`;
+  const commit = `${head}${dirty ? ' + uncommitted changes in src/ or native/ (the working tree was measured)' : ''}`;
   return {
     commit,
     lines: [

@@ -61,6 +61,15 @@ const work = fs.mkdtempSync('/var/tmp/lfb-');
 const results = new Results();
 const ctx = new Ctx(work, here, opt, chosen, results);
 const startLoad = os.loadavg()[0]!;
+/** Share of time some task waited for I/O over the last 5 minutes (/proc/pressure/io), e.g. "4.4%". */
+function ioPressure(): string {
+  try {
+    return `${/some .*avg300=([\d.]+)/.exec(fs.readFileSync('/proc/pressure/io', 'utf8'))?.[1] ?? '?'}%`;
+  } catch {
+    return '?';
+  }
+}
+const startIo = ioPressure();
 const started = new Date();
 
 /** Mount points under the work dir, deepest first (ours only: the dir is new). */
@@ -141,7 +150,9 @@ function report(): void {
   const tables = [goalsTable(results, chosen, opt.sizes), ...workloadTables(results, chosen, opt.rounds)];
   console.log('');
   for (const t of tables) console.log(`${renderPlain(t)}\n`);
-  const loadLine = `load average (1 min) ${startLoad.toFixed(2)} at start, ${end.toFixed(2)} at end; ${os.availableParallelism()} CPUs; run took ${minutes.toFixed(1)} min`;
+  const loadLine =
+    `load average (1 min) ${startLoad.toFixed(2)} at start, ${end.toFixed(2)} at end; I/O pressure (some, avg300) ${startIo} at start, ${ioPressure()} at end; ` +
+    `${os.availableParallelism()} CPUs; run took ${minutes.toFixed(1)} min`;
   console.log(loadLine);
   if (!opt.write) return;
   const machine = describeMachine(repoRoot, work);
@@ -152,7 +163,7 @@ function report(): void {
     '',
     'Produced by `npm run bench` (bench/run.ts): every workload of issue 6 on the native dir (the merged tree copied',
     'to one plain directory: the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and layerfs, over the same',
-    `lower layers; targets interleaved in each round (order rotated), ${opt.rounds} rounds, medians. Each measurement`,
+    `lower layers; targets interleaved in each round (order rotated), ${opt.rounds} round${opt.rounds === 1 ? '' : 's'}, medians. Each measurement`,
     'gets a fresh mount with an empty upper dir unless its table says otherwise.',
     '',
     `- date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
