@@ -42,7 +42,7 @@ function durable(core: Core): boolean {
  * empty. `noData`: skip file contents (the caller truncates anyway). A regular file's data is
  * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, its
  * dst name is pushed there for the caller to fsync before it makes the whole copy visible.
- * Returns the new entry's lstat.
+ * Returns the new entry's lstat; `source.st` gets the source's (bigint) lstat.
  */
 export function copyEntry(
   core: Core,
@@ -52,9 +52,11 @@ export function copyEntry(
   dstRel: string,
   noData = false,
   deferSync?: string[],
+  source?: { st?: BigIntStats },
 ): Stats {
   const work = core.work!;
   const st = src.lstatBig(srcRel);
+  if (source) source.st = st ?? undefined;
   if (!st) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
   const tmp = core.tmpName();
   const type = Number(st.mode) & S_IFMT;
@@ -161,9 +163,13 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
     rw.link(node.alias, node.rel);
     st = rw.lstat(node.rel)!;
   } else {
-    const lowerSt = node.type === S_IFREG ? src.lstat(node.rel) : null;
-    st = copyEntry(core, src, node.rel, rw, node.rel, noData);
-    if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
+    const source: { st?: BigIntStats } = {};
+    st = copyEntry(core, src, node.rel, rw, node.rel, noData, undefined, source);
+    // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
+    if (node.type === S_IFREG && source.st && source.st.nlink > 1n) {
+      const lowerSt = src.lstat(node.rel);
+      if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
+    }
   }
   if (parent && pst) rw.setTimes(parent.rel, pst);
   core.xino.set(st.dev, st.ino, node.ino);
