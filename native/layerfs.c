@@ -683,6 +683,16 @@ static napi_value n_sync_file_range(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* syncfs(fd): commit the filesystem holding fd (one journal commit for many files). */
+static napi_value n_syncfs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  if (syncfs(fd) < 0) return fail(env, errno);
+  return undef(env);
+}
+
 /* ---- module --------------------------------------------------------------- */
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
@@ -715,6 +725,7 @@ NAPI_MODULE_INIT() {
       {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"write", NULL, n_write, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncFileRange", NULL, n_sync_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncfs", NULL, n_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   set_int(env, exports, "UTIME_NOW", UTIME_NOW);

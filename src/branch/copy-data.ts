@@ -54,6 +54,8 @@ export const copySys = {
   ftruncate: (fd: number, size: number): void => fs.ftruncateSync(fd, size),
   /** The fsync that makes a copy-up durable before its rename into place (see engine/copy-up). */
   fsync: (fd: number): void => fs.fsyncSync(fd),
+  /** Commit a whole filesystem at once (a copied directory tree, before its rename into place). */
+  syncfs: (fd: number): void => native.syncfs(fd),
 };
 
 /** FICLONE errors that mean "this filesystem (pair) cannot": remembered. */

@@ -41,7 +41,7 @@ function durable(core: Core): boolean {
  * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
  * empty. `noData`: skip file contents (the caller truncates anyway). A regular file's data is
  * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, its
- * dst name is pushed there for the caller to fsync before it makes the whole copy visible.
+ * dst name is pushed there for the caller to make durable (syncWork) before the copy is visible.
  * Returns the new entry's lstat; `source.st` gets the source's (bigint) lstat.
  */
 export function copyEntry(
@@ -129,15 +129,16 @@ function copyFile(
   }
 }
 
-/** fsync each file `rels` of `b` (copies made with deferSync), before they become visible. */
-function syncFiles(b: Branch, rels: readonly string[]): void {
-  for (const rel of rels) {
-    const fd = b.open(rel, O_RDONLY);
-    try {
-      fdops.copySys.fsync(fd);
-    } finally {
-      fdops.close(fd);
-    }
+/**
+ * Make copies built with deferSync durable: one syncfs of the work dir's filesystem (the data
+ * of every file and one journal commit) instead of a fsync per file.
+ */
+function syncWork(work: Branch): void {
+  const fd = work.openDir('');
+  try {
+    fdops.copySys.syncfs(fd);
+  } finally {
+    fdops.close(fd);
   }
 }
 
@@ -188,8 +189,8 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
 export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: UnionNode) => UnionNode[]): string {
   const work = core.work!;
   const rootTmp = core.tmpName();
-  // Files are fsync'ed after the whole tree is copied (their writeback overlaps), before the
-  // caller renames the tree into place.
+  // The files' data is made durable at once after the whole tree is copied, before the caller
+  // renames the tree into place.
   const toSync: string[] = [];
   const walk = (n: UnionNode, tmpRel: string): void => {
     const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
@@ -214,7 +215,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   };
   try {
     walk(node, rootTmp);
-    syncFiles(work, toSync);
+    if (toSync.length > 0) syncWork(work);
   } catch (e) {
     try {
       work.removeTree(rootTmp);

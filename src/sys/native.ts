@@ -42,6 +42,7 @@ interface Binding {
   readSpin(fd: number, buf: Buffer, spinUs: number, wait: boolean): number;
   write(fd: number, buf: Buffer, length: number): number;
   syncFileRange(fd: number, offset: number, nbytes: number, flags: number): undefined | number;
+  syncfs(fd: number): undefined | number;
 }
 
 function load(): Binding {
@@ -349,4 +350,10 @@ export function syncFileRange(fd: number, offset: number, nbytes: number, flags:
  */
 export function tryLlistxattr(path: string): string[] | number {
   return b.llistxattr(path);
+}
+
+/** syncfs(2): write out and commit the whole filesystem holding `fd` (many files, one commit). */
+export function syncfs(fd: number): void {
+  const r = b.syncfs(fd);
+  if (r !== undefined) fail(r, 'syncfs');
 }

@@ -98,8 +98,8 @@ test('the first append to a lower file copies it whole, then appends; the lower 
   assert.deepEqual(fs.readFileSync(`${f.br.low}/f`), data);
 });
 
-test('the copy is fsync\'ed before it gets its real name; not for an empty file or O_TRUNC, nor with volatile', (t) => {
-  const f = setup(t, { up: {}, low: { a: 'aaaa', e: '', tr: 'to be truncated', d: { dir: { x: 'xx', y: 'yyy', z: '' } } } });
+test('the copy is fsync\'ed before it gets its real name (a renamed tree: syncfs); not for empty files, O_TRUNC, volatile', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'aaaa', e: '', tr: 'to be truncated', d: { dir: { x: 'xx', y: 'yyy', z: '' } }, e2: { dir: { empty: '', sub: { dir: {} } } } } });
   const syncs: { fd: number; size: number; visible: string[] }[] = [];
   inject(t, 'fsync', (fd) => {
     syncs.push({ fd, size: fs.fstatSync(fd).size, visible: fs.readdirSync(f.br.up!).filter((n) => !n.startsWith('.wh.')) });
@@ -115,12 +115,21 @@ test('the copy is fsync\'ed before it gets its real name; not for an empty file 
   f.u.release(f.u.open(f.node('tr'), O_WRONLY | O_TRUNC, ctx));
   assert.equal(syncs.length, 1, 'nothing to lose: no fsync');
 
-  // A directory renamed (copied whole): its files are fsync'ed before the tree gets its name.
+  // A directory renamed (copied whole): one syncfs before the tree gets its name, no fsync each.
   syncs.length = 0;
+  const fsSyncs: string[][] = [];
+  inject(t, 'syncfs', (fd) => {
+    fsSyncs.push(fs.readdirSync(f.br.up!).filter((n) => !n.startsWith('.wh.')));
+    pristine.syncfs(fd);
+  });
   f.u.rename(f.u.root, 'd', f.u.root, 'd2', 0);
-  assert.equal(syncs.length, 2, 'x and y (z is empty)');
-  for (const s of syncs) assert.ok(!s.visible.includes('d2'), 'd2 not visible at fsync time');
+  assert.equal(syncs.length, 0);
+  assert.equal(fsSyncs.length, 1);
+  assert.ok(!fsSyncs[0]!.includes('d2'), 'd2 not visible at syncfs time');
   assert.equal(fs.readFileSync(`${f.br.up}/d2/y`, 'utf8'), 'yyy');
+  // a tree of empty files and dirs only: nothing to sync
+  f.u.rename(f.u.root, 'e2', f.u.root, 'e3', 0);
+  assert.equal(fsSyncs.length, 1);
 
   const v = setup(t, { up: {}, low: { a: 'aaaa' } }, 'volatile');
   syncs.length = 0;
