@@ -215,3 +215,14 @@ test('short copy_file_range counts are continued; with writeback each chunk is h
   copy(`${dir}/a`, `${dir}/c`);
   assert.equal(kicks.length, 0);
 });
+
+test('the writeback syscalls: syncFileRange and syncfs work on a file, EBADF on a closed fd', (t) => {
+  const dir = tmpDir(t);
+  const fd = fs.openSync(`${dir}/a`, 'w');
+  fs.writeSync(fd, Buffer.alloc(MiB, 3));
+  copySys.syncFileRange(fd, 0, MiB, 2);
+  copySys.syncfs(fd);
+  fs.closeSync(fd);
+  assert.throws(() => copySys.syncFileRange(fd, 0, MiB, 2), { code: 'EBADF', syscall: 'sync_file_range' });
+  assert.throws(() => copySys.syncfs(fd), { code: 'EBADF', syscall: 'syncfs' });
+});
