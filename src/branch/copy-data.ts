@@ -122,8 +122,9 @@ class Copier {
   method: CopyMethod = 'empty';
   /** End of the last byte written. */
   end = 0;
-  /** Writeback was started for everything before this offset. */
-  private kicked = 0;
+  /** Bytes copied since the last writeback kick, and where the first of them went. */
+  private pending = 0;
+  private pendingFrom = 0;
 
   constructor(
     private readonly src: number,
@@ -145,7 +146,7 @@ class Copier {
           this.method = 'copy_file_range';
           off += n;
           this.end = off;
-          this.kick();
+          this.kick(n);
         }
         return off;
       } catch (e) {
@@ -167,20 +168,24 @@ class Copier {
       this.method = 'readwrite';
       off += n;
       this.end = off;
-      this.kick();
+      this.kick(n);
     }
     return off;
   }
 
   /**
-   * Start writeback of what was copied since the last kick, once that is CHUNK bytes or more
-   * (a small file is fsync'ed right after anyway).
+   * `n` bytes were just copied, ending at `end`. Start writeback of what was copied since the last
+   * kick once that is CHUNK bytes or more (a small file is fsync'ed right after anyway; holes in
+   * between cost nothing).
    */
-  private kick(): void {
-    if (!this.writeback || this.end - this.kicked < CHUNK) return;
+  private kick(n: number): void {
+    if (!this.writeback) return;
+    if (this.pending === 0) this.pendingFrom = this.end - n;
+    this.pending += n;
+    if (this.pending < CHUNK) return;
     try {
-      copySys.syncFileRange(this.dst, this.kicked, this.end - this.kicked, native.SYNC_FILE_RANGE_WRITE);
-      this.kicked = this.end;
+      copySys.syncFileRange(this.dst, this.pendingFrom, this.end - this.pendingFrom, native.SYNC_FILE_RANGE_WRITE);
+      this.pending = 0;
     } catch {
       this.writeback = false; // only an optimisation
     }
