@@ -8,7 +8,7 @@ import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
-import { resolveChild, resolveRoot, type Found } from './namei.js';
+import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js';
 import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { MERGED_XATTR, PRIVATE, checkName } from './whiteout.js';
@@ -107,16 +107,16 @@ export class Core {
   }
 
   /** lookup that answers null for ENOENT (no exception on the common miss). */
-  tryLookup(parent: UnionNode, name: string): UnionNode | null {
+  tryLookup(parent: UnionNode, name: string, probe?: RwProbe): UnionNode | null {
     this.ensure(parent);
     if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
     if (name === '.') return parent;
     if (name === '..') return parent.parent ?? parent;
     checkName(name, false, 'lookup');
-    return this.find(parent, name);
+    return this.find(parent, name, probe);
   }
 
-  private find(parent: UnionNode, name: string): UnionNode | null {
+  private find(parent: UnionNode, name: string, probe?: RwProbe): UnionNode | null {
     if (parent.unlinked) return null;
     const cached = parent.children.get(name);
     if (cached) {
@@ -124,7 +124,7 @@ export class Core {
       if (!cached.unlinked) return cached;
       parent.children.delete(name);
     }
-    const f = resolveChild(this.branches, parent, name, this.lowerIndex);
+    const f = resolveChild(this.branches, parent, name, this.lowerIndex, probe);
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
     node.alias = this.aliasOf(f, node.rel);
@@ -142,10 +142,17 @@ export class Core {
    * them (a node not cached yet), else null: the caller then stats it itself. Never older data.
    */
   lookupWithStat(parent: UnionNode, name: string): { node: UnionNode; nums: Float64Array | null } {
+    const r = this.tryLookupWithStat(parent, name);
+    if (r.node === null) throw new FsError('ENOENT', 'lookup', name);
+    return { node: r.node, nums: r.nums };
+  }
+
+  /** lookupWithStat answering node null for ENOENT (no exception on the common miss). */
+  tryLookupWithStat(parent: UnionNode, name: string): { node: UnionNode | null; nums: Float64Array | null } {
     this.freshNums = null;
     try {
-      const node = this.lookup(parent, name);
-      return { node, nums: this.freshNums };
+      const node = this.tryLookup(parent, name);
+      return { node, nums: node ? this.freshNums : null };
     } finally {
       this.freshNums = null;
     }

@@ -3,14 +3,14 @@
  * link. New entries go to the rw branch; removing a name that exists below leaves a whiteout;
  * a directory made where a lower one was whited out is opaque.
  */
-import type { Stats } from 'node:fs';
 import { joinRel } from '../branch/index.js';
 import type { Branch } from '../branch/index.js';
 import { fdops } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
+import { ST, lstatInto, statArray } from '../sys/index.js';
 import type { Core } from './core.js';
 import { copyUp, originCopiedUp } from './copy-up.js';
-import { lowerHas } from './namei.js';
+import { lowerHas, newRwProbe, type RwProbe } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
@@ -26,13 +26,38 @@ function needChown(ctx: Ctx): boolean {
   return euid === 0 || ctx.uid !== euid || ctx.gid !== egid;
 }
 
+/**
+ * Give a just-made entry (stat `st`) its owner and mode, with only the calls that change
+ * something (the host already made most entries right: owner = the daemon, mode = mode & ~umask).
+ * A chown clears set-id bits, so a chown is always followed by the chmod. Returns whether anything
+ * changed (then `st` is stale).
+ */
+function fixOwnerMode(
+  st: { uid: number; gid: number; mode: number },
+  owner: Ctx,
+  mode: number,
+  chown: (uid: number, gid: number) => void,
+  chmod: (mode: number) => void,
+): boolean {
+  const chowned = st.uid !== owner.uid || st.gid !== owner.gid;
+  if (chowned) chown(owner.uid, owner.gid);
+  if (chowned || (st.mode & 0o7777) !== mode) {
+    chmod(mode);
+    return true;
+  }
+  return chowned;
+}
+
 const S_ISGID = 0o2000;
 
 /** Owner of a new entry: the caller, but the group of a setgid parent (as Linux does). */
-function ownerOf(ctx: Ctx, parentSt: Stats | null): Ctx {
-  if (parentSt && parentSt.mode & S_ISGID) return { uid: ctx.uid, gid: parentSt.gid };
+function ownerOf(ctx: Ctx, parentMode: number, parentGid: number): Ctx {
+  if (parentMode & S_ISGID) return { uid: ctx.uid, gid: parentGid };
   return ctx;
 }
+
+/** The parent's lstat numbers in the rw branch (one array: the engine is synchronous). */
+const parentNums = statArray();
 
 export function checkDirParent(core: Core, parent: UnionNode, syscall: string): void {
   core.ensure(parent);
@@ -47,15 +72,27 @@ function prepareCreate(
   name: string,
   syscall: string,
   ctx: Ctx,
+  lookedUp: RwProbe | null = null,
 ): { rw: Branch; rel: string; hadWhiteout: boolean; owner: Ctx; sgid: boolean } {
   const rw = core.requireRw(syscall);
-  checkDirParent(core, parent, syscall);
-  checkName(name, true, syscall);
-  if (core.tryLookup(parent, name)) throw new FsError('EEXIST', syscall, name);
-  copyUp(core, parent, syscall);
-  const hadWhiteout = removeWhiteout(rw, parent.rel, name);
-  const pst = rw.lstat(parent.rel);
-  return { rw, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pst), sgid: pst !== null && (pst.mode & S_ISGID) !== 0 };
+  let probe = lookedUp;
+  if (!probe) {
+    checkDirParent(core, parent, syscall);
+    checkName(name, true, syscall);
+    probe = newRwProbe();
+    if (core.tryLookup(parent, name, probe)) throw new FsError('EEXIST', syscall, name);
+  }
+  // the probe counts only if the rw branch already held the parent when it was taken
+  const rwHadParent = parent.layers[0] === 0;
+  if (!rwHadParent || parent.copiedUpGen !== core.gen) {
+    copyUp(core, parent, syscall);
+    if (parent.layers[0] === 0) parent.copiedUpGen = core.gen;
+  }
+  const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
+  const r = lstatInto(rw.abs(parent.rel), parentNums);
+  const pmode = r === 0 ? parentNums[ST.mode]! : 0;
+  const pgid = r === 0 ? parentNums[ST.gid]! : 0;
+  return { rw, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
 }
 
 export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
@@ -75,10 +112,10 @@ export function mkdir(core: Core, parent: UnionNode, name: string, mode: number,
   const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex);
   const m = (mode & 0o7777) | (sgid ? S_ISGID : 0);
   rw.mkdir(rel, m);
-  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-  rw.chmod(rel, m);
+  const st = rw.lstat(rel)!;
+  fixOwnerMode(st, owner, m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
   if (opaque) setOpaque(rw, rel, core.options.whiteout);
-  return core.addCreated(parent, name, rw.lstat(rel)!);
+  return core.addCreated(parent, name, st);
 }
 
 export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
@@ -102,21 +139,24 @@ export function create(
   core.requireRw('open');
   checkDirParent(core, parent, 'open');
   checkName(name, true, 'open');
-  const existing = core.tryLookup(parent, name);
+  const probe = newRwProbe();
+  const existing = core.tryLookup(parent, name, probe);
   if (existing) {
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
   }
-  const { rw, rel, owner } = prepareCreate(core, parent, name, 'open', ctx);
+  const { rw, rel, owner } = prepareCreate(core, parent, name, 'open', ctx, probe);
   const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, mode & 0o7777);
+  let st;
   try {
-    if (needChown(owner)) fdops.fchown(fd, owner.uid, owner.gid);
-    fdops.fchmod(fd, mode & 0o7777);
+    st = fdops.fstat(fd);
+    fixOwnerMode(st, owner, mode & 0o7777, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
   } catch (e) {
     fdops.close(fd);
     throw e;
   }
-  const node = core.addCreated(parent, name, fdops.fstat(fd));
+  // addCreated reads only dev, ino and the type bits, which a chown/chmod does not change
+  const node = core.addCreated(parent, name, st);
   const fh = new FileHandle(fd, flags, node, 0);
   node.handles.add(fh);
   return { node, fh };

@@ -67,7 +67,29 @@ function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | u
   return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
 }
 
-export function resolveChild(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null): Found | null {
+/**
+ * What a lookup learned about NAME in the rw branch, so a create right after it need not ask
+ * again (whiteout.removeWhiteout): whether NAME itself was lstat'ed there (and was an overlay
+ * whiteout), whether `.wh.NAME` was looked for (and found).
+ */
+export interface RwProbe {
+  nameSeen: boolean;
+  overlayWh: boolean;
+  whSeen: boolean;
+  aufsWh: boolean;
+}
+
+export function newRwProbe(): RwProbe {
+  return { nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false };
+}
+
+export function resolveChild(
+  branches: readonly Branch[],
+  parent: UnionNode,
+  name: string,
+  index?: LowerIndex | null,
+  probe?: RwProbe,
+): Found | null {
   let found: Found | null = null;
   const rel = joinRel(parent.rel, name);
   const whName = WH + name; // built once: every layer asks for it
@@ -89,6 +111,10 @@ export function resolveChild(branches: readonly Branch[], parent: UnionNode, nam
     } else {
       st = lstatEntry(b, rel, nums);
       if (st) type = st.mode & S_IFMT;
+      if (probe && bi === 0 && b.writable) {
+        probe.nameSeen = true;
+        probe.overlayWh = st !== null && isOverlayWhiteout(st);
+      }
     }
     if (type !== 0) {
       if (st && isOverlayWhiteout(st)) break;
@@ -102,8 +128,15 @@ export function resolveChild(branches: readonly Branch[], parent: UnionNode, nam
       }
       if (k === pl.length - 1) break;
       if (opaque(b, bi, rel, index) || whitedOut(b, list, parent.rel, whName)) break;
-    } else if (whitedOut(b, list, parent.rel, whName)) {
-      break;
+    } else {
+      // a whiteout in the parent's last layer hides nothing: no need to look for one
+      if (k === pl.length - 1) break;
+      const wh = whitedOut(b, list, parent.rel, whName);
+      if (probe && bi === 0 && b.writable && !list) {
+        probe.whSeen = true;
+        probe.aufsWh = wh;
+      }
+      if (wh) break;
     }
   }
   return found;

@@ -33,6 +33,11 @@ export class UnionNode implements UnionNodeLike {
   alias: string | null = null;
   /** A directory made by a redirect rename: reports nlink 1 like other merged dirs. */
   marked = false;
+  /**
+   * core.gen at which this rw directory was last copied up (checked for a redirect rename's origin
+   * mark): until the next rename, a create in it needs no copy-up check (no syscall).
+   */
+  copiedUpGen = 0;
   /** The last name was removed (it may live on through open handles). */
   unlinked = false;
 

@@ -144,6 +144,8 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
    * lookup took, in this same call; never an older one). The FUSE LOOKUP/READDIRPLUS path.
    */
   lookupAttr?(parent: N, name: string): { node: N; attr: Attr };
+  /** lookupAttr answering null instead of throwing ENOENT (a negative LOOKUP builds no error). */
+  tryLookupAttr?(parent: N, name: string): { node: N; attr: Attr } | null;
   /** The transport dropped its last reference; the engine may free caches. */
   forget(node: N): void;
   getattr(node: N): Attr;

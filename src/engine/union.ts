@@ -19,10 +19,14 @@ function wrap<T>(syscall: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    // Host paths of branch files never leak out; callers add the user's path (FsError.withContext).
-    const f = toFsError(e, syscall);
-    throw new FsError(f.code, f.syscall ?? syscall);
+    throw rethrown(e, syscall);
   }
+}
+
+/** The error to throw for `e`: host paths of branch files never leak out; callers add the user's path (FsError.withContext). */
+function rethrown(e: unknown, syscall: string): FsError {
+  const f = toFsError(e, syscall);
+  return new FsError(f.code, f.syscall ?? syscall);
 }
 
 /** One line per branch as AUFS shows in /sys/fs/aufs/si_ID/brN: `path=perm`. */
@@ -81,9 +85,26 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   lookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } {
-    const { node, nums } = wrap('lookup', () => this.core.lookupWithStat(parent, name));
-    const attr = nums ? wrap('stat', () => inodeOps.getattrFromLookup(this.core, node, nums)) : this.getattr(node);
-    return { node, attr };
+    const r = this.tryLookupAttr(parent, name);
+    if (r === null) throw new FsError('ENOENT', 'lookup');
+    return r;
+  }
+
+  tryLookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } | null {
+    let node: UnionNode | null;
+    let nums: Float64Array | null;
+    try {
+      ({ node, nums } = this.core.tryLookupWithStat(parent, name));
+    } catch (e) {
+      throw rethrown(e, 'lookup');
+    }
+    if (node === null) return null;
+    if (!nums) return { node, attr: this.getattr(node) };
+    try {
+      return { node, attr: inodeOps.getattrFromLookup(this.core, node, nums) };
+    } catch (e) {
+      throw rethrown(e, 'stat');
+    }
   }
 
   forget(node: UnionNode): void {

@@ -79,13 +79,20 @@ export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: 
 }
 
 /** Remove any whiteout for NAME in `rw`'s dir. Returns whether one was there. */
-export function removeWhiteout(rw: Branch, dirRel: string, name: string): boolean {
+export function removeWhiteout(
+  rw: Branch,
+  dirRel: string,
+  name: string,
+  known?: { nameSeen: boolean; overlayWh: boolean; whSeen: boolean; aufsWh: boolean },
+): boolean {
   let had = false;
-  const st = rw.lstat(joinRel(dirRel, name));
+  // `known`: what the lookup just before saw in the rw branch (namei RwProbe): no second lstat
+  const st = known?.nameSeen && !known.overlayWh ? null : rw.lstat(joinRel(dirRel, name));
   if (st && isOverlayWhiteout(st)) {
     rw.unlink(joinRel(dirRel, name));
     had = true;
   }
+  if (known?.whSeen && !known.aufsWh) return had;
   if (rw.lstat(joinRel(dirRel, WH + name)) !== null) {
     rw.unlink(joinRel(dirRel, WH + name));
     had = true;
