@@ -8,8 +8,17 @@
  * final and the umask fields are ignored. O_TRUNC comes as a separate SETATTR (no
  * ATOMIC_O_TRUNC). Regular files are opened in FUSE passthrough mode when the kernel offers it
  * (passthrough.ts): the kernel then reads and writes the branch file itself. No writeback cache
- * (the kernel refuses passthrough with it), no keep_cache; entry/attr timeouts are short (1 s)
- * because branches may change beneath us.
+ * (the kernel refuses passthrough with it), no keep_cache.
+ *
+ * Cache timeouts (entry, attr, negative) default to an hour (session.ts): the kernel keeps what a
+ * reply told it, and every change made through the mount reaches it. For the requests it sends, the
+ * kernel updates or drops its own dentries and attributes (create/mkdir/link/rename/unlink instantiate
+ * or drop names, replace negative entries, invalidate the parent; SETATTR replies carry the new
+ * attributes; writes invalidate size/mtime). What a request changes elsewhere is told with
+ * NOTIFY_INVAL_INODE: the other names of a hard link (separate kernel inodes here) after
+ * SETATTR/WRITE/FALLOCATE/LINK/UNLINK/RENAME over one of them (`refreshLinks`) and, from the engine's
+ * invalidator, a directory that turns merged when a child is copied up (nlink 1). Changes made to the
+ * branch directories beneath a live mount are not seen until the timeouts (AUFS udba=none).
  */
 import type { Attr, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { toFsError, errnoConstants } from '../errors/index.js';
@@ -55,6 +64,7 @@ const EPROTO = E('EPROTO');
 const ESTALE = E('ESTALE');
 const O_ACCMODE = 3;
 const DT_DIR = 4;
+const RENAME_EXCHANGE = 2;
 
 export interface OpsConfig {
   entryTimeout: number;
@@ -247,19 +257,30 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     let attr: Attr | undefined;
     try {
       const parent = this.node(hd);
-      if (this.union.lookupAttr) ({ node, attr } = this.union.lookupAttr(parent, name));
+      if (this.union.tryLookupAttr) {
+        // the common miss builds no error object
+        const r = this.union.tryLookupAttr(parent, name);
+        if (r === null) return this.negativeEntry(out);
+        ({ node, attr } = r);
+      } else if (this.union.lookupAttr) ({ node, attr } = this.union.lookupAttr(parent, name));
       else node = this.union.lookup(parent, name);
     } catch (e) {
-      if (this.cfg.negativeTimeout > 0 && toFsError(e).code === 'ENOENT') {
-        // nodeid 0: a negative entry the kernel may cache for entry_valid (creates through the
-        // mount replace it at once; changes made beneath us show after the timeout, as for entries)
-        const attr = zeroAttr(0);
-        attr.mode = 0;
-        return encodeEntryOut(out, OUT, { nodeid: 0, generation: 0, entryValid: this.cfg.negativeTimeout, attrValid: 0, attr }) - OUT;
-      }
+      if (toFsError(e).code === 'ENOENT') return this.negativeEntry(out);
       throw e;
     }
     return this.entryWithId(out, node, attr).len;
+  }
+
+  /**
+   * ENOENT for a LOOKUP: with negative_timeout, nodeid 0, a negative entry the kernel may cache
+   * for entry_valid (creates through the mount replace it at once; changes made beneath us show
+   * after the timeout, as for entries).
+   */
+  private negativeEntry(out: Buffer): number {
+    if (this.cfg.negativeTimeout <= 0) return ENOENT;
+    const attr = zeroAttr(0);
+    attr.mode = 0;
+    return encodeEntryOut(out, OUT, { nodeid: 0, generation: 0, entryValid: this.cfg.negativeTimeout, attrValid: 0, attr }) - OUT;
   }
 
   private opForget(hd: InHeader, b: Buffer, p: number): number {
@@ -321,8 +342,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private opUnlink(hd: InHeader, b: Buffer, p: number, end: number, dir: boolean): number {
     const name = readCString(b, p, end).value;
-    if (dir) this.union.rmdir(this.node(hd), name);
-    else this.union.unlink(this.node(hd), name);
+    const parent = this.node(hd);
+    if (dir) {
+      this.union.rmdir(parent, name);
+      return 0;
+    }
+    const gone = this.idOfName(parent, name);
+    this.union.unlink(parent, name);
+    // the other names of a hard-linked file have one link less (the kernel holds them apart)
+    this.refreshLinks(gone);
     return 0;
   }
 
@@ -331,8 +359,21 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (!newdir) return ENOENT;
     const flags = v2 ? b.readUInt32LE(p + 8) : 0;
     const [from, to] = readTwoCStrings(b, p + (v2 ? Size.RENAME2_IN : Size.RENAME_IN), end);
+    const replaced = (flags & RENAME_EXCHANGE) === 0 ? this.idOfName(newdir, to) : undefined;
     this.union.rename(this.node(hd), from, newdir, to, flags);
+    this.refreshLinks(replaced);
     return 0;
+  }
+
+  /** The node id the kernel holds for `name` in `dir`, if any (nothing when absent). */
+  private idOfName(dir: N, name: string): number | undefined {
+    let n: N;
+    try {
+      n = this.union.lookup(dir, name);
+    } catch {
+      return undefined;
+    }
+    return this.nodes.idFor(n);
   }
 
   private opLink(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {

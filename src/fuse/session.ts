@@ -46,6 +46,30 @@ const MAX_WRITE = 1 << 20;
  */
 export const DEFAULT_SPIN_US = 50;
 
+/**
+ * Default kernel cache timeouts (entries, attributes, negative entries), in seconds: one hour.
+ * Every change made through the mount is already known to the kernel (it updates or drops its own
+ * dentries and attributes for the requests it sends) or is told to it by the daemon (NOTIFY_INVAL
+ * for what a request changes elsewhere: a directory that becomes merged, the other names of a hard
+ * link on chmod/write/link/unlink/rename), so a long timeout shows nothing stale. Changes made to the
+ * branch directories beneath a live mount are not seen until the timeout (AUFS udba=none; the lower
+ * branches' listings are kept for the life of the mount anyway). fuse-overlayfs uses 10^9 s.
+ */
+export const DEFAULT_CACHE_TIMEOUT = 3600;
+
+/** The cache timeouts a session uses: given ones, else the mount options', else the default. */
+export function cacheTimeouts(
+  p: { entryTimeout?: number; attrTimeout?: number; negativeTimeout?: number },
+  t: { entryTimeout?: number; attrTimeout?: number; negativeTimeout?: number },
+): { entryTimeout: number; attrTimeout: number; negativeTimeout: number } {
+  const entryTimeout = p.entryTimeout ?? t.entryTimeout ?? DEFAULT_CACHE_TIMEOUT;
+  return {
+    entryTimeout,
+    attrTimeout: p.attrTimeout ?? t.attrTimeout ?? DEFAULT_CACHE_TIMEOUT,
+    negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? p.entryTimeout ?? t.entryTimeout ?? DEFAULT_CACHE_TIMEOUT,
+  };
+}
+
 export async function startSession(p: SessionParams): Promise<Session> {
   const cwd = p.cwd ?? process.cwd();
   const t = splitOptions(p.options);
@@ -57,9 +81,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     cwd,
     debug: p.debug ?? false,
     maxWrite: p.maxWrite ?? MAX_WRITE,
-    entryTimeout: p.entryTimeout ?? t.entryTimeout ?? 1,
-    attrTimeout: p.attrTimeout ?? t.attrTimeout ?? 1,
-    negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? t.entryTimeout ?? 1,
+    ...cacheTimeouts(p, t),
     spinUs: p.spinUs ?? t.spinUs ?? DEFAULT_SPIN_US,
     ...(p.unionModule ? { unionModule: p.unionModule } : {}),
   };

@@ -37,8 +37,8 @@ FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
                            nodefault_permissions turn them off)
   entry_timeout=S, attr_timeout=S, negative_timeout=S
-                           kernel cache timeouts in seconds (default 1); changes made to the
-                           branches behind the mount's back show after these
+                           kernel cache timeouts in seconds (default 3600); changes made to the
+                           branches behind the mount's back show after these (as AUFS udba=none)
   spin=US                  after each reply, poll /dev/fuse for US microseconds before
                            sleeping (default 50; 0 = blocking reads): a client asking back
                            to back is served without a wake-up; an idle mount uses no CPU
