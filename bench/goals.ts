@@ -63,7 +63,7 @@ export function goalsTable(results: Results, targets: Target[], sizes: Sizes): T
       const v = g.measure(results, b.name);
       if (v === undefined) return 'n/a';
       const met = g.op === 'ge' ? v >= g.limit : v <= g.limit;
-      return `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${met ? 'met' : 'MISSED'}`;
+      return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${met ? 'met' : 'MISSED'}`;
     }),
   ]);
   return {

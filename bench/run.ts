@@ -93,7 +93,10 @@ function cleanup(): Promise<void> {
     const left = mountsUnderWork().filter(isMounted);
     if (left.length) console.error(`bench: still mounted, work dir kept: ${left.join(' ')}`);
     else if (opt.keep) console.error(`bench: data sets kept in ${work}`);
-    else fs.rmSync(work, { recursive: true, force: true });
+    else {
+      ctx.progress(`removing ${work}`);
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   })();
   return cleaning;
 }

@@ -31,6 +31,7 @@ export function untarWorkload(): Workload {
         notes: [
           `\`tar -xf TARBALL -C MNT/x\` (${(fs.statSync(tarball).size / 1e6).toFixed(1)} MB, made from the native dir, on the same disk), fresh mount;`,
           'time until tar exits, then with the `sync` after it. The extracted entries are counted afterwards (untimed).',
+          'Nothing is deleted during a run: on this ext4 (online discard) creating files soon after deleting many was up to 25x slower.',
         ],
       });
       m = {
@@ -55,7 +56,7 @@ export function untarWorkload(): Workload {
           }
         });
       } finally {
-        if (t.kind === 'native') fs.rmSync(set.native, { recursive: true, force: true });
+        if (t.kind === 'native') ctx.discard(set.native);
       }
       ctx.timed('sync', []);
     },
