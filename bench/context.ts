@@ -90,7 +90,7 @@ export class Ctx {
       return;
     }
     try {
-      await fn({ root: mnt, upper, pids: t.kind === 'kernel' ? [] : pidsMentioning(mnt) });
+      if (!this.aborted) await fn({ root: mnt, upper, pids: t.kind === 'kernel' ? [] : pidsMentioning(mnt) });
     } finally {
       const note = await unmountTarget(mnt);
       if (note) for (const m of metrics) this.results.cell(m, t.name).notes.add(note);

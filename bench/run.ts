@@ -95,16 +95,26 @@ function cleanup(): Promise<void> {
     else if (opt.keep) console.error(`bench: data sets kept in ${work}`);
     else {
       ctx.progress(`removing ${work}`);
-      fs.rmSync(work, { recursive: true, force: true });
+      try {
+        fs.rmSync(work, { recursive: true, force: true });
+      } catch (e) {
+        console.error(`bench: cannot remove ${work}: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
   })();
   return cleaning;
 }
 
+// The first signal stops the run after the current measurement (its mount is
+// unmounted in withMount's finally, the rest by cleanup below); a second one
+// cleans up at once.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    ctx.aborted = true;
-    console.error(`\nbench: ${sig}, unmounting`);
+  process.on(sig, () => {
+    if (!ctx.aborted) {
+      ctx.aborted = true;
+      console.error(`\nbench: ${sig}, stopping after the current measurement, then unmounting`);
+      return;
+    }
     void cleanup().finally(() => process.exit(130));
   });
 }
@@ -144,7 +154,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  report();
+  if (!ctx.aborted) report();
 }
 
 function report(): void {
@@ -188,4 +198,5 @@ try {
   process.exitCode = 1;
 } finally {
   await cleanup();
+  if (ctx.aborted) process.exitCode = 130;
 }
