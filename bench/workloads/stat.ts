@@ -49,7 +49,8 @@ export function statWorkload(): Workload {
         notes: [
           'A separate node process runs fs.lstatSync on every path; only its loop is timed; ops/s = files per second.',
           'uncached: fresh mount, then sync + drop_caches. cached: a second pass on the same mount right after the first',
-          '(so entry/attr timeouts of the FUSE targets decide how much the kernel answers alone).',
+          '(so entry/attr timeouts of the FUSE targets decide how much the kernel answers alone; fuse-overlayfs keeps them',
+          'long: a chmod of a lower file behind its back still did not show after 2.5 s).',
         ],
       });
       m = {
