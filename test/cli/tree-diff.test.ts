@@ -9,7 +9,7 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnionFS } from '../../src/api/index.js';
 import { parseOptions } from '../../src/engine/index.js';
-import { buildTree, mkTemp, readTree } from '../helpers/tree-spec.js';
+import { buildTree, mkTemp, readTree, setXattr } from '../helpers/tree-spec.js';
 
 const REPO = process.cwd();
 const BIN = join(REPO, 'bin', 'layerfs');
@@ -149,4 +149,16 @@ test('tree draws like tree(1) (same lines as `LC_ALL=C.UTF-8 tree` on the same d
   const body = (s: string): string[] => s.trimEnd().split('\n').slice(0, -1); // the count line differs between tree versions
   assert.deepEqual(body(ours.stdout), body(theirs.stdout));
   assert.match(ours.stdout, /\n6 directories, 9 files\n$/);
+});
+
+test('tree --origin stops at an opaque directory in either format', (t) => {
+  const aufs = seedCopy(t);
+  cpSync(join(aufs, 'image-layer1'), join(aufs, 'image-layer3', 'etc'), { recursive: true });
+  cpSync(join(aufs, 'image-layer4'), join(aufs, 'container-layer', 'etc'), { recursive: true });
+  setXattr(join(aufs, 'container-layer', 'etc'), 'trusted.overlay.opaque', 'y');
+  const r = layerfs(['tree', '--origin', '-o', `dirs=${SEED}`], aufs);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  assert.ok(lines.includes('├── etc  [container-layer]'), r.stdout);
+  assert.ok(!r.stdout.includes('image-layer1.txt  [image-layer3]'), r.stdout);
 });

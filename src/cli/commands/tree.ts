@@ -9,6 +9,8 @@ import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Dirent, UnionFS } from '../../api/index.js';
 import { parseOptions, type UnionOptions } from '../../engine/index.js';
+import { OPQ, OVL_OPAQUE, isOverlayWhiteout } from '../../engine/whiteout.js';
+import { tryLgetxattr } from '../../sys/index.js';
 import { collect, unionSpecString, type UnionSpecArgs } from '../program.js';
 
 interface TreeOpts extends UnionSpecArgs {
@@ -32,6 +34,14 @@ function isDirAt(p: string): 'dir' | 'other' | 'none' {
   }
 }
 
+function overlayOpaque(p: string): boolean {
+  try {
+    return tryLgetxattr(p, OVL_OPAQUE)?.toString() === 'y';
+  } catch {
+    return false; // no xattrs on this filesystem
+  }
+}
+
 /** Branch indexes (topmost first) an entry at `rel` comes from: the topmost; for a dir, all merged. */
 export function originOf(branchPaths: readonly string[], rel: readonly string[]): number[] {
   const out: number[] = [];
@@ -48,10 +58,10 @@ export function originOf(branchPaths: readonly string[], rel: readonly string[])
     } catch {
       continue;
     }
-    if (st.isCharacterDevice() && st.rdev === 0) continue; // overlay whiteout
+    if (isOverlayWhiteout(st)) continue;
     out.push(i);
     if (!st.isDirectory()) break;
-    if (isDirAt(join(full, '.wh..wh..opq')) !== 'none') break;
+    if (isDirAt(join(full, OPQ)) !== 'none' || overlayOpaque(full)) break;
   }
   return out;
 }
