@@ -15,7 +15,7 @@ import { FsError, codeOf } from '../errors/index.js';
 import { ST, lstatInto, statArray } from '../sys/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
-import { OPQ, OVL_OPAQUE, WH, isOpaque, isOverlayWhiteout } from './whiteout.js';
+import { OPQ, OVL_OPAQUE, WH, WH_META, isOpaque, isOverlayWhiteout } from './whiteout.js';
 
 /** What lookup needs of an lstat. */
 export interface EntryStat {
@@ -83,6 +83,46 @@ export function newRwProbe(): RwProbe {
   return { nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false };
 }
 
+/** Lower layers under a directory from which a lookup reads a merged name map instead of walking them. */
+export const MENTION_MIN_LAYERS = 4;
+
+const NO_MENTIONS: Map<string, number> = new Map();
+
+/**
+ * For a directory whose layers from position `k0` down are all indexed lower layers (at least
+ * MENTION_MIN_LAYERS of them): NAME -> position of the first of them whose listing holds NAME or
+ * `.wh.NAME`, built once from the listings (kept on the node until its layers change). A lookup
+ * then jumps straight to that layer: the ones above it hold nothing of NAME, so walking them
+ * would find nothing either. Null when the layers do not qualify.
+ */
+function lowerMentions(parent: UnionNode, index: LowerIndex, k0: number): Map<string, number> | null {
+  const pl = parent.layers;
+  if (parent.mentionsFor === pl && parent.mentionsRel === parent.rel) return parent.mentions === NO_MENTIONS ? null : parent.mentions;
+  let m: Map<string, number> | null = null;
+  if (pl.length - k0 >= MENTION_MIN_LAYERS) {
+    m = new Map();
+    for (let k = k0; k < pl.length && m !== null; k++) {
+      const list = index.list(pl[k]!, parent.rel);
+      if (!list) {
+        m = null;
+        break;
+      }
+      for (const n of list.keys()) {
+        let key = n;
+        if (n.startsWith(WH)) {
+          if (n.startsWith(WH_META)) continue;
+          key = n.slice(WH.length);
+        }
+        if (!m.has(key)) m.set(key, k);
+      }
+    }
+  }
+  parent.mentions = m ?? NO_MENTIONS;
+  parent.mentionsFor = pl;
+  parent.mentionsRel = parent.rel;
+  return m;
+}
+
 export function resolveChild(
   branches: readonly Branch[],
   parent: UnionNode,
@@ -94,10 +134,26 @@ export function resolveChild(
   const rel = joinRel(parent.rel, name);
   const whName = WH + name; // built once: every layer asks for it
   const pl = parent.layers;
+  let jumped = false;
   for (let k = 0; k < pl.length; k++) {
-    const bi = pl[k]!;
+    let bi = pl[k]!;
+    let list = index ? index.list(bi, parent.rel) : null;
+    if (list && !jumped && found === null && index) {
+      // the first lower layer: with many of them, go straight to the first that mentions NAME
+      jumped = true;
+      const mm = lowerMentions(parent, index, k);
+      if (mm) {
+        const j = mm.get(name);
+        if (j === undefined) break;
+        const jl = j !== k ? index.list(pl[j]!, parent.rel) : null;
+        if (jl) {
+          k = j;
+          bi = pl[k]!;
+          list = jl;
+        }
+      }
+    }
     const b = branches[bi]!;
-    const list = index ? index.list(bi, parent.rel) : null;
     let st: EntryStat | null = null;
     let type = 0;
     const nums = found ? belowNums : topNums;

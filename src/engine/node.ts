@@ -38,6 +38,13 @@ export class UnionNode implements UnionNodeLike {
    * mark): until the next rename, a create in it needs no copy-up check (no syscall).
    */
   copiedUpGen = 0;
+  /**
+   * Directory with many lower layers: name -> position in `layers` of the first lower layer that
+   * holds NAME or `.wh.NAME` (namei.ts), built for `mentionsFor`/`mentionsRel` (null: not built).
+   */
+  mentions: Map<string, number> | null = null;
+  mentionsFor: number[] | null = null;
+  mentionsRel = '';
   /** The last name was removed (it may live on through open handles). */
   unlinked = false;
 
