@@ -157,6 +157,21 @@ async function main(): Promise<void> {
   if (!ctx.aborted) report();
 }
 
+const CAVEATS = `## Reading these figures
+
+- Compare ratios within one run, not figures across runs: this is a 2-core VM with a shared disk, and other
+  sessions may run during a bench (see the load and I/O pressure above). Disk-bound rows (copy-up, cold read,
+  untar) moved by up to 2x between runs of the same code.
+- "cold" means the guest's page cache was dropped; the host may still cache the disk image, so it is not disk speed.
+- The ext4 here is mounted with \`discard\`: creating many files soon after deleting many was up to 25x slower, so
+  the bench deletes nothing during a run (except each copy-up's one big file) and removes its data at the end.
+- native copy-up is the same 1-byte append to a plain file (nothing to copy): the cost of the \`dd\` itself.
+- unionfs-fuse reads the same layers converted to its own format (hard-linked copies with
+  \`.unionfs-fuse/NAME_HIDDEN~\` markers for whiteouts and opaque dirs), mounted \`-o cow,allow_other,hide_meta_files\`.
+- fuse-overlayfs and unionfs-fuse run with their defaults; kernel overlayfs with the kernel's defaults
+  (\`lowerdir=...,upperdir=...,workdir=...\`).
+`;
+
 function report(): void {
   const end = os.loadavg()[0]!;
   const minutes = (Date.now() - started.getTime()) / 60_000;
@@ -185,6 +200,7 @@ function report(): void {
     `- ${loadLine}`,
     '',
     ...tables.map((t, i) => `${renderMarkdown(t, i === 0 ? '##' : '###')}\n`),
+    CAVEATS,
   ].join('\n');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, md);
