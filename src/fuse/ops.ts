@@ -412,6 +412,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     }
     const fh = this.files.add(f);
     this.fileIds.set(fh, hd.nodeid);
+    // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
+    if ((flags & O_ACCMODE) !== 0) this.refreshLinks(hd.nodeid);
     return encodeOpenOut(out, OUT, fh, openFlags, backingId) - OUT;
   }
 
