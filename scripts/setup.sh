@@ -2,14 +2,15 @@
 # Installs everything layerfs and its tests need on a fresh Debian machine, then builds:
 #   - Debian packages: fuse3 (mount.fuse3, fusermount3), attr (getfattr/setfattr), tree, git,
 #     and the peers the tests and benchmarks compare against (fuse-overlayfs, unionfs-fuse,
-#     umoci, skopeo), plus the C toolchain node-gyp needs;
+#     umoci, skopeo), xfsprogs (a reflink copy-up test on a loop-mounted xfs), plus the C
+#     toolchain node-gyp needs;
 #   - npm ci: dependencies, the native addon (node-gyp) and the TypeScript build;
 #   - as root, a /usr/local/bin/layerfs link so `layerfs` and `mount -t fuse.layerfs` work.
 # Run as root for the packages; as a normal user it only runs npm ci (and says what is missing).
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar"
+PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar xfsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -34,7 +34,7 @@ function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: B
  * rename into place), as kernel overlayfs does unless mounted `volatile`.
  */
 function durable(core: Core): boolean {
-  return core.options.extra['volatile'] === undefined;
+  return core.options.volatile !== true;
 }
 
 /**

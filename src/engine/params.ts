@@ -3,7 +3,7 @@
  *
  *   dirs=A=rw:B=ro:C            AUFS style (also `br=...` and `br:...`)
  *   lowerdir=L1:L2,upperdir=U,workdir=W    overlay style (leftmost lower is topmost)
- *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH
+ *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH  volatile
  *
  * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
  * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
@@ -90,6 +90,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let whiteout: WhiteoutFormat = 'aufs';
   let dirRename: DirRenameMode = 'redirect';
   let xino: string | undefined;
+  let volatile = false;
   const extra: Record<string, string | true> = {};
 
   for (const raw of splitEscaped(str, ',')) {
@@ -143,6 +144,10 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
         if (val === undefined) dirRename = 'exdev';
         else extra[key] = val;
         break;
+      case 'volatile':
+        if (val !== undefined) throw bad(`volatile takes no value, got '${val}'`);
+        volatile = true;
+        break;
       case 'xino':
         if (!val) throw bad('xino needs a path');
         xino = resolvePath(unescape(val), cwd);
@@ -174,6 +179,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   const out: UnionOptions = { branches, whiteout, dirRename, extra };
   if (workdir !== undefined) out.workdir = workdir;
   if (xino !== undefined) out.xino = xino;
+  if (volatile) out.volatile = true;
   return out;
 }
 
@@ -184,6 +190,7 @@ export function formatOptions(o: UnionOptions): string {
   if (o.workdir) parts.push(`workdir=${esc(o.workdir)}`);
   parts.push(`whiteout=${o.whiteout}`, `dirrename=${o.dirRename}`);
   if (o.xino) parts.push(`xino=${esc(o.xino)}`);
+  if (o.volatile) parts.push('volatile');
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');
 }

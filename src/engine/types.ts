@@ -113,6 +113,8 @@ export interface UnionOptions {
   dirRename: DirRenameMode;
   /** Path of the persistent inode table; default: a private file in the rw branch. */
   xino?: string;
+  /** Skip the fsync of copied-up data before it gets its real name (overlayfs `volatile`): faster, not crash-safe. */
+  volatile?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }

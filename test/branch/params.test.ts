@@ -36,6 +36,11 @@ test('br: and br= forms, extra options, our options and aliases', () => {
   assert.equal(parseOptions('dirs=/a,redirect_dir=off', always).dirRename, 'exdev');
   assert.equal(parseOptions('dirs=/a,redirect_dir=on', always).dirRename, 'redirect');
   assert.equal(parseOptions('dirs=/a,dirrename=xdev', always).dirRename, 'exdev');
+  const v = parseOptions('dirs=/a,volatile', always);
+  assert.equal(v.volatile, true);
+  assert.deepEqual(v.extra, {}, 'volatile is ours, not left for the transport to reject');
+  assert.equal(parseOptions(formatOptions(v), always).volatile, true);
+  assert.equal(parseOptions('dirs=/a', always).volatile, undefined);
 });
 
 test('overlay style: leftmost lower is topmost, no upperdir means read-only', () => {
@@ -63,6 +68,7 @@ test('option syntax errors are one-line EINVAL errors naming the problem', () =>
     ['dirs=', /no branch/],
     ['whiteout=fancy,dirs=/a', /whiteout must be/],
     ['dirrename=maybe,dirs=/a', /dirrename must be/],
+    ['dirs=/a,volatile=yes', /volatile takes no value/],
     ['dirs=/a,lowerdir=/b', /either/],
     ['upperdir=/u', /upperdir needs lowerdir/],
     ['dirs=/a=ro,workdir=/w', /workdir given without a writable branch/],

@@ -33,6 +33,8 @@ Union options:
   dirrename=redirect|exdev rename of a dir that exists below: copy it (default) or EXDEV as AUFS
                            (also redirect_dir=on|off, xdev)
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
+  volatile                 no fsync of copied-up data before it gets its name (faster; not
+                           crash-safe, as overlayfs volatile)
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
                            nodefault_permissions turn them off)
