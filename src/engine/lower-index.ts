@@ -18,7 +18,8 @@ export type Listing = ReadonlyMap<string, number>;
 
 const ABSENT: Listing = new Map();
 
-function dtOfDirent(d: Dirent): number {
+/** d_type of a node:fs Dirent. */
+export function dtOfDirent(d: Dirent): number {
   if (d.isFile()) return 8;
   if (d.isDirectory()) return DT_DIR;
   if (d.isSymbolicLink()) return 10;

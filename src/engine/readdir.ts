@@ -10,24 +10,12 @@
  */
 import { joinRel } from '../branch/index.js';
 import type { Core } from './core.js';
-import { DT_CHR, DT_UNKNOWN } from './lower-index.js';
+import { DT_CHR, DT_UNKNOWN, dtOfDirent } from './lower-index.js';
 import { dtOf, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
 import { WH, isOverlayWhiteout } from './whiteout.js';
 
 const WH_LEN = WH.length;
-
-/** d_type of a node:fs Dirent. */
-function dtOfDirent(d: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isFIFO(): boolean; isSocket(): boolean }): number {
-  if (d.isFile()) return 8;
-  if (d.isDirectory()) return 4;
-  if (d.isSymbolicLink()) return 10;
-  if (d.isCharacterDevice()) return DT_CHR;
-  if (d.isBlockDevice()) return 6;
-  if (d.isFIFO()) return 1;
-  if (d.isSocket()) return 12;
-  return DT_UNKNOWN;
-}
 
 /**
  * Visit the merged entries of `dir` (unsorted) with the branch index and d_type (DT_UNKNOWN when
