@@ -15,7 +15,7 @@ import { FsError, codeOf } from '../errors/index.js';
 import { ST, lstatInto, statArray } from '../sys/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
-import { OPQ, OVL_OPAQUE, WH, WH_META, isOpaque, isOverlayWhiteout } from './whiteout.js';
+import { OPQ, WH, WH_META, hasOpaqueXattr, isOpaque, isOverlayWhiteout } from './whiteout.js';
 
 /** What lookup needs of an lstat. */
 export interface EntryStat {
@@ -62,9 +62,7 @@ function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: stri
 function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined): boolean {
   const list = index ? index.list(bi, rel) : null;
   if (!list) return isOpaque(b, rel);
-  if (list.has(OPQ)) return true;
-  const v = b.tryGetxattr(rel, OVL_OPAQUE);
-  return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
+  return list.has(OPQ) || hasOpaqueXattr(b, rel);
 }
 
 /**

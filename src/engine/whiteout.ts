@@ -52,7 +52,11 @@ export function isOverlayWhiteout(st: { mode: number; rdev: number }): boolean {
 
 /** Whether dir `rel` of branch `b` is opaque (either format). */
 export function isOpaque(b: Branch, rel: string): boolean {
-  if (b.lstat(joinRel(rel, OPQ)) !== null) return true;
+  return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel);
+}
+
+/** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (trusted.overlay.opaque=y). */
+export function hasOpaqueXattr(b: Branch, rel: string): boolean {
   const v = b.tryGetxattr(rel, OVL_OPAQUE);
   return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
 }
