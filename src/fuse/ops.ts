@@ -65,6 +65,8 @@ const ESTALE = E('ESTALE');
 const O_ACCMODE = 3;
 const DT_DIR = 4;
 const RENAME_EXCHANGE = 2;
+/** An open served by the daemon: no open_flags, no backing file. */
+const THROUGH_US = { flags: 0, backingId: 0 } as const;
 
 export interface OpsConfig {
   entryTimeout: number;
@@ -391,30 +393,33 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return this.cfg.passthrough !== false && (this.cfg.devFd !== undefined || this.cfg.backingDevice !== undefined);
   }
 
+  /**
+   * open_flags and backing id for a new open of node id `nodeid` reading/writing `fd` (counted
+   * until RELEASE), or 'conflict' when that id serves another file (passthrough.ts).
+   */
+  private openMode(nodeid: number, fd: number): { flags: number; backingId: number } | 'conflict' {
+    if (!this.passthrough || fd < 0) return THROUGH_US;
+    const m = this.passthrough.open(nodeid, fd);
+    if (m === 'conflict') return m;
+    return m.passthrough ? { flags: Fopen.PASSTHROUGH, backingId: m.backingId } : THROUGH_US;
+  }
+
   private opOpen(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
     const flags = b.readUInt32LE(p);
     const f = this.union.open(this.node(hd), flags, ctxOf(hd));
-    let openFlags = 0;
-    let backingId = 0;
-    if (this.passthrough && f.fd >= 0) {
-      const m = this.passthrough.open(hd.nodeid, f.fd);
-      if (m === 'conflict') {
-        // this kernel inode serves another file (a lower one, before this open's copy-up): give the
-        // node a new id and let the VFS walk the path again (passthrough.ts)
-        this.union.release(f);
-        this.nodes.retire(hd.nodeid);
-        return ESTALE;
-      }
-      if (m.passthrough) {
-        openFlags = Fopen.PASSTHROUGH;
-        backingId = m.backingId;
-      }
+    const m = this.openMode(hd.nodeid, f.fd);
+    if (m === 'conflict') {
+      // this kernel inode serves another file (a lower one, before this open's copy-up): give the
+      // node a new id and let the VFS walk the path again (passthrough.ts)
+      this.union.release(f);
+      this.nodes.retire(hd.nodeid);
+      return ESTALE;
     }
     const fh = this.files.add(f);
     this.fileIds.set(fh, hd.nodeid);
     // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
     if ((flags & O_ACCMODE) !== 0) this.refreshLinks(hd.nodeid);
-    return encodeOpenOut(out, OUT, fh, openFlags, backingId) - OUT;
+    return encodeOpenOut(out, OUT, fh, m.flags, m.backingId) - OUT;
   }
 
   private opCreate(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
@@ -422,24 +427,17 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const mode = b.readUInt32LE(p + 4);
     const name = readCString(b, p + Size.CREATE_IN, end).value;
     const { node, fh } = this.union.create(this.node(hd), name, mode, flags, ctxOf(hd));
-    let m: ReturnType<Passthrough['open']> | null = null;
-    if (this.passthrough && fh.fd >= 0) {
-      // an existing node (O_CREAT without O_EXCL) may already serve another file: new id then
-      const known = this.nodes.idFor(node);
-      if (known !== undefined) {
-        m = this.passthrough.open(known, fh.fd);
-        if (m === 'conflict') {
-          this.nodes.retire(known);
-          m = null;
-        }
-      }
-    }
+    // an existing node (O_CREAT without O_EXCL) may already serve another file: a new id then
+    const known = this.nodes.idFor(node);
+    let m = known === undefined ? undefined : this.openMode(known, fh.fd);
+    if (m === 'conflict') this.nodes.retire(known!);
     const { len, nodeid } = this.entryWithId(out, node);
-    if (this.passthrough && fh.fd >= 0 && m === null) m = this.passthrough.open(nodeid, fh.fd);
+    if (m === undefined || m === 'conflict') m = this.openMode(nodeid, fh.fd);
+    // (a fresh id serves no file yet)
+    if (m === 'conflict') m = THROUGH_US;
     const id = this.files.add(fh);
     this.fileIds.set(id, nodeid);
-    const pt = m !== null && m !== 'conflict' && m.passthrough ? m : null;
-    return encodeOpenOut(out, OUT + len, id, pt ? Fopen.PASSTHROUGH : 0, pt ? pt.backingId : 0) - OUT;
+    return encodeOpenOut(out, OUT + len, id, m.flags, m.backingId) - OUT;
   }
 
   private opRead(b: Buffer, p: number, out: Buffer): number {
