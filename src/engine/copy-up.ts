@@ -40,8 +40,8 @@ function durable(core: Core): boolean {
 /**
  * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
  * empty. `noData`: skip file contents (the caller truncates anyway). A regular file's data is
- * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, its
- * dst name is pushed there for the caller to make durable (syncWork) before the copy is visible.
+ * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, that
+ * is left to the caller (syncWork before the copy is visible) and `deferSync.needed` is set.
  * Returns the new entry's lstat; `source.st` gets the source's (bigint) lstat.
  */
 export function copyEntry(
@@ -51,7 +51,7 @@ export function copyEntry(
   dst: Branch,
   dstRel: string,
   noData = false,
-  deferSync?: string[],
+  deferSync?: { needed: boolean },
   source?: { st?: BigIntStats },
 ): Stats {
   const work = core.work!;
@@ -65,7 +65,7 @@ export function copyEntry(
     if (type === S_IFREG) {
       const hasData = !noData && st.size > 0n && durable(core);
       copyFile(src, srcRel, work, tmp, st, noData, hasData && !deferSync, hasData);
-      if (hasData && deferSync) deferSync.push(dstRel);
+      if (hasData && deferSync) deferSync.needed = true;
     } else {
       if (type === S_IFDIR) work.mkdir(tmp, 0o700);
       else if (type === S_IFLNK) work.symlink(src.readlink(srcRel), tmp);
@@ -191,7 +191,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   const rootTmp = core.tmpName();
   // The files' data is made durable at once after the whole tree is copied, before the caller
   // renames the tree into place.
-  const toSync: string[] = [];
+  const toSync = { needed: false };
   const walk = (n: UnionNode, tmpRel: string): void => {
     const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
     // A non-directory already in the rw branch is linked, not copied: it stays the same file (other
@@ -215,7 +215,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   };
   try {
     walk(node, rootTmp);
-    if (toSync.length > 0) syncWork(work);
+    if (toSync.needed) syncWork(work);
   } catch (e) {
     try {
       work.removeTree(rootTmp);
