@@ -4,18 +4,9 @@
  * {ms, n, bytes, errors, firstError}. Only the loop is timed.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { listedPaths } from './child-list.js';
 
-const [listFile, root] = process.argv.slice(2);
-if (!listFile || !root) {
-  console.error('usage: read-child LIST_FILE ROOT');
-  process.exit(2);
-}
-const paths = fs
-  .readFileSync(listFile, 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((p) => path.join(root, p));
+const paths = listedPaths('read-child');
 let bytes = 0;
 let errors = 0;
 let firstError = '';

@@ -4,18 +4,9 @@
  * one JSON line {ms, n, ok, enoent, errors, firstError}. Only the loop is timed.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { listedPaths } from './child-list.js';
 
-const [listFile, root] = process.argv.slice(2);
-if (!listFile || !root) {
-  console.error('usage: stat-child LIST_FILE ROOT');
-  process.exit(2);
-}
-const paths = fs
-  .readFileSync(listFile, 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((p) => path.join(root, p));
+const paths = listedPaths('stat-child');
 let ok = 0;
 let enoent = 0;
 let errors = 0;
