@@ -5,13 +5,12 @@
  * it names (hard links are separate kernel inodes, a directory turns merged when a child is copied
  * up), and names the kernel remembered as absent.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CACHE_TIMEOUT, cacheTimeouts } from '../../src/fuse/session.js';
-import { cli, daemonPids, forceUnmount, fuseUnavailable, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
+import { ok, requireFuse, sh, suiteMount } from '../helpers/mount.js';
 import * as native from '../../src/sys/native.js';
 
 test('cache timeouts: an hour by default, mount options and explicit values win', () => {
@@ -26,31 +25,14 @@ test('cache timeouts: an hour by default, mount options and explicit values win'
 });
 
 describe('with the default timeouts, changes through the mount show at once', () => {
-  let root = '';
-  let mnt = '';
-  let lo = '';
-
-  before(() => {
-    root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-ctime-')));
-    lo = join(root, 'lo');
-    mnt = join(root, 'mnt');
-    for (const d of ['rw', 'lo', 'mnt']) mkdirSync(join(root, d));
+  const s = suiteMount('layerfs-ctime-', (lo) => {
     mkdirSync(join(lo, 'low'));
     mkdirSync(join(lo, 'low2', 'sub'), { recursive: true });
     writeFileSync(join(lo, 'low', 'f'), 'lower\n');
-    if (fuseUnavailable() !== null) return;
-    ok(cli(['mount', '-o', `dirs=${root}/rw=rw:${lo}=ro`, mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(root, 'run') } }), 'mount');
   });
 
-  after(async () => {
-    if (!root) return;
-    forceUnmount(mnt);
-    await waitFor(() => daemonPids(mnt).length === 0);
-    rmSync(root, { recursive: true, force: true });
-  });
-
-  const m = (p: string): string => join(mnt, p);
-  const inMnt = (cmd: string): string => ok(sh(`set -e; ${cmd}`, { cwd: mnt }), cmd);
+  const m = (p: string): string => join(s.mnt, p);
+  const inMnt = (cmd: string): string => ok(sh(`set -e; ${cmd}`, { cwd: s.mnt }), cmd);
 
   test('unlink of one name of a hard link: the other name has one link less', (t) => {
     if (!requireFuse(t)) return;

@@ -3,40 +3,22 @@
  * the cache timeouts. Whatever is changed through the mount must show at once in the next listing
  * or stat, even right after the same directory was listed (listing served from the kernel's cache).
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, daemonPids, forceUnmount, fuseUnavailable, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
+import { ok, requireFuse, sh, suiteMount } from '../helpers/mount.js';
 
 describe('listings and attributes after changes through the mount', () => {
-  let root = '';
-  let mnt = '';
-  let lo = '';
-
-  before(() => {
-    root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-kcache-')));
-    lo = join(root, 'lo');
-    mnt = join(root, 'mnt');
-    for (const d of ['rw', 'lo', 'mnt']) mkdirSync(join(root, d));
+  const s = suiteMount('layerfs-kcache-', (lo) => {
     for (const d of ['d1', 'd2', 'd3', 'd4']) {
       mkdirSync(join(lo, d));
       for (const f of ['a', 'b', 'c']) writeFileSync(join(lo, d, f), `${d}/${f}\n`);
     }
-    if (fuseUnavailable() !== null) return;
-    ok(cli(['mount', '-o', `dirs=${root}/rw=rw:${lo}=ro`, mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(root, 'run') } }), 'mount');
   });
 
-  after(async () => {
-    if (!root) return;
-    forceUnmount(mnt);
-    await waitFor(() => daemonPids(mnt).length === 0);
-    rmSync(root, { recursive: true, force: true });
-  });
-
-  const ls = (d: string): string[] => readdirSync(join(mnt, d)).sort();
-  const inMnt = (cmd: string): string => ok(sh(`set -e; ${cmd}`, { cwd: mnt }), cmd);
+  const ls = (d: string): string[] => readdirSync(join(s.mnt, d)).sort();
+  const inMnt = (cmd: string): string => ok(sh(`set -e; ${cmd}`, { cwd: s.mnt }), cmd);
 
   test('create, unlink, link and rename show in the next listing', (t) => {
     if (!requireFuse(t)) return;
@@ -52,7 +34,7 @@ describe('listings and attributes after changes through the mount', () => {
     assert.deepEqual(ls('d1'), ['b', 'b2', 'c2', 'new']);
     inMnt('echo more >> d1/b');
     assert.deepEqual(ls('d1'), ['b', 'b2', 'c2', 'new'], 'copy-up changes no name');
-    assert.equal(statSync(join(mnt, 'd1', 'b2')).size, 'd1/b\nmore\n'.length, 'the other name of the hard link');
+    assert.equal(statSync(join(s.mnt, 'd1', 'b2')).size, 'd1/b\nmore\n'.length, 'the other name of the hard link');
   });
 
   test('a lower directory removed and made again lists empty', (t) => {
@@ -71,7 +53,7 @@ describe('listings and attributes after changes through the mount', () => {
     inMnt('mv d3 moved');
     assert.deepEqual(ls('.'), ['d1', 'd2', 'd4', 'moved']);
     assert.deepEqual(ls('moved'), ['a', 'b', 'c']);
-    assert.throws(() => readdirSync(join(mnt, 'd3')), { code: 'ENOENT' });
+    assert.throws(() => readdirSync(join(s.mnt, 'd3')), { code: 'ENOENT' });
     inMnt('mkdir d3');
     assert.deepEqual(ls('d3'), [], 'a new d3 is empty, not the old listing');
   });

@@ -3,11 +3,12 @@
  * CLI and shell commands with hard timeouts, unmounting for sure, and checking nothing is left.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 
 /** Repo root (this file runs from dist/test/helpers/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -119,4 +120,29 @@ export function daemonPids(mnt: string): number[] {
     .split('\n')
     .map((s) => Number(s.trim()))
     .filter((n) => n > 0);
+}
+
+/**
+ * For a describe block: a scratch dir with `rw/`, `lo/` (filled by `fill`) and `mnt/`, mounted
+ * `dirs=rw=rw:lo=ro` before its tests (when FUSE is available; tests still call requireFuse),
+ * unmounted and removed after them. The paths are set once `before` has run.
+ */
+export function suiteMount(prefix: string, fill: (lo: string) => void): { root: string; lo: string; mnt: string } {
+  const s = { root: '', lo: '', mnt: '' };
+  before(() => {
+    s.root = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+    s.lo = join(s.root, 'lo');
+    s.mnt = join(s.root, 'mnt');
+    for (const d of ['rw', 'lo', 'mnt']) mkdirSync(join(s.root, d));
+    fill(s.lo);
+    if (fuseUnavailable() !== null) return;
+    ok(cli(['mount', '-o', `dirs=${s.root}/rw=rw:${s.lo}=ro`, s.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(s.root, 'run') } }), 'mount');
+  });
+  after(async () => {
+    if (!s.root) return;
+    forceUnmount(s.mnt);
+    await waitFor(() => daemonPids(s.mnt).length === 0);
+    rmSync(s.root, { recursive: true, force: true });
+  });
+  return s;
 }
