@@ -2,15 +2,19 @@
 # Installs everything layerfs and its tests need on a fresh Debian machine, then builds:
 #   - Debian packages: fuse3 (mount.fuse3, fusermount3), attr (getfattr/setfattr), tree, git,
 #     and the peers the tests and benchmarks compare against (fuse-overlayfs, unionfs-fuse,
-#     umoci, skopeo), xfsprogs (a reflink copy-up test on a loop-mounted xfs), plus the C
-#     toolchain node-gyp needs;
+#     umoci, skopeo), xfsprogs (a reflink copy-up test on a loop-mounted xfs), the container
+#     engines and servers the integration tests start themselves (podman + runc + uidmap +
+#     slirp4netns, docker.io 20.10, containerd 1.6, docker-registry 2.8 with apache2-utils for
+#     htpasswd, openssl for test certificates, busybox-static for a base image without a
+#     registry), plus the C toolchain node-gyp needs;
 #   - npm ci: dependencies, the native addon (node-gyp) and the TypeScript build;
 #   - as root, a /usr/local/bin/layerfs link so `layerfs` and `mount -t fuse.layerfs` work.
 # Run as root for the packages; as a normal user it only runs npm ci (and says what is missing).
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar xfsprogs"
+PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar xfsprogs
+  podman runc uidmap slirp4netns docker.io containerd docker-registry apache2-utils openssl busybox-static"
 
 missing=""
 for p in $PKGS; do

@@ -22,7 +22,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   fuse: ['engine', 'branch', 'sys', 'errors', 'util'],
   api: ['engine', 'branch', 'sys', 'errors', 'util'],
   store: ['engine', 'branch', 'sys', 'errors', 'util'],
-  cli: ['store', 'fuse', 'api', 'engine', 'branch', 'sys', 'errors', 'util'],
+  /** The resident daemon serving every mount, its client and supervisor (process model over fuse). */
+  daemon: ['fuse', 'engine', 'branch', 'sys', 'errors', 'util'],
+  /** OCI distribution client: push/pull between the store and a registry. */
+  registry: ['store', 'engine', 'branch', 'sys', 'errors', 'util'],
+  /** Container engines' storage protocols (Docker graphdriver plugin, containerd snapshotter). */
+  integrations: ['daemon', 'registry', 'store', 'fuse', 'engine', 'branch', 'sys', 'errors', 'util'],
+  cli: ['integrations', 'registry', 'daemon', 'store', 'fuse', 'api', 'engine', 'branch', 'sys', 'errors', 'util'],
   index: ['api', 'store', 'engine', 'branch', 'sys', 'errors', 'util', 'fuse'],
 };
 
