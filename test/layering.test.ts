@@ -17,18 +17,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
   util: [],
   sys: ['errors', 'util'],
+  /** The on-disk format: whiteout, opaque-marker and private names and their predicates (no file access). */
+  format: ['sys', 'errors', 'util'],
   branch: ['sys', 'errors', 'util'],
-  engine: ['branch', 'sys', 'errors', 'util'],
+  engine: ['format', 'branch', 'sys', 'errors', 'util'],
   fuse: ['engine', 'branch', 'sys', 'errors', 'util'],
   api: ['engine', 'branch', 'sys', 'errors', 'util'],
-  store: ['engine', 'branch', 'sys', 'errors', 'util'],
+  store: ['format', 'engine', 'branch', 'sys', 'errors', 'util'],
   /** The resident daemon serving every mount, its client and supervisor (process model over fuse). */
   daemon: ['fuse', 'engine', 'branch', 'sys', 'errors', 'util'],
   /** OCI distribution client: push/pull between the store and a registry. */
-  registry: ['store', 'engine', 'branch', 'sys', 'errors', 'util'],
+  registry: ['store', 'format', 'engine', 'branch', 'sys', 'errors', 'util'],
   /** Container engines' storage protocols (Docker graphdriver plugin, containerd snapshotter). */
-  integrations: ['daemon', 'registry', 'store', 'fuse', 'engine', 'branch', 'sys', 'errors', 'util'],
-  cli: ['integrations', 'registry', 'daemon', 'store', 'fuse', 'api', 'engine', 'branch', 'sys', 'errors', 'util'],
+  integrations: ['daemon', 'registry', 'store', 'fuse', 'format', 'engine', 'branch', 'sys', 'errors', 'util'],
+  cli: ['integrations', 'registry', 'daemon', 'store', 'fuse', 'api', 'format', 'engine', 'branch', 'sys', 'errors', 'util'],
   index: ['api', 'store', 'engine', 'branch', 'sys', 'errors', 'util', 'fuse'],
 };
 

@@ -10,7 +10,7 @@ import { fdops, nsParts } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
-import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from './whiteout.js';
+import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from '../format/index.js';
 import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;

@@ -11,7 +11,8 @@ import { LowerIndex } from './lower-index.js';
 import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js';
 import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
-import { MERGED_XATTR, PRIVATE, checkName } from './whiteout.js';
+import { MERGED_XATTR, PRIVATE } from '../format/index.js';
+import { checkName } from './whiteout.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';

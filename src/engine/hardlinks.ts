@@ -14,7 +14,7 @@ import type { Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import type { Core } from './core.js';
 import { S_IFREG } from './node.js';
-import { PRIVATE } from './whiteout.js';
+import { PRIVATE } from '../format/index.js';
 
 export const INDEX_DIR = PRIVATE + '.index';
 export const HARDLINK_XATTR = 'trusted.layerfs.hardlink';

@@ -10,7 +10,7 @@ import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
-import { isPrivateXattr } from './whiteout.js';
+import { isPrivateXattr } from '../format/index.js';
 import { indexEnabled, readCount } from './hardlinks.js';
 
 export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {

@@ -15,7 +15,8 @@ import { FsError, codeOf } from '../errors/index.js';
 import { ST, lstatInto, statArray } from '../sys/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
-import { OPQ, WH, WH_META, hasOpaqueXattr, isOpaque, isOverlayWhiteout } from './whiteout.js';
+import { OPQ, WH, WH_META, isOverlayWhiteout } from '../format/index.js';
+import { hasOpaqueXattr, isOpaque } from './whiteout.js';
 
 /** What lookup needs of an lstat. */
 export interface EntryStat {

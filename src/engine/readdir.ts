@@ -13,7 +13,7 @@ import type { Core } from './core.js';
 import { DT_CHR, DT_UNKNOWN, dtOfDirent } from './lower-index.js';
 import { dtOf, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
-import { WH, isOverlayWhiteout } from './whiteout.js';
+import { WH, isOverlayWhiteout } from '../format/index.js';
 
 const WH_LEN = WH.length;
 

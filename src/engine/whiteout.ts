@@ -1,33 +1,14 @@
 /**
- * Whiteouts, opaque markers and name rules, in both on-disk formats.
- * AUFS: `.wh.NAME` (empty file) hides NAME below; a dir holding `.wh..wh..opq` hides all below.
- * overlay: a char device 0/0 named NAME; xattr trusted.overlay.opaque=y on the dir.
- * Both are always read; `format` chooses which is written.
+ * Whiteouts and opaque markers on a branch, in both on-disk formats (their names: src/format), and
+ * the union's name rules. Both formats are always read; `format` chooses which is written.
  */
 import type { Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import { joinRel } from '../branch/index.js';
 import { FsError, isCode } from '../errors/index.js';
 import type { WhiteoutFormat } from './types.js';
-import { S_IFCHR } from './node.js';
-
-export const WH = '.wh.';
-export const OPQ = '.wh..wh..opq';
-/**
- * Prefix of every AUFS meta name: the opaque marker, AUFS's own `.wh..wh.aufs`/`.plnk`/`.orph` and our
- * PRIVATE state. Never a whiteout of a name (`.wh.` names cannot be created through the union).
- */
-export const WH_META = '.wh..wh.';
-/** Prefix of our private names in the rw branch root (never visible). */
-export const PRIVATE = '.wh..wh.layerfs';
-export const OVL_OPAQUE = 'trusted.overlay.opaque';
-/** Marks a directory copied by a redirect rename: still a merged directory to its users (nlink 1). */
-export const MERGED_XATTR = 'trusted.layerfs.merged';
-/**
- * Marks a lower-only subdirectory inside a redirect rename's copy: overlayfs still reads it from below
- * (through the renamed parent's redirect) and makes it merged (nlink 1) at its first copy-up.
- */
-export const ORIGIN_XATTR = 'trusted.layerfs.origin';
+import { OPQ, OVL_OPAQUE, WH, isOpaqueValue, isOverlayWhiteout } from '../format/index.js';
+import { S_IFCHR } from '../sys/constants.js';
 
 /** Validate a single name. `create`: EINVAL for `.wh.` names; else ENOENT (lookup). */
 export function checkName(name: string, create: boolean, syscall: string): void {
@@ -37,19 +18,6 @@ export function checkName(name: string, create: boolean, syscall: string): void 
   if (create && (name === '.' || name === '..')) throw new FsError('EEXIST', syscall, name);
 }
 
-/**
- * The NAME that an AUFS whiteout entry `.wh.NAME` hides, or undefined when `entry` is no whiteout
- * (an ordinary name, or a `.wh..wh.*` meta name).
- */
-export function whiteoutTarget(entry: string): string | undefined {
-  if (!entry.startsWith(WH) || entry.startsWith(WH_META)) return undefined;
-  return entry.slice(WH.length);
-}
-
-export function isOverlayWhiteout(st: { mode: number; rdev: number }): boolean {
-  return (st.mode & 0o170000) === S_IFCHR && st.rdev === 0;
-}
-
 /** Whether dir `rel` of branch `b` is opaque (either format). */
 export function isOpaque(b: Branch, rel: string): boolean {
   return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel);
@@ -57,8 +25,7 @@ export function isOpaque(b: Branch, rel: string): boolean {
 
 /** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (trusted.overlay.opaque=y). */
 export function hasOpaqueXattr(b: Branch, rel: string): boolean {
-  const v = b.tryGetxattr(rel, OVL_OPAQUE);
-  return v !== undefined && v.length === 1 && v[0] === 0x79; // 'y'
+  return isOpaqueValue(b.tryGetxattr(rel, OVL_OPAQUE));
 }
 
 /** Is NAME in dir `dirRel` of `b` hidden by a whiteout in `b` (either format)? */
@@ -130,14 +97,4 @@ export function clearMarkers(rw: Branch, rel: string): void {
       if (st && isOverlayWhiteout(st)) rw.unlink(p);
     }
   }
-}
-
-/**
- * Xattr names layerfs keeps to itself: overlay's markers (`trusted.overlay.*`) and any name with a
- * `.layerfs.` component (`trusted.layerfs.merged`, `trusted.layerfs.origin`, ...). Names that merely
- * contain "layerfs" (`user.layerfs-notes`) are the user's. The union hides private names, and the
- * store never carries them in a layer (import, commit, export).
- */
-export function isPrivateXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.includes('.layerfs.');
 }

@@ -18,7 +18,8 @@
  */
 import { existsSync } from 'node:fs';
 import { Branch, joinRel } from '../branch/index.js';
-import { WH_META, hasWhiteout, isOpaque, isOverlayWhiteout, whiteoutTarget } from '../engine/whiteout.js';
+import { WH_META, isOverlayWhiteout, whiteoutTarget } from '../format/index.js';
+import { hasWhiteout, isOpaque } from '../engine/whiteout.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 

@@ -13,7 +13,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { Branch } from '../branch/index.js';
-import { OPQ, WH, WH_META, isOpaque, isOverlayWhiteout, isPrivateXattr, whiteoutTarget } from '../engine/whiteout.js';
+import { OPQ, WH, WH_META, isOverlayWhiteout, isPrivateXattr, whiteoutTarget } from '../format/index.js';
+import { isOpaque } from '../engine/whiteout.js';
 import { readXattrs } from './xattr.js';
 import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
 

@@ -18,7 +18,7 @@ import * as tar from 'tar-stream';
 import { FsError, isCode } from '../errors/index.js';
 import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { storeErr } from './store-error.js';
-import { OPQ, WH, WH_META, isPrivateXattr } from '../engine/whiteout.js';
+import { OPQ, WH, WH_META, isPrivateXattr } from '../format/index.js';
 import { setXattr } from './xattr.js';
 import { PaxSniffer } from './tar-format.js';
 

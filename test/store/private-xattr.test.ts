@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isPrivateXattr } from '../../src/engine/whiteout.js';
+import { isPrivateXattr } from '../../src/format/index.js';
 import { LayerStore } from '../../src/store/store.js';
 import { collect, listTar, makeTar, once, tempDir } from './helpers.js';
 
