@@ -11,4 +11,4 @@ export type { UnionFSOptions, PathLike, Data, OpenFlags, TimeLike, ReadFileOptio
 export { FsError, fsErr, toFsError, isCode, errnoConstants, codeOf, errnoOf, strerror } from './errors/index.js';
 export { parseOptions, formatOptions } from './engine/index.js';
 export type { UnionOptions, BranchSpec, BranchPerm, WhiteoutFormat, DirRenameMode, Attr, Ctx } from './engine/index.js';
-export { changes, formatChanges, type Change, type ChangeKind } from './store/changes.js';
+export { changes, type Change, type ChangeKind } from './store/changes.js';

@@ -98,8 +98,3 @@ function collect(rw: Branch, lowers: readonly Branch[]): Change[] {
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
 }
-
-/** `docker diff` lines: `A /path`. */
-export function formatChanges(list: readonly Change[]): string {
-  return list.map((c) => `${c.kind} ${c.path}\n`).join('');
-}

@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { changes, formatChanges } from '../../src/store/changes.js';
+import { changes } from '../../src/store/changes.js';
+import { formatChanges } from '../../src/cli/changes.js';
 
 function tmp(t: { after(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), 'layerfs-changes-'));

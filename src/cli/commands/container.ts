@@ -4,13 +4,12 @@
  */
 import type { Command } from 'commander';
 import { startMount, stopMount } from '../../fuse/index.js';
-import { formatChanges } from '../../store/changes.js';
+import { formatChanges } from '../changes.js';
 import { storeErr } from '../../store/store-error.js';
-import { human } from '../../store/progress.js';
+import { human, progress } from '../progress.js';
 import type { LayerStore } from '../../store/store.js';
 import { CliError } from '../errors.js';
 import { openStore, withRoot, type RootFlags } from './store-common.js';
-import { progress } from '../../store/progress.js';
 
 function container(store: LayerStore, ref: string): string {
   const id = store.resolve(ref);

@@ -5,7 +5,8 @@
 import type { Command } from 'commander';
 import { validateOptions } from '../../branch/index.js';
 import { parseOptions } from '../../engine/index.js';
-import { changes, formatChanges } from '../../store/changes.js';
+import { changes } from '../../store/changes.js';
+import { formatChanges } from '../changes.js';
 import { UsageError } from '../errors.js';
 import { collect, unionSpecString, type UnionSpecArgs } from '../program.js';
 

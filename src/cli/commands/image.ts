@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { exportDocker, importDocker } from '../../store/image-docker.js';
 import { exportOci, importOci, splitLayoutRef } from '../../store/image-oci.js';
-import { human } from '../../store/progress.js';
+import { human } from '../progress.js';
 import { UsageError } from '../errors.js';
 import { layerProgress, openStore, withRoot, type RootFlags } from './store-common.js';
 

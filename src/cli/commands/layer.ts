@@ -6,8 +6,8 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { formatChanges } from '../../store/changes.js';
-import { formatTree } from '../../store/tree.js';
+import { formatChanges } from '../changes.js';
+import { formatTree } from '../layer-tree.js';
 import { CliError, UsageError } from '../errors.js';
 import { fileProgress, inputOf, openStore, withRoot, type RootFlags } from './store-common.js';
 

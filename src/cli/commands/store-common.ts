@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import * as fs from 'node:fs';
 import { LayerStore } from '../../store/store.js';
 import { resolveRoot } from '../../store/paths.js';
-import { progress, type Progress } from '../../store/progress.js';
+import { progress, type Progress } from '../progress.js';
 
 export interface RootFlags {
   root?: string;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm start`: the seed's AUFS walkthrough on a scratch copy of examples/aufs, printing each
- * step as `# command` and then its output, as the seed shows it.
+ * step as `# command` and then its output, as the seed shows it. A demo of the engine, the API
+ * and the CLI, not a command of its own.
  *
  * Through a real FUSE mount (`bin/layerfs mount`) when running as root with /dev/fuse; otherwise
  * (or with LAYERFS_WALKTHROUGH=inprocess) through the in-process engine and API, saying so at
@@ -12,12 +13,12 @@ import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnionFS } from '../api/index.js';
-import { Union, parseOptions } from '../engine/index.js';
-import { hostTreeFs, renderTree, unionTreeFs } from './commands/tree.js';
-import { reasonOf } from './errors.js';
+import { UnionFS } from '../src/api/index.js';
+import { Union, parseOptions } from '../src/engine/index.js';
+import { hostTreeFs, renderTree, unionTreeFs } from '../src/cli/commands/tree.js';
+import { reasonOf } from '../src/cli/errors.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url)); // dist/src/cli -> repo root
+const REPO = fileURLToPath(new URL('../../', import.meta.url)); // dist/examples -> repo root
 const EXAMPLE = join(REPO, 'examples', 'aufs');
 const BIN = join(REPO, 'bin', 'layerfs');
 const SEED_DIRS = './container-layer:./image-layer4:./image-layer3:./image-layer2:./image-layer1';

@@ -1,5 +1,5 @@
 /** `layer ls` as a tree: parents above their children, with kind, size and image names. */
-import type { ImageTable, LayerMeta } from './meta.js';
+import type { ImageTable, LayerMeta } from '../store/meta.js';
 import { human } from './progress.js';
 
 export function formatTree(layers: LayerMeta[], images: ImageTable): string {

@@ -1,5 +1,5 @@
 /**
- * `npm start` (dist/src/cli/walkthrough.js): the seed walkthrough on a scratch copy of
+ * `npm start` (dist/examples/walkthrough.js): the seed walkthrough on a scratch copy of
  * examples/aufs, through a real FUSE mount when root with /dev/fuse (required in CI), and
  * in-process. Checks the key output lines, that nothing stays mounted, and examples/ unchanged.
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readTree } from '../helpers/tree-spec.js';
 
 const REPO = process.cwd();
-const SCRIPT = join(REPO, 'dist', 'src', 'cli', 'walkthrough.js');
+const SCRIPT = join(REPO, 'dist', 'examples', 'walkthrough.js');
 const EXAMPLES = join(REPO, 'examples');
 
 function walkthroughMounts(): string[] {
