@@ -3,8 +3,7 @@
  * below it, as `docker diff` lists it: `A /path`, `C /path`, `D /path`, sorted by path.
  */
 import type { Command } from 'commander';
-import { validateOptions } from '../../branch/index.js';
-import { parseOptions } from '../../engine/index.js';
+import { parseOptions, validateOptions } from '../../engine/index.js';
 import { changes, formatChanges } from '../../store/changes.js';
 import { UsageError } from '../errors.js';
 import { collect, unionSpecString, type UnionSpecArgs } from '../program.js';
