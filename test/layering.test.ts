@@ -34,13 +34,6 @@ const ALLOWED: Record<string, readonly string[]> = {
   index: ['api', 'store', 'engine', 'branch', 'sys', 'errors', 'util', 'fuse'],
 };
 
-/**
- * The engine contract (pure types, shared by every area) may be imported with `import type`
- * from branch/ too: it holds BranchSpec/UnionOptions, which the branch layer validates. Erased
- * at run time, so it is no arrow and no cycle.
- */
-const TYPE_ONLY_CONTRACT = 'engine/types.ts';
-
 export interface ImportLine {
   file: string; // relative to repo root
   line: number;
@@ -105,7 +98,6 @@ export function check(files: ReadonlyMap<string, string>): { violations: Violati
       }
       const to = areaOf(target);
       edges++;
-      if (imp.typeOnly && target.split(sep).join('/').replace(/\.js$/, '.ts') === TYPE_ONLY_CONTRACT && from !== 'errors' && from !== 'util') continue;
       if (to === from) continue;
       if (to === 'cli') violations.push({ where, why: `${from} imports cli (nothing may import cli)` });
       else if (!ALLOWED[from]!.includes(to)) violations.push({ where, why: `${from} may not import ${to}` });
@@ -169,6 +161,6 @@ test('the checker catches forbidden arrows, imports of cli, cycles, and every im
   assert.ok(lines.some((l) => l.startsWith("src/errors/c.ts:4: '../util/d.js': errors may not import util")), lines.join('\n'));
   assert.ok(lines.some((l) => l.includes('import cycle between areas: ')), lines.join('\n'));
   assert.ok(!lines.some((l) => l.startsWith('src/cli/')), 'cli may import api');
-  assert.ok(!lines.some((l) => l.startsWith('src/branch/e.ts:1')), 'import type of the engine contract is allowed');
+  assert.ok(lines.some((l) => l.startsWith("src/branch/e.ts:1: '../engine/types.js': branch may not import engine")), 'an import type is an arrow too');
   assert.ok(lines.some((l) => l.startsWith("src/branch/e.ts:2: '../engine/types.js': branch may not import engine")), lines.join('\n'));
 });

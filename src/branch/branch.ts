@@ -9,7 +9,6 @@
 import * as fs from 'node:fs';
 import { FsError, isCode } from '../errors/index.js';
 import * as native from '../sys/native.js';
-import type { BranchPerm } from '../engine/types.js';
 import type { CopyCaps } from './copy-data.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
@@ -27,6 +26,9 @@ export function nsParts(ns: bigint): [number, number] {
   }
   return [Number(sec), Number(nsec)];
 }
+
+/** rw: the union writes here; ro: read only; rr: read only, never changes (AUFS `rr`). */
+export type BranchPerm = 'rw' | 'ro' | 'rr';
 
 export class Branch {
   /** Absolute path of the branch root, as given (resolved). */

@@ -1,5 +1,7 @@
 export { Branch, isWritableDir, joinRel, nsParts, parentRel } from './branch.js';
-export { validateOptions, checkDir } from './validate.js';
+export type { BranchPerm } from './branch.js';
+export { checkDir } from './host-dir.js';
+export type { HostDir } from './host-dir.js';
 export * as fdops from './fd.js';
 export { openXinoFile, appendXinoRecord, rewriteXinoFile, closeXinoFile } from './xino-file.js';
 export type { XinoFile } from './xino-file.js';

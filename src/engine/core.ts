@@ -3,7 +3,7 @@
  * cache and its generation. The operation modules (copy-up, dir-ops, rename, ...) work on it.
  */
 import type { Stats } from 'node:fs';
-import { Branch, joinRel, validateOptions } from '../branch/index.js';
+import { Branch, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
@@ -12,6 +12,7 @@ import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js'
 import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { MERGED_XATTR, PRIVATE } from '../format/index.js';
+import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
 
 export const WORK_NAME = PRIVATE + '.work';

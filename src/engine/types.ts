@@ -10,6 +10,7 @@
  * - Nodes are identities, not paths: a `UnionNode` survives rename, hard links and unlink.
  * - Open flags and modes are Linux numbers (`fs.constants.O_*`, `S_IF*`).
  */
+import type { BranchPerm } from '../branch/index.js';
 
 /** Who is asking: owner of new files, subject of permission checks. */
 export interface Ctx {
@@ -93,7 +94,8 @@ export type WhiteoutFormat = 'aufs' | 'overlay';
 /** How a rename of a directory that also exists in a lower branch is handled. */
 export type DirRenameMode = 'redirect' | 'exdev';
 
-export type BranchPerm = 'rw' | 'ro' | 'rr';
+/** A branch's permission (defined with the branch, which applies it). */
+export type { BranchPerm };
 
 /** One parsed branch, before validation. */
 export interface BranchSpec {

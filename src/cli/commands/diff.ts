@@ -3,8 +3,7 @@
  * below it, as `docker diff` lists it: `A /path`, `C /path`, `D /path`, sorted by path.
  */
 import type { Command } from 'commander';
-import { validateOptions } from '../../branch/index.js';
-import { parseOptions } from '../../engine/index.js';
+import { parseOptions, validateOptions } from '../../engine/index.js';
 import { changes } from '../../store/changes.js';
 import { formatChanges } from '../changes.js';
 import { UsageError } from '../errors.js';

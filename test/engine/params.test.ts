@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseOptions, formatOptions, Union } from '../../src/engine/index.js';
-import { validateOptions } from '../../src/branch/index.js';
+import { parseOptions, formatOptions, Union, validateOptions } from '../../src/engine/index.js';
 import { mkTemp } from '../helpers/tree-spec.js';
 
 const always = { cwd: '/base', isWritable: () => true };

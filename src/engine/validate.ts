@@ -1,28 +1,15 @@
 /**
- * Validation of parsed union options against the host: every problem is one FsError with a
- * one-line message naming it (these become CLI errors).
+ * The union's rules on parsed options (like overlayfs's params.c checks), asked of the host
+ * through the branch layer: every problem is one FsError with a one-line message naming it
+ * (these become CLI errors).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FsError, isCode } from '../errors/index.js';
-import type { UnionOptions } from '../engine/types.js';
+import { checkDir } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import type { UnionOptions } from './types.js';
 
 function err(code: string, p: string | undefined, detail: string): FsError {
   return new FsError(code, 'mount', p, undefined, detail);
-}
-
-/** realpath of an existing directory; ENOENT/ENOTDIR naming the role. */
-export function checkDir(p: string, role: string): string {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(p);
-  } catch (e) {
-    if (isCode(e, 'ENOENT')) throw err('ENOENT', p, `${role} does not exist`);
-    if (isCode(e, 'ENOTDIR')) throw err('ENOTDIR', p, `${role} is not a directory`);
-    throw e;
-  }
-  if (!st.isDirectory()) throw err('ENOTDIR', p, `${role} is not a directory`);
-  return fs.realpathSync(p);
 }
 
 function inside(child: string, parent: string): boolean {
@@ -34,16 +21,19 @@ function inside(child: string, parent: string): boolean {
 export function validateOptions(o: UnionOptions): void {
   if (o.branches.length === 0) throw err('EINVAL', undefined, 'no branch specified');
   const reals: string[] = [];
+  let upperDev = 0;
   o.branches.forEach((b, i) => {
     const role = `branch ${i}`;
     if (!path.isAbsolute(b.path)) throw err('EINVAL', b.path, `${role} path is not absolute`);
-    const r = checkDir(b.path, role);
+    const d = checkDir(b.path, role);
+    const r = d.real;
     for (let j = 0; j < reals.length; j++) {
       const other = reals[j]!;
       if (other === r) throw err('EINVAL', b.path, `branch given twice (same as branch ${j})`);
       if (inside(r, other)) throw err('EINVAL', b.path, `branch ${i} is inside branch ${j} (${o.branches[j]!.path})`);
       if (inside(other, r)) throw err('EINVAL', b.path, `branch ${j} (${o.branches[j]!.path}) is inside branch ${i}`);
     }
+    if (i === 0) upperDev = d.dev;
     reals.push(r);
   });
   const rws = o.branches.map((b, i) => (b.perm === 'rw' ? i : -1)).filter((i) => i >= 0);
@@ -51,7 +41,8 @@ export function validateOptions(o: UnionOptions): void {
   if (rws.length === 1 && rws[0] !== 0) throw err('EINVAL', o.branches[rws[0]!]!.path, 'the rw branch must be the topmost');
   if (o.workdir !== undefined) {
     if (rws.length === 0) throw err('EINVAL', o.workdir, 'workdir given without a writable branch');
-    const w = checkDir(o.workdir, 'workdir');
+    const wd = checkDir(o.workdir, 'workdir');
+    const w = wd.real;
     const upper = reals[0]!;
     if (w === upper || inside(w, upper) || inside(upper, w)) {
       throw err('EINVAL', o.workdir, 'workdir and the rw branch must not be inside each other');
@@ -59,7 +50,7 @@ export function validateOptions(o: UnionOptions): void {
     reals.forEach((r, i) => {
       if (i > 0 && (w === r || inside(w, r) || inside(r, w))) throw err('EINVAL', o.workdir, `workdir overlaps branch ${i}`);
     });
-    if (fs.statSync(w).dev !== fs.statSync(upper).dev) {
+    if (wd.dev !== upperDev) {
       throw err('EXDEV', o.workdir, 'workdir is not on the same filesystem as the rw branch');
     }
   }
