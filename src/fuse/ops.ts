@@ -47,7 +47,7 @@ import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.j
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
 import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
 import { MountError } from './mount-error.js';
-import { PRESENT, XattrAbsence, changesNodes } from './xattr-absence.js';
+import { type Clock, PRESENT, XattrAbsence, changesNodes } from './xattr-absence.js';
 import { type BackingDevice, Passthrough, fuseBackingDevice } from './passthrough.js';
 
 /** Returned by a handler when the kernel expects no reply. */
@@ -88,6 +88,8 @@ export interface OpsConfig {
   passthrough?: boolean;
   /** Registers backing files instead of /dev/fuse ioctls (tests). */
   backingDevice?: BackingDevice;
+  /** The clock cache deadlines are kept on, in ms (default performance.now; tests pass their own). */
+  clock?: Clock;
 }
 
 interface OpenDir<N, D> {
@@ -121,7 +123,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     union.setInvalidator?.((n) => {
       for (const id of this.nodes.idsFor(n)) this.cfg.invalInode?.(id);
     });
-    this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000);
+    this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000, cfg.clock);
     const h = this.handlers;
     h.set(Op.INIT, (hd, b, p, end, out) => this.opInit(hd, b, p, end, out));
     h.set(Op.DESTROY, () => this.opDestroy());

@@ -32,8 +32,11 @@ export const PRESENT = 1;
 
 const ENODATA_NEG = -(errnoConstants.ENODATA ?? 61);
 
+/** Milliseconds on a monotonic clock (performance.now by default; tests pass their own). */
+export type Clock = () => number;
+
 interface Known {
-  /** performance.now() deadline. */
+  /** Deadline on the clock. */
   until: number;
   /** Every name the node has (from a listing), or null: only `absent` is known. */
   names: readonly string[] | null;
@@ -44,8 +47,14 @@ interface Known {
 export class XattrAbsence<N extends object> {
   private map = new WeakMap<N, Known>();
 
-  /** @param ttlMs how long an absence may be trusted (0: never remembered). */
-  constructor(private readonly ttlMs: number) {}
+  /**
+   * @param ttlMs how long an absence may be trusted (0: never remembered).
+   * @param now the clock deadlines are kept on.
+   */
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: Clock = () => performance.now(),
+  ) {}
 
   get enabled(): boolean {
     return this.ttlMs > 0;
@@ -56,7 +65,7 @@ export class XattrAbsence<N extends object> {
     if (this.ttlMs <= 0) return 0;
     const k = this.map.get(node);
     if (!k) return 0;
-    if (performance.now() >= k.until) {
+    if (this.now() >= k.until) {
       this.map.delete(node);
       return 0;
     }
@@ -67,15 +76,15 @@ export class XattrAbsence<N extends object> {
   /** Remember the node's whole name list (names not in it are absent: ENODATA). */
   rememberNames(node: N, names: readonly string[]): void {
     if (this.ttlMs <= 0) return;
-    this.map.set(node, { until: performance.now() + this.ttlMs, names, absent: null });
+    this.map.set(node, { until: this.now() + this.ttlMs, names, absent: null });
   }
 
   /** Remember one absent name (`errno` negative: -ENODATA or -EOPNOTSUPP). */
   remember(node: N, name: string, errno: number): void {
     if (this.ttlMs <= 0) return;
     let k = this.map.get(node);
-    if (!k || k.names !== null || performance.now() >= k.until) {
-      k = { until: performance.now() + this.ttlMs, names: null, absent: null };
+    if (!k || k.names !== null || this.now() >= k.until) {
+      k = { until: this.now() + this.ttlMs, names: null, absent: null };
       this.map.set(node, k);
     }
     (k.absent ??= new Map()).set(name, errno);
