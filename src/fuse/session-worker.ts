@@ -10,7 +10,8 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { codeOf } from '../errors/index.js';
-import { NO_REPLY, FuseOps, openUnion, type OpenedUnion } from './ops.js';
+import { NO_REPLY, FuseOps } from './ops.js';
+import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine } from './channel.js';
 import {
   initFlagNames,
