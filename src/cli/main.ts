@@ -5,7 +5,8 @@
  * To add a command: create `src/cli/commands/<name>.ts` exporting `register(program: Command)`,
  * then add one line to COMMANDS below. Nothing else to touch.
  */
-import { run, type CommandSource } from './program.js';
+import type { CommandSource } from './program.js';
+import { plainMount, runPlainMount } from './mount-fast.js';
 
 // ---- Commands: one line each ---------------------------------------------------------------
 // Loaded with import() so that one module failing to load only disables its own command.
@@ -21,4 +22,7 @@ const COMMANDS: readonly CommandSource[] = [
 ];
 // --------------------------------------------------------------------------------------------
 
-await run(COMMANDS);
+// A plain background mount only talks to the daemon: no commander, no command modules.
+const fast = plainMount(process.argv.slice(2), process.cwd());
+if (fast) process.exitCode = await runPlainMount(fast);
+else await (await import('./program.js')).run(COMMANDS);

@@ -22,7 +22,6 @@
  */
 import type { Attr, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { toFsError, errnoConstants } from '../errors/index.js';
-import { Union, parseOptions } from '../engine/index.js';
 import { Fattr, Fopen, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
 import {
   type InHeader,
@@ -46,7 +45,6 @@ import {
 import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.js';
 import { GENERATION, HandleTable, NodeTable } from './node-table.js';
 import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
-import { MountError } from './mount-error.js';
 import { type Clock, PRESENT, XattrAbsence, changesNodes } from './xattr-absence.js';
 import { type BackingDevice, Passthrough, fuseBackingDevice } from './passthrough.js';
 
@@ -634,43 +632,4 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       }
     }
   }
-}
-
-/** A union ready to serve, with what introspection shows about it. */
-export interface OpenedUnion {
-  union: ServedUnion<UnionNodeLike & object, FileHandleLike, DirHandleLike>;
-  branches: { path: string; perm: string }[];
-  xiPath: string;
-  /** passthrough=on|off (default on): the transport's option, carried with the union's. */
-  passthrough?: boolean;
-  close(): void;
-}
-
-/** passthrough=on|off; undefined when absent. */
-function passthroughOption(extra: Record<string, unknown>): boolean | undefined {
-  if (!('passthrough' in extra)) return undefined;
-  const v = extra.passthrough;
-  delete extra.passthrough;
-  if (v === 'on' || v === true) return true;
-  if (v === 'off') return false;
-  throw new MountError('EINVAL', `passthrough must be 'on' or 'off', got '${String(v)}'`);
-}
-
-/** Build the engine's union from a mount option string (relative paths against `cwd`). */
-export function openUnion(options: string, cwd: string): OpenedUnion {
-  const parsed = parseOptions(options, { cwd });
-  const passthrough = passthroughOption(parsed.extra);
-  const unknown = Object.keys(parsed.extra);
-  if (unknown.length > 0) {
-    throw new MountError('EINVAL', `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
-  }
-  const union = new Union(parsed);
-  const info = union.info();
-  return {
-    union,
-    branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
-    xiPath: info.xinoPath ?? '',
-    ...(passthrough !== undefined ? { passthrough } : {}),
-    close: () => union.close(),
-  };
 }

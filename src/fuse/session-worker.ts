@@ -10,7 +10,8 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { codeOf } from '../errors/index.js';
-import { NO_REPLY, FuseOps, openUnion, type OpenedUnion } from './ops.js';
+import { NO_REPLY, FuseOps } from './ops.js';
+import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine } from './channel.js';
 import {
   initFlagNames,
@@ -31,6 +32,8 @@ export interface WorkerParams {
   spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
+  /** Live counters the main thread reads while this thread blocks serving: [0] = requests served. */
+  stats?: SharedArrayBuffer;
 }
 
 export type WorkerMessage =
@@ -115,10 +118,21 @@ async function main(): Promise<void> {
       ? (hd, r) => debugLine(r === NO_REPLY ? traceLine(hd, 0, codeOf).replace(/-> 0\n$/, '-> (no reply)\n') : traceLine(hd, r, codeOf))
       : undefined,
   });
+  // The serving loop never yields to this thread's event loop: count into shared memory instead.
+  const stats = params.stats ? new Float64Array(params.stats) : null;
+  const handler = stats
+    ? {
+        dispatch: (hd: Parameters<typeof ops.dispatch>[0], b: Buffer, end: number, out: Buffer): number => {
+          stats[0]!++;
+          return ops.dispatch(hd, b, end, out);
+        },
+        initDone: (): void => ops.initDone(),
+      }
+    : ops;
   let reason = 'unmounted';
   let error: string | undefined;
   try {
-    reason = channel.serve(ops);
+    reason = channel.serve(handler);
   } catch (e) {
     reason = 'error';
     error = e instanceof Error ? e.message : String(e);

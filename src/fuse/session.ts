@@ -36,6 +36,8 @@ export interface Session {
   done: Promise<{ reason: string; requests: number; error?: string }>;
   /** Unmount from this thread (lazy: detach even when busy). */
   unmount(lazy?: boolean): Promise<void>;
+  /** Requests served so far (live, read from the serving thread's shared counter). */
+  requests(): number;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -75,7 +77,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const t = splitOptions(p.options);
   const mountpoint = checkMountpoint(p.mountpoint, cwd);
   const fd = openFuseDevice();
+  const stats = new SharedArrayBuffer(8);
   const params: WorkerParams = {
+    stats,
     fd,
     options: t.unionOptions,
     cwd,
@@ -189,5 +193,6 @@ export async function startSession(p: SessionParams): Promise<Session> {
     info,
     done,
     unmount: (lazy = false) => kernelUnmount(mountpoint, lazy),
+    requests: () => new Float64Array(stats)[0]!,
   };
 }

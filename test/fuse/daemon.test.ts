@@ -1,6 +1,7 @@
 /**
- * The mount daemon's life: foreground with request tracing, SIGTERM, the fuse-overlayfs option
- * form, and the programmatic startMount/stopMount/listMounts API.
+ * Serving mounts: foreground with request tracing; in the background the resident daemon
+ * (src/daemon): SIGTERM, the fuse-overlayfs option form, and the programmatic
+ * startMount/stopMount/listMounts API. test/daemon/ covers the daemon itself.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,8 +9,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI_MAIN, cli, daemonPids, forceUnmount, isMounted, ok, pidAlive, requireFuse, waitFor } from '../helpers/mount.js';
-import { listMounts, startMount, stopMount } from '../../src/fuse/index.js';
+import { CLI_MAIN, cli, daemonPids, forceUnmount, isMounted, ok, pidAlive, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
+import { listMounts } from '../../src/fuse/index.js';
+import { startMount, stopMount } from '../../src/daemon/index.js';
 
 function scratch(t: { after(fn: () => void): void }, name: string) {
   const root = realpathSync(mkdtempSync(join(tmpdir(), `layerfs-${name}-`)));
@@ -17,8 +19,9 @@ function scratch(t: { after(fn: () => void): void }, name: string) {
   const run = join(root, 'run');
   for (const d of ['up', 'lo', 'work', 'mnt']) mkdirSync(join(root, d));
   writeFileSync(join(root, 'lo', 'hello.txt'), 'hello\n');
-  t.after(() => {
+  t.after(async () => {
     forceUnmount(mnt);
+    await stopDaemons(run);
     rmSync(root, { recursive: true, force: true });
   });
   return { root, mnt, run, env: { ...process.env, LAYERFS_RUN_DIR: run } };
@@ -55,18 +58,19 @@ test('-f -d serves in the foreground, traces requests, and SIGTERM unmounts and 
   assert.ok(!isMounted(mnt), 'unmounted');
 });
 
-test('SIGTERM to a background daemon unmounts and cleans the runtime dir', async (t) => {
+test('SIGTERM to the resident daemon unmounts its mounts and leaves nothing in the runtime dir', async (t) => {
   if (!requireFuse(t)) return;
   const { root, mnt, run, env } = scratch(t, 'term');
   ok(cli(['-o', `lowerdir=${root}/lo,upperdir=${root}/up,workdir=${root}/work`, mnt], { env }), 'fuse-overlayfs form without a command');
   assert.ok(isMounted(mnt));
-  const [pid] = daemonPids(mnt);
+  const [pid] = daemonPids(mnt, run);
   assert.ok(pid && pidAlive(pid), 'daemon runs');
+  assert.deepEqual(residentDaemons(run), [pid], 'the resident daemon serves it');
   assert.equal(readdirSync(run).filter((n) => n.startsWith('si_')).length, 1);
   process.kill(pid, 'SIGTERM');
   assert.ok(await waitFor(() => !pidAlive(pid)), 'daemon exited');
   assert.ok(!isMounted(mnt));
-  assert.deepEqual(readdirSync(run).filter((n) => n.startsWith('si_')), []);
+  assert.deepEqual(readdirSync(run).filter((n) => n.startsWith('si_') || n.endsWith('.sock') || n.endsWith('.pid')), []);
   assert.deepEqual(readdirSync(join(run, 'mounts')), []);
 });
 
@@ -82,6 +86,7 @@ test('startMount / listMounts / stopMount', async (t) => {
   const { id, pid } = await startMount({ options: `dirs=${root}/up=rw:${root}/lo=ro`, mountpoint: mnt, source: 'mysrc' });
   assert.match(id, /^[0-9a-f]{16}$/);
   assert.ok(pidAlive(pid));
+  assert.deepEqual(residentDaemons(run), [pid]);
   assert.match(readFileSync('/proc/self/mounts', 'utf8'), new RegExp(`^mysrc ${mnt} fuse\\.layerfs `, 'm'));
   const mounts = listMounts();
   assert.equal(mounts.length, 1);
@@ -92,9 +97,9 @@ test('startMount / listMounts / stopMount', async (t) => {
   assert.equal(readFileSync(join(mnt, 'hello.txt'), 'utf8'), 'hello\n');
   await assert.rejects(startMount({ options: `dirs=${root}/up`, mountpoint: mnt }), /busy/);
   await stopMount(mnt);
-  assert.ok(!pidAlive(pid), 'stopMount waits for the daemon');
   assert.ok(!isMounted(mnt));
-  assert.deepEqual(listMounts(), []);
+  assert.deepEqual(listMounts(), [], 'stopMount waits until the daemon freed the mount');
+  assert.ok(!existsSync(join(run, `si_${id}`)));
   await assert.rejects(stopMount(mnt), /not a layerfs mount point/);
   await assert.rejects(startMount({ options: `dirs=${root}/missing`, mountpoint: mnt }), /missing/);
   assert.ok(!isMounted(mnt));

@@ -5,7 +5,7 @@
  */
 import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps } from '../../src/engine/types.js';
 import { fsErr } from '../../src/errors/index.js';
-import type { OpenedUnion } from '../../src/fuse/ops.js';
+import type { OpenedUnion } from '../../src/fuse/open-union.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;

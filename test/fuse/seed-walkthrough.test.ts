@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, cli, daemonPids, forceUnmount, isMounted, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
+import { BIN, cli, daemonPids, stopDaemons, forceUnmount, isMounted, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
 
 const DIRS = 'dirs=./container-layer:./image-layer4:./image-layer3:./image-layer2:./image-layer1';
 const FILES = ['container-layer.txt', 'image-layer1.txt', 'image-layer2.txt', 'image-layer3.txt', 'image-layer4.txt'];
@@ -36,8 +36,9 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   const env = { ...process.env, LAYERFS_RUN_DIR: run };
   // What /usr/local/bin/layerfs was before (undefined: absent), restored afterwards.
   let savedLink: string | undefined | null = null;
-  t.after(() => {
+  t.after(async () => {
     forceUnmount(mnt);
+    await stopDaemons(run);
     if (savedLink !== null) {
       rmSync(LINK, { force: true });
       if (savedLink !== undefined) symlinkSync(savedLink, LINK);
@@ -94,12 +95,12 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   assert.equal(readFileSync(join(aufs, 'container-layer', 'image-layer4.txt'), 'utf8'), expected, 'copied up into the container layer');
   assert.deepEqual(ok(sh('ls', { cwd: join(aufs, 'container-layer') }), 'ls container-layer').trim().split(/\s+/), ['container-layer.txt', 'image-layer4.txt']);
 
-  // layerfs umount: unmounted, daemon gone, runtime dir cleaned
-  const pids = daemonPids(mnt);
+  // layerfs umount: unmounted, the daemon no longer serves it, runtime dir cleaned
+  const pids = daemonPids(mnt, run);
   assert.equal(pids.length, 1, 'one daemon serves the mount');
   ok(cli(['umount', mnt], { env }), 'layerfs umount');
   assert.ok(!isMounted(mnt));
-  assert.ok(await waitFor(() => daemonPids(mnt).length === 0), 'daemon exited');
+  assert.ok(await waitFor(() => daemonPids(mnt, run).length === 0), 'the daemon freed the mount');
   assert.deepEqual(readdirSync(run).filter((n) => n.startsWith('si_')), []);
   assert.deepEqual(readdirSync(mnt), [], 'the mount point is an empty dir again');
 
@@ -120,6 +121,6 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   assert.equal(readdirSync(run).filter((n) => n.startsWith('si_')).length, 1);
   ok(sh('umount mnt', { cwd: aufs }), 'plain umount');
   assert.ok(!isMounted(mnt));
-  assert.ok(await waitFor(() => daemonPids(mnt).length === 0), 'daemon exited after plain umount');
+  assert.ok(await waitFor(() => daemonPids(mnt, run).length === 0), 'the daemon freed the mount after plain umount');
   assert.ok(await waitFor(() => readdirSync(run).filter((n) => n.startsWith('si_')).length === 0), 'runtime dir removed');
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openUnion } from '../../src/fuse/ops.js';
+import { openUnion } from '../../src/fuse/open-union.js';
 import { warmUp } from '../../src/fuse/warm-up.js';
 
 test('warm-up serves requests, writes nothing, and stays within its time bound', (t) => {

@@ -3,7 +3,7 @@
  * CLI and shell commands with hard timeouts, unmounting for sure, and checking nothing is left.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,7 +101,8 @@ export function forceUnmount(mnt: string): boolean {
   return true;
 }
 
-export { processAlive as pidAlive } from '../../src/fuse/runtime-dir.js';
+import { processAlive } from '../../src/fuse/runtime-dir.js';
+export { processAlive as pidAlive };
 
 /** Wait (polling, bounded) until `pred` holds. */
 export async function waitFor(pred: () => boolean, ms = 10_000): Promise<boolean> {
@@ -113,13 +114,61 @@ export async function waitFor(pred: () => boolean, ms = 10_000): Promise<boolean
   return pred();
 }
 
-/** PIDs of running layerfs daemons serving this mount point (their title is `layerfs <abs mnt>`). */
-export function daemonPids(mnt: string): number[] {
-  const r = spawnSync('pgrep', ['-x', '-f', `layerfs ${resolve(mnt)}`], { encoding: 'utf8' });
-  return (r.stdout ?? '')
-    .split('\n')
-    .map((s) => Number(s.trim()))
-    .filter((n) => n > 0);
+/**
+ * PIDs of running layerfs daemons serving this mount point: the resident daemon of the runtime dir
+ * `run` (default $LAYERFS_RUN_DIR or /run/layerfs) while the mount is in its runtime dir.
+ */
+export function daemonPids(mnt: string, run: string = process.env.LAYERFS_RUN_DIR || '/run/layerfs'): number[] {
+  const abs = resolve(mnt);
+  const out: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(run, 'mounts')).filter((n) => n.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  for (const n of names) {
+    try {
+      const info = JSON.parse(readFileSync(join(run, 'mounts', n), 'utf8')) as { mountpoint: string; pid: number };
+      if (info.mountpoint === abs && processAlive(info.pid)) out.push(info.pid);
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return out;
+}
+
+/** PIDs of the resident daemons whose pid files are in the runtime dir `run`. */
+export function residentDaemons(run: string): number[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(run).filter((n) => /^daemon-\d+\.pid$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const n of names) {
+    try {
+      const pid = Number(readFileSync(join(run, n), 'utf8').trim());
+      if (pid > 0 && processAlive(pid)) out.push(pid);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Stop (SIGTERM, by pid) the resident daemons of the runtime dir `run` and wait until they are gone. */
+export async function stopDaemons(run: string, ms = 10_000): Promise<void> {
+  const pids = residentDaemons(run);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+  await waitFor(() => pids.every((p) => !processAlive(p)), ms);
 }
 
 /**
@@ -141,7 +190,8 @@ export function suiteMount(prefix: string, fill: (lo: string) => void): { root: 
   after(async () => {
     if (!s.root) return;
     forceUnmount(s.mnt);
-    await waitFor(() => daemonPids(s.mnt).length === 0);
+    await waitFor(() => daemonPids(s.mnt, join(s.root, 'run')).length === 0);
+    await stopDaemons(join(s.root, 'run'));
     rmSync(s.root, { recursive: true, force: true });
   });
   return s;

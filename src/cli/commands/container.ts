@@ -3,7 +3,7 @@
  * mounted through FUSE with Docker's aufs branch string at <root>/mnt/<id>.
  */
 import type { Command } from 'commander';
-import { startMount, stopMount } from '../../fuse/index.js';
+import { startMount, stopMount } from '../../daemon/index.js';
 import { formatChanges } from '../changes.js';
 import { storeErr } from '../../store/store-error.js';
 import { human, progress } from '../progress.js';

@@ -5,11 +5,12 @@
  * plus our options (whiteout=, dirrename=, xino=), mount flags (ro, rw, nosuid, nodev, noexec,
  * noatime, ...) and FUSE ones (allow_other, default_permissions: on for root; noallow_other,
  * nodefault_permissions turn them off). fstab/mount(8) noise (defaults, auto, _netdev, x-*, ...)
- * is accepted and ignored. Returns once the mount is live; a daemon keeps serving it.
+ * is accepted and ignored. Returns once the mount is live; the resident daemon (src/daemon) serves it.
  */
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
-import { startMount, startSession } from '../../fuse/index.js';
+import { startSession } from '../../fuse/index.js';
+import { startMount } from '../../daemon/index.js';
 import { unmountOnSignals } from '../../fuse/daemon-signals.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -84,7 +85,7 @@ export function register(program: Command): void {
         return;
       }
       try {
-        await startMount({ options, mountpoint, debug: false, ...(source !== undefined ? { source } : {}) });
+        await startMount({ options, mountpoint, ...(source !== undefined ? { source } : {}) });
       } catch (e) {
         throw new CliError(what, e);
       }

@@ -1,13 +1,13 @@
-/** `layerfs umount MNT [-l]`: unmount and wait for the mount's daemon to exit. */
+/** `layerfs umount MNT [-l]`: unmount and wait until the daemon has freed the mount. */
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
-import { stopMount } from '../../fuse/index.js';
+import { stopMount } from '../../daemon/index.js';
 
 export function register(program: Command): void {
   program
     .command('umount')
     .alias('unmount')
-    .description('unmount a layerfs mount and stop its daemon')
+    .description('unmount a layerfs mount (the daemon frees it)')
     .argument('<mnt>', 'mount point')
     .option('-l, --lazy', 'detach now even if busy (the daemon exits when the last user leaves)')
     .action(async (mnt: string, flags: { lazy?: boolean }) => {

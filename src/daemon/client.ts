@@ -1,0 +1,119 @@
+/**
+ * The thin client every way of mounting goes through: connect to this user's and mount
+ * namespace's daemon (starting it, detached, when there is none), send one request, return the
+ * reply. Loads only node built-ins and the runtime-dir paths: no engine, no commander.
+ *
+ * Starting is race-safe without a lock on the client side: any number of clients may spawn a
+ * daemon; each daemon first takes the pid file with O_EXCL (see server.ts), and those that lose
+ * exit at once, so exactly one listens. Clients just retry connecting until one answers.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { daemonPaths, type DaemonPaths } from './paths.js';
+import { MAX_LINE, type Reply, type Request } from './protocol.js';
+
+const DAEMON_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+/** A failure with an errno code and the daemon's one-line message. */
+export class DaemonError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DaemonError';
+  }
+}
+
+type Sent = { reply: Reply } | { refused: true };
+
+/** One request over one connection; `refused` when nothing listens. */
+function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let text = '';
+    let settled = false;
+    const done = (v: Sent | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.destroy();
+      if (v instanceof Error) reject(v);
+      else resolve(v);
+    };
+    const timer = setTimeout(() => done(new DaemonError('ETIMEDOUT', `the layerfs daemon did not answer in ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(JSON.stringify(req) + '\n'));
+    c.on('data', (chunk: string) => {
+      text += chunk;
+      const nl = text.indexOf('\n');
+      if (nl >= 0) {
+        try {
+          done({ reply: JSON.parse(text.slice(0, nl)) as Reply });
+        } catch {
+          done(new DaemonError('EPROTO', 'the layerfs daemon sent a malformed reply'));
+        }
+      } else if (text.length > MAX_LINE) done(new DaemonError('EPROTO', 'the layerfs daemon sent an overlong reply'));
+    });
+    c.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') done({ refused: true });
+      else done(new DaemonError(e.code ?? 'EIO', `cannot reach the layerfs daemon: ${e.message}`));
+    });
+    c.on('close', () => done(new DaemonError('EPIPE', 'the layerfs daemon closed the connection without answering')));
+  });
+}
+
+/** Start a daemon, detached, its stderr in its log. */
+function spawnDaemon(p: DaemonPaths): void {
+  mkdirSync(p.dir, { recursive: true, mode: 0o755 });
+  const log = openSync(p.log, 'a', 0o600);
+  try {
+    const child = spawn(process.execPath, [DAEMON_MAIN], { cwd: '/', detached: true, stdio: ['ignore', log, log] });
+    child.on('error', () => {});
+    child.unref();
+  } finally {
+    closeSync(log);
+  }
+}
+
+export interface RequestOptions {
+  /** Start the daemon when none answers (default true; false: `refused` gives null). */
+  start?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * Send a request to the daemon, starting it if needed. Resolves with the reply (which may be a
+ * failure reply), or null when no daemon runs and `start` is false.
+ */
+export async function request(req: Request, o: RequestOptions = {}): Promise<Reply | null> {
+  const p = daemonPaths();
+  const timeoutMs = o.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
+  let spawnedAt = 0;
+  let wait = 5;
+  for (;;) {
+    const r = await exchange(p.socket, req, Math.max(1, deadline - Date.now()));
+    if ('reply' in r) return r.reply;
+    if (o.start === false) return null;
+    const now = Date.now();
+    if (now > deadline) throw new DaemonError('ETIMEDOUT', `the layerfs daemon did not start (see ${p.log})`);
+    // (re)spawn at most every 2 s: a daemon that lost the pid-file race exits; the winner listens soon
+    if (now - spawnedAt > 2000) {
+      spawnDaemon(p);
+      spawnedAt = now;
+    }
+    await new Promise((res) => setTimeout(res, wait));
+    wait = Math.min(wait * 2, 100);
+  }
+}
+
+/** The reply's payload, or a DaemonError carrying its code and one-line message. */
+export async function call(req: Request, o: RequestOptions = {}): Promise<Extract<Reply, { ok: true }>> {
+  const r = await request(req, o);
+  if (r === null) throw new DaemonError('ESRCH', 'no layerfs daemon runs');
+  if (!r.ok) throw new DaemonError(r.code, r.message);
+  return r;
+}

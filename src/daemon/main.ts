@@ -1,0 +1,33 @@
+/**
+ * The daemon process's entry (started detached by client.ts; `node main.js`). Exits 0 at once
+ * when another daemon already holds this runtime dir and mount namespace.
+ */
+import { Daemon, takePidFile } from './server.js';
+import { daemonPaths, idleMsFromEnv } from './paths.js';
+import { mkdirSync, rmSync } from 'node:fs';
+
+// Error stacks are never shown to clients; errno answers are hot in the serving threads.
+Error.stackTraceLimit = 0;
+
+const paths = daemonPaths();
+mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+if (!takePidFile(paths.pid)) process.exit(0);
+process.title = 'layerfs daemon';
+try {
+  process.chdir('/');
+} catch {
+  /* keep the cwd */
+}
+const daemon = new Daemon({ paths, idleMs: idleMsFromEnv(), testHooks: process.env.LAYERFS_DAEMON_TEST_HOOKS === '1' });
+// A bug on the main thread must not take every mount down: log it and keep serving.
+process.on('uncaughtException', (e) => process.stderr.write(`layerfs daemon ${process.pid}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`));
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => daemon.stop());
+try {
+  await daemon.listen();
+} catch (e) {
+  rmSync(paths.pid, { force: true });
+  process.stderr.write(`layerfs daemon ${process.pid}: cannot listen on ${paths.socket}: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+}
+await daemon.exited;
+process.exit(0);

@@ -1,0 +1,46 @@
+/**
+ * Where the resident daemon lives: one per user (the runtime dir, /run/layerfs for root or
+ * $LAYERFS_RUN_DIR) and mount namespace (its inode number keys the files):
+ *   <run>/daemon-<mntns>.sock   the request socket
+ *   <run>/daemon-<mntns>.pid    its pid; created O_EXCL, it is also the lock one daemon holds
+ *   <run>/daemon-<mntns>.log    its stderr
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { runDir } from '../fuse/runtime-dir.js';
+
+/** Inode number of this process's mount namespace ('0' when /proc does not say). */
+export function mountNamespaceKey(): string {
+  try {
+    return String(statSync('/proc/self/ns/mnt').ino);
+  } catch {
+    return '0';
+  }
+}
+
+export interface DaemonPaths {
+  dir: string;
+  socket: string;
+  pid: string;
+  log: string;
+}
+
+export function daemonPaths(key: string = mountNamespaceKey()): DaemonPaths {
+  const dir = runDir();
+  return {
+    dir,
+    socket: join(dir, `daemon-${key}.sock`),
+    pid: join(dir, `daemon-${key}.pid`),
+    log: join(dir, `daemon-${key}.log`),
+  };
+}
+
+/** Idle time before a daemon without mounts exits: $LAYERFS_DAEMON_IDLE_MS, default 10 s. */
+export const DEFAULT_IDLE_MS = 10_000;
+
+export function idleMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LAYERFS_DAEMON_IDLE_MS;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_IDLE_MS;
+  const v = Number(raw);
+  return Number.isFinite(v) && v >= 0 ? v : DEFAULT_IDLE_MS;
+}

@@ -1,0 +1,49 @@
+/**
+ * The daemon's request protocol: over its unix socket a client writes one JSON request line and
+ * reads one JSON reply line; then the connection closes. Replies are `{ok:true, ...}` or
+ * `{ok:false, code, message}` where message is the one line a client prints.
+ */
+import type { MountInfo } from '../fuse/runtime-dir.js';
+
+export interface MountRequest {
+  op: 'mount';
+  options: string;
+  mountpoint: string;
+  source?: string;
+  /** Base for relative paths in options and mountpoint. */
+  cwd: string;
+  /** Trace this mount's requests to the daemon's log. */
+  debug?: boolean;
+  /** Test hook, honoured only when the daemon runs with LAYERFS_DAEMON_TEST_HOOKS=1. */
+  unionModule?: string;
+}
+
+export type Request =
+  | MountRequest
+  | { op: 'umount'; mountpoint: string; lazy?: boolean }
+  | { op: 'list' }
+  | { op: 'info' };
+
+export interface MountStatus extends MountInfo {
+  requests: number;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  startedAt: string;
+  mounts: MountStatus[];
+  /** Bytes: process.memoryUsage() of the daemon (rss covers every mount's thread). */
+  memory: { rss: number; heapUsed: number; external: number };
+  /** Requests served, by live and ended mounts together. */
+  requests: number;
+  /** Mounts served since start. */
+  mountsServed: number;
+  idleMs: number;
+}
+
+export type Reply =
+  | { ok: true; id?: string; pid?: number; mounts?: MountInfo[]; status?: DaemonStatus }
+  | { ok: false; code: string; message: string };
+
+/** Longest request line accepted (options strings of deep layer stacks fit easily). */
+export const MAX_LINE = 1 << 20;

@@ -1,0 +1,284 @@
+/**
+ * The resident daemon: one Node process serving every mount of its user and mount namespace.
+ *
+ * Process model: the main thread only answers the socket (mount, umount, list, info) and watches
+ * sessions; each mount is a session (fuse/session.ts) with its own union and /dev/fuse fd served by
+ * its own worker thread. The serving loop is a synchronous blocking read -> handle -> write (with a
+ * short spin), so a thread can serve one fd only; multiplexing many fds on one thread would need an
+ * epoll loop and non-blocking engine calls. A thread costs little next to a process (one V8 isolate,
+ * no second Node runtime, shared code pages), and an exception or crash in one mount's thread ends
+ * that thread only: its mount is detached, the others keep serving, the daemon keeps answering.
+ *
+ * Lifetime: the first client starts it; it exits `idleMs` after its last mount ended (no socket or
+ * pid file left). SIGTERM/SIGINT/SIGHUP unmount every mount lazily, then exit.
+ */
+import { closeSync, openSync, readFileSync, realpathSync, rmSync, writeSync, chmodSync, mkdirSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { startSession, type Session } from '../fuse/session.js';
+import { processAlive, type MountInfo } from '../fuse/runtime-dir.js';
+import type { DaemonPaths } from './paths.js';
+import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
+
+export interface DaemonOptions {
+  paths: DaemonPaths;
+  idleMs: number;
+  /** Accept `unionModule` in mount requests (fault-isolation tests). */
+  testHooks?: boolean;
+  log?: (line: string) => void;
+}
+
+function codeOf(e: unknown): string {
+  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
+  return typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) ? c : 'EIO';
+}
+
+function messageOf(e: unknown): string {
+  const s = e instanceof Error ? e.message : String(e);
+  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? 'unknown error';
+}
+
+/** Take the pid file (the daemon's lock). False when another live daemon holds it. */
+export function takePidFile(path: string): boolean {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return true;
+    } catch (e) {
+      if (codeOf(e) !== 'EEXIST') throw e;
+    }
+    let holder = NaN;
+    try {
+      holder = Number(readFileSync(path, 'utf8').trim());
+    } catch {
+      continue; // removed meanwhile: try again
+    }
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) return false;
+    // stale (its daemon died) or half-written: only remove it if it still says the same
+    try {
+      const now = Number(readFileSync(path, 'utf8').trim());
+      if (now === holder || !Number.isInteger(holder)) rmSync(path, { force: true });
+    } catch {
+      /* gone */
+    }
+  }
+  return false;
+}
+
+interface Served {
+  session: Session;
+  info: MountInfo;
+}
+
+export class Daemon {
+  private readonly mounts = new Map<string, Served>();
+  /** Mount points with a mount request in progress. */
+  private readonly pending = new Set<string>();
+  private server: Server | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private endedRequests = 0;
+  private mountsServed = 0;
+  private stopping = false;
+  readonly startedAt = new Date().toISOString();
+  private exitResolve: () => void = () => {};
+  /** Resolves when the daemon has shut down (idle or signalled) and removed its files. */
+  readonly exited = new Promise<void>((r) => (this.exitResolve = r));
+
+  constructor(private readonly o: DaemonOptions) {}
+
+  private log(line: string): void {
+    (this.o.log ?? ((l: string) => process.stderr.write(l + '\n')))(`layerfs daemon ${process.pid}: ${line}`);
+  }
+
+  /** Listen on the socket (the pid file must be held). */
+  async listen(): Promise<void> {
+    const { socket } = this.o.paths;
+    mkdirSync(this.o.paths.dir, { recursive: true, mode: 0o755 });
+    rmSync(socket, { force: true }); // a dead daemon's; we hold the pid file, so no live one uses it
+    const server = createServer((c) => this.onConnection(c));
+    await new Promise<void>((res, rej) => {
+      server.once('error', rej);
+      server.listen(socket, () => {
+        server.off('error', rej);
+        res();
+      });
+    });
+    server.on('error', (e) => this.log(`socket: ${messageOf(e)}`));
+    chmodSync(socket, 0o600);
+    this.server = server;
+    this.armIdle();
+  }
+
+  private onConnection(c: Socket): void {
+    let text = '';
+    c.setEncoding('utf8');
+    c.on('error', () => {});
+    c.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > MAX_LINE) {
+        this.reply(c, { ok: false, code: 'E2BIG', message: 'request too long' });
+        return;
+      }
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      c.removeAllListeners('data');
+      let req: Request;
+      try {
+        req = JSON.parse(text.slice(0, nl)) as Request;
+      } catch {
+        this.reply(c, { ok: false, code: 'EPROTO', message: 'malformed request' });
+        return;
+      }
+      this.handle(req).then(
+        (r) => this.reply(c, r),
+        (e: unknown) => this.reply(c, { ok: false, code: codeOf(e), message: messageOf(e) }),
+      );
+    });
+  }
+
+  private reply(c: Socket, r: Reply): void {
+    if (!c.destroyed) c.end(JSON.stringify(r) + '\n');
+  }
+
+  async handle(req: Request): Promise<Reply> {
+    switch (req?.op) {
+      case 'mount':
+        return this.mount(req);
+      case 'umount':
+        return this.umount(req.mountpoint, req.lazy ?? false);
+      case 'list':
+        return { ok: true, mounts: [...this.mounts.values()].map((m) => m.info) };
+      case 'info':
+        return { ok: true, status: this.status() };
+      default:
+        return { ok: false, code: 'EINVAL', message: `unknown request '${String((req as { op?: unknown })?.op)}'` };
+    }
+  }
+
+  status(): DaemonStatus {
+    const m = process.memoryUsage();
+    let live = 0;
+    const mounts = [...this.mounts.values()].map((s) => {
+      const requests = s.session.requests();
+      live += requests;
+      return { ...s.info, requests };
+    });
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      mounts,
+      memory: { rss: m.rss, heapUsed: m.heapUsed, external: m.external },
+      requests: this.endedRequests + live,
+      mountsServed: this.mountsServed,
+      idleMs: this.o.idleMs,
+    };
+  }
+
+  private async mount(req: MountRequest): Promise<Reply> {
+    if (this.stopping) return { ok: false, code: 'ESHUTDOWN', message: 'the layerfs daemon is shutting down; try again' };
+    if (typeof req.mountpoint !== 'string' || typeof req.options !== 'string' || typeof req.cwd !== 'string') {
+      return { ok: false, code: 'EINVAL', message: 'mount request needs options, mountpoint and cwd' };
+    }
+    const key = resolve(req.cwd, req.mountpoint);
+    if (this.pending.has(key)) return { ok: false, code: 'EBUSY', message: `mount point ${key} is busy (being mounted)` };
+    this.pending.add(key);
+    this.disarmIdle();
+    try {
+      const s = await startSession({
+        options: req.options,
+        mountpoint: req.mountpoint,
+        cwd: req.cwd,
+        debug: req.debug === true,
+        ...(req.source !== undefined ? { source: req.source } : {}),
+        ...(this.o.testHooks && req.unionModule ? { unionModule: req.unionModule } : {}),
+      });
+      const id = s.info.id;
+      this.mounts.set(id, { session: s, info: s.info });
+      this.mountsServed++;
+      void s.done.then((r) => {
+        this.endedRequests += r.requests || s.requests();
+        this.mounts.delete(id);
+        if (r.error) this.log(`${s.info.mountpoint}: serving stopped: ${r.error}`);
+        this.afterEnd();
+      });
+      return { ok: true, id, pid: process.pid };
+    } catch (e) {
+      return { ok: false, code: codeOf(e), message: messageOf(e) };
+    } finally {
+      this.pending.delete(key);
+      this.afterEnd();
+    }
+  }
+
+  private find(mountpoint: string): Served | undefined {
+    const abs = resolve(mountpoint);
+    let real = abs;
+    try {
+      real = realpathSync(abs);
+    } catch {
+      /* dead mount: compare the plain path */
+    }
+    for (const m of this.mounts.values()) if (m.info.mountpoint === abs || m.info.mountpoint === real) return m;
+    return undefined;
+  }
+
+  private async umount(mountpoint: string, lazy: boolean): Promise<Reply> {
+    const m = this.find(mountpoint);
+    if (!m) return { ok: false, code: 'EINVAL', message: `${resolve(mountpoint)} is not a layerfs mount point` };
+    try {
+      await m.session.unmount(lazy);
+    } catch (e) {
+      const code = codeOf(e);
+      return { ok: false, code, message: code === 'EBUSY' ? `${m.info.mountpoint}: target is busy` : messageOf(e) };
+    }
+    if (!lazy) await m.session.done;
+    return { ok: true, id: m.info.id };
+  }
+
+  private disarmIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private armIdle(): void {
+    this.disarmIdle();
+    if (this.mounts.size > 0 || this.pending.size > 0) return;
+    if (this.stopping) {
+      void this.shutdown();
+      return;
+    }
+    this.idleTimer = setTimeout(() => void this.shutdown(), this.o.idleMs);
+  }
+
+  private afterEnd(): void {
+    if (this.mounts.size === 0 && this.pending.size === 0) this.armIdle();
+  }
+
+  /** Unmount everything lazily; the daemon exits once every session ended. */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const m of this.mounts.values()) m.session.unmount(true).catch((e: unknown) => this.log(`umount ${m.info.mountpoint}: ${messageOf(e)}`));
+    this.afterEnd();
+  }
+
+  private shuttingDown = false;
+  private async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.disarmIdle();
+    const server = this.server;
+    this.server = null;
+    // stop taking requests first, then remove the files (a client arriving now starts a new daemon)
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    rmSync(this.o.paths.socket, { force: true });
+    try {
+      if (Number(readFileSync(this.o.paths.pid, 'utf8').trim()) === process.pid) rmSync(this.o.paths.pid, { force: true });
+    } catch {
+      /* gone */
+    }
+    this.exitResolve();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Opening the union a session serves: the mount options the engine and transport share are parsed
+ * once here, where the session is made (session-worker.ts), into the engine's Union.
+ */
+import type { DirHandleLike, FileHandleLike, UnionNodeLike } from '../engine/types.js';
+import { Union, parseOptions } from '../engine/index.js';
+import { MountError } from './mount-error.js';
+import type { ServedUnion } from './ops.js';
+
+/** A union ready to serve, with what introspection shows about it. */
+export interface OpenedUnion {
+  union: ServedUnion<UnionNodeLike & object, FileHandleLike, DirHandleLike>;
+  branches: { path: string; perm: string }[];
+  xiPath: string;
+  /** passthrough=on|off (default on): the transport's option, carried with the union's. */
+  passthrough?: boolean;
+  close(): void;
+}
+
+/** passthrough=on|off; undefined when absent. */
+function passthroughOption(extra: Record<string, unknown>): boolean | undefined {
+  if (!('passthrough' in extra)) return undefined;
+  const v = extra.passthrough;
+  delete extra.passthrough;
+  if (v === 'on' || v === true) return true;
+  if (v === 'off') return false;
+  throw new MountError('EINVAL', `passthrough must be 'on' or 'off', got '${String(v)}'`);
+}
+
+/** Build the engine's union from a mount option string (relative paths against `cwd`). */
+export function openUnion(options: string, cwd: string): OpenedUnion {
+  const parsed = parseOptions(options, { cwd });
+  const passthrough = passthroughOption(parsed.extra);
+  const unknown = Object.keys(parsed.extra);
+  if (unknown.length > 0) {
+    throw new MountError('EINVAL', `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
+  }
+  const union = new Union(parsed);
+  const info = union.info();
+  return {
+    union,
+    branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
+    xiPath: info.xinoPath ?? '',
+    ...(passthrough !== undefined ? { passthrough } : {}),
+    close: () => union.close(),
+  };
+}
