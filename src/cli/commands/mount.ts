@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { startMount, startSession } from '../../fuse/index.js';
 import { unmountOnSignals } from '../../fuse/daemon-signals.js';
+import { unknownOptionsWarning } from '../../fuse/option-warnings.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -71,6 +72,8 @@ export function register(program: Command): void {
       const options = flags.options.join(',');
       const what = `mount ${mountpoint}`;
       if (!options.trim()) throw new CliError(what, 'no branches given (use -o dirs=A=rw:B=ro or -o lowerdir=...,upperdir=...,workdir=...)', 2);
+      const warning = unknownOptionsWarning(options);
+      if (warning) process.stderr.write(warning + '\n');
       if (flags.foreground || flags.debug) {
         let s;
         try {
