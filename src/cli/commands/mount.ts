@@ -36,6 +36,17 @@ Union options:
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
   volatile                 no fsync of copied-up data before it gets its name (faster; not
                            crash-safe, as overlayfs volatile)
+fuse-overlayfs options (what podman and Docker pass a mount program):
+  fsync=0                  same as volatile
+  uidmapping=A:B:N[:...], gidmapping=A:B:N[:...]
+                           ids A..A+N-1 as stored in the branches show as B..B+N-1 (others as
+                           65534); chown and new files store them back unshifted
+  squash_to_root, squash_to_uid=N, squash_to_gid=N
+                           every file shows this owner; chown never fails
+  xattr_permissions=1|2    chown/chmod recorded in security.|user.containers.override_stat
+  static_nlink             directories show link count 1
+  noacl, context=...       accepted (no ACLs, no SELinux labels on FUSE); unknown options are
+                           warned about on one line and ignored
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
                            nodefault_permissions turn them off)
