@@ -4,6 +4,8 @@
  *   dirs=A=rw:B=ro:C            AUFS style (also `br=...` and `br:...`)
  *   lowerdir=L1:L2,upperdir=U,workdir=W    overlay style (leftmost lower is topmost)
  *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH  volatile
+ *   fuse-overlayfs's: fsync=0 (= volatile), uidmapping=A:B:N[:A:B:N...], gidmapping=..., squash_to_root,
+ *   squash_to_uid=N, squash_to_gid=N, xattr_permissions=0|1|2, static_nlink, noacl, context=... (ignored)
  *
  * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
  * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
@@ -13,7 +15,7 @@
 import * as path from 'node:path';
 import { FsError } from '../errors/index.js';
 import { isWritableDir } from '../branch/index.js';
-import type { BranchPerm, BranchSpec, DirRenameMode, UnionOptions, WhiteoutFormat } from './types.js';
+import type { BranchPerm, BranchSpec, DirRenameMode, IdRange, OwnershipOptions, UnionOptions, WhiteoutFormat } from './types.js';
 
 export interface ParseContext {
   cwd?: string;
@@ -23,6 +25,58 @@ export interface ParseContext {
 
 function bad(detail: string): FsError {
   return new FsError('EINVAL', 'mount', undefined, undefined, detail);
+}
+
+/** Largest uid/gid (2^32 - 2: -1 means "unchanged" to chown). */
+const MAX_ID = 0xfffffffe;
+
+function parseId(key: string, text: string | undefined): number {
+  const v = Number(text);
+  if (text === undefined || !/^[0-9]+$/.test(text) || v > MAX_ID) throw bad(`${key} needs a numeric id, got '${text ?? ''}'`);
+  return v;
+}
+
+/** `A:B:N[:A:B:N...]` (fuse-overlayfs uidmapping=/gidmapping=) -> ranges; stored ids A.., shown ids B... */
+export function parseIdMapping(key: string, text: string | undefined): IdRange[] {
+  if (!text) throw bad(`${key} needs triples A:B:N (stored id, shown id, count)`);
+  const parts = text.split(':');
+  if (parts.length % 3 !== 0) throw bad(`${key} needs triples A:B:N (stored id, shown id, count), got '${text}'`);
+  const out: IdRange[] = [];
+  for (let i = 0; i < parts.length; i += 3) {
+    const [a, b, n] = parts.slice(i, i + 3).map((p) => {
+      if (!/^[0-9]+$/.test(p) || Number(p) > MAX_ID + 1) throw bad(`${key}: '${p}' in '${text}' is not an id or count`);
+      return Number(p);
+    }) as [number, number, number];
+    if (n === 0) throw bad(`${key}: empty range in '${text}'`);
+    if (a + n - 1 > MAX_ID || b + n - 1 > MAX_ID) throw bad(`${key}: range ${a}:${b}:${n} goes past the largest id`);
+    out.push({ stored: a, shown: b, count: n });
+  }
+  return out;
+}
+
+/**
+ * Split a comma-separated option list: a backslash escapes the next character (kept for the
+ * later unescape) and a comma inside double quotes does not split (podman's `context="a:b:c1,c2"`).
+ */
+export function splitOptionList(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1]!;
+      i++;
+    } else if (c === '"') {
+      quoted = !quoted;
+      cur += c;
+    } else if (c === ',' && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out;
 }
 
 /** Split on unescaped `sep`; `\x` becomes `x`. */
@@ -91,9 +145,12 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let dirRename: DirRenameMode = 'redirect';
   let xino: string | undefined;
   let volatile = false;
+  let staticNlink = false;
+  let squashRoot = false;
+  const own: OwnershipOptions = {};
   const extra: Record<string, string | true> = {};
 
-  for (const raw of splitEscaped(str, ',')) {
+  for (const raw of splitOptionList(str)) {
     const opt = raw.trim();
     if (opt === '') continue;
     let key: string;
@@ -148,6 +205,44 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
         if (val !== undefined) throw bad(`volatile takes no value, got '${val}'`);
         volatile = true;
         break;
+      case 'fsync':
+        if (val === '0') volatile = true;
+        else if (val !== '1') throw bad(`fsync must be 0 or 1, not '${val ?? ''}'`);
+        break;
+      case 'uidmapping':
+        own.uidMap = parseIdMapping(key, val);
+        break;
+      case 'gidmapping':
+        own.gidMap = parseIdMapping(key, val);
+        break;
+      case 'squash_to_root':
+        if (val !== undefined) throw bad(`squash_to_root takes no value, got '${val}'`);
+        squashRoot = true;
+        break;
+      case 'squash_to_uid':
+        own.squashUid = parseId(key, val);
+        break;
+      case 'squash_to_gid':
+        own.squashGid = parseId(key, val);
+        break;
+      case 'xattr_permissions':
+        if (val === '1' || val === '2') own.xattrPermissions = Number(val) as 1 | 2;
+        else if (val === '0') delete own.xattrPermissions;
+        else throw bad(`xattr_permissions must be 0, 1 or 2, not '${val ?? ''}'`);
+        break;
+      case 'static_nlink':
+        if (val !== undefined) throw bad(`static_nlink takes no value, got '${val}'`);
+        staticNlink = true;
+        break;
+      case 'noacl':
+        // POSIX ACLs are never asked of the kernel: nothing to turn off
+        if (val !== undefined) throw bad(`noacl takes no value, got '${val}'`);
+        break;
+      case 'context':
+      case 'fscontext':
+      case 'defcontext':
+      case 'rootcontext':
+        break; // SELinux labels: FUSE mounts take none (as fuse-overlayfs, which ignores them)
       case 'xino':
         if (!val) throw bad('xino needs a path');
         xino = resolvePath(unescape(val), cwd);
@@ -180,6 +275,12 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   if (workdir !== undefined) out.workdir = workdir;
   if (xino !== undefined) out.xino = xino;
   if (volatile) out.volatile = true;
+  if (squashRoot) {
+    own.squashUid ??= 0;
+    own.squashGid ??= 0;
+  }
+  if (Object.keys(own).length > 0) out.ownership = own;
+  if (staticNlink) out.staticNlink = true;
   return out;
 }
 
@@ -191,6 +292,14 @@ export function formatOptions(o: UnionOptions): string {
   parts.push(`whiteout=${o.whiteout}`, `dirrename=${o.dirRename}`);
   if (o.xino) parts.push(`xino=${esc(o.xino)}`);
   if (o.volatile) parts.push('volatile');
+  const own = o.ownership;
+  const triples = (m: IdRange[]) => m.map((r) => `${r.stored}:${r.shown}:${r.count}`).join(':');
+  if (own?.uidMap) parts.push(`uidmapping=${triples(own.uidMap)}`);
+  if (own?.gidMap) parts.push(`gidmapping=${triples(own.gidMap)}`);
+  if (own?.squashUid !== undefined) parts.push(`squash_to_uid=${own.squashUid}`);
+  if (own?.squashGid !== undefined) parts.push(`squash_to_gid=${own.squashGid}`);
+  if (own?.xattrPermissions) parts.push(`xattr_permissions=${own.xattrPermissions}`);
+  if (o.staticNlink) parts.push('static_nlink');
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');
 }

@@ -105,6 +105,35 @@ export interface BranchSpec {
   attrs: string[];
 }
 
+/**
+ * One id range of fuse-overlayfs's `uidmapping=`/`gidmapping=` triple `A:B:N`: ids A..A+N-1 as
+ * stored in the branches are shown through the mount as B..B+N-1 (and ids given to chown/create
+ * through the mount map back). containers/storage writes `container:host:count`, so unshifted image
+ * layers show as the host ids of a user-namespaced container.
+ */
+export interface IdRange {
+  /** First id as stored in the branches. */
+  stored: number;
+  /** First id as shown through the mount. */
+  shown: number;
+  count: number;
+}
+
+/** How ownership is translated between the branches and the mount. */
+export interface OwnershipOptions {
+  uidMap?: IdRange[];
+  gidMap?: IdRange[];
+  /** Every node shows this owner (squash_to_uid=, squash_to_root); chown through the mount never fails. */
+  squashUid?: number;
+  squashGid?: number;
+  /**
+   * xattr_permissions=1|2: owner and mode live in the xattr `security.containers.override_stat` (1)
+   * or `user.containers.override_stat` (2) as `uid:gid:mode`, written by chown/chmod instead of the
+   * real ones and read over the real ones.
+   */
+  xattrPermissions?: 1 | 2;
+}
+
 /** Options of a union, as parsed by engine/params.ts from a mount option string. */
 export interface UnionOptions {
   /** Topmost first. At most one `rw` branch, and only the topmost may be `rw`. */
@@ -117,6 +146,10 @@ export interface UnionOptions {
   xino?: string;
   /** Skip the fsync of copied-up data before it gets its real name (overlayfs `volatile`): faster, not crash-safe. */
   volatile?: boolean;
+  /** Ownership as shown through the mount (fuse-overlayfs uidmapping=, squash_to_*, xattr_permissions=); absent: as stored. */
+  ownership?: OwnershipOptions;
+  /** Directories report st_nlink 1 (fuse-overlayfs static_nlink). */
+  staticNlink?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }

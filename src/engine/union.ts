@@ -11,6 +11,7 @@ import * as fileOps from './file-ops.js';
 import * as inodeOps from './inode-ops.js';
 import { DirHandle, FileHandle, S_IFDIR, UnionNode, dtOf } from './node.js';
 import { parseOptions } from './params.js';
+import { Ownership, formatOverride, parseOverride } from './ownership.js';
 import { mergedEntries } from './readdir.js';
 import { rename } from './rename.js';
 import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
@@ -42,12 +43,41 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   readonly core: Core;
   readonly root: UnionNode;
   private closed = false;
+  /** Id mapping / squash / xattr ownership (fuse-overlayfs options); null: ownership as stored. */
+  private readonly own: Ownership | null;
+  private readonly staticNlink: boolean;
 
   /** `options`: parsed options or a mount option string (`dirs=A=rw:B`). */
   constructor(options: UnionOptions | string) {
     const o = typeof options === 'string' ? parseOptions(options) : options;
     this.core = new Core(o);
     this.root = this.core.root;
+    this.own = o.ownership ? new Ownership(o.ownership) : null;
+    this.staticNlink = o.staticNlink === true;
+  }
+
+  /** An attribute on its way out: ownership as shown, static_nlink. */
+  private attrOut(node: UnionNode, a: Attr): Attr {
+    let r = a;
+    if (this.own) {
+      const x = this.own.overrideXattr;
+      r = this.own.attrOut(a, x ? this.override(node, x) : null);
+    }
+    if (this.staticNlink && node.isDir && r.nlink !== 1) r = { ...r, nlink: 1 };
+    return r;
+  }
+
+  private override(node: UnionNode, name: string): { uid: number; gid: number; mode: number } | null {
+    try {
+      return parseOverride(inodeOps.getxattr(this.core, node, name).toString('utf8'));
+    } catch {
+      return null; // no override recorded (ENODATA) or unreadable: the real owner shows
+    }
+  }
+
+  /** The caller in stored ids. */
+  private ctxIn(ctx: Ctx): Ctx {
+    return this.own ? this.own.ctxIn(ctx) : ctx;
   }
 
   get options(): UnionOptions {
@@ -101,7 +131,8 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     if (node === null) return null;
     if (!nums) return { node, attr: this.getattr(node) };
     try {
-      return { node, attr: inodeOps.getattrFromLookup(this.core, node, nums) };
+      const attr = inodeOps.getattrFromLookup(this.core, node, nums);
+      return { node, attr: this.own || this.staticNlink ? this.attrOut(node, attr) : attr };
     } catch (e) {
       throw rethrown(e, 'stat');
     }
@@ -114,11 +145,43 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   getattr(node: UnionNode): Attr {
-    return wrap('stat', () => inodeOps.getattr(this.core, node));
+    const a = wrap('stat', () => inodeOps.getattr(this.core, node));
+    return this.own || this.staticNlink ? this.attrOut(node, a) : a;
   }
 
   setattr(node: UnionNode, set: SetAttr, ctx: Ctx, fh?: FileHandle): Attr {
-    return wrap('setattr', () => inodeOps.setattr(this.core, node, set, ctx, fh));
+    if (!this.own) {
+      const a = wrap('setattr', () => inodeOps.setattr(this.core, node, set, ctx, fh));
+      return this.staticNlink ? this.attrOut(node, a) : a;
+    }
+    const own = this.own;
+    let rest = own.setIn(set);
+    const c = own.ctxIn(ctx);
+    const x = own.overrideXattr;
+    const owner = rest.uid !== undefined || rest.gid !== undefined;
+    if (x && (owner || rest.mode !== undefined)) {
+      // ownership and mode live in the xattr: record them there, leave the file's own alone
+      const real = wrap('stat', () => inodeOps.getattr(this.core, node));
+      const cur = this.override(node, x) ?? real;
+      const value = formatOverride(rest.uid ?? cur.uid, rest.gid ?? cur.gid, rest.mode ?? cur.mode);
+      wrap('setattr', () => inodeOps.setxattr(this.core, node, x, Buffer.from(value), 0));
+      const { uid: _u, gid: _g, mode: _m, ...others } = rest;
+      rest = others;
+    } else if (owner && own.squashing) {
+      // a squashed mount shows one owner whatever chown does: a refused chown is not an error
+      const ids: SetAttr = {};
+      if (rest.uid !== undefined) ids.uid = rest.uid;
+      if (rest.gid !== undefined) ids.gid = rest.gid;
+      try {
+        inodeOps.setattr(this.core, node, ids, c, fh);
+      } catch {
+        /* ignored, as fuse-overlayfs does */
+      }
+      const { uid: _u, gid: _g, ...others } = rest;
+      rest = others;
+    }
+    const a = Object.keys(rest).length === 0 ? wrap('stat', () => inodeOps.getattr(this.core, node)) : wrap('setattr', () => inodeOps.setattr(this.core, node, rest, c, fh));
+    return this.attrOut(node, a);
   }
 
   readlink(node: UnionNode): string {
@@ -126,15 +189,15 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   mknod(parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
-    return wrap('mknod', () => dirOps.mknod(this.core, parent, name, mode, rdev, ctx));
+    return wrap('mknod', () => dirOps.mknod(this.core, parent, name, mode, rdev, this.ctxIn(ctx)));
   }
 
   mkdir(parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
-    return wrap('mkdir', () => dirOps.mkdir(this.core, parent, name, mode, ctx));
+    return wrap('mkdir', () => dirOps.mkdir(this.core, parent, name, mode, this.ctxIn(ctx)));
   }
 
   symlink(parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
-    return wrap('symlink', () => dirOps.symlink(this.core, parent, name, target, ctx));
+    return wrap('symlink', () => dirOps.symlink(this.core, parent, name, target, this.ctxIn(ctx)));
   }
 
   link(node: UnionNode, newParent: UnionNode, newName: string): UnionNode {
@@ -159,7 +222,7 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
 
   create(parent: UnionNode, name: string, mode: number, flags: number, ctx: Ctx): { node: UnionNode; fh: FileHandle } {
     return wrap('open', () =>
-      dirOps.create(this.core, parent, name, mode, flags, ctx, (n, f) => fileOps.open(this.core, n, f)),
+      dirOps.create(this.core, parent, name, mode, flags, this.ctxIn(ctx), (n, f) => fileOps.open(this.core, n, f)),
     );
   }
 
@@ -218,7 +281,7 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   access(node: UnionNode, mask: number, ctx: Ctx): void {
-    wrap('access', () => inodeOps.access(this.core, node, mask, ctx));
+    wrap('access', () => inodeOps.access(this.core, node, mask, this.ctxIn(ctx)));
   }
 
   getxattr(node: UnionNode, name: string): Buffer {

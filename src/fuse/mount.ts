@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isCode } from '../errors/index.js';
+import { splitOptionList } from '../engine/params.js';
 import { MountError } from './mount-error.js';
 
 export const FSTYPE = 'fuse.layerfs';
@@ -117,23 +118,8 @@ export function splitOptions(options: string): TransportOptions {
   return { flags, allowOther, defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
 }
 
-/** Split on commas not escaped with a backslash (the escape is kept for the union's parser). */
-function splitTop(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) {
-      cur += c + s[i + 1]!;
-      i++;
-    } else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
+/** Split on commas not escaped with a backslash nor inside double quotes (escapes kept for the union's parser). */
+const splitTop = splitOptionList;
 
 /** Mount points from /proc/self/mountinfo (octal escapes decoded), with their fstype. */
 export function mountTable(): { mountpoint: string; fstype: string; source: string }[] {

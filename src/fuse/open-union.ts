@@ -31,10 +31,8 @@ function passthroughOption(extra: Record<string, unknown>): boolean | undefined 
 export function openUnion(options: string, cwd: string): OpenedUnion {
   const parsed = parseOptions(options, { cwd });
   const passthrough = passthroughOption(parsed.extra);
-  const unknown = Object.keys(parsed.extra);
-  if (unknown.length > 0) {
-    throw new MountError('EINVAL', `unknown mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`);
-  }
+  // options nobody understands were warned about by the mounting command (option-warnings.ts)
+  // and are ignored, as fuse-overlayfs does
   const union = new Union(parsed);
   const info = union.info();
   return {

@@ -12,6 +12,7 @@ import { CliError } from '../errors.js';
 import { startSession } from '../../fuse/index.js';
 import { startMount } from '../../daemon/index.js';
 import { unmountOnSignals } from '../../fuse/daemon-signals.js';
+import { unknownOptionsWarning } from '../../fuse/option-warnings.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -36,6 +37,17 @@ Union options:
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
   volatile                 no fsync of copied-up data before it gets its name (faster; not
                            crash-safe, as overlayfs volatile)
+fuse-overlayfs options (what podman and Docker pass a mount program):
+  fsync=0                  same as volatile
+  uidmapping=A:B:N[:...], gidmapping=A:B:N[:...]
+                           ids A..A+N-1 as stored in the branches show as B..B+N-1 (others as
+                           65534); chown and new files store them back unshifted
+  squash_to_root, squash_to_uid=N, squash_to_gid=N
+                           every file shows this owner; chown never fails
+  xattr_permissions=1|2    chown/chmod recorded in security.|user.containers.override_stat
+  static_nlink             directories show link count 1
+  noacl, context=...       accepted (no ACLs, no SELinux labels on FUSE); unknown options are
+                           warned about on one line and ignored
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
                            nodefault_permissions turn them off)
@@ -72,6 +84,8 @@ export function register(program: Command): void {
       const options = flags.options.join(',');
       const what = `mount ${mountpoint}`;
       if (!options.trim()) throw new CliError(what, 'no branches given (use -o dirs=A=rw:B=ro or -o lowerdir=...,upperdir=...,workdir=...)', 2);
+      const warning = unknownOptionsWarning(options);
+      if (warning) process.stderr.write(warning + '\n');
       if (flags.foreground || flags.debug) {
         let s;
         try {
