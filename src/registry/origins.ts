@@ -1,6 +1,8 @@
 /**
- * Where a layer's compressed blob is known to live: `ROOT/blobs/origins.json` maps a DiffID to the
- * blobs (digest, size, media type) seen for it on a registry repository, by pull or by push. A
+ * Where a layer's compressed blob is known to live: `ROOT/blobs/origins.json` maps a store layer's
+ * DiffID to the blobs (digest, size, media type, and the DiffID of the blob's own tar, which differs
+ * when the store's layer came from a tar that our reproducible export rewrites) seen for it on a
+ * registry repository, by pull or by push. A
  * push to a repository of the same registry then finds the blob already there (HEAD) or mounts it
  * from the other repository instead of uploading it again.
  */
@@ -15,6 +17,8 @@ export interface Origin {
   digest: string;
   size: number;
   mediaType: string;
+  /** sha256 of the blob uncompressed: the DiffID an image config lists for it. */
+  diffId: string;
 }
 
 type Table = Record<string, Origin[]>;
@@ -35,7 +39,7 @@ function read(store: LayerStore): Table {
 /** Known blobs of layer `diffId` on `registry`, most recent first. */
 export function originsOf(store: LayerStore, diffId: string, registry: string): Origin[] {
   const list = read(store)[diffId];
-  return Array.isArray(list) ? list.filter((o) => o.registry === registry) : [];
+  return Array.isArray(list) ? list.filter((o) => o.registry === registry && typeof o.diffId === 'string') : [];
 }
 
 /** Records blobs under the store lock (newest first, one entry per repository and digest, at most 8). */

@@ -132,7 +132,7 @@ export async function pull(store: LayerStore, refText: string, name: string | un
     await store.tag(imageName, top, config);
     await recordOrigins(
       store,
-      layers.map((d, i) => ({ diffId: diffIds[i] as string, origin: { registry: ref.registry, repository: repo, digest: d.digest, size: d.size, mediaType: d.mediaType } })),
+      layers.map((d, i) => ({ diffId: diffIds[i] as string, origin: { registry: ref.registry, repository: repo, digest: d.digest, size: d.size, mediaType: d.mediaType, diffId: diffIds[i] as string } })),
     );
     // the image is in the store: the cached blobs have done their job
     for (const d of [cdesc, ...layers]) cache.remove(d.digest);

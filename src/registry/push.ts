@@ -148,10 +148,11 @@ export async function push(store: LayerStore, image: string, refText: string, op
       const layerDescs = await inParallel(
         Math.max(1, opts.parallel ?? 3),
         chain.map((id, i) => async (): Promise<{ desc: Descriptor; diffId: string }> => {
-          const diffId = store.get(id).diffId;
+          const storeDiffId = store.get(id).diffId;
           // a blob of this layer known on this registry: already in the repository, or mountable
-          if (diffId !== null) {
-            for (const o of originsOf(store, diffId, ref.registry)) {
+          if (storeDiffId !== null) {
+            for (const o of originsOf(store, storeDiffId, ref.registry)) {
+              const diffId = o.diffId;
               const desc: Descriptor = { mediaType: o.mediaType, digest: o.digest, size: o.size };
               if (await up.exists(o.digest)) {
                 how[o.digest] = 'present';
@@ -160,7 +161,7 @@ export async function push(store: LayerStore, image: string, refText: string, op
               }
               if (o.repository !== repo && (await up.mount(o.digest, o.repository))) {
                 how[o.digest] = 'mounted';
-                learned.push({ diffId, origin: { ...o, repository: repo } });
+                learned.push({ diffId: storeDiffId, origin: { ...o, repository: repo } });
                 emit({ label: label(i), digest: o.digest, size: o.size, done: o.size, state: 'mounted' });
                 return { desc, diffId };
               }
@@ -182,7 +183,10 @@ export async function push(store: LayerStore, image: string, refText: string, op
             emit({ label: label(i), digest: blob.digest, size: blob.size, done: blob.size, state: 'uploaded' });
           }
           fs.rmSync(file, { force: true });
-          learned.push({ diffId: blob.diffId, origin: { registry: ref.registry, repository: repo, digest: blob.digest, size: blob.size, mediaType: desc.mediaType } });
+          if (storeDiffId !== null) {
+            const origin = { registry: ref.registry, repository: repo, digest: blob.digest, size: blob.size, mediaType: desc.mediaType, diffId: blob.diffId };
+            learned.push({ diffId: storeDiffId, origin });
+          }
           return { desc, diffId: blob.diffId };
         }),
       );
