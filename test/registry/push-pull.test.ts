@@ -63,6 +63,19 @@ describe('registry push/pull (docker-registry, plain HTTP)', { skip: !ok && 'doc
     assert.deepEqual(fs.readdirSync(dst.paths.tmpRoot), []);
   });
 
+  it('the pulled image mounts (FUSE, as a container) with the tree the pushed one has', { skip: !(fs.existsSync('/dev/fuse') && process.getuid?.() === 0) && 'FUSE not usable' }, async () => {
+    const root = path.join(top, 'mnt-dst');
+    const env = { ...process.env, LAYERFS_ROOT: root };
+    await pull(LayerStore.open(root), `${reg.host}/demo/app:v3`, 'mounted:v3');
+    const cid = (await run(process.execPath, [CLI, 'container', 'create', 'mounted:v3'], { env })).stdout.trim();
+    const mnt = (await run(process.execPath, [CLI, 'container', 'mount', cid], { env, timeout: 60_000 })).stdout.trim();
+    try {
+      assert.deepEqual(snapshot(mnt, { times: true }), await tree(src, 'demo:3', path.join(top, 't-src-mnt')));
+    } finally {
+      await run(process.execPath, [CLI, 'container', 'umount', cid], { env, timeout: 60_000 });
+    }
+  });
+
   it('a second push skips what the repository has; a push to another repository mounts the blobs', async () => {
     const again = await push(src, 'demo:3', `${reg.host}/demo/app:again`);
     assert.deepEqual(new Set(Object.values(again.blobs)), new Set(['present']));
