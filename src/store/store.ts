@@ -457,7 +457,9 @@ function dirSize(dir: string, skipPrivate = false): number {
 
 /** Checks an image name and adds `:latest` when it has no tag. */
 export function checkImageName(name: string): string {
-  if (!/^[a-z0-9][a-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$/.test(name) || isLayerId(name)) {
+  // [HOST[:PORT]/]PATH[:TAG][@sha256:HEX], as registries name images
+  const re = /^(?:[a-zA-Z0-9.-]+:[0-9]{1,5}\/)?[a-z0-9][a-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?$/;
+  if (!re.test(name) || isLayerId(name)) {
     throw storeErr('EINVAL', `invalid image name: ${JSON.stringify(name)}`);
   }
   return /:[^/]*$/.test(name) ? name : `${name}:latest`;

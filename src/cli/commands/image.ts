@@ -10,6 +10,7 @@ import { exportOci, importOci, splitLayoutRef } from '../../store/image-oci.js';
 import { human } from '../progress.js';
 import { UsageError } from '../errors.js';
 import { layerProgress, openStore, withRoot, type RootFlags } from './store-common.js';
+import { registerRegistry } from './image-registry.js';
 
 type Format = 'oci' | 'docker';
 
@@ -32,6 +33,7 @@ export function register(program: Command): void {
         '  layerfs image export myimg ./out:v1             # OCI layout DIR:TAG\n' +
         '  layerfs image export myimg img.tar              # docker save archive (docker load, skopeo docker-archive:)',
     );
+  registerRegistry(img); // push / pull (OCI distribution API)
 
   withRoot(
     img
