@@ -5,12 +5,16 @@
  *
  *   ROOT/diff/<id>/    the layer's own files (AUFS whiteouts)
  *   ROOT/layers/<id>   direct parent first, then its ancestors, one id per line
- *   ROOT/mnt/<id>/     where `get` mounts the union (the layer rw on top of its chain, ro)
+ *   ROOT/mnt/<id>/     where `get` mounts the union (the layer rw on top of its chain, ro);
+ *                      only read-write layers (containers, init layers) have one
  *
  * A layer exists exactly when its diff dir does: the layers file is written first and the diff
  * dir renamed in from tmp/ last; removal renames the diff dir away first. Mounts go through an
  * injected Mounter (FUSE lives outside the store), refcounted per id: the first `get` mounts, the
- * last `put` unmounts. A layer without parents needs no union: `get` returns its diff dir.
+ * last `put` unmounts. `get` of a read-only layer (made by `create`) or of a layer without
+ * parents mounts nothing and returns its diff dir: an engine reads a read-only layer only to
+ * rebuild its tar from the files by name, whiteouts included (Docker's naive diff getter), which
+ * the union would hide.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -85,22 +89,32 @@ export class LayerDriver {
     return text.split('\n').filter((l) => l !== '');
   }
 
-  /** Creates an empty layer over `parent` (empty: none). */
+  /** Creates an empty read-only layer over `parent` (empty: none). */
   create(id: string, parent = ''): void {
+    this.make(id, parent, false);
+  }
+
+  /** Creates an empty layer to be mounted read-write (a container's) over `parent`. */
+  createReadWrite(id: string, parent = ''): void {
+    this.make(id, parent, true);
+  }
+
+  /** Whether `get` mounts a union (read-write layers) or hands out the diff dir. */
+  isReadWrite(id: string): boolean {
+    return fs.existsSync(this.mntDir(id));
+  }
+
+  private make(id: string, parent: string, rw: boolean): void {
     checkDriverId(id);
     if (this.exists(id)) throw storeErr('EEXIST', `layer ${id} already exists`);
     const ancestors = parent === '' ? [] : [checkDriverId(parent, 'parent id'), ...this.parents(parent)];
     const staged = path.join(this.tmpRoot, tmpName());
     fs.mkdirSync(staged, 0o755);
     writeFileAtomic(this.layersFile(id), ancestors.map((a) => a + '\n').join(''));
-    fs.mkdirSync(this.mntDir(id), { recursive: true, mode: 0o755 });
+    if (rw) fs.mkdirSync(this.mntDir(id), { recursive: true, mode: 0o755 });
+    else fs.rmSync(this.mntDir(id), { recursive: true, force: true }); // debris of an earlier one
     fs.renameSync(staged, this.diffDir(id)); // the commit point
     fsyncDir(path.join(this.root, 'diff'));
-  }
-
-  /** The same layer, meant to be mounted writable (every layer is, as in Docker's aufs driver). */
-  createReadWrite(id: string, parent = ''): void {
-    this.create(id, parent);
   }
 
   /** Removes a layer (refused while mounted or while another layer names it as parent). */
@@ -141,13 +155,12 @@ export class LayerDriver {
     return this.serial(id, async () => {
       this.need(id);
       const n = this.refs.get(id) ?? 0;
-      if (this.parents(id).length === 0) {
+      if (!this.isReadWrite(id) || this.parents(id).length === 0) {
         this.refs.set(id, n + 1);
         return this.diffDir(id);
       }
       const mnt = this.mntDir(id);
       if (n === 0 && !isMountPoint(mnt)) {
-        fs.mkdirSync(mnt, { recursive: true, mode: 0o755 });
         await this.mounter.mount(this.branchString(id), mnt);
       }
       this.refs.set(id, n + 1);

@@ -35,9 +35,11 @@ describe('LayerDriver', { timeout: 120_000 }, () => {
     assert.equal(fs.readFileSync(path.join(root, 'layers', `${ID(3)}-init`), 'utf8'), `${ID(2)}\n${ID(1)}\n`);
     assert.ok(d.exists(ID(2)) && !d.exists(ID(9)));
 
-    // a base layer needs no union
-    assert.equal(await d.get(ID(1)), path.join(root, 'diff', ID(1)));
-    await d.put(ID(1));
+    // a read-only layer is handed out as its diff dir, whiteouts and all
+    assert.equal(await d.get(ID(2)), path.join(root, 'diff', ID(2)));
+    assert.ok(fs.existsSync(path.join(root, 'diff', ID(2), 'etc/.wh.gone')));
+    await d.put(ID(2));
+    assert.ok(!d.isReadWrite(ID(2)) && d.isReadWrite(`${ID(3)}-init`));
 
     const mnt = await d.get(`${ID(3)}-init`);
     assert.equal(mnt, path.join(root, 'mnt', `${ID(3)}-init`));
