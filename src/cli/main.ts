@@ -19,6 +19,7 @@ const COMMANDS: readonly CommandSource[] = [
   { name: 'layer', load: () => import('./commands/layer.js') },
   { name: 'container', load: () => import('./commands/container.js') },
   { name: 'image', load: () => import('./commands/image.js') },
+  { name: 'docker-plugin', load: () => import('./commands/docker-plugin.js') },
 ];
 // --------------------------------------------------------------------------------------------
 

@@ -1,0 +1,116 @@
+/**
+ * Helpers for the container-engine tests: a small busybox image tar, and real servers (dockerd,
+ * containerd, our plugin/snapshotter) started in temp dirs and stopped by pid.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { CLI_MAIN, fuseUnavailable } from '../helpers/mount.js';
+
+/** Debian's docker.io client (a newer client may come first on PATH). */
+export const DOCKER = '/usr/bin/docker';
+export const DOCKERD = '/usr/sbin/dockerd';
+export const CONTAINERD = '/usr/bin/containerd';
+export const CTR = '/usr/bin/ctr';
+const BUSYBOX = '/bin/busybox';
+
+/** Skips (fails under CI) unless root, FUSE and every one of `tools` are present. */
+export function requireTools(t: TestContext, tools: readonly string[]): boolean {
+  const missing = [fuseUnavailable(), ...tools.filter((x) => !fs.existsSync(x)).map((x) => `${x} missing`)].filter((x) => x !== null);
+  if (missing.length === 0) return true;
+  if (process.env.CI) assert.fail(`cannot run: ${missing.join(', ')}`);
+  t.skip(missing.join(', '));
+  return false;
+}
+
+export interface Out {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export function sh(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Out {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, cwd: opts.cwd });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), ms: performance.now() - t0 };
+}
+
+/** sh() that must succeed; returns stdout. */
+export function ok(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): string {
+  const r = sh(cmd, args, opts);
+  assert.equal(r.status, 0, `${path.basename(cmd)} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** A busybox root as a tar (static /bin/busybox plus applet symlinks, /etc/passwd): `dir/busybox.tar`. */
+export function busyboxTar(dir: string): string {
+  const root = path.join(dir, 'bb-root');
+  for (const d of ['bin', 'etc', 'tmp', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync(BUSYBOX, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const a of ok(BUSYBOX, ['--list']).split('\n')) {
+    if (a !== '' && a !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  }
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  const tar = path.join(dir, 'busybox.tar');
+  ok('tar', ['-C', root, '-cf', tar, '.']);
+  fs.rmSync(root, { recursive: true });
+  return tar;
+}
+
+export async function waitFor(what: string, fn: () => boolean, timeoutMs = 60_000, proc?: ChildProcess): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (fn()) return;
+    if (proc && proc.exitCode !== null) throw new Error(`${what}: the process exited (${proc.exitCode})`);
+    if (Date.now() > end) throw new Error(`${what}: not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A background server writing to `log`; `stop()` sends SIGTERM to its pid and waits (then SIGKILL). */
+export interface Server {
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function startServer(cmd: string, args: readonly string[], log: string): Server {
+  const fd = fs.openSync(log, 'a');
+  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    proc,
+    async stop(): Promise<void> {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+/** `layerfs ARGS` as a server. */
+export function startLayerfs(args: readonly string[], log: string): Server {
+  return startServer(process.execPath, [CLI_MAIN, ...args], log);
+}
+
+/** Mount points under `dir` still mounted. */
+export function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+/** Unmounts (lazily) whatever is still mounted under `dir`, deepest first; returns what was. */
+export function unmountUnder(dir: string): string[] {
+  const left = mountsUnder(dir).sort((a, b) => b.length - a.length);
+  for (const m of left) spawnSync('umount', ['-l', m]);
+  return left;
+}
