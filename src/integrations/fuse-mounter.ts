@@ -1,9 +1,8 @@
 /**
- * The Mounter the integrations hand to the store's LayerDriver: one detached layerfs mount daemon
- * per union (fuse/startMount), stopped by unmounting (fuse/stopMount). When the resident daemon
- * lands, only this file changes.
+ * The Mounter the integrations hand to the store's LayerDriver: each union is a mount of the
+ * resident daemon (daemon/startMount), stopped by unmounting (daemon/stopMount).
  */
-import { startMount, stopMount } from '../fuse/index.js';
+import { startMount, stopMount } from '../daemon/index.js';
 import type { Mounter } from '../store/layer-driver.js';
 
 export const fuseMounter: Mounter = {

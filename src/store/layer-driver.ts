@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { WH_META } from '../engine/whiteout.js';
+import { WH_META } from '../format/index.js';
 import { isCode } from '../errors/index.js';
 import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
 import { changes, type Change } from './changes.js';

@@ -11,7 +11,7 @@ import type { BlobEvent, OnEvent } from '../../registry/events.js';
 import { parsePlatform } from '../../registry/manifest.js';
 import { pull } from '../../registry/pull.js';
 import { push } from '../../registry/push.js';
-import { human } from '../../store/progress.js';
+import { human } from '../progress.js';
 import { UsageError } from '../errors.js';
 import { openStore, withRoot, type RootFlags } from './store-common.js';
 
