@@ -64,6 +64,8 @@ export class RegistryClient {
   private readonly agentHttps: https.Agent;
   private readonly scopes = new Set<string>();
   private authorization: string | undefined;
+  /** The last Bearer challenge, to ask for a wider token when a request needs new scopes. */
+  private bearer: string | undefined;
   private creds: Credentials | undefined | null = null;
 
   constructor(registry: string, opts: ClientOptions = {}) {
@@ -122,7 +124,8 @@ export class RegistryClient {
       this.base = httpsBase;
     } catch (e) {
       const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '';
-      if (!plainOk || !TLS_PLAIN_HINTS.has(code)) throw this.netError(e, httpsBase);
+      if (!TLS_PLAIN_HINTS.has(code)) throw this.netError(e, httpsBase);
+      if (!plainOk) throw regErr('EPROTO', `registry ${this.registry} does not answer TLS (${code}; plain HTTP?); pass --insecure to allow plain HTTP`);
       this.base = new URL(`http://${this.host}/`);
     }
     return this.base;
@@ -171,7 +174,10 @@ export class RegistryClient {
 
   /** Sends a request, answering auth challenges and following redirects. */
   async request(method: string, target: string | URL, o: RequestOptions = {}): Promise<Response> {
-    for (const s of o.scopes ?? []) this.scopes.add(s);
+    const fresh = (o.scopes ?? []).filter((s) => !this.scopes.has(s));
+    for (const s of fresh) this.scopes.add(s);
+    // a Bearer token covers the scopes it was asked for: ask for one covering the new ones too
+    if (fresh.length > 0 && this.bearer) await this.authenticate(this.bearer, await this.baseUrl());
     let url = typeof target === 'string' ? await this.url(target) : target;
     let m = method;
     let authTries = 0;
@@ -220,6 +226,7 @@ export class RegistryClient {
       return;
     }
     if (ch.scheme !== 'bearer' || !ch.params.realm) throw regErr('EPROTO', `registry ${this.registry} asks for unsupported auth ${ch.scheme}`);
+    this.bearer = h;
     const realm = new URL(ch.params.realm, url);
     if (ch.params.service) realm.searchParams.set('service', ch.params.service);
     const scopes = new Set(this.scopes);

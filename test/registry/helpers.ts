@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { LayerStore } from '../../src/store/store.js';
 import { digestStream } from '../../src/store/tar-export.js';
@@ -18,6 +19,14 @@ export const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 export function haveTools(...bins: string[]): boolean {
   return bins.every((b) => fs.existsSync(b));
+}
+
+/** A non-loopback IPv4 address of this machine, if it has one. */
+export function outsideIPv4(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
 }
 
 export async function freePort(): Promise<number> {
@@ -59,10 +68,11 @@ export interface Registry {
 }
 
 /** Starts docker-registry on a free loopback port; resolves once /v2/ answers. */
-export async function startRegistry(opts: { tls?: Tls; htpasswd?: { user: string; password: string } } = {}): Promise<Registry> {
+export async function startRegistry(opts: { tls?: Tls; htpasswd?: { user: string; password: string }; ip?: string } = {}): Promise<Registry> {
+  const ip = opts.ip ?? '127.0.0.1';
   const dir = tempDir('layerfs-registry-');
   const port = await freePort();
-  let cfg = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`;
+  let cfg = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${ip}:${port}\n`;
   if (opts.tls) cfg += `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n`;
   if (opts.htpasswd) {
     const line = execFileSync('htpasswd', ['-Bbn', opts.htpasswd.user, opts.htpasswd.password], { encoding: 'utf8' }).trim();
@@ -87,7 +97,7 @@ export async function startRegistry(opts: { tls?: Tls; htpasswd?: { user: string
   for (;;) {
     const status = await new Promise<number>((resolve) => {
       const mod = opts.tls ? https : http;
-      const req = mod.get(`${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`, { ...(opts.tls ? { ca: fs.readFileSync(opts.tls.ca) } : {}) }, (res) => {
+      const req = mod.get(`${opts.tls ? 'https' : 'http'}://${ip}:${port}/v2/`, { ...(opts.tls ? { ca: fs.readFileSync(opts.tls.ca) } : {}) }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -101,7 +111,7 @@ export async function startRegistry(opts: { tls?: Tls; htpasswd?: { user: string
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { host: `127.0.0.1:${port}`, dir, stop };
+  return { host: `${ip}:${port}`, dir, stop };
 }
 
 /** A store with a three-layer image `demo:3` (a deletion, a bigger file for chunked uploads). */

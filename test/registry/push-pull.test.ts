@@ -16,7 +16,7 @@ import type { BlobEvent } from '../../src/registry/events.js';
 import { exportOci } from '../../src/store/image-oci.js';
 import { LayerStore } from '../../src/store/store.js';
 import { snapshot, tempDir } from '../store/helpers.js';
-import { demoStore, diffIds, exportedDiffIds, haveTools, REGISTRY_BIN, startRegistry, type Registry } from './helpers.js';
+import { demoStore, diffIds, exportedDiffIds, haveTools, outsideIPv4, REGISTRY_BIN, startRegistry, type Registry } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -82,6 +82,32 @@ describe('registry push/pull (docker-registry, plain HTTP)', { skip: !ok && 'doc
     const other = await push(src, 'demo:3', `${reg.host}/other/repo:v1`);
     const states = Object.values(other.blobs);
     assert.equal(states.filter((s) => s === 'mounted').length, 3, `layers mounted across repositories: ${states.join(',')}`);
+  });
+
+  it('an image pulled from one repository is pushed to another by mounting its layers, with no layer upload', async () => {
+    const dst = LayerStore.open(path.join(top, 'relay'));
+    await pull(dst, `${reg.host}/demo/app:v3`, 'relay:v3');
+    const r = await push(dst, 'relay:v3', `${reg.host}/relay/copy:v3`);
+    const states = Object.values(r.blobs);
+    // the three layers come from the other repository; only the small config blob may be uploaded
+    assert.equal(states.filter((s) => s === 'mounted').length, 3, `layers mounted: ${states.join(',')}`);
+    assert.ok(states.filter((s) => s === 'uploaded').length <= 1, `at most the config uploaded: ${states.join(',')}`);
+    const again = LayerStore.open(path.join(top, 'relay2'));
+    const back = await pull(again, `${reg.host}/relay/copy:v3`, undefined);
+    assert.deepEqual(diffIds(again, back.name), diffIds(dst, 'relay:v3'));
+  });
+
+  it('plain HTTP off loopback needs --insecure', { skip: outsideIPv4() === undefined && 'no non-loopback address' }, async () => {
+    const far = await startRegistry({ ip: outsideIPv4()! });
+    try {
+      await assert.rejects(push(src, 'demo:1', `${far.host}/far/app:v1`), /^Error: EPROTO: registry [0-9.]+:\d+ does not answer TLS \(.*plain HTTP\?\); pass --insecure to allow plain HTTP$/);
+      await push(src, 'demo:1', `${far.host}/far/app:v1`, { insecure: true });
+      const dst = LayerStore.open(path.join(top, 'far'));
+      const r = await pull(dst, `${far.host}/far/app:v1`, undefined, { insecure: true });
+      assert.equal(r.name, `${far.host}/far/app:v1`);
+    } finally {
+      await far.stop();
+    }
   });
 
   it('pull by digest, and a pull of layers the store has downloads nothing', async () => {
