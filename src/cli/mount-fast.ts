@@ -40,7 +40,10 @@ export async function runPlainMount(req: MountRequest): Promise<number> {
   const { request } = await import('../daemon/client.js');
   try {
     const r = await request(req);
-    if (r && r.ok) return 0;
+    if (r && r.ok) {
+      if (r.warning) process.stderr.write(r.warning + '\n');
+      return 0;
+    }
     const message = r && !r.ok ? r.message : 'no layerfs daemon runs';
     process.stderr.write(`layerfs: mount ${req.mountpoint}: ${message}\n`);
   } catch (e) {

@@ -42,7 +42,15 @@ export interface DaemonStatus {
 }
 
 export type Reply =
-  | { ok: true; id?: string; pid?: number; mounts?: MountInfo[]; status?: DaemonStatus }
+  | {
+      ok: true;
+      id?: string;
+      pid?: number;
+      /** A mount's one-line warning for the client's stderr (unknown options, ignored as fuse-overlayfs does). */
+      warning?: string;
+      mounts?: MountInfo[];
+      status?: DaemonStatus;
+    }
   | { ok: false; code: string; message: string };
 
 /** Longest request line accepted (options strings of deep layer stacks fit easily). */

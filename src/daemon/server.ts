@@ -17,6 +17,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { startSession, type Session } from '../fuse/session.js';
 import { processAlive, type MountInfo } from '../fuse/runtime-dir.js';
+import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 
@@ -203,7 +204,8 @@ export class Daemon {
         if (r.error) this.log(`${s.info.mountpoint}: serving stopped: ${r.error}`);
         this.afterEnd();
       });
-      return { ok: true, id, pid: process.pid };
+      const warning = unknownOptionsWarning(req.options);
+      return { ok: true, id, pid: process.pid, ...(warning ? { warning } : {}) };
     } catch (e) {
       return { ok: false, code: codeOf(e), message: messageOf(e) };
     } finally {
