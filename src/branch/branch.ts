@@ -7,7 +7,7 @@
  * Methods throw node:fs or FsError errors (errno-coded); the engine maps them once at its boundary.
  */
 import * as fs from 'node:fs';
-import { FsError, isCode } from '../errors/index.js';
+import { FsError, codeOf, isCode } from '../errors/index.js';
 import * as native from '../sys/native.js';
 import type { CopyCaps } from './copy-data.js';
 
@@ -136,6 +136,20 @@ export class Branch {
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
       throw e;
     }
+  }
+
+  /**
+   * lstat into `out` (slots of sys ST) without a Stats object (lookups and getattr, the hottest
+   * calls, take no allocation); false when the entry (or a parent) does not exist, as lstat.
+   */
+  lstatInto(rel: string, out: Float64Array): boolean {
+    const abs = this.abs(rel);
+    const r = native.lstatInto(abs, out);
+    if (r === 0) return true;
+    const code = codeOf(-r);
+    // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return false;
+    throw new FsError(code, 'lstat', abs);
   }
 
   exists(rel: string): boolean {
@@ -275,6 +289,12 @@ export class Branch {
       if (isCode(e, 'EOPNOTSUPP', 'ENOTSUP')) return [];
       throw e;
     }
+  }
+
+  /** The entry's xattr names, with no exception: null when the host cannot say (any error). */
+  tryListxattr(rel: string): string[] | null {
+    const names = native.tryLlistxattr(this.abs(rel));
+    return typeof names === 'number' ? null : names;
   }
 
   removexattr(rel: string, name: string): void {

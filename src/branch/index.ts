@@ -5,3 +5,5 @@ export type { HostDir } from './host-dir.js';
 export * as fdops from './fd.js';
 export { openXinoFile, appendXinoRecord, rewriteXinoFile, closeXinoFile } from './xino-file.js';
 export type { XinoFile } from './xino-file.js';
+/** The array Branch.lstatInto fills and its slots. */
+export { ST, statArray } from '../sys/index.js';

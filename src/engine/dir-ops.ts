@@ -3,11 +3,8 @@
  * link. New entries go to the rw branch; removing a name that exists below leaves a whiteout;
  * a directory made where a lower one was whited out is opaque.
  */
-import { joinRel } from '../branch/index.js';
-import type { Branch } from '../branch/index.js';
-import { fdops } from '../branch/index.js';
+import { ST, fdops, joinRel, statArray, type Branch } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
-import { ST, lstatInto, statArray } from '../sys/index.js';
 import type { Core } from './core.js';
 import { copyUp, originCopiedUp } from './copy-up.js';
 import { lowerHas, newRwProbe, type RwProbe } from './namei.js';
@@ -89,9 +86,9 @@ function prepareCreate(
     if (parent.layers[0] === 0) parent.copiedUpGen = core.gen;
   }
   const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
-  const r = lstatInto(rw.abs(parent.rel), parentNums);
-  const pmode = r === 0 ? parentNums[ST.mode]! : 0;
-  const pgid = r === 0 ? parentNums[ST.gid]! : 0;
+  const there = rw.lstatInto(parent.rel, parentNums);
+  const pmode = there ? parentNums[ST.mode]! : 0;
+  const pgid = there ? parentNums[ST.gid]! : 0;
   return { rw, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
 }
 

@@ -3,9 +3,8 @@
  * Any change copies the node up first; private xattrs stay hidden.
  */
 import type { BigIntStats } from 'node:fs';
-import { fdops, nsParts, type Branch } from '../branch/index.js';
-import { FsError, codeOf } from '../errors/index.js';
-import { ST, lstatInto, statArray, tryLlistxattr } from '../sys/index.js';
+import { ST, fdops, nsParts, statArray, type Branch } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
@@ -51,7 +50,7 @@ export function getattr(core: Core, node: UnionNode): Attr {
     return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
   }
   const r = core.real(node);
-  return attrOf(core, node, r.b, r.rel, lstatNums(r.b.abs(r.rel)));
+  return attrOf(core, node, r.b, r.rel, lstatNums(r.b, r.rel));
 }
 
 /**
@@ -78,14 +77,10 @@ function attrOf(core: Core, node: UnionNode, b: Branch, rel: string, st: Float64
 /** One array reused by every getattr (the engine is synchronous: no call overlaps another). */
 const statNums = statArray();
 
-/** lstat into `statNums` (no Stats object: getattr is the hottest call); ENOENT as getattr's. */
-function lstatNums(abs: string): Float64Array {
-  const r = lstatInto(abs, statNums);
-  if (r === 0) return statNums;
-  const code = codeOf(-r);
-  // As Branch.lstat: a missing entry (or parent, or an impossible name) is ENOENT here.
-  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') throw new FsError('ENOENT', 'getattr');
-  throw new FsError(code, 'lstat', abs);
+/** lstat into `statNums` (no Stats object: getattr is the hottest call); a missing entry is getattr's ENOENT. */
+function lstatNums(b: Branch, rel: string): Float64Array {
+  if (b.lstatInto(rel, statNums)) return statNums;
+  throw new FsError('ENOENT', 'getattr');
 }
 
 /** Like toAttr, from the numbers of lstatInto. */
@@ -201,9 +196,8 @@ export function xattrNames(core: Core, node: UnionNode): string[] | null {
   core.ensure(node);
   if (node.unlinked) return null;
   const r = core.real(node);
-  const names = tryLlistxattr(r.b.abs(r.rel));
-  if (typeof names === 'number') return null;
-  if (names.length === 0) return names;
+  const names = r.b.tryListxattr(r.rel);
+  if (names === null || names.length === 0) return names;
   return names.filter((n) => !isPrivateXattr(n));
 }
 

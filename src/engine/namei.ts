@@ -10,9 +10,7 @@
  * merged below another is not even that: its listing says it is a directory).
  */
 import type { Branch } from '../branch/index.js';
-import { joinRel } from '../branch/index.js';
-import { FsError, codeOf } from '../errors/index.js';
-import { ST, lstatInto, statArray } from '../sys/index.js';
+import { ST, joinRel, statArray } from '../branch/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
 import { OPQ, WH, WH_META, isOverlayWhiteout } from '../format/index.js';
@@ -45,14 +43,7 @@ const belowNums = statArray();
 
 /** lstat of `rel` in `b` into `out`; null when absent (as Branch.lstat). */
 function lstatEntry(b: Branch, rel: string, out: Float64Array): EntryStat | null {
-  const abs = b.abs(rel);
-  const r = lstatInto(abs, out);
-  if (r !== 0) {
-    const code = codeOf(-r);
-    // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return null;
-    throw new FsError(code, 'lstat', abs);
-  }
+  if (!b.lstatInto(rel, out)) return null;
   return { dev: out[ST.dev]!, ino: out[ST.ino]!, mode: out[ST.mode]!, rdev: out[ST.rdev]!, nlink: out[ST.nlink]! };
 }
 
