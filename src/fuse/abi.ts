@@ -240,3 +240,95 @@ export function align8(n: number): number {
 /** Pages the kernel allows per request at most (FUSE_MAX_MAX_PAGES). */
 export const MAX_MAX_PAGES = 256;
 export const PAGE_SIZE = 4096;
+
+/**
+ * Field offsets, in bytes from the start of each struct, named as in linux/fuse.h (camelCase).
+ * Decoders and encoders (requests.ts, codec.ts, dirent-codec.ts) read and write fields only through
+ * these names.
+ */
+export const Off = {
+  inHeader: { len: 0, opcode: 4, unique: 8, nodeid: 16, uid: 24, gid: 28, pid: 32, totalExtlen: 36, padding: 38 },
+  outHeader: { len: 0, error: 4, unique: 8 },
+  forgetIn: { nlookup: 0 },
+  forgetOne: { nodeid: 0, nlookup: 8 },
+  batchForgetIn: { count: 0, dummy: 4 },
+  setattrIn: {
+    valid: 0,
+    fh: 8,
+    size: 16,
+    lockOwner: 24,
+    atime: 32,
+    mtime: 40,
+    ctime: 48,
+    atimensec: 56,
+    mtimensec: 60,
+    ctimensec: 64,
+    mode: 68,
+    uid: 76,
+    gid: 80,
+  },
+  mknodIn: { mode: 0, rdev: 4, umask: 8 },
+  mkdirIn: { mode: 0, umask: 4 },
+  renameIn: { newdir: 0 },
+  rename2In: { newdir: 0, flags: 8 },
+  linkIn: { oldnodeid: 0 },
+  openIn: { flags: 0, openFlags: 4 },
+  createIn: { flags: 0, mode: 4, umask: 8, openFlags: 12 },
+  releaseIn: { fh: 0, flags: 8, releaseFlags: 12, lockOwner: 16 },
+  flushIn: { fh: 0, lockOwner: 16 },
+  /** fuse_read_in and fuse_write_in (read_flags / write_flags at 20). */
+  readIn: { fh: 0, offset: 8, size: 16, ioFlags: 20, lockOwner: 24, flags: 32 },
+  fsyncIn: { fh: 0, fsyncFlags: 8 },
+  /** setxattrFlags only with SETXATTR_EXT. */
+  setxattrIn: { size: 0, flags: 4, setxattrFlags: 8 },
+  /** fuse_getxattr_in, also the LISTXATTR body. */
+  getxattrIn: { size: 0, padding: 4 },
+  accessIn: { mask: 0 },
+  fallocateIn: { fh: 0, offset: 8, length: 16, mode: 24 },
+  lseekIn: { fh: 0, offset: 8, whence: 16 },
+  initIn: { major: 0, minor: 4, maxReadahead: 8, flags: 12, flags2: 16 },
+  initOut: {
+    major: 0,
+    minor: 4,
+    maxReadahead: 8,
+    flags: 12,
+    maxBackground: 16,
+    congestionThreshold: 18,
+    maxWrite: 20,
+    timeGran: 24,
+    maxPages: 28,
+    mapAlignment: 30,
+    flags2: 32,
+    maxStackDepth: 36,
+  },
+  attr: {
+    ino: 0,
+    size: 8,
+    blocks: 16,
+    atime: 24,
+    mtime: 32,
+    ctime: 40,
+    atimensec: 48,
+    mtimensec: 52,
+    ctimensec: 56,
+    mode: 60,
+    nlink: 64,
+    uid: 68,
+    gid: 72,
+    rdev: 76,
+    blksize: 80,
+    flags: 84,
+  },
+  entryOut: { nodeid: 0, generation: 8, entryValid: 16, attrValid: 24, entryValidNsec: 32, attrValidNsec: 36, attr: 40 },
+  attrOut: { attrValid: 0, attrValidNsec: 8, dummy: 12, attr: 16 },
+  openOut: { fh: 0, openFlags: 8, backingId: 12 },
+  /** fuse_write_out, fuse_getxattr_out: a u32 and padding. */
+  u32Out: { value: 0, padding: 4 },
+  lseekOut: { offset: 0 },
+  kstatfs: { blocks: 0, bfree: 8, bavail: 16, files: 24, ffree: 32, bsize: 40, namelen: 44, frsize: 48 },
+  dirent: { ino: 0, off: 8, namelen: 16, type: 20, name: 24 },
+  /** fuse_direntplus: an entry_out, then the dirent. */
+  direntplus: { entryOut: 0, dirent: 128 },
+  notifyInvalInodeOut: { ino: 0, off: 8, len: 16 },
+  notifyInvalEntryOut: { parent: 0, namelen: 8, flags: 12 },
+} as const;

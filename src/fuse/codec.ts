@@ -1,10 +1,13 @@
 /**
- * Buffer <-> objects for the FUSE protocol. Pure: no I/O, no engine. Decoders read a request
- * body at an offset; encoders write a reply body into a caller's buffer and return the end offset.
- * 64-bit fields are carried as JS numbers (node ids, handles, offsets and sizes stay below 2^53).
+ * Buffer <-> objects for the FUSE protocol: the headers, the field primitives, and the reply
+ * encoders (request bodies are decoded in requests.ts). Pure: no I/O, no engine. Encoders write a
+ * reply body into a caller's buffer and return the end offset. Fields are addressed by their
+ * names in abi.ts's `Off`. 64-bit fields are carried as JS numbers (node ids, handles, offsets and
+ * sizes stay below 2^53).
  */
 import type { Attr, StatFs } from '../engine/types.js';
-import { Init, Init2, KERNEL_MINOR_VERSION, KERNEL_VERSION, MAX_MAX_PAGES, PAGE_SIZE, Size } from './abi.js';
+import { Init, Init2, KERNEL_MINOR_VERSION, KERNEL_VERSION, MAX_MAX_PAGES, Off, PAGE_SIZE, Size } from './abi.js';
+import type { InitIn } from './requests.js';
 
 const TWO32 = 2 ** 32;
 
@@ -40,36 +43,40 @@ export interface InHeader {
   extlen: number;
 }
 
+const IH = Off.inHeader;
+
 export function decodeInHeader(b: Buffer): InHeader {
   return {
-    len: b.readUInt32LE(0),
-    opcode: b.readUInt32LE(4),
-    unique: readU64(b, 8),
-    nodeid: readU64(b, 16),
-    uid: b.readUInt32LE(24),
-    gid: b.readUInt32LE(28),
-    pid: b.readUInt32LE(32),
-    extlen: b.readUInt16LE(36) * 8,
+    len: b.readUInt32LE(IH.len),
+    opcode: b.readUInt32LE(IH.opcode),
+    unique: readU64(b, IH.unique),
+    nodeid: readU64(b, IH.nodeid),
+    uid: b.readUInt32LE(IH.uid),
+    gid: b.readUInt32LE(IH.gid),
+    pid: b.readUInt32LE(IH.pid),
+    extlen: b.readUInt16LE(IH.totalExtlen) * 8,
   };
 }
 
 export function encodeInHeader(b: Buffer, h: InHeader): void {
-  b.writeUInt32LE(h.len, 0);
-  b.writeUInt32LE(h.opcode, 4);
-  writeU64(b, 8, h.unique);
-  writeU64(b, 16, h.nodeid);
-  b.writeUInt32LE(h.uid, 24);
-  b.writeUInt32LE(h.gid, 28);
-  b.writeUInt32LE(h.pid, 32);
-  b.writeUInt16LE(h.extlen / 8, 36);
-  b.writeUInt16LE(0, 38);
+  b.writeUInt32LE(h.len, IH.len);
+  b.writeUInt32LE(h.opcode, IH.opcode);
+  writeU64(b, IH.unique, h.unique);
+  writeU64(b, IH.nodeid, h.nodeid);
+  b.writeUInt32LE(h.uid, IH.uid);
+  b.writeUInt32LE(h.gid, IH.gid);
+  b.writeUInt32LE(h.pid, IH.pid);
+  b.writeUInt16LE(h.extlen / 8, IH.totalExtlen);
+  b.writeUInt16LE(0, IH.padding);
 }
+
+const OH = Off.outHeader;
 
 /** fuse_out_header: error is 0 or a negative errno. */
 export function encodeOutHeader(b: Buffer, len: number, error: number, unique: number): void {
-  b.writeUInt32LE(len, 0);
-  b.writeInt32LE(error, 4);
-  writeU64(b, 8, unique);
+  b.writeUInt32LE(len, OH.len);
+  b.writeInt32LE(error, OH.error);
+  writeU64(b, OH.unique, unique);
 }
 
 export interface OutHeader {
@@ -79,7 +86,7 @@ export interface OutHeader {
 }
 
 export function decodeOutHeader(b: Buffer): OutHeader {
-  return { len: b.readUInt32LE(0), error: b.readInt32LE(4), unique: readU64(b, 8) };
+  return { len: b.readUInt32LE(OH.len), error: b.readInt32LE(OH.error), unique: readU64(b, OH.unique) };
 }
 
 /** A NUL-terminated string at `off`, ending at or before `end`. */
@@ -97,37 +104,6 @@ export function readTwoCStrings(b: Buffer, off: number, end: number): [string, s
 }
 
 // ---- INIT ----
-
-export interface InitIn {
-  major: number;
-  minor: number;
-  maxReadahead: number;
-  flags: number;
-  /** High 32 flag bits; 0 unless the kernel set INIT_EXT. */
-  flags2: number;
-}
-
-export function decodeInitIn(b: Buffer, off: number, bodyLen: number): InitIn {
-  const flags = bodyLen >= 16 ? b.readUInt32LE(off + 12) : 0;
-  const flags2 = bodyLen >= 20 && (flags & Init.INIT_EXT) !== 0 ? b.readUInt32LE(off + 16) : 0;
-  return {
-    major: b.readUInt32LE(off),
-    minor: b.readUInt32LE(off + 4),
-    maxReadahead: bodyLen >= 12 ? b.readUInt32LE(off + 8) : 0,
-    flags: flags >>> 0,
-    flags2: flags2 >>> 0,
-  };
-}
-
-export function encodeInitIn(b: Buffer, off: number, i: InitIn): number {
-  b.fill(0, off, off + Size.INIT_IN);
-  b.writeUInt32LE(i.major, off);
-  b.writeUInt32LE(i.minor, off + 4);
-  b.writeUInt32LE(i.maxReadahead, off + 8);
-  b.writeUInt32LE(i.flags >>> 0, off + 12);
-  b.writeUInt32LE(i.flags2 >>> 0, off + 16);
-  return off + Size.INIT_IN;
-}
 
 export interface InitOut {
   major: number;
@@ -183,36 +159,48 @@ export function negotiateInit(offered: InitIn, want: InitWanted): InitOut | null
   };
 }
 
+const IO = Off.initOut;
+
 export function encodeInitOut(b: Buffer, off: number, o: InitOut): number {
   b.fill(0, off, off + Size.INIT_OUT);
-  b.writeUInt32LE(o.major, off);
-  b.writeUInt32LE(o.minor, off + 4);
-  b.writeUInt32LE(o.maxReadahead, off + 8);
-  b.writeUInt32LE(o.flags >>> 0, off + 12);
-  b.writeUInt16LE(o.maxBackground, off + 16);
-  b.writeUInt16LE(o.congestionThreshold, off + 18);
-  b.writeUInt32LE(o.maxWrite, off + 20);
-  b.writeUInt32LE(o.timeGran, off + 24);
-  b.writeUInt16LE(o.maxPages, off + 28);
-  b.writeUInt16LE(0, off + 30);
-  b.writeUInt32LE(o.flags2 >>> 0, off + 32);
-  b.writeUInt32LE(o.maxStackDepth >>> 0, off + 36);
+  b.writeUInt32LE(o.major, off + IO.major);
+  b.writeUInt32LE(o.minor, off + IO.minor);
+  b.writeUInt32LE(o.maxReadahead, off + IO.maxReadahead);
+  b.writeUInt32LE(o.flags >>> 0, off + IO.flags);
+  b.writeUInt16LE(o.maxBackground, off + IO.maxBackground);
+  b.writeUInt16LE(o.congestionThreshold, off + IO.congestionThreshold);
+  b.writeUInt32LE(o.maxWrite, off + IO.maxWrite);
+  b.writeUInt32LE(o.timeGran, off + IO.timeGran);
+  b.writeUInt16LE(o.maxPages, off + IO.maxPages);
+  b.writeUInt16LE(0, off + IO.mapAlignment);
+  b.writeUInt32LE(o.flags2 >>> 0, off + IO.flags2);
+  b.writeUInt32LE(o.maxStackDepth >>> 0, off + IO.maxStackDepth);
   return off + Size.INIT_OUT;
+}
+
+/**
+ * The INIT reply for a kernel whose major version we do not speak: our major and minor only
+ * (the kernel retries with ours, or gives up).
+ */
+export function encodeInitVersionOnly(b: Buffer, off: number): number {
+  b.writeUInt32LE(KERNEL_VERSION, off + IO.major);
+  b.writeUInt32LE(0, off + IO.minor);
+  return off + IO.maxReadahead;
 }
 
 export function decodeInitOut(b: Buffer, off: number): InitOut {
   return {
-    major: b.readUInt32LE(off),
-    minor: b.readUInt32LE(off + 4),
-    maxReadahead: b.readUInt32LE(off + 8),
-    flags: b.readUInt32LE(off + 12),
-    maxBackground: b.readUInt16LE(off + 16),
-    congestionThreshold: b.readUInt16LE(off + 18),
-    maxWrite: b.readUInt32LE(off + 20),
-    timeGran: b.readUInt32LE(off + 24),
-    maxPages: b.readUInt16LE(off + 28),
-    flags2: b.readUInt32LE(off + 32),
-    maxStackDepth: b.readUInt32LE(off + 36),
+    major: b.readUInt32LE(off + IO.major),
+    minor: b.readUInt32LE(off + IO.minor),
+    maxReadahead: b.readUInt32LE(off + IO.maxReadahead),
+    flags: b.readUInt32LE(off + IO.flags),
+    maxBackground: b.readUInt16LE(off + IO.maxBackground),
+    congestionThreshold: b.readUInt16LE(off + IO.congestionThreshold),
+    maxWrite: b.readUInt32LE(off + IO.maxWrite),
+    timeGran: b.readUInt32LE(off + IO.timeGran),
+    maxPages: b.readUInt16LE(off + IO.maxPages),
+    flags2: b.readUInt32LE(off + IO.flags2),
+    maxStackDepth: b.readUInt32LE(off + IO.maxStackDepth),
   };
 }
 
@@ -226,44 +214,67 @@ export function initFlagNames(flags: number, flags2: number): string[] {
 
 // ---- attributes and entries ----
 
+const A = Off.attr;
+
 /** fuse_attr (88 bytes). */
 export function encodeAttr(b: Buffer, off: number, a: Attr): number {
-  writeU64(b, off, a.ino);
-  writeU64(b, off + 8, a.size);
-  writeU64(b, off + 16, a.blocks);
-  writeU64(b, off + 24, a.atimeSec);
-  writeU64(b, off + 32, a.mtimeSec);
-  writeU64(b, off + 40, a.ctimeSec);
-  b.writeUInt32LE(a.atimeNsec >>> 0, off + 48);
-  b.writeUInt32LE(a.mtimeNsec >>> 0, off + 52);
-  b.writeUInt32LE(a.ctimeNsec >>> 0, off + 56);
-  b.writeUInt32LE(a.mode >>> 0, off + 60);
-  b.writeUInt32LE(a.nlink >>> 0, off + 64);
-  b.writeUInt32LE(a.uid >>> 0, off + 68);
-  b.writeUInt32LE(a.gid >>> 0, off + 72);
-  b.writeUInt32LE(a.rdev >>> 0, off + 76);
-  b.writeUInt32LE(a.blksize >>> 0, off + 80);
-  b.writeUInt32LE(0, off + 84);
+  writeU64(b, off + A.ino, a.ino);
+  writeU64(b, off + A.size, a.size);
+  writeU64(b, off + A.blocks, a.blocks);
+  writeU64(b, off + A.atime, a.atimeSec);
+  writeU64(b, off + A.mtime, a.mtimeSec);
+  writeU64(b, off + A.ctime, a.ctimeSec);
+  b.writeUInt32LE(a.atimeNsec >>> 0, off + A.atimensec);
+  b.writeUInt32LE(a.mtimeNsec >>> 0, off + A.mtimensec);
+  b.writeUInt32LE(a.ctimeNsec >>> 0, off + A.ctimensec);
+  b.writeUInt32LE(a.mode >>> 0, off + A.mode);
+  b.writeUInt32LE(a.nlink >>> 0, off + A.nlink);
+  b.writeUInt32LE(a.uid >>> 0, off + A.uid);
+  b.writeUInt32LE(a.gid >>> 0, off + A.gid);
+  b.writeUInt32LE(a.rdev >>> 0, off + A.rdev);
+  b.writeUInt32LE(a.blksize >>> 0, off + A.blksize);
+  b.writeUInt32LE(0, off + A.flags);
   return off + Size.ATTR;
 }
 
 export function decodeAttr(b: Buffer, off: number): Attr {
   return {
-    ino: readU64(b, off),
-    size: readU64(b, off + 8),
-    blocks: readU64(b, off + 16),
-    atimeSec: readS64(b, off + 24),
-    mtimeSec: readS64(b, off + 32),
-    ctimeSec: readS64(b, off + 40),
-    atimeNsec: b.readUInt32LE(off + 48),
-    mtimeNsec: b.readUInt32LE(off + 52),
-    ctimeNsec: b.readUInt32LE(off + 56),
-    mode: b.readUInt32LE(off + 60),
-    nlink: b.readUInt32LE(off + 64),
-    uid: b.readUInt32LE(off + 68),
-    gid: b.readUInt32LE(off + 72),
-    rdev: b.readUInt32LE(off + 76),
-    blksize: b.readUInt32LE(off + 80),
+    ino: readU64(b, off + A.ino),
+    size: readU64(b, off + A.size),
+    blocks: readU64(b, off + A.blocks),
+    atimeSec: readS64(b, off + A.atime),
+    mtimeSec: readS64(b, off + A.mtime),
+    ctimeSec: readS64(b, off + A.ctime),
+    atimeNsec: b.readUInt32LE(off + A.atimensec),
+    mtimeNsec: b.readUInt32LE(off + A.mtimensec),
+    ctimeNsec: b.readUInt32LE(off + A.ctimensec),
+    mode: b.readUInt32LE(off + A.mode),
+    nlink: b.readUInt32LE(off + A.nlink),
+    uid: b.readUInt32LE(off + A.uid),
+    gid: b.readUInt32LE(off + A.gid),
+    rdev: b.readUInt32LE(off + A.rdev),
+    blksize: b.readUInt32LE(off + A.blksize),
+  };
+}
+
+/** The attributes of an entry that has none to tell (`.`/`..` in READDIRPLUS, a negative entry). */
+export function zeroAttr(ino: number, mode: number): Attr {
+  return {
+    ino,
+    mode,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    size: 0,
+    blocks: 0,
+    blksize: 0,
+    atimeSec: 0,
+    atimeNsec: 0,
+    mtimeSec: 0,
+    mtimeNsec: 0,
+    ctimeSec: 0,
+    ctimeNsec: 0,
   };
 }
 
@@ -281,169 +292,82 @@ export interface EntryOut {
   attr: Attr;
 }
 
+const EO = Off.entryOut;
+
 /** fuse_entry_out (128 bytes). */
 export function encodeEntryOut(b: Buffer, off: number, e: EntryOut): number {
   const [es, ens] = splitTimeout(e.entryValid);
   const [as, ans] = splitTimeout(e.attrValid);
-  writeU64(b, off, e.nodeid);
-  writeU64(b, off + 8, e.generation);
-  writeU64(b, off + 16, es);
-  writeU64(b, off + 24, as);
-  b.writeUInt32LE(ens, off + 32);
-  b.writeUInt32LE(ans, off + 36);
-  return encodeAttr(b, off + 40, e.attr);
+  writeU64(b, off + EO.nodeid, e.nodeid);
+  writeU64(b, off + EO.generation, e.generation);
+  writeU64(b, off + EO.entryValid, es);
+  writeU64(b, off + EO.attrValid, as);
+  b.writeUInt32LE(ens, off + EO.entryValidNsec);
+  b.writeUInt32LE(ans, off + EO.attrValidNsec);
+  return encodeAttr(b, off + EO.attr, e.attr);
 }
 
 export function decodeEntryOut(b: Buffer, off: number): EntryOut {
   return {
-    nodeid: readU64(b, off),
-    generation: readU64(b, off + 8),
-    entryValid: readU64(b, off + 16) + b.readUInt32LE(off + 32) / 1e9,
-    attrValid: readU64(b, off + 24) + b.readUInt32LE(off + 36) / 1e9,
-    attr: decodeAttr(b, off + 40),
+    nodeid: readU64(b, off + EO.nodeid),
+    generation: readU64(b, off + EO.generation),
+    entryValid: readU64(b, off + EO.entryValid) + b.readUInt32LE(off + EO.entryValidNsec) / 1e9,
+    attrValid: readU64(b, off + EO.attrValid) + b.readUInt32LE(off + EO.attrValidNsec) / 1e9,
+    attr: decodeAttr(b, off + EO.attr),
   };
 }
+
+const AO = Off.attrOut;
 
 /** fuse_attr_out (104 bytes). */
 export function encodeAttrOut(b: Buffer, off: number, attrValid: number, attr: Attr): number {
   const [s, ns] = splitTimeout(attrValid);
-  writeU64(b, off, s);
-  b.writeUInt32LE(ns, off + 8);
-  b.writeUInt32LE(0, off + 12);
-  return encodeAttr(b, off + 16, attr);
+  writeU64(b, off + AO.attrValid, s);
+  b.writeUInt32LE(ns, off + AO.attrValidNsec);
+  b.writeUInt32LE(0, off + AO.dummy);
+  return encodeAttr(b, off + AO.attr, attr);
 }
+
+const OO = Off.openOut;
 
 /** fuse_open_out (16 bytes). */
 export function encodeOpenOut(b: Buffer, off: number, fh: number, openFlags: number, backingId = 0): number {
-  writeU64(b, off, fh);
-  b.writeUInt32LE(openFlags >>> 0, off + 8);
-  b.writeInt32LE(backingId | 0, off + 12);
+  writeU64(b, off + OO.fh, fh);
+  b.writeUInt32LE(openFlags >>> 0, off + OO.openFlags);
+  b.writeInt32LE(backingId | 0, off + OO.backingId);
   return off + Size.OPEN_OUT;
+}
+
+/** The file handle of a fuse_open_out (the CREATE reply's second half, OPENDIR; tests and warm-up). */
+export function decodeOpenOutFh(b: Buffer, off: number): number {
+  return readU64(b, off + OO.fh);
 }
 
 /** fuse_write_out / fuse_getxattr_out (8 bytes: a u32 and padding). */
 export function encodeU32Out(b: Buffer, off: number, n: number): number {
-  b.writeUInt32LE(n >>> 0, off);
-  b.writeUInt32LE(0, off + 4);
-  return off + 8;
+  b.writeUInt32LE(n >>> 0, off + Off.u32Out.value);
+  b.writeUInt32LE(0, off + Off.u32Out.padding);
+  return off + Size.WRITE_OUT;
 }
 
 /** fuse_lseek_out (8 bytes). */
 export function encodeU64Out(b: Buffer, off: number, n: number): number {
-  writeU64(b, off, n);
-  return off + 8;
+  writeU64(b, off + Off.lseekOut.offset, n);
+  return off + Size.LSEEK_OUT;
 }
+
+const SF = Off.kstatfs;
 
 /** fuse_statfs_out (80 bytes). */
 export function encodeStatfs(b: Buffer, off: number, s: StatFs): number {
   b.fill(0, off, off + Size.KSTATFS);
-  writeU64(b, off, s.blocks);
-  writeU64(b, off + 8, s.bfree);
-  writeU64(b, off + 16, s.bavail);
-  writeU64(b, off + 24, s.files);
-  writeU64(b, off + 32, s.ffree);
-  b.writeUInt32LE(s.bsize >>> 0, off + 40);
-  b.writeUInt32LE(s.namelen >>> 0, off + 44);
-  b.writeUInt32LE(s.frsize >>> 0, off + 48);
+  writeU64(b, off + SF.blocks, s.blocks);
+  writeU64(b, off + SF.bfree, s.bfree);
+  writeU64(b, off + SF.bavail, s.bavail);
+  writeU64(b, off + SF.files, s.files);
+  writeU64(b, off + SF.ffree, s.ffree);
+  b.writeUInt32LE(s.bsize >>> 0, off + SF.bsize);
+  b.writeUInt32LE(s.namelen >>> 0, off + SF.namelen);
+  b.writeUInt32LE(s.frsize >>> 0, off + SF.frsize);
   return off + Size.KSTATFS;
 }
-
-// ---- request bodies ----
-
-export interface SetattrIn {
-  valid: number;
-  fh: number;
-  size: number;
-  atime: number;
-  mtime: number;
-  atimensec: number;
-  mtimensec: number;
-  mode: number;
-  uid: number;
-  gid: number;
-}
-
-export function decodeSetattrIn(b: Buffer, off: number): SetattrIn {
-  return {
-    valid: b.readUInt32LE(off),
-    fh: readU64(b, off + 8),
-    size: readU64(b, off + 16),
-    atime: readS64(b, off + 32),
-    mtime: readS64(b, off + 40),
-    atimensec: b.readUInt32LE(off + 56),
-    mtimensec: b.readUInt32LE(off + 60),
-    mode: b.readUInt32LE(off + 68),
-    uid: b.readUInt32LE(off + 76),
-    gid: b.readUInt32LE(off + 80),
-  };
-}
-
-export function encodeSetattrIn(b: Buffer, off: number, s: SetattrIn): number {
-  b.fill(0, off, off + Size.SETATTR_IN);
-  b.writeUInt32LE(s.valid, off);
-  writeU64(b, off + 8, s.fh);
-  writeU64(b, off + 16, s.size);
-  writeU64(b, off + 32, s.atime);
-  writeU64(b, off + 40, s.mtime);
-  b.writeUInt32LE(s.atimensec, off + 56);
-  b.writeUInt32LE(s.mtimensec, off + 60);
-  b.writeUInt32LE(s.mode, off + 68);
-  b.writeUInt32LE(s.uid, off + 76);
-  b.writeUInt32LE(s.gid, off + 80);
-  return off + Size.SETATTR_IN;
-}
-
-export interface ReadWriteIn {
-  fh: number;
-  offset: number;
-  size: number;
-  flags: number;
-}
-
-/** fuse_read_in and fuse_write_in share their layout. */
-export function decodeReadWriteIn(b: Buffer, off: number): ReadWriteIn {
-  return {
-    fh: readU64(b, off),
-    offset: readU64(b, off + 8),
-    size: b.readUInt32LE(off + 16),
-    flags: b.readUInt32LE(off + 32),
-  };
-}
-
-export function encodeReadWriteIn(b: Buffer, off: number, r: ReadWriteIn): number {
-  b.fill(0, off, off + Size.READ_IN);
-  writeU64(b, off, r.fh);
-  writeU64(b, off + 8, r.offset);
-  b.writeUInt32LE(r.size, off + 16);
-  b.writeUInt32LE(r.flags, off + 32);
-  return off + Size.READ_IN;
-}
-
-export interface ForgetOne {
-  nodeid: number;
-  nlookup: number;
-}
-
-/** BATCH_FORGET body: count, then count fuse_forget_one records. */
-export function decodeBatchForget(b: Buffer, off: number, end: number): ForgetOne[] {
-  const count = b.readUInt32LE(off);
-  const out: ForgetOne[] = [];
-  let p = off + Size.BATCH_FORGET_IN;
-  for (let i = 0; i < count && p + Size.FORGET_ONE <= end; i++, p += Size.FORGET_ONE) {
-    out.push({ nodeid: readU64(b, p), nlookup: readU64(b, p + 8) });
-  }
-  return out;
-}
-
-export function encodeBatchForget(b: Buffer, off: number, items: ForgetOne[]): number {
-  b.writeUInt32LE(items.length, off);
-  b.writeUInt32LE(0, off + 4);
-  let p = off + Size.BATCH_FORGET_IN;
-  for (const it of items) {
-    writeU64(b, p, it.nodeid);
-    writeU64(b, p + 8, it.nlookup);
-    p += Size.FORGET_ONE;
-  }
-  return p;
-}
-

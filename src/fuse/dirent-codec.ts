@@ -2,8 +2,12 @@
  * Directory entries (READDIR / READDIRPLUS reply records) and kernel notifications, Buffer <->
  * objects. Pure, like codec.ts (which re-exports this file).
  */
-import { NotifyCode, Size, align8 } from './abi.js';
-import { encodeEntryOut, decodeEntryOut, encodeOutHeader, readU64, writeU64, type EntryOut } from './codec.js';
+import type { Attr } from '../engine/types.js';
+import { NotifyCode, Off, Size, align8 } from './abi.js';
+import { GENERATION } from './node-table.js';
+import { encodeEntryOut, decodeEntryOut, encodeOutHeader, readU64, writeU64, zeroAttr, type EntryOut } from './codec.js';
+
+const DE = Off.dirent;
 
 // ---- directory entries ----
 
@@ -25,12 +29,12 @@ export function encodeDirent(b: Buffer, off: number, limit: number, ino: number,
   const nameLen = Buffer.byteLength(name);
   const size = direntSize(nameLen);
   if (off + size > limit) return -1;
-  writeU64(b, off, ino);
-  writeU64(b, off + 8, nextOff);
-  b.writeUInt32LE(nameLen, off + 16);
-  b.writeUInt32LE(type, off + 20);
-  b.write(name, off + 24, nameLen, 'utf8');
-  b.fill(0, off + 24 + nameLen, off + size);
+  writeU64(b, off + DE.ino, ino);
+  writeU64(b, off + DE.off, nextOff);
+  b.writeUInt32LE(nameLen, off + DE.namelen);
+  b.writeUInt32LE(type, off + DE.type);
+  b.write(name, off + DE.name, nameLen, 'utf8');
+  b.fill(0, off + DE.name + nameLen, off + size);
   return off + size;
 }
 
@@ -47,8 +51,59 @@ export function encodeDirentPlus(
   const nameLen = Buffer.byteLength(name);
   const size = direntPlusSize(nameLen);
   if (off + size > limit) return -1;
-  encodeEntryOut(b, off, entry);
-  return encodeDirent(b, off + Size.ENTRY_OUT, limit, entry.attr.ino, nextOff, type, name);
+  encodeEntryOut(b, off + Off.direntplus.entryOut, entry);
+  return encodeDirent(b, off + Off.direntplus.dirent, limit, entry.attr.ino, nextOff, type, name);
+}
+
+const DT_DIR = 4;
+
+/**
+ * A READDIR/READDIRPLUS reply being filled (go-fuse's DirEntryList): entries are appended while
+ * they fit in the room the kernel gave. READDIRPLUS entries carry an entry_out with the session's
+ * cache timeouts; `.` and `..` carry none (node id 0: the kernel takes no reference for them).
+ */
+export class DirentList {
+  private pos: number;
+
+  constructor(
+    private readonly b: Buffer,
+    private readonly start: number,
+    private readonly limit: number,
+    private readonly entryValid: number,
+    private readonly attrValid: number,
+  ) {
+    this.pos = start;
+  }
+
+  /** Append a READDIR entry; false when it does not fit (the reply is full). */
+  add(ino: number, nextOff: number, type: number, name: string): boolean {
+    const next = encodeDirent(this.b, this.pos, this.limit, ino, nextOff, type, name);
+    if (next < 0) return false;
+    this.pos = next;
+    return true;
+  }
+
+  /** Whether a READDIRPLUS entry named `name` still fits (ask before taking its lookup reference). */
+  fitsPlus(name: string): boolean {
+    return this.pos + direntPlusSize(Buffer.byteLength(name)) <= this.limit;
+  }
+
+  /** Append a READDIRPLUS entry for node id `nodeid` with `attr` (check fitsPlus first). */
+  addPlus(nodeid: number, attr: Attr, nextOff: number, type: number, name: string): void {
+    const entry = { nodeid, generation: GENERATION, entryValid: this.entryValid, attrValid: this.attrValid, attr };
+    this.pos = encodeDirentPlus(this.b, this.pos, this.limit, entry, nextOff, type, name);
+  }
+
+  /** Append `.` or `..` to a READDIRPLUS reply: no node id, no attributes (check fitsPlus first). */
+  addPlusDots(ino: number, nextOff: number, type: number, name: string): void {
+    const entry = { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: zeroAttr(ino, 0o40000) };
+    this.pos = encodeDirentPlus(this.b, this.pos, this.limit, entry, nextOff, type || DT_DIR, name);
+  }
+
+  /** Bytes written. */
+  get length(): number {
+    return this.pos - this.start;
+  }
 }
 
 export interface Dirent {
@@ -63,11 +118,16 @@ export function decodeDirents(b: Buffer, off: number, end: number): Dirent[] {
   const out: Dirent[] = [];
   let p = off;
   while (p + Size.DIRENT_HEADER <= end) {
-    const nameLen = b.readUInt32LE(p + 16);
-    out.push({ ino: readU64(b, p), off: readU64(b, p + 8), type: b.readUInt32LE(p + 20), name: b.toString('utf8', p + 24, p + 24 + nameLen) });
-    p += direntSize(nameLen);
+    out.push(decodeDirent(b, p));
+    p += direntSize(b.readUInt32LE(p + DE.namelen));
   }
   return out;
+}
+
+/** One fuse_dirent at `p`. */
+export function decodeDirent(b: Buffer, p: number): Dirent {
+  const nameLen = b.readUInt32LE(p + DE.namelen);
+  return { ino: readU64(b, p + DE.ino), off: readU64(b, p + DE.off), type: b.readUInt32LE(p + DE.type), name: b.toString('utf8', p + DE.name, p + DE.name + nameLen) };
 }
 
 /** Parse a READDIRPLUS reply body (for tests and tools). */
@@ -75,11 +135,9 @@ export function decodeDirentsPlus(b: Buffer, off: number, end: number): { entry:
   const out: { entry: EntryOut; dirent: Dirent }[] = [];
   let p = off;
   while (p + Size.ENTRY_OUT + Size.DIRENT_HEADER <= end) {
-    const entry = decodeEntryOut(b, p);
-    const d = p + Size.ENTRY_OUT;
-    const nameLen = b.readUInt32LE(d + 16);
-    out.push({ entry, dirent: { ino: readU64(b, d), off: readU64(b, d + 8), type: b.readUInt32LE(d + 20), name: b.toString('utf8', d + 24, d + 24 + nameLen) } });
-    p += direntPlusSize(nameLen);
+    const d = p + Off.direntplus.dirent;
+    out.push({ entry: decodeEntryOut(b, p + Off.direntplus.entryOut), dirent: decodeDirent(b, d) });
+    p += direntPlusSize(b.readUInt32LE(d + DE.namelen));
   }
   return out;
 }
@@ -89,20 +147,25 @@ export function decodeDirentsPlus(b: Buffer, off: number, end: number): { entry:
 export function encodeNotifyInvalEntry(b: Buffer, parent: number, name: string): number {
   const nameLen = Buffer.byteLength(name);
   const len = Size.OUT_HEADER + Size.NOTIFY_INVAL_ENTRY_OUT + nameLen + 1;
+  const E = Off.notifyInvalEntryOut;
+  const body = Size.OUT_HEADER;
   encodeOutHeader(b, len, NotifyCode.INVAL_ENTRY, 0);
-  writeU64(b, 16, parent);
-  b.writeUInt32LE(nameLen, 24);
-  b.writeUInt32LE(0, 28);
-  b.write(name, 32, nameLen, 'utf8');
-  b.writeUInt8(0, 32 + nameLen);
+  writeU64(b, body + E.parent, parent);
+  b.writeUInt32LE(nameLen, body + E.namelen);
+  b.writeUInt32LE(0, body + E.flags);
+  const at = body + Size.NOTIFY_INVAL_ENTRY_OUT;
+  b.write(name, at, nameLen, 'utf8');
+  b.writeUInt8(0, at + nameLen);
   return len;
 }
 
 export function encodeNotifyInvalInode(b: Buffer, nodeid: number, offset: number, length: number): number {
   const len = Size.OUT_HEADER + Size.NOTIFY_INVAL_INODE_OUT;
+  const I = Off.notifyInvalInodeOut;
+  const body = Size.OUT_HEADER;
   encodeOutHeader(b, len, NotifyCode.INVAL_INODE, 0);
-  writeU64(b, 16, nodeid);
-  writeU64(b, 24, offset);
-  writeU64(b, 32, length);
+  writeU64(b, body + I.ino, nodeid);
+  writeU64(b, body + I.off, offset);
+  writeU64(b, body + I.len, length);
   return len;
 }

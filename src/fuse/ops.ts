@@ -1,70 +1,35 @@
 /**
- * One small handler per FUSE opcode; the only file of the transport that calls the engine.
- * A handler reads its request body from `inBuf`, writes its reply body into `out` after the
- * 16-byte out header, and returns the body length. Errors thrown by the engine (FsError)
- * become `-errno` here, and only here.
+ * The bridge between the protocol layer (protocol.ts) and the engine: one short method per opcode
+ * over the node table (node ids <-> engine nodes, open handles); the only file of the transport
+ * that calls the engine. Requests arrive decoded and answers leave typed; errors thrown here and by
+ * the engine (FsError) become `-errno` in the protocol layer.
  *
  * Choices: the kernel applies the umask (FUSE_DONT_MASK is not negotiated), so modes arrive
  * final and the umask fields are ignored. O_TRUNC comes as a separate SETATTR (no
  * ATOMIC_O_TRUNC). Regular files are opened in FUSE passthrough mode when the kernel offers it
  * (passthrough.ts): the kernel then reads and writes the branch file itself. No writeback cache
- * (the kernel refuses passthrough with it), no keep_cache.
- *
- * Cache timeouts (entry, attr, negative) default to an hour (session.ts): the kernel keeps what a
- * reply told it, and every change made through the mount reaches it. For the requests it sends, the
- * kernel updates or drops its own dentries and attributes (create/mkdir/link/rename/unlink instantiate
- * or drop names, replace negative entries, invalidate the parent; SETATTR replies carry the new
- * attributes; writes invalidate size/mtime). What a request changes elsewhere is told with
- * NOTIFY_INVAL_INODE: the other names of a hard link (separate kernel inodes here) after
- * SETATTR/WRITE/FALLOCATE/LINK/UNLINK/RENAME over one of them (`refreshLinks`) and, from the engine's
- * invalidator, a directory that turns merged when a child is copied up (nlink 1). Changes made to the
- * branch directories beneath a live mount are not seen until the timeouts (AUFS udba=none).
+ * (the kernel refuses passthrough with it), no keep_cache. What a request changes beyond what its
+ * reply tells the kernel is told by invalidation.ts; absent xattrs are remembered by
+ * xattr-absence.ts.
  */
-import type { Attr, DirHandleLike, FileHandleLike, SetAttr, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
-import { toFsError, errnoConstants } from '../errors/index.js';
-import { Fattr, Fopen, FSYNC_FDATASYNC, Init, Init2, Op, Size } from './abi.js';
-import {
-  type InHeader,
-  type InitOut,
-  decodeBatchForget,
-  decodeInitIn,
-  decodeReadWriteIn,
-  decodeSetattrIn,
-  encodeAttrOut,
-  encodeEntryOut,
-  encodeInitOut,
-  encodeOpenOut,
-  encodeStatfs,
-  encodeU32Out,
-  encodeU64Out,
-  negotiateInit,
-  readCString,
-  readTwoCStrings,
-  readU64,
-} from './codec.js';
-import { direntPlusSize, encodeDirent, encodeDirentPlus } from './dirent-codec.js';
-import { GENERATION, HandleTable, NodeTable } from './node-table.js';
-import { ctxOf, isErrnoError, sizedReply, zeroAttr } from './ops-util.js';
-import { type Clock, PRESENT, XattrAbsence, changesNodes } from './xattr-absence.js';
-import { type BackingDevice, Passthrough, fuseBackingDevice } from './passthrough.js';
+import type { Attr, Ctx, DirHandleLike, FileHandleLike, SetAttr, StatFs, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
+import { errnoOf, fsErr, toFsError } from '../errors/index.js';
+import { Fattr, Fopen, Init, Init2 } from './abi.js';
+import { type InHeader, type InitOut, negotiateInit } from './codec.js';
+import type { DirentList } from './dirent-codec.js';
+import { Invalidation } from './invalidation.js';
+import { HandleTable, NodeTable } from './node-table.js';
+import { type BackingDevice, Passthrough, THROUGH_US, fuseBackingDevice, openMode } from './passthrough.js';
+import { type Entry, FuseProtocol, type Opened, type RawFileSystem } from './protocol.js';
+import type * as rq from './requests.js';
+import { type Clock, XattrAbsence } from './xattr-absence.js';
 
-/** Returned by a handler when the kernel expects no reply. */
-export const NO_REPLY = -1_000_000;
+export { NO_REPLY } from './protocol.js';
 
-const OUT = Size.OUT_HEADER;
-const E = (code: string): number => -(errnoConstants[code] ?? errnoConstants.EIO!);
-const ENOENT = E('ENOENT');
-const EBADF = E('EBADF');
-const ENOSYS = E('ENOSYS');
-const ENODATA = E('ENODATA');
-const EOPNOTSUPP = E('EOPNOTSUPP');
-const EPROTO = E('EPROTO');
-const ESTALE = E('ESTALE');
+const ENODATA = -errnoOf('ENODATA');
+const EOPNOTSUPP = -errnoOf('EOPNOTSUPP');
 const O_ACCMODE = 3;
-const DT_DIR = 4;
 const RENAME_EXCHANGE = 2;
-/** An open served by the daemon: no open_flags, no backing file. */
-const THROUGH_US = { flags: 0, backingId: 0 } as const;
 
 export interface OpsConfig {
   entryTimeout: number;
@@ -90,6 +55,12 @@ export interface OpsConfig {
   clock?: Clock;
 }
 
+interface OpenFile<F> {
+  file: F;
+  /** The node id it was opened by (hard links to refresh after a write; passthrough's count). */
+  nodeid: number;
+}
+
 interface OpenDir<N, D> {
   node: N;
   dh: D;
@@ -98,68 +69,50 @@ interface OpenDir<N, D> {
 /** What the union must offer to be served: the contract plus identity objects. */
 export type ServedUnion<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> = UnionOps<N, F, D>;
 
-export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> {
+function ctxOf(hd: InHeader): Ctx {
+  return { uid: hd.uid, gid: hd.gid, pid: hd.pid };
+}
+
+/** SETATTR's valid bits and fields as the engine's SetAttr (the file handle aside). */
+function setAttrOf(s: rq.SetattrIn): SetAttr {
+  const set: SetAttr = {};
+  if (s.valid & Fattr.MODE) set.mode = s.mode & 0o7777;
+  if (s.valid & Fattr.UID) set.uid = s.uid;
+  if (s.valid & Fattr.GID) set.gid = s.gid;
+  if (s.valid & Fattr.SIZE) set.size = s.size;
+  const time = (flag: number, now: number, sec: number, nsec: number): TimeSpec | undefined =>
+    s.valid & now ? 'now' : s.valid & flag ? { sec, nsec } : undefined;
+  const at = time(Fattr.ATIME, Fattr.ATIME_NOW, s.atime, s.atimensec);
+  const mt = time(Fattr.MTIME, Fattr.MTIME_NOW, s.mtime, s.mtimensec);
+  if (at) set.atime = at;
+  if (mt) set.mtime = mt;
+  return set;
+}
+
+export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike> implements RawFileSystem {
   readonly nodes: NodeTable<N>;
-  readonly files = new HandleTable<F>();
-  /** fh -> node id, to refresh hard links after a write. */
-  private readonly fileIds = new Map<number, number>();
+  readonly files = new HandleTable<OpenFile<F>>();
   readonly dirs = new HandleTable<OpenDir<N, D>>();
-  init: InitOut | null = null;
   /** Set when INIT negotiated passthrough. */
   passthrough: Passthrough | null = null;
-  private readonly handlers = new Map<number, (h: InHeader, b: Buffer, p: number, end: number, out: Buffer) => number>();
+  private negotiated: InitOut | null = null;
+  private readonly protocol: FuseProtocol;
+  private readonly inval: Invalidation<N>;
   /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
   private readonly xattrAbsent: XattrAbsence<N>;
+  private readonly xattrNames = (n: N): readonly string[] | null => this.union.xattrNames?.(n) ?? null;
 
   constructor(
     private readonly union: ServedUnion<N, F, D>,
     private readonly cfg: OpsConfig,
   ) {
     this.nodes = new NodeTable<N>(union.root, (n) => union.forget(n));
+    this.inval = new Invalidation(this.nodes, cfg.invalInode);
     // The engine tells us when a node's attributes change as a side effect of another request
     // (a directory that becomes merged on a child's copy-up, nlink -> 1): drop the kernel's copy.
-    union.setInvalidator?.((n) => {
-      for (const id of this.nodes.idsFor(n)) this.cfg.invalInode?.(id);
-    });
+    union.setInvalidator?.((n) => this.inval.sideEffect(n));
     this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000, cfg.clock);
-    const h = this.handlers;
-    h.set(Op.INIT, (hd, b, p, end, out) => this.opInit(hd, b, p, end, out));
-    h.set(Op.DESTROY, () => this.opDestroy());
-    h.set(Op.LOOKUP, (hd, b, p, end, out) => this.opLookup(hd, b, p, end, out));
-    h.set(Op.FORGET, (hd, b, p) => this.opForget(hd, b, p));
-    h.set(Op.BATCH_FORGET, (_hd, b, p, end) => this.opBatchForget(b, p, end));
-    h.set(Op.INTERRUPT, () => NO_REPLY);
-    h.set(Op.GETATTR, (hd, _b, _p, _e, out) => this.opGetattr(hd, out));
-    h.set(Op.SETATTR, (hd, b, p, _e, out) => this.opSetattr(hd, b, p, out));
-    h.set(Op.READLINK, (hd, _b, _p, _e, out) => this.opReadlink(hd, out));
-    h.set(Op.SYMLINK, (hd, b, p, end, out) => this.opSymlink(hd, b, p, end, out));
-    h.set(Op.MKNOD, (hd, b, p, end, out) => this.opMknod(hd, b, p, end, out));
-    h.set(Op.MKDIR, (hd, b, p, end, out) => this.opMkdir(hd, b, p, end, out));
-    h.set(Op.UNLINK, (hd, b, p, end) => this.opUnlink(hd, b, p, end, false));
-    h.set(Op.RMDIR, (hd, b, p, end) => this.opUnlink(hd, b, p, end, true));
-    h.set(Op.RENAME, (hd, b, p, end) => this.opRename(hd, b, p, end, false));
-    h.set(Op.RENAME2, (hd, b, p, end) => this.opRename(hd, b, p, end, true));
-    h.set(Op.LINK, (hd, b, p, end, out) => this.opLink(hd, b, p, end, out));
-    h.set(Op.OPEN, (hd, b, p, _e, out) => this.opOpen(hd, b, p, out));
-    h.set(Op.CREATE, (hd, b, p, end, out) => this.opCreate(hd, b, p, end, out));
-    h.set(Op.READ, (_hd, b, p, _e, out) => this.opRead(b, p, out));
-    h.set(Op.WRITE, (_hd, b, p, _e, out) => this.opWrite(b, p, out));
-    h.set(Op.FLUSH, (_hd, b, p) => this.opFlush(b, p));
-    h.set(Op.RELEASE, (_hd, b, p) => this.opRelease(b, p));
-    h.set(Op.FSYNC, (_hd, b, p) => this.withFile(b, p, (f) => this.union.fsync(f, (b.readUInt32LE(p + 8) & FSYNC_FDATASYNC) !== 0)));
-    h.set(Op.OPENDIR, (hd, _b, _p, _e, out) => this.opOpendir(hd, out));
-    h.set(Op.READDIR, (_hd, b, p, _e, out) => this.opReaddir(b, p, out, false));
-    h.set(Op.READDIRPLUS, (_hd, b, p, _e, out) => this.opReaddir(b, p, out, true));
-    h.set(Op.RELEASEDIR, (_hd, b, p) => this.opReleasedir(b, p));
-    h.set(Op.FSYNCDIR, (_hd, b, p) => (this.dirs.get(readU64(b, p)) ? 0 : EBADF));
-    h.set(Op.STATFS, (hd, _b, _p, _e, out) => encodeStatfs(out, OUT, this.union.statfs(this.node(hd))) - OUT);
-    h.set(Op.ACCESS, (hd, b, p) => (this.union.access(this.node(hd), b.readUInt32LE(p), ctxOf(hd)), 0));
-    h.set(Op.SETXATTR, (hd, b, p, end) => this.opSetxattr(hd, b, p, end));
-    h.set(Op.GETXATTR, (hd, b, p, end, out) => this.opGetxattr(hd, b, p, end, out));
-    h.set(Op.LISTXATTR, (hd, b, p, _e, out) => this.opListxattr(hd, b, p, out));
-    h.set(Op.REMOVEXATTR, (hd, b, p, end) => (this.union.removexattr(this.node(hd), readCString(b, p, end).value), 0));
-    h.set(Op.FALLOCATE, (_hd, b, p) => this.opFallocate(b, p));
-    h.set(Op.LSEEK, (_hd, b, p, _e, out) => this.opLseek(b, p, out));
+    this.protocol = new FuseProtocol(this, cfg);
   }
 
   /**
@@ -167,50 +120,62 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * or NO_REPLY.
    */
   dispatch(hd: InHeader, b: Buffer, end: number, out: Buffer): number {
-    const fn = this.handlers.get(hd.opcode);
-    if (!fn) return ENOSYS;
-    if (!this.init && hd.opcode !== Op.INIT) return EPROTO;
-    if (changesNodes(hd.opcode)) this.xattrAbsent.changed();
-    try {
-      return fn(hd, b, Size.IN_HEADER, end, out);
-    } catch (e) {
-      const err = toFsError(e);
-      if (err === e || isErrnoError(e)) {
-        // The kernel remembers ENOSYS per opcode and stops asking: never let the engine's ENOSYS through.
-        return err.code === 'ENOSYS' ? E('EOPNOTSUPP') : -err.errnoNumber;
-      }
-      this.cfg.onBug?.(hd.opcode, e);
-      return -err.errnoNumber;
-    }
+    return this.protocol.dispatch(hd, b, end, out);
+  }
+
+  /** Called by the channel after the INIT reply is written. */
+  initDone(): void {
+    if (this.negotiated) this.cfg.onInit?.(this.negotiated);
   }
 
   private node(hd: InHeader): N {
     const n = this.nodes.get(hd.nodeid);
-    if (!n) throw toFsError({ code: 'ESTALE' });
+    if (!n) throw fsErr('ESTALE');
     return n;
   }
 
-  /** Write an entry_out for `node` (counting one lookup); returns the body length. */
-  private entry(out: Buffer, node: N): number {
-    return this.entryWithId(out, node).len;
+  private file(fh: number): OpenFile<F> {
+    const f = this.files.get(fh);
+    if (!f) throw fsErr('EBADF');
+    return f;
   }
 
-  private entryWithId(out: Buffer, node: N, attrIn?: Attr): { len: number; nodeid: number } {
-    const attr = attrIn ?? this.union.getattr(node);
-    const nodeid = this.nodes.add(node);
-    const len =
-      encodeEntryOut(out, OUT, {
-        nodeid,
-        generation: GENERATION,
-        entryValid: this.cfg.entryTimeout,
-        attrValid: this.cfg.attrTimeout,
-        attr,
-      }) - OUT;
-    return { len, nodeid };
+  /** Hand `node` to the kernel (counting one lookup), with `attr` or a fresh getattr. */
+  private entry(node: N, attr?: Attr): Entry {
+    const a = attr ?? this.union.getattr(node);
+    return { nodeid: this.nodes.add(node), attr: a };
   }
 
-  private opInit(_hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const offered = decodeInitIn(b, p, end - p);
+  /** The child `name` of `parent` with its attributes; null when there is none. */
+  private lookupAttr(parent: N, name: string): { node: N; attr: Attr } | null {
+    try {
+      // the common miss builds no error object
+      if (this.union.tryLookupAttr) return this.union.tryLookupAttr(parent, name);
+      if (this.union.lookupAttr) return this.union.lookupAttr(parent, name);
+      const node = this.union.lookup(parent, name);
+      return { node, attr: this.union.getattr(node) };
+    } catch (e) {
+      if (toFsError(e).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  /** The node id the kernel holds for `name` in `dir`, if any (nothing when absent). */
+  private idOfName(dir: N, name: string): number | undefined {
+    let n: N;
+    try {
+      n = this.union.lookup(dir, name);
+    } catch {
+      return undefined;
+    }
+    return this.nodes.idFor(n);
+  }
+
+  private wantsPassthrough(): boolean {
+    return this.cfg.passthrough !== false && (this.cfg.devFd !== undefined || this.cfg.backingDevice !== undefined);
+  }
+
+  init(offered: rq.InitIn): InitOut | null {
     const reply = negotiateInit(offered, {
       flags:
         Init.ASYNC_READ |
@@ -229,268 +194,161 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       // backing files on a plain filesystem; layerfs itself may still be a lower layer of overlayfs
       maxStackDepth: 1,
     });
-    if (!reply) {
-      // Unknown major: answer with our version only; the kernel decides.
-      out.writeUInt32LE(7, OUT);
-      out.writeUInt32LE(0, OUT + 4);
-      return 8;
-    }
-    this.init = reply;
+    if (!reply) return null;
+    this.negotiated = reply;
     if ((reply.flags2 & Init2.PASSTHROUGH) !== 0) {
       this.passthrough = new Passthrough(this.cfg.backingDevice ?? fuseBackingDevice(this.cfg.devFd!));
     }
-    const len = encodeInitOut(out, OUT, reply) - OUT;
-    return len;
+    return reply;
   }
 
-  /** Called by the channel after the INIT reply is written. */
-  initDone(): void {
-    if (this.init) this.cfg.onInit?.(this.init);
-  }
-
-  private opDestroy(): number {
+  destroy(): void {
     this.cfg.onDestroy?.();
-    return 0;
   }
 
-  private opLookup(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const name = readCString(b, p, end).value;
-    let node: N;
-    let attr: Attr | undefined;
-    try {
-      const parent = this.node(hd);
-      if (this.union.tryLookupAttr) {
-        // the common miss builds no error object
-        const r = this.union.tryLookupAttr(parent, name);
-        if (r === null) return this.negativeEntry(out);
-        ({ node, attr } = r);
-      } else if (this.union.lookupAttr) ({ node, attr } = this.union.lookupAttr(parent, name));
-      else node = this.union.lookup(parent, name);
-    } catch (e) {
-      if (toFsError(e).code === 'ENOENT') return this.negativeEntry(out);
-      throw e;
-    }
-    return this.entryWithId(out, node, attr).len;
+  lookup(hd: InHeader, name: string): Entry | null {
+    const r = this.lookupAttr(this.node(hd), name);
+    return r && this.entry(r.node, r.attr);
   }
 
-  /**
-   * ENOENT for a LOOKUP: with negative_timeout, nodeid 0, a negative entry the kernel may cache
-   * for entry_valid (creates through the mount replace it at once; changes made beneath us show
-   * after the timeout, as for entries).
-   */
-  private negativeEntry(out: Buffer): number {
-    if (this.cfg.negativeTimeout <= 0) return ENOENT;
-    const attr = zeroAttr(0);
-    attr.mode = 0;
-    return encodeEntryOut(out, OUT, { nodeid: 0, generation: 0, entryValid: this.cfg.negativeTimeout, attrValid: 0, attr }) - OUT;
+  forget(nodeid: number, nlookup: number): void {
+    this.nodes.forget(nodeid, nlookup);
   }
 
-  private opForget(hd: InHeader, b: Buffer, p: number): number {
-    this.nodes.forget(hd.nodeid, readU64(b, p));
-    return NO_REPLY;
+  getattr(hd: InHeader): Attr {
+    return this.union.getattr(this.node(hd));
   }
 
-  private opBatchForget(b: Buffer, p: number, end: number): number {
-    for (const f of decodeBatchForget(b, p, end)) this.nodes.forget(f.nodeid, f.nlookup);
-    return NO_REPLY;
-  }
-
-  private opGetattr(hd: InHeader, out: Buffer): number {
-    return encodeAttrOut(out, OUT, this.cfg.attrTimeout, this.union.getattr(this.node(hd))) - OUT;
-  }
-
-  private opSetattr(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
-    const s = decodeSetattrIn(b, p);
-    const set: SetAttr = {};
-    if (s.valid & Fattr.MODE) set.mode = s.mode & 0o7777;
-    if (s.valid & Fattr.UID) set.uid = s.uid;
-    if (s.valid & Fattr.GID) set.gid = s.gid;
-    if (s.valid & Fattr.SIZE) set.size = s.size;
-    const time = (flag: number, now: number, sec: number, nsec: number): TimeSpec | undefined =>
-      s.valid & now ? 'now' : s.valid & flag ? { sec, nsec } : undefined;
-    const at = time(Fattr.ATIME, Fattr.ATIME_NOW, s.atime, s.atimensec);
-    const mt = time(Fattr.MTIME, Fattr.MTIME_NOW, s.mtime, s.mtimensec);
-    if (at) set.atime = at;
-    if (mt) set.mtime = mt;
-    const fh = s.valid & Fattr.FH ? this.files.get(s.fh) : undefined;
+  setattr(hd: InHeader, s: rq.SetattrIn): Attr {
+    const set = setAttrOf(s);
+    const fh = s.valid & Fattr.FH ? this.files.get(s.fh)?.file : undefined;
     const node = this.node(hd);
     const attr = Object.keys(set).length === 0 ? this.union.getattr(node) : this.union.setattr(node, set, ctxOf(hd), fh);
-    this.refreshLinks(hd.nodeid);
-    return encodeAttrOut(out, OUT, this.cfg.attrTimeout, attr) - OUT;
+    this.inval.otherNames(hd.nodeid);
+    return attr;
   }
 
-  private opReadlink(hd: InHeader, out: Buffer): number {
-    const target = this.union.readlink(this.node(hd));
-    return out.write(target, OUT, 'utf8');
+  readlink(hd: InHeader): string {
+    return this.union.readlink(this.node(hd));
   }
 
-  private opSymlink(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const [name, target] = readTwoCStrings(b, p, end);
-    return this.entry(out, this.union.symlink(this.node(hd), name, target, ctxOf(hd)));
+  symlink(hd: InHeader, r: rq.SymlinkIn): Entry {
+    return this.entry(this.union.symlink(this.node(hd), r.name, r.target, ctxOf(hd)));
   }
 
-  private opMknod(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const mode = b.readUInt32LE(p);
-    const rdev = b.readUInt32LE(p + 4);
-    const name = readCString(b, p + Size.MKNOD_IN, end).value;
-    return this.entry(out, this.union.mknod(this.node(hd), name, mode, rdev, ctxOf(hd)));
+  mknod(hd: InHeader, r: rq.MknodIn): Entry {
+    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, ctxOf(hd)));
   }
 
-  private opMkdir(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const mode = b.readUInt32LE(p) & 0o7777;
-    const name = readCString(b, p + Size.MKDIR_IN, end).value;
-    return this.entry(out, this.union.mkdir(this.node(hd), name, mode, ctxOf(hd)));
+  mkdir(hd: InHeader, r: rq.MkdirIn): Entry {
+    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, ctxOf(hd)));
   }
 
-  private opUnlink(hd: InHeader, b: Buffer, p: number, end: number, dir: boolean): number {
-    const name = readCString(b, p, end).value;
+  unlink(hd: InHeader, name: string): void {
     const parent = this.node(hd);
-    if (dir) {
-      this.union.rmdir(parent, name);
-      return 0;
-    }
     const gone = this.idOfName(parent, name);
     this.union.unlink(parent, name);
     // the other names of a hard-linked file have one link less (the kernel holds them apart)
-    this.refreshLinks(gone);
-    return 0;
+    this.inval.otherNames(gone);
   }
 
-  private opRename(hd: InHeader, b: Buffer, p: number, end: number, v2: boolean): number {
-    const newdir = this.nodes.get(readU64(b, p));
-    if (!newdir) return ENOENT;
-    const flags = v2 ? b.readUInt32LE(p + 8) : 0;
-    const [from, to] = readTwoCStrings(b, p + (v2 ? Size.RENAME2_IN : Size.RENAME_IN), end);
-    const replaced = (flags & RENAME_EXCHANGE) === 0 ? this.idOfName(newdir, to) : undefined;
-    this.union.rename(this.node(hd), from, newdir, to, flags);
-    this.refreshLinks(replaced);
-    return 0;
+  rmdir(hd: InHeader, name: string): void {
+    this.union.rmdir(this.node(hd), name);
   }
 
-  /** The node id the kernel holds for `name` in `dir`, if any (nothing when absent). */
-  private idOfName(dir: N, name: string): number | undefined {
-    let n: N;
-    try {
-      n = this.union.lookup(dir, name);
-    } catch {
-      return undefined;
-    }
-    return this.nodes.idFor(n);
+  rename(hd: InHeader, r: rq.RenameIn): void {
+    this.xattrAbsent.changed();
+    const newdir = this.nodes.get(r.newdir);
+    if (!newdir) throw fsErr('ENOENT');
+    const replaced = (r.flags & RENAME_EXCHANGE) === 0 ? this.idOfName(newdir, r.newName) : undefined;
+    this.union.rename(this.node(hd), r.oldName, newdir, r.newName, r.flags);
+    this.inval.otherNames(replaced);
   }
 
-  private opLink(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const old = this.nodes.get(readU64(b, p));
-    if (!old) return ENOENT;
-    const name = readCString(b, p + Size.LINK_IN, end).value;
-    const oldId = readU64(b, p);
-    const len = this.entry(out, this.union.link(old, this.node(hd), name));
-    this.cfg.invalInode?.(oldId);
-    this.refreshLinks(oldId);
-    return len;
+  link(hd: InHeader, r: rq.LinkIn): Entry {
+    this.xattrAbsent.changed();
+    const old = this.nodes.get(r.oldnodeid);
+    if (!old) throw fsErr('ENOENT');
+    const e = this.entry(this.union.link(old, this.node(hd), r.name));
+    this.inval.linked(r.oldnodeid);
+    return e;
   }
 
-  private wantsPassthrough(): boolean {
-    return this.cfg.passthrough !== false && (this.cfg.devFd !== undefined || this.cfg.backingDevice !== undefined);
-  }
-
-  /**
-   * open_flags and backing id for a new open of node id `nodeid` reading/writing `fd` (counted
-   * until RELEASE), or 'conflict' when that id serves another file (passthrough.ts).
-   */
-  private openMode(nodeid: number, fd: number): { flags: number; backingId: number } | 'conflict' {
-    if (!this.passthrough || fd < 0) return THROUGH_US;
-    const m = this.passthrough.open(nodeid, fd);
-    if (m === 'conflict') return m;
-    return m.passthrough ? { flags: Fopen.PASSTHROUGH, backingId: m.backingId } : THROUGH_US;
-  }
-
-  private opOpen(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
-    const flags = b.readUInt32LE(p);
-    const f = this.union.open(this.node(hd), flags, ctxOf(hd));
-    const m = this.openMode(hd.nodeid, f.fd);
+  open(hd: InHeader, r: rq.OpenIn): Opened {
+    const f = this.union.open(this.node(hd), r.flags, ctxOf(hd));
+    const m = openMode(this.passthrough, hd.nodeid, f.fd);
     if (m === 'conflict') {
       // this kernel inode serves another file (a lower one, before this open's copy-up): give the
       // node a new id and let the VFS walk the path again (passthrough.ts)
       this.union.release(f);
       this.nodes.retire(hd.nodeid);
-      return ESTALE;
+      throw fsErr('ESTALE');
     }
-    const fh = this.files.add(f);
-    this.fileIds.set(fh, hd.nodeid);
+    const fh = this.files.add({ file: f, nodeid: hd.nodeid });
     // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
-    if ((flags & O_ACCMODE) !== 0) this.refreshLinks(hd.nodeid);
-    return encodeOpenOut(out, OUT, fh, m.flags, m.backingId) - OUT;
+    if ((r.flags & O_ACCMODE) !== 0) this.inval.otherNames(hd.nodeid);
+    return { fh, ...m };
   }
 
-  private opCreate(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const flags = b.readUInt32LE(p);
-    const mode = b.readUInt32LE(p + 4);
-    const name = readCString(b, p + Size.CREATE_IN, end).value;
-    const { node, fh } = this.union.create(this.node(hd), name, mode, flags, ctxOf(hd));
+  create(hd: InHeader, r: rq.CreateIn): { entry: Entry; opened: Opened } {
+    const { node, fh } = this.union.create(this.node(hd), r.name, r.mode, r.flags, ctxOf(hd));
     // an existing node (O_CREAT without O_EXCL) may already serve another file: a new id then
     const known = this.nodes.idFor(node);
-    let m = known === undefined ? undefined : this.openMode(known, fh.fd);
+    let m = known === undefined ? undefined : openMode(this.passthrough, known, fh.fd);
     if (m === 'conflict') this.nodes.retire(known!);
-    const { len, nodeid } = this.entryWithId(out, node);
-    if (m === undefined || m === 'conflict') m = this.openMode(nodeid, fh.fd);
+    const entry = this.entry(node);
+    if (m === undefined || m === 'conflict') m = openMode(this.passthrough, entry.nodeid, fh.fd);
     // (a fresh id serves no file yet)
     if (m === 'conflict') m = THROUGH_US;
-    const id = this.files.add(fh);
-    this.fileIds.set(id, nodeid);
-    return encodeOpenOut(out, OUT + len, id, m.flags, m.backingId) - OUT;
+    return { entry, opened: { fh: this.files.add({ file: fh, nodeid: entry.nodeid }), ...m } };
   }
 
-  private opRead(b: Buffer, p: number, out: Buffer): number {
-    const r = decodeReadWriteIn(b, p);
-    const f = this.files.get(r.fh);
-    if (!f) return EBADF;
-    const size = Math.min(r.size, out.length - OUT);
-    return this.union.read(f, out, OUT, size, r.offset);
+  read(r: rq.ReadWriteIn, buf: Buffer, at: number, size: number): number {
+    return this.union.read(this.file(r.fh).file, buf, at, size, r.offset);
   }
 
-  private opWrite(b: Buffer, p: number, out: Buffer): number {
-    const r = decodeReadWriteIn(b, p);
-    const f = this.files.get(r.fh);
-    if (!f) return EBADF;
-    const n = this.union.write(f, b, p + Size.WRITE_IN, r.size, r.offset);
-    this.refreshLinks(this.fileIds.get(r.fh));
-    return encodeU32Out(out, OUT, n) - OUT;
-  }
-
-  private withFile(b: Buffer, p: number, fn: (f: F) => void): number {
-    const f = this.files.get(readU64(b, p));
-    if (!f) return EBADF;
-    fn(f);
-    return 0;
+  write(r: rq.ReadWriteIn, data: Buffer, at: number): number {
+    const f = this.file(r.fh);
+    const n = this.union.write(f.file, data, at, r.size, r.offset);
+    this.inval.otherNames(f.nodeid);
+    return n;
   }
 
   /**
    * close(2) waits for FLUSH (RELEASE comes later, asynchronously): passthrough writes never reached
    * us, so the other names of a hard-linked file learn of them here, before close returns.
    */
-  private opFlush(b: Buffer, p: number): number {
-    const fh = readU64(b, p);
-    const f = this.files.get(fh);
-    if (!f) return EBADF;
-    this.union.flush(f);
-    if (this.passthrough && (f.flags & O_ACCMODE) !== 0) this.refreshLinks(this.fileIds.get(fh));
-    return 0;
+  flush(fh: number): void {
+    const f = this.file(fh);
+    this.union.flush(f.file);
+    if (this.passthrough && (f.file.flags & O_ACCMODE) !== 0) this.inval.otherNames(f.nodeid);
   }
 
-  private opRelease(b: Buffer, p: number): number {
-    const fh = readU64(b, p);
+  release(fh: number): void {
     const f = this.files.remove(fh);
-    const nodeid = this.fileIds.get(fh);
-    this.fileIds.delete(fh);
-    if (f) this.union.release(f);
-    if (nodeid !== undefined && this.passthrough) this.passthrough.release(nodeid);
-    return 0;
+    if (!f) return;
+    this.union.release(f.file);
+    this.passthrough?.release(f.nodeid);
   }
 
-  private opOpendir(hd: InHeader, out: Buffer): number {
+  fsync(fh: number, datasync: boolean): void {
+    this.union.fsync(this.file(fh).file, datasync);
+  }
+
+  fallocate(r: rq.FallocateIn): void {
+    const f = this.file(r.fh);
+    this.union.fallocate(f.file, r.mode, r.offset, r.length);
+    this.inval.otherNames(f.nodeid);
+  }
+
+  lseek(r: rq.LseekIn): number {
+    return this.union.lseek(this.file(r.fh).file, r.offset, r.whence);
+  }
+
+  opendir(hd: InHeader): Opened {
     const node = this.node(hd);
     const dh = this.union.opendir(node, ctxOf(hd));
-    return encodeOpenOut(out, OUT, this.dirs.add({ node, dh }), Fopen.CACHE_DIR | Fopen.KEEP_CACHE) - OUT;
+    return { fh: this.dirs.add({ node, dh }), openFlags: Fopen.CACHE_DIR | Fopen.KEEP_CACHE, backingId: 0 };
   }
 
   /**
@@ -499,127 +357,83 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * other than `.`/`..` are looked up (one lookup reference each); a name gone since opendir is
    * skipped.
    */
-  private opReaddir(b: Buffer, p: number, out: Buffer, plus: boolean): number {
-    const r = decodeReadWriteIn(b, p);
+  readdir(r: rq.ReadWriteIn, list: DirentList, plus: boolean): void {
     const od = this.dirs.get(r.fh);
-    if (!od) return EBADF;
-    const limit = OUT + Math.min(r.size, out.length - OUT);
+    if (!od) throw fsErr('EBADF');
     const entries = od.dh.entries;
-    let pos: number = OUT;
     for (let i = r.offset; i < entries.length; i++) {
       const e = entries[i]!;
-      const dots = e.name === '.' || e.name === '..';
       if (!plus) {
-        const next = encodeDirent(out, pos, limit, e.ino, i + 1, e.type, e.name);
-        if (next < 0) break;
-        pos = next;
+        if (!list.add(e.ino, i + 1, e.type, e.name)) break;
         continue;
       }
-      if (pos + direntPlusSize(Buffer.byteLength(e.name)) > limit) break;
-      if (dots) {
-        const entry = { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: zeroAttr(e.ino) };
-        pos = encodeDirentPlus(out, pos, limit, entry, i + 1, e.type || DT_DIR, e.name);
+      if (!list.fitsPlus(e.name)) break;
+      if (e.name === '.' || e.name === '..') {
+        list.addPlusDots(e.ino, i + 1, e.type, e.name);
         continue;
       }
-      let child: N;
-      let attr: Attr;
+      let child: { node: N; attr: Attr } | null;
       try {
-        if (this.union.lookupAttr) ({ node: child, attr } = this.union.lookupAttr(od.node, e.name));
-        else {
-          child = this.union.lookup(od.node, e.name);
-          attr = this.union.getattr(child);
-        }
+        child = this.lookupAttr(od.node, e.name);
       } catch {
         continue; // gone since opendir
       }
-      const nodeid = this.nodes.add(child);
-      const entry = { nodeid, generation: GENERATION, entryValid: this.cfg.entryTimeout, attrValid: this.cfg.attrTimeout, attr };
-      pos = encodeDirentPlus(out, pos, limit, entry, i + 1, e.type, e.name);
+      if (child === null) continue;
+      list.addPlus(this.nodes.add(child.node), child.attr, i + 1, e.type, e.name);
     }
-    return pos - OUT;
   }
 
-  private opReleasedir(b: Buffer, p: number): number {
-    const od = this.dirs.remove(readU64(b, p));
+  releasedir(fh: number): void {
+    const od = this.dirs.remove(fh);
     if (od) this.union.releasedir(od.dh);
-    return 0;
   }
 
-  private opSetxattr(hd: InHeader, b: Buffer, p: number, end: number): number {
-    const size = b.readUInt32LE(p);
-    const flags = b.readUInt32LE(p + 4);
-    const ext = this.init !== null && (this.init.flags & Init.SETXATTR_EXT) !== 0;
-    const name = readCString(b, p + (ext ? Size.SETXATTR_IN_EXT : Size.SETXATTR_IN), end);
-    const value = Buffer.from(b.subarray(name.next, name.next + size));
-    this.union.setxattr(this.node(hd), name.value, value, flags);
-    return 0;
+  fsyncdir(fh: number): void {
+    if (!this.dirs.get(fh)) throw fsErr('EBADF');
   }
 
-  private opGetxattr(hd: InHeader, b: Buffer, p: number, end: number, out: Buffer): number {
-    const size = b.readUInt32LE(p);
-    const name = readCString(b, p + Size.GETXATTR_IN, end).value;
+  statfs(hd: InHeader): StatFs {
+    return this.union.statfs(this.node(hd));
+  }
+
+  access(hd: InHeader, mask: number): void {
+    this.union.access(this.node(hd), mask, ctxOf(hd));
+  }
+
+  setxattr(hd: InHeader, r: rq.SetxattrIn): void {
+    this.xattrAbsent.changed();
+    this.union.setxattr(this.node(hd), r.name, r.value, r.flags);
+  }
+
+  getxattr(hd: InHeader, name: string): Buffer | number {
     const node = this.node(hd);
-    let known = this.xattrAbsent.get(node, name);
-    if (known === 0 && this.xattrAbsent.enabled && this.union.xattrNames) {
-      // One listing answers this name and the others `ls -l` asks next (absent unless listed).
-      const names = this.union.xattrNames(node);
-      if (names) {
-        this.xattrAbsent.rememberNames(node, names);
-        known = names.includes(name) ? PRESENT : ENODATA;
-      }
-    }
+    const known = this.xattrAbsent.answer(node, name, this.xattrNames);
     if (known < 0) return known;
-    let value: Buffer;
     try {
-      value = this.union.getxattr(node, name);
+      return this.union.getxattr(node, name);
     } catch (e) {
       const r = -toFsError(e).errnoNumber;
-      if (r === ENODATA || r === EOPNOTSUPP) {
-        this.xattrAbsent.remember(node, name, r);
-        return r;
-      }
-      throw e;
+      if (r !== ENODATA && r !== EOPNOTSUPP) throw e;
+      this.xattrAbsent.remember(node, name, r);
+      return r;
     }
-    return sizedReply(out, size, value);
   }
 
-  private opListxattr(hd: InHeader, b: Buffer, p: number, out: Buffer): number {
-    const size = b.readUInt32LE(p);
+  listxattr(hd: InHeader): Buffer {
     const names = this.union.listxattr(this.node(hd));
-    const value = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
-    return sizedReply(out, size, value);
+    return Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
   }
 
-  private opFallocate(b: Buffer, p: number): number {
-    const f = this.files.get(readU64(b, p));
-    if (!f) return EBADF;
-    this.union.fallocate(f, b.readUInt32LE(p + 24), readU64(b, p + 8), readU64(b, p + 16));
-    this.refreshLinks(this.fileIds.get(readU64(b, p)));
-    return 0;
-  }
-
-  private opLseek(b: Buffer, p: number, out: Buffer): number {
-    const f = this.files.get(readU64(b, p));
-    if (!f) return EBADF;
-    const pos = this.union.lseek(f, readU64(b, p + 8), b.readUInt32LE(p + 16));
-    return encodeU64Out(out, OUT, pos) - OUT;
-  }
-
-  /**
-   * After a change through one name of a hard-linked file, drop the kernel's cached attributes of
-   * its other names (attributes only: no page-cache locks are taken, so this cannot deadlock; with
-   * AUTO_INVAL_DATA the kernel drops stale pages itself when it sees the new size/mtime).
-   */
-  private refreshLinks(nodeid: number | undefined): void {
-    if (nodeid === undefined || !this.cfg.invalInode) return;
-    for (const id of this.nodes.sameIno(nodeid)) this.cfg.invalInode(id);
+  removexattr(hd: InHeader, name: string): void {
+    this.xattrAbsent.changed();
+    this.union.removexattr(this.node(hd), name);
   }
 
   /** Release everything still open (after unmount). */
   releaseAll(): void {
     for (const f of this.files.values()) {
       try {
-        this.union.release(f);
+        this.union.release(f.file);
       } catch {
         /* best effort */
       }

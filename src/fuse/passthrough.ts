@@ -20,7 +20,7 @@
 import { fstatSync } from 'node:fs';
 import { ioctl } from '../sys/index.js';
 import { toFsError } from '../errors/index.js';
-import { FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN } from './abi.js';
+import { FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, Fopen } from './abi.js';
 
 /** How one open is answered: through us (`cached`) or by the kernel from `backingId`. */
 export type OpenMode = { passthrough: false } | { passthrough: true; backingId: number };
@@ -131,4 +131,25 @@ export class Passthrough {
   get liveNodes(): number {
     return this.byNode.size;
   }
+}
+
+/** What an OPEN/CREATE reply says of how the file is served: open_flags and backing id. */
+export interface OpenReplyMode {
+  openFlags: number;
+  backingId: number;
+}
+
+/** An open served by the daemon: no open_flags, no backing file. */
+export const THROUGH_US: OpenReplyMode = { openFlags: 0, backingId: 0 };
+
+/**
+ * open_flags and backing id for a new open of node id `nodeid` reading/writing `fd` (counted
+ * until `release`), or 'conflict' when that id serves another file (see the module comment).
+ * Without passthrough (`pt` null) or an fd, every open goes through us.
+ */
+export function openMode(pt: Passthrough | null, nodeid: number, fd: number): OpenReplyMode | 'conflict' {
+  if (!pt || fd < 0) return THROUGH_US;
+  const m = pt.open(nodeid, fd);
+  if (m === 'conflict') return m;
+  return m.passthrough ? { openFlags: Fopen.PASSTHROUGH, backingId: m.backingId } : THROUGH_US;
 }

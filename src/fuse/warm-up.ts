@@ -10,11 +10,15 @@
  * written; every lookup reference taken is forgotten again. Bounded in time.
  */
 import { Op, Size } from './abi.js';
-import { encodeInHeader, encodeInitIn, decodeInHeader } from './codec.js';
+import { decodeEntryOut, decodeInHeader, decodeOpenOutFh, encodeInHeader } from './codec.js';
+import { decodeDirents, decodeDirentsPlus } from './dirent-codec.js';
 import { FuseOps, type ServedUnion } from './ops.js';
+import { encodeForgetIn, encodeGetxattrIn, encodeInitIn, encodeName, encodeOpenIn, encodeReadWriteIn, encodeReleaseIn } from './requests.js';
 import type { DirHandleLike, FileHandleLike, UnionNodeLike } from '../engine/types.js';
 
 const ROOT = 1;
+const BODY = Size.IN_HEADER;
+const REPLY = Size.OUT_HEADER;
 
 export interface WarmUpResult {
   requests: number;
@@ -30,88 +34,66 @@ export function warmUp<N extends UnionNodeLike & object, F extends FileHandleLik
   const t0 = performance.now();
   const ops = new FuseOps<N, F, D>(union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
   const inb = Buffer.alloc(8192);
-  const out = Buffer.alloc(Size.OUT_HEADER + (1 << 17));
+  const out = Buffer.alloc(REPLY + (1 << 17));
   let unique = 0;
   let requests = 0;
-  const send = (opcode: number, nodeid: number, bodyLen: number): number => {
-    const len = Size.IN_HEADER + bodyLen;
-    encodeInHeader(inb, { len, opcode, unique: ++unique, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
+  /** Send the request whose body ends at `bodyEnd` in `inb`; the reply body length or -errno. */
+  const send = (opcode: number, nodeid: number, bodyEnd: number): number => {
+    encodeInHeader(inb, { len: bodyEnd, opcode, unique: ++unique, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
     requests++;
-    return ops.dispatch(decodeInHeader(inb), inb, len, out);
+    return ops.dispatch(decodeInHeader(inb), inb, bodyEnd, out);
   };
-  const body = Size.IN_HEADER;
-  const putName = (off: number, name: string): number => {
-    const n = inb.write(name, off, 'utf8');
-    inb[off + n] = 0;
-    return off + n + 1 - body;
+  const forget = (nodeid: number): void => {
+    send(Op.FORGET, nodeid, encodeForgetIn(inb, BODY, 1)); // FORGET writes nothing to `out`
+  };
+  const getattr = (nodeid: number): void => {
+    inb.fill(0, BODY, BODY + Size.GETATTR_IN);
+    send(Op.GETATTR, nodeid, BODY + Size.GETATTR_IN);
+  };
+  /** OPENDIR the root, READDIR(PLUS) it with room for `size` bytes, RELEASEDIR; the entries' reply. */
+  const listRoot = (opcode: number, size: number): number => {
+    if (send(Op.OPENDIR, ROOT, encodeOpenIn(inb, BODY, { flags: 0, openFlags: 0 })) < 0) return -1;
+    const fh = decodeOpenOutFh(out, REPLY);
+    const n = send(opcode, ROOT, encodeReadWriteIn(inb, BODY, { fh, offset: 0, size, flags: 0 }));
+    if (n > 0) visit(opcode, n);
+    send(Op.RELEASEDIR, ROOT, encodeReleaseIn(inb, BODY, fh));
+    return n;
+  };
+  const names: string[] = [];
+  /** Read a listing's reply (before the next request overwrites `out`). */
+  const visit = (opcode: number, n: number): void => {
+    if (opcode === Op.READDIR) {
+      for (const d of decodeDirents(out, REPLY, REPLY + n)) if (d.name !== '.' && d.name !== '..' && names.length < 8) names.push(d.name);
+      return;
+    }
+    // forget the lookup references READDIRPLUS took
+    const ids = decodeDirentsPlus(out, REPLY, REPLY + n).map((e) => e.entry.nodeid);
+    for (const id of ids) if (id !== 0) forget(id);
   };
 
-  encodeInitIn(inb, body, { major: 7, minor: 45, maxReadahead: 1 << 17, flags: 0, flags2: 0 });
-  if (send(Op.INIT, 0, Size.INIT_IN) < 0) return { requests, ms: performance.now() - t0 };
+  if (send(Op.INIT, 0, encodeInitIn(inb, BODY, { major: 7, minor: 45, maxReadahead: 1 << 17, flags: 0, flags2: 0 })) < 0) {
+    return { requests, ms: performance.now() - t0 };
+  }
 
   // Names to look up: the root's own entries (real lookups) and one that is absent.
-  const names: string[] = [];
-  inb.fill(0, body, body + Size.OPEN_IN);
-  const opened = send(Op.OPENDIR, ROOT, Size.OPEN_IN);
-  if (opened >= 0) {
-    const fh = out.readUInt32LE(Size.OUT_HEADER);
-    inb.fill(0, body, body + Size.READ_IN);
-    inb.writeUInt32LE(fh, body);
-    inb.writeUInt32LE(8192, body + 16); // size
-    const n = send(Op.READDIR, ROOT, Size.READ_IN);
-    // dirent: ino u64, off u64, namelen u32, type u32, name padded to 8
-    for (let p = Size.OUT_HEADER; n > 0 && p + 24 <= Size.OUT_HEADER + n && names.length < 8; ) {
-      const namelen = out.readUInt32LE(p + 16);
-      const name = out.toString('utf8', p + 24, p + 24 + namelen);
-      if (name !== '.' && name !== '..') names.push(name);
-      p += (24 + namelen + 7) & ~7;
-    }
-    inb.fill(0, body, body + Size.READ_IN);
-    inb.writeUInt32LE(fh, body);
-    send(Op.RELEASEDIR, ROOT, Size.READ_IN);
-  }
+  listRoot(Op.READDIR, 8192);
   names.push('.layerfs-warm-up-absent');
 
   for (let r = 0; r < rounds; r++) {
     if ((r & 63) === 0 && performance.now() - t0 > maxMs) break;
     for (const name of names) {
-      const len = send(Op.LOOKUP, ROOT, putName(body, name));
+      const len = send(Op.LOOKUP, ROOT, encodeName(inb, BODY, name));
       if (len > 0) {
-        const id = Number(out.readBigUInt64LE(Size.OUT_HEADER));
+        const id = decodeEntryOut(out, REPLY).nodeid;
         if (id !== 0) {
-          send(Op.GETATTR, id, 16);
-          inb.writeBigUInt64LE(1n, body);
-          send(Op.FORGET, id, Size.FORGET_IN);
+          getattr(id);
+          forget(id);
         }
       }
     }
-    send(Op.GETATTR, ROOT, 16);
-    inb.writeUInt32LE(256, body);
-    inb.writeUInt32LE(0, body + 4);
-    send(Op.GETXATTR, ROOT, putName(body + Size.GETXATTR_IN, 'security.selinux'));
-    if ((r & 15) === 0) {
-      inb.fill(0, body, body + Size.OPEN_IN);
-      if (send(Op.OPENDIR, ROOT, Size.OPEN_IN) >= 0) {
-        const fh = out.readUInt32LE(Size.OUT_HEADER);
-        inb.fill(0, body, body + Size.READ_IN);
-        inb.writeUInt32LE(fh, body);
-        inb.writeUInt32LE(4096, body + 16);
-        const n = send(Op.READDIRPLUS, ROOT, Size.READ_IN);
-        // forget the lookup references READDIRPLUS took (entry_out's nodeid after each dirent header)
-        for (let p = Size.OUT_HEADER; n > 0 && p + 152 <= Size.OUT_HEADER + n; ) {
-          const id = Number(out.readBigUInt64LE(p));
-          const namelen = out.readUInt32LE(p + 128 + 16);
-          if (id !== 0) {
-            inb.writeBigUInt64LE(1n, body);
-            send(Op.FORGET, id, Size.FORGET_IN); // FORGET writes nothing to `out`
-          }
-          p += (128 + 24 + namelen + 7) & ~7;
-        }
-        inb.fill(0, body, body + Size.READ_IN);
-        inb.writeUInt32LE(fh, body);
-        send(Op.RELEASEDIR, ROOT, Size.READ_IN);
-      }
-    }
+    getattr(ROOT);
+    send(Op.GETXATTR, ROOT, encodeGetxattrIn(inb, BODY, { size: 256, name: 'security.selinux' }));
+    if ((r & 15) === 0) listRoot(Op.READDIRPLUS, 4096);
   }
   ops.releaseAll();
   return { requests, ms: performance.now() - t0 };

@@ -14,18 +14,9 @@
  * can lose one, never add one), chmod/chown/write/truncate only ever remove (ACL mask, killed
  * capabilities), and new names (create, mkdir, ...) are new nodes with no entry. Requests that
  * move names between nodes (LINK: a hard link shares the file; RENAME) drop everything too, to
- * stay simple: see `changesNodes`.
+ * stay simple: the transport calls `changed` for SETXATTR, REMOVEXATTR, LINK and RENAME.
  */
 import { errnoConstants } from '../errors/index.js';
-import { Op } from './abi.js';
-
-/** Opcodes after which remembered absences may be wrong: everything is forgotten. */
-const CHANGING = new Uint8Array(64);
-for (const op of [Op.SETXATTR, Op.REMOVEXATTR, Op.LINK, Op.RENAME, Op.RENAME2]) CHANGING[op] = 1;
-
-export function changesNodes(opcode: number): boolean {
-  return opcode < CHANGING.length ? CHANGING[opcode] === 1 : true;
-}
 
 /** What `get` answers for a name the node is known to have (ask getxattr for its value). */
 export const PRESENT = 1;
@@ -71,6 +62,20 @@ export class XattrAbsence<N extends object> {
     }
     if (k.names !== null) return k.names.includes(name) ? PRESENT : ENODATA_NEG;
     return k.absent?.get(name) ?? 0;
+  }
+
+  /**
+   * What to answer for `name` on `node` without asking getxattr: the negative errno of a name known
+   * absent, PRESENT for a listed one, 0 when unknown. When the node's names are not known, one
+   * listing (`list`) is taken and remembered first (null: the listing cannot tell).
+   */
+  answer(node: N, name: string, list: (node: N) => readonly string[] | null): number {
+    const known = this.get(node, name);
+    if (known !== 0 || this.ttlMs <= 0) return known;
+    const names = list(node);
+    if (names === null) return 0;
+    this.rememberNames(node, names);
+    return names.includes(name) ? PRESENT : ENODATA_NEG;
   }
 
   /** Remember the node's whole name list (names not in it are absent: ENODATA). */

@@ -3,23 +3,15 @@ import assert from 'node:assert/strict';
 import { Init, Init2, Op, Size, isNoReply, opName, KERNEL_MINOR_VERSION } from '../../src/fuse/abi.js';
 import {
   decodeAttr,
-  decodeBatchForget,
   decodeEntryOut,
   decodeInHeader,
-  decodeInitIn,
   decodeInitOut,
   decodeOutHeader,
-  decodeReadWriteIn,
-  decodeSetattrIn,
   encodeAttr,
-  encodeBatchForget,
   encodeEntryOut,
   encodeInHeader,
-  encodeInitIn,
   encodeInitOut,
   encodeOutHeader,
-  encodeReadWriteIn,
-  encodeSetattrIn,
   negotiateInit,
   readCString,
   readTwoCStrings,
@@ -27,6 +19,16 @@ import {
   writeU64,
   type EntryOut,
 } from '../../src/fuse/codec.js';
+import {
+  decodeBatchForget,
+  decodeInitIn,
+  decodeReadWriteIn,
+  decodeSetattrIn,
+  encodeBatchForget,
+  encodeInitIn,
+  encodeReadWriteIn,
+  encodeSetattrIn,
+} from '../../src/fuse/requests.js';
 import { decodeDirents, decodeDirentsPlus, direntPlusSize, direntSize, encodeDirent, encodeDirentPlus, encodeNotifyInvalEntry } from '../../src/fuse/dirent-codec.js';
 import { HandleTable, NodeTable } from '../../src/fuse/node-table.js';
 import type { Attr } from '../../src/engine/types.js';
