@@ -81,7 +81,11 @@ test('seed walkthrough through a real FUSE mount (layerfs mount, info, umount; m
   assert.equal(catLines.length, 11);
   assert.ok(catLines[10]!.startsWith(`${aufs}/container-layer/`), `xi_path in the rw branch: ${catLines[10]}`);
   const info = cli(['info'], { env });
-  assert.equal(ok(info, 'layerfs info'), catLines.join('\n') + '\n');
+  // every mount's branches as the si files list them, then the daemon serving the mount
+  const [branches, daemon] = ok(info, 'layerfs info').split('\n\n');
+  assert.equal(branches + '\n', catLines.join('\n') + '\n');
+  assert.match(daemon!, /^daemon: pid \d+, 1 mount, rss [\d.]+ MB .*\d+ requests served/);
+  assert.ok(daemon!.includes(`  ${mnt}: `), daemon);
   assert.equal(ok(cli(['info', mnt], { env }), 'layerfs info MNT'), catLines.join('\n') + '\n');
   const json = JSON.parse(ok(cli(['info', '--json', mnt], { env }), 'layerfs info --json')) as { mountpoint: string; branches: { path: string; perm: string }[] };
   assert.equal(json.mountpoint, mnt);

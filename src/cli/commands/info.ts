@@ -1,12 +1,28 @@
 /**
  * `layerfs info [MNT] [--json]`: what `cat /run/layerfs/si_<id>/*` prints (branches `path=perm`,
- * branch ids, xi_path) for one mount or for every live mount; `--json` for programs.
+ * branch ids, xi_path) for one mount or for every live mount, then the resident daemon serving them
+ * (pid, mounts, memory, requests served); `--daemon` shows the daemon only; `--json` for programs.
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { listMounts, siLines, type MountInfo } from '../../fuse/index.js';
+import { daemonStatus, type DaemonStatus } from '../../daemon/index.js';
+
+const MB = 1024 * 1024;
+
+/** The daemon's lines: one summary, then one per mount with its requests. */
+export function daemonLines(d: DaemonStatus | null): string[] {
+  if (d === null) return ['daemon: none running'];
+  const up = Math.round((Date.now() - Date.parse(d.startedAt)) / 1000);
+  return [
+    `daemon: pid ${d.pid}, ${d.mounts.length} mount${d.mounts.length === 1 ? '' : 's'}, ` +
+      `rss ${(d.memory.rss / MB).toFixed(1)} MB (heap ${(d.memory.heapUsed / MB).toFixed(1)} MB), ` +
+      `${d.requests} requests served, ${d.mountsServed} mounts since start, up ${up} s`,
+    ...d.mounts.map((m) => `  ${m.mountpoint}: ${m.requests} requests`),
+  ];
+}
 
 function pick(mnt: string | undefined): MountInfo[] {
   const all = listMounts();
@@ -29,7 +45,13 @@ export function register(program: Command): void {
     .description('show the branches of a mount (or of all mounts), like /sys/fs/aufs/si_*')
     .argument('[mnt]', 'mount point')
     .option('--json', 'machine-readable output')
-    .action((mnt: string | undefined, flags: { json?: boolean }) => {
+    .option('--daemon', 'show only the resident daemon (pid, mounts, memory, requests served)')
+    .action(async (mnt: string | undefined, flags: { json?: boolean; daemon?: boolean }) => {
+      if (flags.daemon) {
+        const d = await daemonStatus();
+        process.stdout.write(flags.json ? JSON.stringify(d, null, 2) + '\n' : daemonLines(d).join('\n') + '\n');
+        return;
+      }
       const mounts = pick(mnt);
       if (flags.json) {
         process.stdout.write(JSON.stringify(mnt === undefined ? mounts : mounts[0], null, 2) + '\n');
@@ -39,5 +61,6 @@ export function register(program: Command): void {
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));
+      if (mnt === undefined) process.stdout.write((blocks.length > 0 ? '\n' : '') + daemonLines(await daemonStatus()).join('\n') + '\n');
     });
 }
