@@ -19,7 +19,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { WH_META } from '../format/index.js';
 import { isCode } from '../errors/index.js';
 import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
 import { changes, type Change } from './changes.js';
@@ -28,6 +27,7 @@ import { isMountPoint } from './mounts.js';
 import { storeErr } from './store-error.js';
 import { exportLayer } from './tar-export.js';
 import { extractLayer } from './tar-import.js';
+import { dirSize } from './dir-size.js';
 
 /** Mounts a union (AUFS branch string `dirs=A=rw:B=ro:...`) at a directory, and unmounts it. */
 export interface Mounter {
@@ -234,7 +234,7 @@ export class LayerDriver {
   /** Bytes of file content in the layer's own diff dir (hard links once). */
   diffSize(id: string): number {
     this.need(id);
-    return dirSize(this.diffDir(id));
+    return dirSize(this.diffDir(id), true);
   }
 
   private async serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -248,22 +248,4 @@ export class LayerDriver {
       if (this.busy.get(id) === tail) this.busy.delete(id);
     }
   }
-}
-
-function dirSize(dir: string): number {
-  const seen = new Set<number>();
-  let size = 0;
-  const walk = (d: string): void => {
-    for (const n of fs.readdirSync(d)) {
-      if (d === dir && n.startsWith(WH_META)) continue;
-      const st = fs.lstatSync(path.join(d, n));
-      if (st.isDirectory()) walk(path.join(d, n));
-      else if (st.isFile() && !seen.has(st.ino)) {
-        seen.add(st.ino);
-        size += st.size;
-      }
-    }
-  };
-  walk(dir);
-  return size;
 }

@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { WH_META } from '../format/index.js';
 import { isCode } from '../errors/index.js';
 import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
 import { decompressed } from './compression.js';
@@ -19,6 +18,7 @@ import { isLayerId, StorePaths } from './paths.js';
 import { storeErr } from './store-error.js';
 import { exportLayer, digestStream } from './tar-export.js';
 import { extractLayer } from './tar-import.js';
+import { dirSize } from './dir-size.js';
 
 export interface ImportTarOptions {
   /** Parent layer (id, unique id prefix, or image name). */
@@ -434,25 +434,6 @@ export class LayerStore {
       return gone.map((m) => m.id);
     });
   }
-}
-
-/** Bytes of regular file content under `dir`, hard links once; `skipPrivate`: not `.wh..wh.*` at the top. */
-function dirSize(dir: string, skipPrivate = false): number {
-  const seen = new Set<number>();
-  let size = 0;
-  const walk = (d: string): void => {
-    for (const n of fs.readdirSync(d)) {
-      if (skipPrivate && d === dir && n.startsWith(WH_META)) continue;
-      const st = fs.lstatSync(path.join(d, n));
-      if (st.isDirectory()) walk(path.join(d, n));
-      else if (st.isFile() && !seen.has(st.ino)) {
-        seen.add(st.ino);
-        size += st.size;
-      }
-    }
-  };
-  walk(dir);
-  return size;
 }
 
 /** Checks an image name and adds `:latest` when it has no tag. */
