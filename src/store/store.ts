@@ -19,6 +19,18 @@ import { storeErr } from './store-error.js';
 import { exportLayer, digestStream } from './tar-export.js';
 import { extractLayer } from './tar-import.js';
 import { dirSize } from './dir-size.js';
+import { copyLayers, syncTree } from './layer-copy.js';
+
+export interface CommitOptions {
+  /** Image name to point at the new layer. */
+  name?: string;
+  /** One base layer with the container's merged view instead of a layer on its parent. */
+  squash?: boolean;
+  /** File bytes copied so far. */
+  onBytes?: (n: number) => void;
+  /** Where the container's rw dir is mounted as a branch, if anywhere (the daemon's mount table). */
+  mountedAt?: (rwDir: string) => string | undefined;
+}
 
 export interface ImportTarOptions {
   /** Parent layer (id, unique id prefix, or image name). */
@@ -287,50 +299,95 @@ export class LayerStore {
     });
   }
 
-  /** Commits a container's changes as a new read-only layer on the container's parent. */
-  async commit(containerRef: string, opts: { name?: string; onBytes?: (n: number) => void } = {}): Promise<LayerMeta> {
-    const cid = this.resolve(containerRef);
-    const c = this.get(cid);
-    if (c.kind !== 'container') throw storeErr('EINVAL', `${containerRef} is not a container`);
-    const tarStream = this.exportTar(cid, opts.onBytes);
-    return this.importTar(tarStream, {
-      ...(c.parent !== null ? { parent: c.parent } : {}),
-      ...(opts.name !== undefined ? { name: opts.name } : {}),
-      createdBy: `commit ${cid}`,
-    });
-  }
-
-  /** Flattens a layer and its ancestors into one new base layer. */
-  async squash(ref: string, opts: { name?: string } = {}): Promise<LayerMeta> {
-    const top = this.resolve(ref);
-    if (this.get(top).kind !== 'layer') throw storeErr('EINVAL', `${ref} is a container; commit it first`);
+  /**
+   * Commits a container's changes as a new read-only layer on the container's parent, or with
+   * `squash` as one new base layer holding the container's whole merged view. Everything happens
+   * under the store lock, so the container cannot be mounted meanwhile: its rw dir is copied
+   * (reflink / copy_file_range) into a staging dir, the DiffID is the sha256 of the new layer's OCI
+   * export streamed once into the hash, and the staging dir is renamed into place. A container that
+   * is mounted is refused (see `refuseMounted`); a failure leaves no layer behind.
+   */
+  async commit(containerRef: string, opts: CommitOptions = {}): Promise<LayerMeta> {
     const name = opts.name === undefined ? undefined : checkImageName(opts.name);
-    return this.staged(async (dir) => {
-      const flat = path.join(dir, 'diff');
-      fs.mkdirSync(flat, 0o755);
-      await this.flattenInto(top, flat);
-      const { digest } = await digestStream(exportLayer(flat));
-      const size = dirSize(flat);
-      return this.locked(() => {
-        const meta = this.publish(flat, {
-          parent: null,
+    return this.locked(async () => {
+      const cid = this.resolve(containerRef);
+      const c = this.get(cid);
+      if (c.kind !== 'container') throw storeErr('EINVAL', `${containerRef} is not a container`);
+      this.refuseMounted(cid, opts.mountedAt);
+      const squash = opts.squash === true;
+      const meta = await this.build(squash ? this.chain(cid) : [cid], !squash, opts.onBytes, (diff, r) =>
+        this.publish(diff, {
+          parent: squash ? null : c.parent,
           kind: 'layer',
-          diffId: digest,
-          chainId: digest,
-          size,
-          createdBy: `squash ${top}`,
-        });
-        if (name !== undefined) this.setImage(name, { layer: meta.id });
-        return meta;
-      });
+          diffId: r.diffId,
+          chainId: chainIdOf(squash || c.parent === null ? null : this.get(c.parent).chainId, r.diffId),
+          size: r.size,
+          createdBy: `commit${squash ? ' --squash' : ''} ${cid}`,
+        }),
+      );
+      if (name !== undefined) this.setImage(name, { layer: meta.id });
+      return meta;
     });
   }
 
-  /** Applies `id`'s chain, base first, onto the empty directory `dest` (the merged tree, no whiteouts). */
-  async flattenInto(id: string, dest: string): Promise<void> {
-    for (const l of this.chain(id).reverse()) {
-      await extractLayer(exportLayer(this.paths.diff(l)), dest, { apply: true });
+  /**
+   * Refuses to commit a container while it is mounted: at its mnt dir, or (`mountedAt`, what the
+   * caller knows of live mounts) anywhere else with its rw dir as a branch. A sync of the mount
+   * would flush what was written so far but not stop the next write, so the copy could hold a
+   * file half old and half new, or a renamed file twice; only an unmounted container is quiet.
+   */
+  private refuseMounted(cid: string, mountedAt?: (rwDir: string) => string | undefined): void {
+    const where = this.isMounted(cid) ? this.paths.mnt(cid) : mountedAt?.(this.paths.diff(cid));
+    if (where !== undefined) {
+      throw storeErr('EBUSY', `container ${cid.slice(0, 12)} is mounted at ${where}; unmount it before committing`);
     }
+  }
+
+  /**
+   * Merges the diff dirs of `chain` (topmost first) into a staged diff dir (whiteouts kept or
+   * applied), syncs it, digests its export and hands it to `publish`. Call under the lock.
+   */
+  private async build(
+    chain: readonly string[],
+    keepWhiteouts: boolean,
+    onBytes: ((n: number) => void) | undefined,
+    publish: (diff: string, r: { diffId: string; size: number }) => LayerMeta,
+  ): Promise<LayerMeta> {
+    return this.staged(async (dir) => {
+      const diff = path.join(dir, 'diff');
+      fs.mkdirSync(diff, 0o755);
+      const r = copyLayers(
+        chain.map((l) => this.paths.diff(l)),
+        diff,
+        { keepWhiteouts, ...(onBytes ? { onBytes } : {}) },
+      );
+      syncTree(diff);
+      const { digest } = await digestStream(exportLayer(diff));
+      return publish(diff, { diffId: digest, size: r.size });
+    });
+  }
+
+  /** Flattens a layer and its ancestors into one new base layer (one copy, one DiffID computation). */
+  async squash(ref: string, opts: { name?: string } = {}): Promise<LayerMeta> {
+    const name = opts.name === undefined ? undefined : checkImageName(opts.name);
+    return this.locked(async () => {
+      const top = this.resolve(ref);
+      if (this.get(top).kind !== 'layer') throw storeErr('EINVAL', `${ref} is a container; commit it first`);
+      const meta = await this.build(this.chain(top), false, undefined, (diff, r) =>
+        this.publish(diff, { parent: null, kind: 'layer', diffId: r.diffId, chainId: r.diffId, size: r.size, createdBy: `squash ${top}` }),
+      );
+      if (name !== undefined) this.setImage(name, { layer: meta.id });
+      return meta;
+    });
+  }
+
+  /** Merges `id`'s chain into the empty directory `dest` (the merged tree, no whiteouts). */
+  async flattenInto(id: string, dest: string): Promise<void> {
+    copyLayers(
+      this.chain(id).map((l) => this.paths.diff(l)),
+      dest,
+      { keepWhiteouts: false },
+    );
   }
 
   /** Removes a layer or container: refused while mounted, with children, or named by an image. */

@@ -2,7 +2,9 @@
  * `layerfs container create|mount|umount|rm|diff|commit|ls`: writable layers over an image,
  * mounted through FUSE with Docker's aufs branch string at <root>/mnt/<id>.
  */
+import { realpathSync } from 'node:fs';
 import type { Command } from 'commander';
+import { listMounts } from '../../fuse/runtime-dir.js';
 import { startMount, stopMount } from '../../daemon/index.js';
 import { formatChanges } from '../changes.js';
 import { storeErr } from '../../store/store-error.js';
@@ -26,6 +28,19 @@ export async function mountLayer(store: LayerStore, id: string, debug = false): 
     await startMount({ options: store.branchString(id), mountpoint, source: 'layerfs', debug });
   });
   return mountpoint;
+}
+
+/** Where a live layerfs mount (the daemon's table) has `dir` as its writable branch, if anywhere. */
+export function mountedRw(dir: string): string | undefined {
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  const want = real(dir);
+  return listMounts().find((m) => m.branches.some((b) => b.perm.startsWith('rw') && real(b.path) === want))?.mountpoint;
 }
 
 export async function unmountLayer(store: LayerStore, id: string): Promise<void> {
@@ -105,24 +120,24 @@ export function register(program: Command): void {
   withRoot(
     c
       .command('commit')
-      .description("commit a container's changes as a new read-only layer (DiffID from its tar); prints the layer id")
+      .description("commit a container's changes as a new read-only layer (a reflink/copy_file_range copy of its rw dir; DiffID from its tar); refused while mounted; prints the layer id")
       .argument('<container>')
       .argument('[image]', 'image name for the new layer')
-      .option('--squash', 'also flatten the image and the new layer into one base layer'),
+      .option('--squash', "one base layer with the container's whole merged view (image and changes) instead of a layer on the image"),
   ).action(async (ref: string, image: string | undefined, flags: RootFlags & { squash?: boolean }) => {
     const store = openStore(flags);
-    const id = container(store, ref);
     const bar = progress('commit', undefined);
     try {
-      let meta = await store.commit(id, { ...(image !== undefined && !flags.squash ? { name: image } : {}), onBytes: (n) => bar.update(n) });
-      if (flags.squash) {
-        bar.step('squash');
-        const top = meta.id;
-        meta = await store.squash(top, image !== undefined ? { name: image } : {});
-        await store.remove(top);
-      }
+      const meta = await store.commit(ref, {
+        ...(image !== undefined ? { name: image } : {}),
+        ...(flags.squash ? { squash: true } : {}),
+        onBytes: (n) => bar.update(n),
+        mountedAt: mountedRw,
+      });
       bar.stop();
       process.stdout.write(`${meta.id}\n`);
+    } catch (e) {
+      throw new CliError(`container commit ${ref}`, e);
     } finally {
       bar.stop();
     }
