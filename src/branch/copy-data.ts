@@ -10,6 +10,11 @@
  *    about what the copy alone costs).
  * 3. read/write, only when copy_file_range refuses (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP).
  *
+ * With a `tap` (the caller must see every byte, e.g. to hash it) copy_file_range is skipped: a
+ * reflink is followed by one read of the data; otherwise read/write copies it and shows each
+ * chunk to the tap (one read and one write, where copy_file_range plus a read would read twice).
+ * Sparse sources stay sparse there too: a chunk of zeros is not written.
+ *
  * What a destination cannot do is remembered in a CopyCaps (one per branch and source device, see
  * Branch.copyCaps), so ext4 is not asked for a reflink on every copy-up.
  *
@@ -36,6 +41,8 @@ export interface CopyOptions {
   sparse?: boolean;
   /** Start writeback of each chunk as it is copied (the caller will fsync). */
   writeback?: boolean;
+  /** Sees the data in order, each chunk valid only during the call (see above). */
+  tap?: (chunk: Buffer) => void;
 }
 
 /** Bytes per copy_file_range call (and per writeback kick). */
@@ -76,15 +83,18 @@ let rwBuf: Buffer | null = null;
 export function copyData(src: number, dst: number, size: number, opts: CopyOptions = {}): CopyMethod {
   if (size === 0) return 'empty';
   const caps = opts.caps ?? {};
+  let cloned = false;
   if (!caps.noClone) {
     try {
       copySys.ficlone(dst, src);
-      return 'ficlone';
+      cloned = true;
+      if (!opts.tap) return 'ficlone';
     } catch (e) {
       if (isCode(e, ...CLONE_NEVER)) caps.noClone = true;
       else if (!isCode(e, ...CLONE_NOT_NOW)) throw e;
     }
   }
+  if (opts.tap) return tapped(src, dst, size, opts.tap, cloned, opts.sparse === true);
   const c = new Copier(src, dst, caps, opts.writeback === true);
   if (!opts.sparse) {
     c.range(0, size);
@@ -115,6 +125,40 @@ export function copyData(src: number, dst: number, size: number, opts: CopyOptio
   // The hole at the end (or a file of holes only) is made by the size alone.
   if (c.end < size) copySys.ftruncate(dst, size);
   return c.method;
+}
+
+/**
+ * `size` bytes of src shown to `tap` in order; written to dst too unless it is a reflink already.
+ * Returns early (dst shorter) when src shrank.
+ */
+function tapped(src: number, dst: number, size: number, tap: (chunk: Buffer) => void, cloned: boolean, sparse: boolean): CopyMethod {
+  const buf = (rwBuf ??= Buffer.allocUnsafe(1 << 20));
+  let off = 0;
+  let end = 0; // end of the last byte written
+  while (off < size) {
+    const n = copySys.read(src, buf, Math.min(buf.length, size - off), off);
+    if (n === 0) break;
+    const chunk = buf.subarray(0, n);
+    tap(chunk);
+    if (!cloned && !(sparse && isZero(chunk))) {
+      let w = 0;
+      while (w < n) w += copySys.write(dst, buf, w, n - w, off + w);
+      end = off + n;
+    }
+    off += n;
+  }
+  if (!cloned && end < off) copySys.ftruncate(dst, off);
+  return cloned ? 'ficlone' : 'readwrite';
+}
+
+const ZERO = Buffer.alloc(1 << 16);
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i += ZERO.length) {
+    const part = b.subarray(i, Math.min(b.length, i + ZERO.length));
+    if (!part.equals(ZERO.subarray(0, part.length))) return false;
+  }
+  return true;
 }
 
 /** Copies byte ranges, copy_file_range first, read/write once refused. */

@@ -19,6 +19,9 @@ import { Branch, fdops, joinRel, nsParts } from '../branch/index.js';
 import { isOpaque } from '../engine/whiteout.js';
 import { OPQ, WH, WH_META, isOverlayWhiteout, isPrivateXattr, whiteoutTarget } from '../format/index.js';
 import { storeErr } from './store-error.js';
+import { deviceNumbers, entryHeader, whiteoutBlocks } from './tar-export.js';
+import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
+import { S_IFIFO, S_IFMT } from '../sys/constants.js';
 import { setXattr } from './xattr.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
@@ -30,6 +33,12 @@ export interface CopyLayersOptions {
   asRoot?: boolean;
   /** Called with the file bytes copied so far. */
   onBytes?: (n: number) => void;
+  /**
+   * Receives the new tree's OCI export (tar-export.ts's format, byte for byte) as it is built:
+   * each entry's header from the new entry's own metadata, file data as it is copied. Hashing it
+   * gives the DiffID without reading the data a second time.
+   */
+  tar?: (chunk: Buffer) => void;
 }
 
 export interface CopyLayersResult {
@@ -47,6 +56,8 @@ interface Chosen {
   dirs: Branch[];
   /** No lower layer can merge into this directory any more (a non-directory or opaque dir came between). */
   closed: boolean;
+  /** A whiteout kept as `.wh.NAME` (its source entry and whether it is an AUFS file with its own mode). */
+  whiteout?: { own: boolean };
 }
 
 /** Merges `layers` (directories, topmost first) into `dest` (an empty directory). */
@@ -58,6 +69,7 @@ export function copyLayers(layers: readonly string[], dest: string, opts: CopyLa
     // at the root only the AUFS marker makes a layer opaque (as the export reads it)
     const top = srcs.findIndex((b) => b.lstat(OPQ) !== null);
     c.dir('', top < 0 ? srcs : srcs.slice(0, top + 1), top === 0);
+    c.emit(END_OF_ARCHIVE);
     return { size: c.size, entries: c.entries };
   } finally {
     for (const b of srcs) b.close();
@@ -76,6 +88,9 @@ class LayerCopy {
   /** `dev:ino` of a source with more links -> where its first name went. */
   private readonly links = new Map<string, string>();
   private readonly asRoot: boolean;
+  /** Small pieces of the tar stream waiting to be passed on together. */
+  private pending: Buffer[] = [];
+  private pendingSize = 0;
 
   constructor(
     private readonly dst: Branch,
@@ -84,27 +99,42 @@ class LayerCopy {
     this.asRoot = opts.asRoot ?? process.getuid?.() === 0;
   }
 
-  /**
-   * Fills directory `rel` (already made in dst) from `layers` (each holds `rel` as a directory),
-   * then its children recursively. `opaque`: the top layer's dir is opaque (write the marker).
-   */
-  dir(rel: string, layers: readonly Branch[], opaque: boolean): void {
+  emit(b: Buffer): void {
+    if (!this.opts.tar) return;
+    if (b.length >= 1 << 16) {
+      this.flush();
+      this.opts.tar(b);
+      return;
+    }
+    this.pending.push(b);
+    this.pendingSize += b.length;
+    if (this.pendingSize >= 1 << 16 || b === END_OF_ARCHIVE) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pendingSize === 0) return;
+    this.opts.tar!(this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingSize));
+    this.pending = [];
+    this.pendingSize = 0;
+  }
+
+  /** What the merge shows in directory `rel` of `layers` (top first): entries and kept whiteouts. */
+  private merge(rel: string, layers: readonly Branch[]): Map<string, Chosen> {
     const keep = this.opts.keepWhiteouts;
-    if (keep && opaque) this.marker(rel, layers[0]!);
     const chosen = new Map<string, Chosen>();
     const hidden = new Set<string>();
     layers.forEach((layer, i) => {
       const whiteouts: string[] = [];
-      for (const name of layer.readdirNames(rel).sort(byBytes)) {
-        if (name.startsWith(WH_META)) continue; // the opaque marker (handled above) or private state
+      for (const name of layer.readdirNames(rel)) {
+        if (name.startsWith(WH_META)) continue; // the opaque marker (handled by the caller) or private state
         const childRel = joinRel(rel, name);
         const st = layer.lstatBig(childRel);
         if (!st) continue;
         const target = whiteoutTarget(name);
         if (target !== undefined || isOverlayWhiteout({ mode: Number(st.mode), rdev: Number(st.rdev) })) {
-          if (target !== undefined && !st.isFile()) continue; // not a whiteout file: dropped
+          if (target !== undefined && !st.isFile()) continue; // not a whiteout file: dropped, as the export does
           whiteouts.push(target ?? name);
-          if (keep && i === 0) this.whiteout(rel, target ?? name, st, target !== undefined);
+          if (keep && i === 0) chosen.set(WH + (target ?? name), { layer, st, dirs: [], closed: true, whiteout: { own: target !== undefined } });
           continue;
         }
         if (hidden.has(name)) continue;
@@ -122,29 +152,46 @@ class LayerCopy {
       }
       for (const w of whiteouts) hidden.add(w);
     });
+    return chosen;
+  }
+
+  /**
+   * Fills directory `rel` (already made in dst) from `layers` (each holds `rel` as a directory),
+   * children in the export's order (bytewise sorted names, a directory's subtree right after it).
+   * `opaque`: the top layer's dir is opaque (write the marker, when keeping whiteouts).
+   */
+  dir(rel: string, layers: readonly Branch[], opaque: boolean): void {
+    if (opaque && this.opts.keepWhiteouts) this.marker(rel, layers[0]!);
+    const chosen = this.merge(rel, layers);
     for (const name of [...chosen.keys()].sort(byBytes)) {
       const ch = chosen.get(name)!;
       const childRel = joinRel(rel, name);
-      if (ch.st.isDirectory()) {
-        this.dst.mkdir(childRel, 0o700);
-        this.entries++;
-        this.dir(childRel, ch.dirs, isOpaque(ch.layer, childRel));
-        this.metadata(childRel, ch.layer, ch.st);
-      } else {
-        this.nondir(childRel, ch.layer, ch.st);
-      }
+      if (ch.whiteout) this.whiteout(childRel, ch.st, ch.whiteout.own);
+      else if (ch.st.isDirectory()) this.subdir(childRel, ch);
+      else this.nondir(childRel, ch.layer, ch.st);
     }
+  }
+
+  /** A directory: made with its metadata, its header, its children, then its times again. */
+  private subdir(rel: string, ch: Chosen): void {
+    this.dst.mkdir(rel, 0o700);
+    this.entries++;
+    this.metadata(rel, ch.layer, ch.st);
+    this.emit(headerBlocks(entryHeader(this.dst.abs(rel), `${rel}/`, this.dst.lstatBig(rel)!, 'dir')));
+    this.dir(rel, ch.dirs, isOpaque(ch.layer, rel));
+    this.dst.setTimes(rel, ch.st); // creating the children moved them
   }
 
   /** A file, symlink, fifo or device (content, then metadata), or a hard link to an earlier one. */
   private nondir(rel: string, layer: Branch, st: fs.BigIntStats): void {
-    if (st.isSocket()) return;
+    if (st.isSocket()) return; // a tar cannot hold it
     if (st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
       const first = this.links.get(key);
       if (first !== undefined) {
         this.dst.link(first, rel);
         this.entries++;
+        this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, this.dst.lstatBig(rel)!, 'link', { linkname: first })));
         return;
       }
       this.links.set(key, rel);
@@ -154,36 +201,58 @@ class LayerCopy {
       this.file(rel, layer, st);
       return;
     }
-    if (st.isSymbolicLink()) this.dst.symlink(layer.readlink(rel), rel);
-    else if (st.isFIFO()) this.dst.mknod(rel, 0o010600, 0);
-    else {
+    let type: EntryType;
+    let extra: Partial<TarHeader> = {};
+    if (st.isSymbolicLink()) {
+      const target = layer.readlink(rel);
+      this.dst.symlink(target, rel);
+      type = 'symlink';
+      extra = { linkname: target };
+    } else if (st.isFIFO()) {
+      this.dst.mknod(rel, S_IFIFO | 0o600, 0);
+      type = 'fifo';
+    } else {
       if (!this.asRoot) throw storeErr('EPERM', 'device node in layer (needs root)', 'commit', rel);
-      this.dst.mknod(rel, (Number(st.mode) & 0o170000) | 0o600, Number(st.rdev));
+      this.dst.mknod(rel, (Number(st.mode) & S_IFMT) | 0o600, Number(st.rdev));
+      type = st.isCharacterDevice() ? 'chr' : 'blk';
+      extra = deviceNumbers(Number(st.rdev));
     }
     this.metadata(rel, layer, st);
+    this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, this.dst.lstatBig(rel)!, type, extra)));
   }
 
-  /** A regular file: data by reflink / copy_file_range, metadata through the fd. */
+  /**
+   * A regular file: made with its metadata and times, its header (from the new file), then its data
+   * by reflink or read/write, each chunk passed into the tar stream too; its times set again last.
+   */
   private file(rel: string, layer: Branch, st: fs.BigIntStats): void {
     const size = Number(st.size);
     const sfd = layer.open(rel, O_RDONLY);
     try {
       const dfd = this.dst.open(rel, O_WRONLY | O_CREAT | O_EXCL, 0o600);
       try {
-        fdops.copyData(sfd, dfd, size, { caps: this.dst.copyCaps(Number(st.dev)), sparse: st.blocks * 512n < st.size });
-        if (fdops.fstat(dfd).size !== size) throw storeErr('EIO', 'file changed while it was copied', 'commit', rel);
         if (this.asRoot) fdops.fchown(dfd, Number(st.uid), Number(st.gid));
         fdops.fchmod(dfd, Number(st.mode) & 0o7777);
         for (const [name, value] of xattrsOf(layer, rel)) fdops.fsetxattr(dfd, name, value, 0);
         const [as, an] = nsParts(st.atimeNs);
         const [ms, mn] = nsParts(st.mtimeNs);
         fdops.futimens(dfd, as, an, ms, mn);
+        this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, fdops.fstatBig(dfd), 'file', { size })));
+        const tar = this.opts.tar;
+        fdops.copyData(sfd, dfd, size, {
+          caps: this.dst.copyCaps(Number(st.dev)),
+          sparse: st.blocks * 512n < st.size,
+          ...(tar ? { tap: (chunk: Buffer) => this.emit(Buffer.from(chunk)) } : {}),
+        });
+        if (fdops.fstat(dfd).size !== size) throw storeErr('EIO', 'file changed size while it was copied', 'commit', rel);
+        fdops.futimens(dfd, as, an, ms, mn); // the data moved mtime
       } finally {
         fdops.close(dfd);
       }
     } finally {
       fdops.close(sfd);
     }
+    this.emit(padding(size));
     this.size += size;
     this.copied += size;
     this.opts.onBytes?.(this.copied);
@@ -198,23 +267,27 @@ class LayerCopy {
   }
 
   /** `.wh.NAME` in the store's format: an AUFS whiteout keeps its mode and owner, an overlay one is 0644 root. */
-  private whiteout(dirRel: string, name: string, st: fs.BigIntStats, own: boolean): void {
-    const rel = joinRel(dirRel, WH + name);
-    this.empty(rel, own ? Number(st.mode) & 0o7777 : 0o644, own ? Number(st.uid) : 0, own ? Number(st.gid) : 0, st);
+  private whiteout(rel: string, st: fs.BigIntStats, own: boolean): void {
+    this.empty(rel, own ? Number(st.mode) & 0o7777 : 0o644, own ? Number(st.uid) : 0, own ? Number(st.gid) : 0, st, true);
   }
 
   /** The opaque marker, 0644 root, with the marker's times (AUFS form) or the directory's (overlay form). */
   private marker(dirRel: string, layer: Branch): void {
     const st = layer.lstatBig(joinRel(dirRel, OPQ)) ?? layer.lstatBig(dirRel)!;
-    this.empty(joinRel(dirRel, OPQ), 0o644, 0, 0, st);
+    this.empty(joinRel(dirRel, OPQ), 0o644, 0, 0, st, false);
   }
 
-  private empty(rel: string, mode: number, uid: number, gid: number, times: fs.BigIntStats): void {
+  /**
+   * An empty file (whiteout or marker) and its header as the export writes it (no xattrs; `own`:
+   * the file's mode and owner, else 0644 root as for opaque markers).
+   */
+  private empty(rel: string, mode: number, uid: number, gid: number, times: fs.BigIntStats, own: boolean): void {
     this.dst.createEmpty(rel, 0o600);
     if (this.asRoot) this.dst.lchown(rel, uid, gid);
     this.dst.chmod(rel, mode);
     this.dst.setTimes(rel, times);
     this.entries++;
+    this.emit(whiteoutBlocks(rel, this.dst.lstatBig(rel)!, own));
   }
 }
 

@@ -3,7 +3,7 @@
  * changes under a lock. Long work (extracting, flattening) happens in a private staging dir under
  * tmp/ without the lock; only the final renames take it. A layer exists when its meta file does.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,7 +16,7 @@ import { isMountPoint } from './mounts.js';
 import { changes, type Change } from './changes.js';
 import { isLayerId, StorePaths } from './paths.js';
 import { storeErr } from './store-error.js';
-import { exportLayer, digestStream } from './tar-export.js';
+import { exportLayer } from './tar-export.js';
 import { extractLayer } from './tar-import.js';
 import { dirSize } from './dir-size.js';
 import { copyLayers, syncTree } from './layer-copy.js';
@@ -345,7 +345,8 @@ export class LayerStore {
 
   /**
    * Merges the diff dirs of `chain` (topmost first) into a staged diff dir (whiteouts kept or
-   * applied), syncs it, digests its export and hands it to `publish`. Call under the lock.
+   * applied) while hashing the new tree's export as it is built (the DiffID), syncs it and hands
+   * it to `publish`. Call under the lock.
    */
   private async build(
     chain: readonly string[],
@@ -356,13 +357,14 @@ export class LayerStore {
     return this.staged(async (dir) => {
       const diff = path.join(dir, 'diff');
       fs.mkdirSync(diff, 0o755);
+      const hash = createHash('sha256');
       const r = copyLayers(
         chain.map((l) => this.paths.diff(l)),
         diff,
-        { keepWhiteouts, ...(onBytes ? { onBytes } : {}) },
+        { keepWhiteouts, tar: (b) => hash.update(b), ...(onBytes ? { onBytes } : {}) },
       );
       syncTree(diff);
-      const { digest } = await digestStream(exportLayer(diff));
+      const digest = `sha256:${hash.digest('hex')}`;
       return publish(diff, { diffId: digest, size: r.size });
     });
   }

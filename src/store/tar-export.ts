@@ -31,6 +31,54 @@ export interface ExportOptions {
   onBytes?: (n: number) => void;
 }
 
+/** What an entry's lstat says, as the export reads it (number or bigint stats). */
+export interface EntryStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Whole seconds (floor). */
+  mtime: number;
+}
+
+export function entryStat(st: fs.Stats | fs.BigIntStats): EntryStat {
+  if (typeof st.mode === 'bigint') {
+    const b = st as fs.BigIntStats;
+    const ns = b.mtimeNs;
+    let sec = ns / 1_000_000_000n;
+    if (ns < 0n && sec * 1_000_000_000n !== ns) sec -= 1n;
+    return { mode: Number(b.mode), uid: Number(b.uid), gid: Number(b.gid), mtime: Number(sec) };
+  }
+  const n = st as fs.Stats;
+  return { mode: n.mode, uid: n.uid, gid: n.gid, mtime: secs(n) };
+}
+
+/** Major/minor of a device number as tar stores them. */
+export function deviceNumbers(rdev: number): { devmajor: number; devminor: number } {
+  return { devmajor: Math.floor(rdev / 256) & 0xfff, devminor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
+}
+
+/**
+ * The tar header of one entry (not a whiteout) at host path `abs`, named `rel` (dirs end in `/`):
+ * mode, owner, whole-second mtime from its lstat `st`, its xattrs except private ones, sorted.
+ */
+export function entryHeader(abs: string, rel: string, st: fs.Stats | fs.BigIntStats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader {
+  const e = entryStat(st);
+  const h: TarHeader = { name: rel, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, mtime: e.mtime, ...extra };
+  const x = readXattrs(abs);
+  const keys = [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes);
+  if (keys.length > 0) h.xattrs = keys.map((k) => [k, x.get(k)!]);
+  return h;
+}
+
+/**
+ * The header blocks of a whiteout or opaque marker `name`: an empty file with the entry's own
+ * mode and owner (`own`, an AUFS whiteout file) or 0644 root (overlay whiteouts, opaque markers).
+ */
+export function whiteoutBlocks(name: string, st: fs.Stats | fs.BigIntStats, own: boolean): Buffer {
+  const e = entryStat(st);
+  return headerBlocks({ name, type: 'file', mode: own ? e.mode & 0o7777 : 0o644, uid: own ? e.uid : 0, gid: own ? e.gid : 0, size: 0, mtime: e.mtime });
+}
+
 /** The OCI tar of layer directory `dir`, as a stream. */
 export function exportLayer(dir: string, opts: ExportOptions = {}): Readable {
   return Readable.from(batched(entries(dir, opts)), { objectMode: false });
@@ -61,15 +109,9 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
   const links = new Map<string, string>();
   let written = 0;
 
-  function header(rel: string, st: fs.Stats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader {
-    const h: TarHeader = { name: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: secs(st), ...extra };
-    const x = readXattrs(path.join(dir, type === 'dir' ? rel.slice(0, -1) : rel));
-    const keys = [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes);
-    if (keys.length > 0) h.xattrs = keys.map((k) => [k, x.get(k)!]);
-    return h;
-  }
-  const whiteout = (name: string, st: fs.Stats, own: boolean): Buffer =>
-    headerBlocks({ name, type: 'file', mode: own ? st.mode & 0o7777 : 0o644, uid: own ? st.uid : 0, gid: own ? st.gid : 0, size: 0, mtime: secs(st) });
+  const header = (rel: string, st: fs.Stats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader =>
+    entryHeader(path.join(dir, type === 'dir' ? rel.slice(0, -1) : rel), rel, st, type, extra);
+  const whiteout = (name: string, st: fs.Stats, own: boolean): Buffer => whiteoutBlocks(name, st, own);
 
   async function* fileData(abs: string, size: number): AsyncGenerator<Buffer> {
     const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -131,11 +173,7 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
         yield* fileData(abs, st.size);
       } else if (st.isSymbolicLink()) yield headerBlocks(header(rel, st, 'symlink', { linkname: fs.readlinkSync(abs) }));
       else if (st.isFIFO()) yield headerBlocks(header(rel, st, 'fifo'));
-      else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const devmajor = Math.floor(st.rdev / 256) & 0xfff;
-        const devminor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-        yield headerBlocks(header(rel, st, st.isCharacterDevice() ? 'chr' : 'blk', { devmajor, devminor }));
-      }
+      else if (st.isCharacterDevice() || st.isBlockDevice()) yield headerBlocks(header(rel, st, st.isCharacterDevice() ? 'chr' : 'blk', deviceNumbers(st.rdev)));
       // sockets are not archived
     }
   }
