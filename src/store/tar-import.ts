@@ -2,6 +2,16 @@
  * Extracts an (uncompressed) OCI tar layer into a private staging directory in the store's AUFS
  * on-disk format, and computes its DiffID (sha256 of the uncompressed tar).
  *
+ * One entry goes through named steps, each its own defence (as node-tar splits its unpacker):
+ *   entryPath      name cleaned: no NUL, no absolute path, no `..`; depth and entry count bounded
+ *   replaceEntry   a later entry replaces an earlier one (what it held is forgotten everywhere)
+ *   whiteout       `.wh.NAME` / `.wh..wh..opq` kept as empty AUFS files; other `.wh..wh.*` dropped
+ *   hardLink       only to a non-directory extracted earlier from this archive, beneath the root
+ *   content        dirs, files (O_EXCL|O_NOFOLLOW), symlinks, fifos and devices (native mknod;
+ *                  devices only as root), parents resolved beneath the root with no symlink on the way
+ *   metadata       owner, mode, xattrs, ns times of a non-directory right after its content
+ *   directoryTimes directories' metadata at the very end, deepest first (children move mtimes)
+ *
  * OCI whiteouts `.wh.NAME` and the opaque marker `.wh..wh..opq` are stored as the same-named empty
  * files (the AUFS format), other `.wh..wh.*` names (AUFS private state) are dropped. Ownership, modes,
  * times (PAX ns times when present), xattrs (PAX SCHILY.xattr.*), hard links, symlinks, fifos and
@@ -10,7 +20,6 @@
  * archives: each is a one-line error. Nothing is followed: parents are lstat'ed, files opened with
  * O_NOFOLLOW|O_EXCL, metadata applied with lchown/lutimes after re-checking the entry's type.
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
@@ -19,20 +28,23 @@ import { FsError, isCode } from '../errors/index.js';
 import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { storeErr } from './store-error.js';
 import { OPQ, WH, WH_META, isPrivateXattr } from '../format/index.js';
-import { setXattr } from './xattr.js';
+import { fsetXattr, setXattr } from './xattr.js';
 import { PaxSniffer } from './tar-format.js';
+import * as native from '../sys/native.js';
+import { S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/constants.js';
 
 // OCI's whiteout names are AUFS's: `.wh.NAME`, the opaque marker `.wh..wh..opq`, meta names `.wh..wh.*`.
 
 type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'chr' | 'blk';
 
-interface Pending {
-  kind: Kind;
+/** Owner, mode, xattrs and times of one entry, as the archive gives them. */
+interface Metadata {
   mode: number;
   uid: number;
   gid: number;
-  atime: number;
-  mtime: number;
+  /** [seconds, nanoseconds] */
+  atime: [number, number];
+  mtime: [number, number];
   xattrs: [string, Buffer][];
 }
 
@@ -45,29 +57,28 @@ export interface ImportResult {
   entries: number;
 }
 
+export interface ImportLimits {
+  /** Most entries in one archive (default 10 million). */
+  maxEntries: number;
+  /** Most path components of one name (default 1024, as node-tar's maxDepth). */
+  maxDepth: number;
+}
+
 export interface ImportOptions {
   /** Allow device nodes and chown (default: running as root). */
   asRoot?: boolean;
   /** Called with the uncompressed bytes read so far. */
   onBytes?: (n: number) => void;
-  /**
-   * Apply the layer onto `dest` instead of storing it: whiteouts remove what they name, an opaque
-   * marker empties its directory (used to flatten a chain; the archive must list a directory's
-   * opaque marker before its children, as our export does).
-   */
-  apply?: boolean;
+  limits?: Partial<ImportLimits>;
 }
 
+const DEFAULT_LIMITS: ImportLimits = { maxEntries: 10_000_000, maxDepth: 1024 };
 
-function paxTime(pax: Record<string, string> | null | undefined, key: string): number | undefined {
-  const v = pax?.[key];
-  if (v === undefined || !/^-?\d+(\.\d+)?$/.test(v)) return undefined;
-  const [s, frac = ''] = v.split('.');
-  const sec = Number(s);
-  const ns = Number((frac + '000000000').slice(0, 9));
-  // a double cannot hold every ns; never let rounding carry into the next second
-  const t = sec + ns / 1e9;
-  return Math.floor(t) > sec ? sec + 0.999999 : t;
+/** A PAX time (`1700000000.123456789`) as [s, ns], exactly; undefined when absent or malformed. */
+function paxTime(pax: Record<string, string> | null, key: string): [number, number] | undefined {
+  const m = /^(-?\d+)(?:\.(\d+))?$/.exec(pax?.[key] ?? '');
+  if (!m) return undefined;
+  return [Number(m[1]), Number(((m[2] ?? '') + '000000000').slice(0, 9))];
 }
 
 function kindOf(type: tar.Header['type'] | null | undefined): Kind | 'link' | undefined {
@@ -94,30 +105,6 @@ function kindOf(type: tar.Header['type'] | null | undefined): Kind | 'link' | un
   }
 }
 
-function matches(st: fs.Stats, kind: Kind): boolean {
-  switch (kind) {
-    case 'file':
-      return st.isFile();
-    case 'dir':
-      return st.isDirectory();
-    case 'symlink':
-      return st.isSymbolicLink();
-    case 'fifo':
-      return st.isFIFO();
-    case 'chr':
-      return st.isCharacterDevice();
-    case 'blk':
-      return st.isBlockDevice();
-  }
-}
-
-function run(cmd: string, args: string[], what: string): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw storeErr('EIO', `cannot create ${what}: ${(r.stderr || String(r.error ?? '')).trim().split('\n')[0]}`, 'import');
-  }
-}
-
 function lstatOrUndefined(p: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(p);
@@ -127,9 +114,165 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
   }
 }
 
+/** Step 1, path safety: the entry's clean relative name, within the depth and count limits. */
+function entryPath(name: string, index: number, limits: ImportLimits): string {
+  if (index >= limits.maxEntries) throw storeErr('EFBIG', `more than ${limits.maxEntries} entries in the archive`, 'import');
+  const rel = cleanMemberName(name);
+  if (rel !== '' && rel.split('/').length > limits.maxDepth) {
+    throw storeErr('ENAMETOOLONG', `tar entry deeper than ${limits.maxDepth} directories`, 'import', rel.slice(0, 200));
+  }
+  return rel;
+}
+
+/** The metadata a header carries (PAX ids and ns times when present; private xattrs left out). */
+function metadataOf(h: tar.Header, xattrs: [string, Buffer][]): Metadata {
+  const pax = typeof h.pax === 'object' && h.pax !== null ? (h.pax as Record<string, string>) : null;
+  const secs = h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0;
+  const mtime = paxTime(pax, 'mtime') ?? [secs, 0];
+  return {
+    mode: (h.mode ?? 0o644) & 0o7777,
+    uid: pax?.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0),
+    gid: pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0),
+    mtime,
+    atime: paxTime(pax, 'atime') ?? mtime,
+    xattrs: xattrs.filter(([n]) => !isPrivateXattr(n)),
+  };
+}
+
+/** The layer being extracted: its root, and what the steps know about what is in it so far. */
+class Extraction {
+  /** Directories checked or made beneath the root (so parents are lstat'ed once). */
+  private readonly dirs = new Set<string>();
+  /** Non-directories extracted so far: the only allowed hard link targets. */
+  private readonly extracted = new Set<string>();
+  /** Directories whose metadata waits for the end. */
+  private readonly dirMeta = new Map<string, Metadata>();
+  /** Sizes of the regular files' inodes (hard links once). */
+  private readonly inodes = new Map<number, number>();
+
+  constructor(
+    readonly dest: string,
+    readonly asRoot: boolean,
+  ) {}
+
+  /** `rel` beneath the root, parents made and checked (none may be a symlink or a non-directory). */
+  private place(rel: string): string {
+    return resolveBeneath(this.dest, rel, true, this.dirs);
+  }
+
+  /** Step 2: removes whatever an earlier entry put at `rel`; a directory stays when `keepDir`. */
+  private replaceEntry(rel: string, abs: string, keepDir: boolean): boolean {
+    const st = lstatOrUndefined(abs);
+    if (!st) return false;
+    if (st.isDirectory()) {
+      if (keepDir) return true;
+      fs.rmSync(abs, { recursive: true, force: true });
+      const inside = (k: string): boolean => k === rel || k.startsWith(rel + '/');
+      for (const k of [...this.dirMeta.keys()]) if (inside(k)) this.dirMeta.delete(k);
+      for (const k of [...this.extracted]) if (inside(k)) this.extracted.delete(k);
+      this.dirs.clear();
+    } else {
+      fs.unlinkSync(abs);
+    }
+    this.extracted.delete(rel);
+    return false;
+  }
+
+  /** Step 3: a whiteout or opaque marker, stored as an empty file (no xattrs, whatever the archive says). */
+  whiteout(rel: string, m: Metadata): Promise<void> {
+    return this.file(rel, { ...m, xattrs: [] }, undefined);
+  }
+
+  /** Step 4: a hard link, only to a non-directory this archive extracted before. */
+  hardLink(rel: string, linkname: string): void {
+    const target = cleanMemberName(linkname);
+    if (target === '' || !this.extracted.has(target)) {
+      throw storeErr('EPERM', 'hard link to outside the layer', 'import', `${rel} -> ${linkname}`);
+    }
+    const tAbs = resolveBeneath(this.dest, target, false, this.dirs);
+    const tst = lstatOrUndefined(tAbs);
+    if (!tst || tst.isDirectory()) throw storeErr('EPERM', 'hard link to outside the layer', 'import', rel);
+    if (target === rel) return;
+    const abs = this.place(rel);
+    this.replaceEntry(rel, abs, false);
+    fs.linkSync(tAbs, abs);
+    this.extracted.add(rel);
+  }
+
+  /** Step 5a: a directory (kept when it exists); its metadata waits for the end. */
+  dir(rel: string, m: Metadata): void {
+    const abs = this.place(rel);
+    if (!this.replaceEntry(rel, abs, true)) fs.mkdirSync(abs, 0o700);
+    this.dirs.add(rel);
+    this.dirMeta.set(rel, m);
+  }
+
+  /** Step 5b: a regular file, created exclusively and never through a symlink, then its metadata. */
+  async file(rel: string, m: Metadata, data: AsyncIterable<unknown> | undefined): Promise<void> {
+    const abs = this.place(rel);
+    this.replaceEntry(rel, abs, false);
+    const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      if (data) {
+        for await (const chunk of data) {
+          const b = chunk as Buffer;
+          let off = 0;
+          while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+        }
+      }
+      const st = fs.fstatSync(fd);
+      this.inodes.set(st.ino, st.size);
+      // step 6 through the fd: nothing can be swapped in between
+      if (this.asRoot) fs.fchownSync(fd, m.uid, m.gid);
+      fs.fchmodSync(fd, m.mode);
+      for (const [name, value] of m.xattrs) fsetXattr(fd, name, value, abs);
+      native.futimens(fd, m.atime[0], m.atime[1], m.mtime[0], m.mtime[1]);
+    } finally {
+      fs.closeSync(fd);
+    }
+    this.extracted.add(rel);
+  }
+
+  /** Step 5c: a symlink (its target is never followed here), a fifo or a device node (root only). */
+  special(rel: string, kind: 'symlink' | 'fifo' | 'chr' | 'blk', m: Metadata, h: tar.Header): void {
+    if ((kind === 'chr' || kind === 'blk') && !this.asRoot) throw storeErr('EPERM', 'device node in layer (needs root)', 'import', rel);
+    const abs = this.place(rel);
+    this.replaceEntry(rel, abs, false);
+    if (kind === 'symlink') fs.symlinkSync(h.linkname ?? '', abs);
+    else if (kind === 'fifo') native.mknod(abs, S_IFIFO | 0o600, 0);
+    else native.mknod(abs, (kind === 'chr' ? S_IFCHR : S_IFBLK) | 0o600, native.makedev(h.devmajor ?? 0, h.devminor ?? 0));
+    this.metadata(abs, kind, m);
+    this.extracted.add(rel);
+  }
+
+  /** Step 6: owner, mode (not of symlinks), xattrs, ns times, by a path that was just made. */
+  private metadata(abs: string, kind: Kind, m: Metadata): void {
+    if (this.asRoot) fs.lchownSync(abs, m.uid, m.gid);
+    if (kind !== 'symlink') fs.chmodSync(abs, m.mode);
+    for (const [name, value] of m.xattrs) setXattr(abs, name, value);
+    native.utimensat(abs, m.atime[0], m.atime[1], m.mtime[0], m.mtime[1], true);
+  }
+
+  /** Step 7: directories' metadata, deepest first, each re-resolved beneath the root and re-checked. */
+  directoryTimes(): void {
+    const order = [...this.dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? 1 : -1));
+    for (const rel of order) {
+      const abs = resolveBeneath(this.dest, rel, false, this.dirs);
+      if (!lstatOrUndefined(abs)?.isDirectory()) continue;
+      this.metadata(abs, 'dir', this.dirMeta.get(rel)!);
+    }
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.inodes.values()) n += s;
+    return n;
+  }
+}
+
 /** Extracts the tar `input` into the (empty, private) directory `dest`. */
 export async function extractLayer(input: Readable, dest: string, opts: ImportOptions = {}): Promise<ImportResult> {
-  const asRoot = opts.asRoot ?? process.getuid?.() === 0;
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const hash = createHash('sha256');
   const sniffer = new PaxSniffer(); // xattr values byte-exact (tar-stream gives PAX values as text)
   let bytes = 0;
@@ -147,145 +290,37 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
   hasher.on('error', (e) => extract.destroy(e));
   input.pipe(hasher).pipe(extract);
 
-  const pending = new Map<string, Pending>();
-  const files = new Set<string>(); // non-directories extracted so far (hard link targets)
-  const inodes = new Map<string, number>();
-  let knownDirs = new Set<string>();
+  const x = new Extraction(dest, opts.asRoot ?? process.getuid?.() === 0);
   let entries = 0;
-
-  /** Removes whatever is at `rel` (this archive replaces it). */
-  function clear(rel: string, abs: string, keepDir: boolean): boolean {
-    const st = lstatOrUndefined(abs);
-    if (!st) return false;
-    if (st.isDirectory()) {
-      if (keepDir) return true;
-      fs.rmSync(abs, { recursive: true, force: true });
-      for (const k of [...pending.keys()]) if (k === rel || k.startsWith(rel + '/')) pending.delete(k);
-      for (const k of [...files]) if (k.startsWith(rel + '/')) files.delete(k);
-      knownDirs = new Set();
-    } else {
-      fs.unlinkSync(abs);
-    }
-    files.delete(rel);
-    return false;
-  }
-
   try {
     for await (const entry of extract) {
       const index = entries++;
       const entryXattrs = sniffer.xattrs.get(index) ?? [];
       sniffer.xattrs.delete(index);
       const h = entry.header;
-      const rel = cleanMemberName(h.name);
+      const rel = entryPath(h.name, index, limits);
       const kind = kindOf(h.type);
       if (kind === undefined) throw storeErr('EINVAL', `unsupported tar entry type ${String(h.type)}`, 'import', rel);
       const base = rel.slice(rel.lastIndexOf('/') + 1);
-      if (rel === '') {
-        // the layer root itself ("./"): only its metadata could be kept; the root is the branch dir
+      const m = metadataOf(h, entryXattrs);
+      if (rel === '' || (base.startsWith(WH_META) && base !== OPQ)) {
+        entry.resume(); // the layer root itself (the branch dir), or AUFS private state: never part of a layer
+      } else if (base.startsWith(WH)) {
+        if (kind !== 'file' && kind !== 'link') throw storeErr('EINVAL', 'whiteout entry is not a regular file', 'import', rel);
+        entry.resume(); // a whiteout is empty whatever the archive says
+        await x.whiteout(rel, m);
+      } else if (kind === 'link') {
         entry.resume();
-        continue;
-      }
-      if (base.startsWith(WH_META) && base !== OPQ) {
-        entry.resume(); // AUFS private state, never part of a layer
-        continue;
-      }
-      const whiteout = base.startsWith(WH);
-      if (opts.apply && whiteout) {
+        x.hardLink(rel, h.linkname ?? '');
+      } else if (kind === 'dir') {
         entry.resume();
-        const dirRel = rel.slice(0, rel.length - base.length).replace(/\/$/, '');
-        const dirAbs = resolveBeneath(dest, dirRel === '' ? '' : `${dirRel}/x`, true, knownDirs);
-        const parent = dirRel === '' ? dest : dirAbs.slice(0, -2);
-        if (base === OPQ) {
-          for (const n of fs.readdirSync(parent)) {
-            const r = dirRel === '' ? n : `${dirRel}/${n}`;
-            clear(r, `${parent}/${n}`, false);
-          }
-        } else {
-          const r = (dirRel === '' ? '' : `${dirRel}/`) + base.slice(WH.length);
-          clear(r, `${parent}/${base.slice(WH.length)}`, false);
-        }
-        continue;
-      }
-      if (whiteout && kind !== 'file' && kind !== 'link') {
-        throw storeErr('EINVAL', 'whiteout entry is not a regular file', 'import', rel);
-      }
-      const abs = resolveBeneath(dest, rel, true, knownDirs);
-      const pax = typeof h.pax === 'object' && h.pax !== null ? (h.pax as Record<string, string>) : null;
-      const mtime = paxTime(pax, 'mtime') ?? (h.mtime ? h.mtime.getTime() / 1000 : 0);
-      const atime = paxTime(pax, 'atime') ?? mtime;
-      const uid = pax?.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
-      const gid = pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      const xattrs = whiteout ? [] : entryXattrs.filter(([name]) => !isPrivateXattr(name));
-      const meta = (k: Kind): Pending => ({ kind: k, mode, uid, gid, atime, mtime, xattrs });
-
-      if (kind === 'link' && !whiteout) {
-        const target = cleanMemberName(h.linkname ?? '');
-        if (target === '' || !files.has(target)) {
-          throw storeErr('EPERM', 'hard link to outside the layer', 'import', `${rel} -> ${h.linkname ?? ''}`);
-        }
-        const tAbs = resolveBeneath(dest, target, false, knownDirs);
-        const tst = lstatOrUndefined(tAbs);
-        if (!tst || tst.isDirectory()) throw storeErr('EPERM', 'hard link to outside the layer', 'import', rel);
+        x.dir(rel, m);
+      } else if (kind === 'file') {
+        await x.file(rel, m, entry);
+      } else {
         entry.resume();
-        if (target === rel) continue;
-        clear(rel, abs, false);
-        fs.linkSync(tAbs, abs);
-        files.add(rel);
-        continue;
+        x.special(rel, kind, m, h);
       }
-      if (kind === 'dir') {
-        entry.resume();
-        const exists = clear(rel, abs, true);
-        if (!exists) fs.mkdirSync(abs, 0o700);
-        knownDirs.add(rel);
-        pending.set(rel, meta('dir'));
-        continue;
-      }
-      clear(rel, abs, false);
-      switch (whiteout ? 'file' : (kind as Kind)) {
-        case 'file': {
-          const fd = fs.openSync(
-            abs,
-            fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-            0o600,
-          );
-          try {
-            for await (const chunk of entry) {
-              if (whiteout) continue; // a whiteout is empty whatever the archive says
-              const b = chunk as Buffer;
-              let off = 0;
-              while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
-            }
-            const st = fs.fstatSync(fd);
-            inodes.set(`${st.ino}`, st.size);
-          } finally {
-            fs.closeSync(fd);
-          }
-          pending.set(rel, meta('file'));
-          break;
-        }
-        case 'symlink':
-          entry.resume();
-          fs.symlinkSync(h.linkname ?? '', abs);
-          pending.set(rel, meta('symlink'));
-          break;
-        case 'fifo':
-          entry.resume();
-          run('mkfifo', ['-m', '600', '--', abs], 'fifo');
-          pending.set(rel, meta('fifo'));
-          break;
-        case 'chr':
-        case 'blk': {
-          entry.resume();
-          if (!asRoot) throw storeErr('EPERM', 'device node in layer (needs root)', 'import', rel);
-          const t = kind === 'chr' ? 'c' : 'b';
-          run('mknod', ['-m', '600', '--', abs, t, String(h.devmajor ?? 0), String(h.devminor ?? 0)], 'device node');
-          pending.set(rel, meta(t === 'c' ? 'chr' : 'blk'));
-          break;
-        }
-      }
-      files.add(rel);
     }
   } catch (e) {
     extract.destroy();
@@ -295,21 +330,6 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
     if (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string') throw e;
     throw storeErr('EINVAL', 'corrupt or truncated tar archive', 'import');
   }
-
-  // Metadata last, deepest first (so creating children does not disturb a directory's times/mode),
-  // re-checking each path beneath the root and its type, never following a symlink.
-  const order = [...pending.keys()].sort((a, b) => b.split('/').length - a.split('/').length || (a < b ? 1 : -1));
-  for (const rel of order) {
-    const m = pending.get(rel)!;
-    const abs = resolveBeneath(dest, rel, false, knownDirs);
-    const st = lstatOrUndefined(abs);
-    if (!st || !matches(st, m.kind)) continue;
-    if (asRoot) fs.lchownSync(abs, m.uid, m.gid);
-    if (m.kind !== 'symlink') fs.chmodSync(abs, m.mode);
-    for (const [name, value] of m.xattrs) setXattr(abs, name, value);
-    fs.lutimesSync(abs, m.atime, m.mtime);
-  }
-  let size = 0;
-  for (const s of inodes.values()) size += s;
-  return { diffId: `sha256:${hash.digest('hex')}`, size, entries };
+  x.directoryTimes();
+  return { diffId: `sha256:${hash.digest('hex')}`, size: x.size, entries };
 }

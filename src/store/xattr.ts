@@ -9,11 +9,22 @@ export function setXattr(file: string, name: string, value: Buffer): void {
   try {
     native.lsetxattr(file, name, value, 0);
   } catch (e) {
-    const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE')
-      ? (e as { code: string }).code
-      : 'EIO';
-    throw storeErr(code, `cannot set xattr ${name}`, 'setxattr', file);
+    throw xattrErr(e, name, file);
   }
+}
+
+/** setXattr through an open fd (`file` names it in the error). */
+export function fsetXattr(fd: number, name: string, value: Buffer, file: string): void {
+  try {
+    native.fsetxattr(fd, name, value, 0);
+  } catch (e) {
+    throw xattrErr(e, name, file);
+  }
+}
+
+function xattrErr(e: unknown, name: string, file: string): Error {
+  const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE') ? (e as { code: string }).code : 'EIO';
+  return storeErr(code, `cannot set xattr ${name}`, 'setxattr', file);
 }
 
 /**
