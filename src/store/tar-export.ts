@@ -64,7 +64,7 @@ async function* entries(dir: string, opts: ExportOptions): AsyncGenerator<Buffer
   function header(rel: string, st: fs.Stats, type: EntryType, extra: Partial<TarHeader> = {}): TarHeader {
     const h: TarHeader = { name: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: secs(st), ...extra };
     const x = readXattrs(path.join(dir, type === 'dir' ? rel.slice(0, -1) : rel));
-    const keys = [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes);
+    const keys = [...x.keys()].filter((k) => !isPrivateXattr(k, true)).sort(byBytes);
     if (keys.length > 0) h.xattrs = keys.map((k) => [k, x.get(k)!]);
     return h;
   }

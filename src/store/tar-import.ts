@@ -216,7 +216,7 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
       const uid = pax?.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
       const gid = pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const xattrs = whiteout ? [] : entryXattrs.filter(([name]) => !isPrivateXattr(name));
+      const xattrs = whiteout ? [] : entryXattrs.filter(([name]) => !isPrivateXattr(name, true));
       const meta = (k: Kind): Pending => ({ kind: k, mode, uid, gid, atime, mtime, xattrs });
 
       if (kind === 'link' && !whiteout) {
