@@ -313,7 +313,7 @@ export function formatOptions(o: UnionOptions): string {
   if (own?.squashGid !== undefined) parts.push(`squash_to_gid=${own.squashGid}`);
   if (own?.xattrPermissions) parts.push(`xattr_permissions=${own.xattrPermissions}`);
   if (o.staticNlink) parts.push('static_nlink');
-  parts.push(o.userxattr ? 'userxattr' : 'nouserxattr');
+  if (o.userxattr) parts.push('userxattr');
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');
 }
