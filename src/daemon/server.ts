@@ -12,7 +12,7 @@
  * Lifetime: the first client starts it; it exits `idleMs` after its last mount ended (no socket or
  * pid file left). SIGTERM/SIGINT/SIGHUP unmount every mount lazily, then exit.
  */
-import { closeSync, openSync, readFileSync, realpathSync, rmSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { startSession, type Session } from '../fuse/session.js';
@@ -280,6 +280,12 @@ export class Daemon {
       if (Number(readFileSync(this.o.paths.pid, 'utf8').trim()) === process.pid) rmSync(this.o.paths.pid, { force: true });
     } catch {
       /* gone */
+    }
+    // an empty log says nothing: leave the runtime dir as we found it (a log with lines stays)
+    try {
+      if (statSync(this.o.paths.log).size === 0) rmSync(this.o.paths.log, { force: true });
+    } catch {
+      /* none */
     }
     this.exitResolve();
   }

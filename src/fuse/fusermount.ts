@@ -10,7 +10,7 @@
  * Unmounting: `fusermount3 -u [-z] -- MNT` (it checks the mount is ours: user_id=UID).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, statSync } from 'node:fs';
 import { MountError } from './mount-error.js';
 
 /** $LAYERFS_FUSERMOUNT, else `fusermount3` from PATH. */
@@ -90,6 +90,18 @@ function refusalCode(text: string): string {
   return 'EIO';
 }
 
+/** fusermount3 opens /dev/fuse as the calling user: a mode-0600 node (no udev rule) stops it. */
+function devFuseHint(line: string): string {
+  if (!/\/dev\/fuse/.test(line) || !/denied|not permitted/.test(line)) return '';
+  try {
+    const mode = statSync('/dev/fuse').mode & 0o777;
+    if ((mode & 0o006) !== 0o006) return ` (/dev/fuse is mode 0${mode.toString(8)}; normal users need 0666, the usual udev default: chmod 0666 /dev/fuse)`;
+  } catch {
+    /* no /dev/fuse: the line says so */
+  }
+  return '';
+}
+
 function firstLine(text: string): string {
   return text.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
 }
@@ -110,7 +122,7 @@ export async function fusermountMount(mountpoint: string, o: FusermountOptions):
     const ran = await ranP;
     if (ran.status !== 0) {
       const line = firstLine(ran.stderr) || (ran.signal ? `killed by ${ran.signal}` : `exit status ${ran.status}`);
-      throw new MountError(refusalCode(line), `${program()} refused the mount: ${line}`);
+      throw new MountError(refusalCode(line), `${program()} refused the mount: ${line}${devFuseHint(line)}`);
     }
     try {
       return recvFd(mine);
