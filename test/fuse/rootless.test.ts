@@ -12,7 +12,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, forceUnmount, isMounted, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
@@ -124,7 +124,7 @@ test('a normal user mounts through fusermount3: reads, copy-up, whiteouts, info,
   }
 });
 
-test('without root: allow_other needs user_allow_other, a runtime dir of another user is refused', { timeout: 120_000 }, async (t) => {
+test('without root: allow_other needs user_allow_other; a runtime dir of another user is refused; else /tmp/layerfs-UID, private', { timeout: 120_000 }, async (t) => {
   const u = user(t);
   if (!u) return;
   const restoreFuse = openDevFuse();
@@ -147,6 +147,32 @@ test('without root: allow_other needs user_allow_other, a runtime dir of another
     assert.equal(r2.status, 1);
     assert.match(r2.stderr, /runtime dir .*foreign\/layerfs belongs to uid 0, not to uid \d+/);
     assert.ok(!isMounted(s.mnt));
+
+    // no XDG_RUNTIME_DIR and no /run/user/UID: the private /tmp/layerfs-UID, refused when another user made it first
+    if (!existsSync(`/run/user/${u.uid}`)) {
+      const tmpRun = `/tmp/layerfs-${u.uid}`;
+      const noXdg = { LAYERFS_DAEMON_IDLE_MS: '1000' };
+      rmSync(tmpRun, { recursive: true, force: true });
+      mkdirSync(tmpRun, { mode: 0o777 });
+      try {
+        const r3 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
+        assert.equal(r3.status, 1);
+        assert.match(r3.stderr, new RegExp(`runtime dir ${tmpRun} belongs to uid 0`));
+        rmSync(tmpRun, { recursive: true, force: true });
+        const r4 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
+        assert.equal(r4.status, 0, r4.stderr);
+        const st = statSync(tmpRun);
+        assert.equal(st.uid, u.uid);
+        assert.equal(st.mode & 0o777, 0o700, 'private runtime dir');
+        assert.ok(readdirSync(join(tmpRun, 'mounts')).some((n) => n.endsWith('.json')), 'the mount is recorded there');
+        assert.equal(runAs(u, [BIN, 'umount', s.mnt], noXdg).status, 0);
+        assert.ok(!isMounted(s.mnt));
+      } finally {
+        forceUnmount(s.mnt);
+        await stopDaemons(tmpRun);
+        rmSync(tmpRun, { recursive: true, force: true });
+      }
+    }
   } finally {
     await cleanup(s);
     restoreFuse();
