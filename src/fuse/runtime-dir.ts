@@ -64,21 +64,27 @@ function runDirMode(): number {
 }
 
 /**
- * Create the runtime dir (and `mounts/` in it) when missing. A runtime dir that is not a plain
- * directory owned by us (a symlink, or one another user made first in /tmp) is refused: EPERM with
- * the way out in the message.
+ * Create the runtime dir (and `mounts/` in it) when missing. A chosen runtime dir that is not a
+ * plain directory owned by us (a symlink, or one another user made first in /tmp) is refused: EPERM
+ * with the way out in the message; one of ours left open to others is made private again.
+ * $LAYERFS_RUN_DIR is taken as given.
  */
 export function ensureRunDir(): string {
   const dir = runDir();
   const mode = runDirMode();
   mkdirSync(dir, { recursive: true, mode });
+  if (process.env.LAYERFS_RUN_DIR) {
+    // given explicitly: used as it is
+    mkdirSync(join(dir, 'mounts'), { recursive: true, mode });
+    return dir;
+  }
   const uid = process.geteuid?.() ?? 0;
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid) {
     const what = st.isSymbolicLink() ? 'is a symlink' : !st.isDirectory() ? 'is not a directory' : `belongs to uid ${st.uid}`;
-    throw new MountError('EPERM', `runtime dir ${dir} ${what}, not to uid ${uid}; remove it or set XDG_RUNTIME_DIR (or LAYERFS_RUN_DIR) to a directory of yours`);
+    throw new MountError('EPERM', `runtime dir ${dir} ${what} (it must be a directory of uid ${uid}); remove it or set XDG_RUNTIME_DIR (or LAYERFS_RUN_DIR) to a directory of yours`);
   }
-  if (mode === 0o700 && (st.mode & 0o077) !== 0 && !process.env.LAYERFS_RUN_DIR) chmodSync(dir, mode);
+  if (mode === 0o700 && (st.mode & 0o077) !== 0) chmodSync(dir, mode);
   mkdirSync(join(dir, 'mounts'), { recursive: true, mode });
   return dir;
 }

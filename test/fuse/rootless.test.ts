@@ -145,7 +145,7 @@ test('without root: allow_other needs user_allow_other; a runtime dir of another
     chmodSync(foreign, 0o755);
     const r2 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], { ...s.env, XDG_RUNTIME_DIR: foreign });
     assert.equal(r2.status, 1);
-    assert.match(r2.stderr, /runtime dir .*foreign\/layerfs belongs to uid 0, not to uid \d+/);
+    assert.match(r2.stderr, /runtime dir .*foreign\/layerfs belongs to uid 0 \(it must be a directory of uid \d+\)/);
     assert.ok(!isMounted(s.mnt));
 
     // no XDG_RUNTIME_DIR and no /run/user/UID: the private /tmp/layerfs-UID, refused when another user made it first
