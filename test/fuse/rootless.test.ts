@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, forceUnmount, isMounted, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
+import { forceUnmount, isMounted, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
 import { diffSnapshots, snapshot } from '../helpers/fs-snapshot.js';
 import { ensureTestUser, openDevFuse, runAs, type TestUser } from '../helpers/rootless-user.js';
 
@@ -80,7 +80,7 @@ test('a normal user mounts through fusermount3: reads, copy-up, whiteouts, info,
   const lowerBefore = snapshot(s.lo);
   try {
     const opts = `dirs=${s.up}=rw:${s.lo}=ro`;
-    const m = runAs(u, [BIN, 'mount', '-o', opts, s.mnt], s.env);
+    const m = runAs(u, [u.bin, 'mount', '-o', opts, s.mnt], s.env);
     assert.equal(m.status, 0, `mount as ${u.name}: ${m.stderr}`);
     assert.ok(isMounted(s.mnt), 'mounted');
     const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === s.mnt) ?? '';
@@ -96,18 +96,18 @@ test('a normal user mounts through fusermount3: reads, copy-up, whiteouts, info,
     assert.ok(existsSync(join(s.up, 'd', '.wh.b.txt')), 'whiteout .wh.b.txt in the upper dir');
     assert.ok(existsSync(join(s.up, 'd', 'sub', '.wh..wh..opq')), 'recreated dir is opaque');
 
-    const info = runAs(u, [BIN, 'info'], s.env);
+    const info = runAs(u, [u.bin, 'info'], s.env);
     assert.equal(info.status, 0, info.stderr);
     assert.match(info.stdout, /^rootless: fusermount3; passthrough off \(needs root\); xattrs user\.overlay\.\*/m);
     assert.match(info.stdout, new RegExp(`^${s.up}=rw$`, 'm'));
 
     // layerfs umount frees it (through fusermount3 -u: umount2 is root's)
-    const um = runAs(u, [BIN, 'umount', s.mnt], s.env);
+    const um = runAs(u, [u.bin, 'umount', s.mnt], s.env);
     assert.equal(um.status, 0, `layerfs umount as the user: ${um.stderr}`);
     assert.ok(!isMounted(s.mnt), 'unmounted');
 
     // mount again; fusermount3 -u from outside frees it too
-    const m2 = runAs(u, [BIN, '-o', opts, s.mnt], s.env);
+    const m2 = runAs(u, [u.bin, '-o', opts, s.mnt], s.env);
     assert.equal(m2.status, 0, `fuse-overlayfs-style mount as the user: ${m2.stderr}`);
     assert.equal(runAs(u, ['cat', join(s.mnt, 'a.txt')], s.env).stdout, 'lower a\nmore\n', 'the copy-up survives a remount');
     const fu = runAs(u, ['fusermount3', '-u', s.mnt], s.env);
@@ -132,7 +132,7 @@ test('without root: allow_other needs user_allow_other; a runtime dir of another
   try {
     const userAllowOther = /^\s*user_allow_other\s*$/m.test(existsSync('/etc/fuse.conf') ? readFileSync('/etc/fuse.conf', 'utf8') : '');
     if (!userAllowOther) {
-      const r = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro,allow_other`, s.mnt], s.env);
+      const r = runAs(u, [u.bin, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro,allow_other`, s.mnt], s.env);
       assert.equal(r.status, 1);
       assert.match(r.stderr, /allow_other needs a line 'user_allow_other' in \/etc\/fuse\.conf/);
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
@@ -143,7 +143,7 @@ test('without root: allow_other needs user_allow_other; a runtime dir of another
     mkdirSync(join(foreign, 'layerfs'), { recursive: true, mode: 0o777 });
     chmodSync(join(foreign, 'layerfs'), 0o777);
     chmodSync(foreign, 0o755);
-    const r2 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], { ...s.env, XDG_RUNTIME_DIR: foreign });
+    const r2 = runAs(u, [u.bin, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], { ...s.env, XDG_RUNTIME_DIR: foreign });
     assert.equal(r2.status, 1);
     assert.match(r2.stderr, /runtime dir .*foreign\/layerfs belongs to uid 0 \(it must be a directory of uid \d+\)/);
     assert.ok(!isMounted(s.mnt));
@@ -155,17 +155,17 @@ test('without root: allow_other needs user_allow_other; a runtime dir of another
       rmSync(tmpRun, { recursive: true, force: true });
       mkdirSync(tmpRun, { mode: 0o777 });
       try {
-        const r3 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
+        const r3 = runAs(u, [u.bin, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
         assert.equal(r3.status, 1);
         assert.match(r3.stderr, new RegExp(`runtime dir ${tmpRun} belongs to uid 0`));
         rmSync(tmpRun, { recursive: true, force: true });
-        const r4 = runAs(u, [BIN, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
+        const r4 = runAs(u, [u.bin, 'mount', '-o', `dirs=${s.up}=rw:${s.lo}=ro`, s.mnt], noXdg);
         assert.equal(r4.status, 0, r4.stderr);
         const st = statSync(tmpRun);
         assert.equal(st.uid, u.uid);
         assert.equal(st.mode & 0o777, 0o700, 'private runtime dir');
         assert.ok(readdirSync(join(tmpRun, 'mounts')).some((n) => n.endsWith('.json')), 'the mount is recorded there');
-        assert.equal(runAs(u, [BIN, 'umount', s.mnt], noXdg).status, 0);
+        assert.equal(runAs(u, [u.bin, 'umount', s.mnt], noXdg).status, 0);
         assert.ok(!isMounted(s.mnt));
       } finally {
         forceUnmount(s.mnt);
@@ -200,7 +200,7 @@ test("inside a user namespace (unshare --user --map-root-user --mount), the name
       `"$1" umount "$4"`,
       `grep -c " $4 " /proc/self/mountinfo || true`,
     ].join('\n');
-    const r = runAs(u, ['unshare', '--user', '--map-root-user', '--mount', '/bin/sh', '-c', script, 'sh', BIN, s.up, s.lo, s.mnt], s.env);
+    const r = runAs(u, ['unshare', '--user', '--map-root-user', '--mount', '/bin/sh', '-c', script, 'sh', u.bin, s.up, s.lo, s.mnt], s.env);
     assert.equal(r.status, 0, `in the user namespace: ${r.stderr}`);
     const out = r.stdout.split('\n');
     assert.equal(out[0], '0', 'namespace root');

@@ -6,8 +6,10 @@
  * user; some machines leave it 0600) and put back afterwards.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
-import { CLI_MAIN } from './mount.js';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { BIN, CLI_MAIN, REPO } from './mount.js';
 
 export const TEST_USER = 'layerfs-test';
 
@@ -15,6 +17,8 @@ export interface TestUser {
   name: string;
   uid: number;
   gid: number;
+  /** bin/layerfs of this checkout, at a path the user can reach. */
+  bin: string;
 }
 
 export interface AsUserRun {
@@ -56,10 +60,41 @@ export function ensureTestUser(): TestUser | string {
   const uid = idOf('-u', TEST_USER);
   const gid = idOf('-g', TEST_USER);
   if (uid === null || gid === null) return `no ids for ${TEST_USER}`;
-  // the user must be able to run our CLI from this checkout
-  const r = runAs({ name: TEST_USER, uid, gid }, [process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(CLI_MAIN)}, 4)`], {});
-  if (r.status !== 0) return `${TEST_USER} cannot read ${CLI_MAIN} (checkout in a private directory?)`;
-  return { name: TEST_USER, uid, gid };
+  const u = { name: TEST_USER, uid, gid, bin: BIN };
+  // the user must be able to run our CLI from this checkout; a clone under a private dir (/root)
+  // is reached through a bind mount of it in /tmp (removed when the test process exits)
+  if (!userCanRead(u, CLI_MAIN)) {
+    const repo = repoBindMount();
+    if (repo === null || !userCanRead(u, join(repo, relative(REPO, CLI_MAIN)))) return `${TEST_USER} cannot read ${CLI_MAIN} (checkout in a private directory?)`;
+    u.bin = join(repo, relative(REPO, BIN));
+  }
+  return u;
+}
+
+function userCanRead(u: TestUser, path: string): boolean {
+  return runAs(u, [process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(path)}, 4)`], {}).status === 0;
+}
+
+let boundRepo: string | null | undefined;
+
+/** The checkout bind-mounted at a fresh /tmp dir (once per process), or null when that fails. */
+function repoBindMount(): string | null {
+  if (boundRepo !== undefined) return boundRepo;
+  const dir = mkdtempSync(join(tmpdir(), 'layerfs-repo-'));
+  chmodSync(dir, 0o755);
+  if (spawnSync('mount', ['--bind', REPO, dir]).status !== 0) {
+    rmdirSync(dir);
+    return (boundRepo = null);
+  }
+  process.once('exit', () => {
+    spawnSync('umount', ['-l', dir]);
+    try {
+      rmdirSync(dir);
+    } catch {
+      /* still busy: left empty */
+    }
+  });
+  return (boundRepo = dir);
 }
 
 /** Run argv as the user, with exactly `env` (plus a PATH); hard timeout. */

@@ -13,11 +13,11 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
+import { requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
 import { ensureTestUser, openDevFuse, runAs, type TestUser } from '../helpers/rootless-user.js';
 
 /** What podman needs on these VMs (COMMON.md), plus layerfs as the mount program. */
-const PODMAN = ['podman', '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay', '--storage-opt', `overlay.mount_program=${BIN}`];
+const podmanArgv = (bin: string): string[] => ['podman', '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--storage-driver', 'overlay', '--storage-opt', `overlay.mount_program=${bin}`];
 const RUN_FLAGS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--network', 'none'];
 const IMAGE = 'localhost/layerfs-rootless-bb:1';
 
@@ -74,7 +74,7 @@ test('rootless podman runs a container on layerfs (mount program inside its user
     XDG_CONFIG_HOME: join(home, 'config'),
     LAYERFS_DAEMON_IDLE_MS: '1000',
   };
-  const podman = (args: string[], timeoutMs = 120_000) => runAs(u as TestUser, [...PODMAN, ...args], env, { timeoutMs });
+  const podman = (args: string[], timeoutMs = 120_000) => runAs(u as TestUser, [...podmanArgv((u as TestUser).bin), ...args], env, { timeoutMs });
   try {
     const imp = podman(['import', tar, IMAGE]);
     assert.equal(imp.status, 0, `podman import: ${imp.stderr}`);
