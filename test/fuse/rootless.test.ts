@@ -12,7 +12,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forceUnmount, isMounted, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
@@ -47,6 +47,8 @@ function scratch(u: TestUser, tag: string): Scratch {
   const s = { root, lo: join(root, 'lo'), up: join(root, 'up'), mnt: join(root, 'mnt'), run: join(root, 'run') };
   mkdirSync(join(s.lo, 'd', 'sub'), { recursive: true });
   writeFileSync(join(s.lo, 'a.txt'), 'lower a\n');
+  // a second name: copying up a multiply linked file must not try the root-only hard-link index
+  linkSync(join(s.lo, 'a.txt'), join(s.lo, 'a-link.txt'));
   writeFileSync(join(s.lo, 'd', 'b.txt'), 'lower b\n');
   writeFileSync(join(s.lo, 'd', 'sub', 'c.txt'), 'lower c\n');
   for (const d of [s.up, s.mnt, s.run]) mkdirSync(d);
