@@ -1,7 +1,7 @@
 /*
  * layerfs native addon: the few Linux syscalls node:fs lacks (xattrs, mknod,
  * renameat2, nanosecond utimensat, fallocate, SEEK_DATA/HOLE, copy_file_range,
- * FICLONE, ioctl, mount/umount2, a spinning read and a plain write for /dev/fuse). Thin by design: every function does one
+ * FICLONE, ioctl, mount/umount2, socketpair and an SCM_RIGHTS receive (fusermount3), a spinning read and a plain write for /dev/fuse). Thin by design: every function does one
  * syscall and, on failure, returns the negative errno as a number (see `fail`);
  * src/sys/native.ts turns that into an FsError. Only bad argument types (and
  * out-of-memory) throw here.
@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -544,6 +545,68 @@ static napi_value n_umount2(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ---- fd passing (fusermount3) --------------------------------------------- */
+
+/*
+ * socketpair(): socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) -> [fd0, fd1], or a negative errno.
+ * Both ends are close-on-exec; a child gets one through its stdio (which dup2s it, clearing that).
+ */
+static napi_value n_socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fail(env, errno);
+  napi_value arr, a, b;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_create_int32(env, sv[0], &a);
+  napi_create_int32(env, sv[1], &b);
+  napi_set_element(env, arr, 0, a);
+  napi_set_element(env, arr, 1, b);
+  return arr;
+}
+
+/*
+ * recvFd(sockfd): one recvmsg(2) of up to one byte with room for one SCM_RIGHTS fd (received
+ * close-on-exec). Returns the fd; -ENODATA when the message carried no fd (or the peer closed
+ * without sending: EOF); a negative errno on failure. Extra fds, if any, are closed.
+ */
+static napi_value n_recv_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t sock;
+  if (!get_i32(env, argv[0], &sock, "fd must be a number")) return NULL;
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  memset(&ctl, 0, sizeof ctl);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(env, errno);
+  int got = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *fds = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < count; i++) {
+      if (got < 0) got = fds[i];
+      else close(fds[i]);
+    }
+  }
+  if (got < 0) return fail(env, ENODATA);
+  napi_value v;
+  napi_create_int32(env, got, &v);
+  return v;
+}
+
 /* ---- lstat into numbers ------------------------------------------------------ */
 
 /*
@@ -720,6 +783,8 @@ NAPI_MODULE_INIT() {
       {"ioctl", NULL, n_ioctl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, n_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, n_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketpair", NULL, n_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"recvFd", NULL, n_recv_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lstatInto", NULL, n_lstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNonBlocking", NULL, n_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -8,7 +8,8 @@
  * exit at once, so exactly one listens. Clients just retry connecting until one answers.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { ensureRunDir } from '../fuse/runtime-dir.js';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { daemonPaths, type DaemonPaths } from './paths.js';
@@ -67,7 +68,7 @@ function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent
 
 /** Start a daemon, detached, its stderr in its log. */
 function spawnDaemon(p: DaemonPaths): void {
-  mkdirSync(p.dir, { recursive: true, mode: 0o755 });
+  ensureRunDir();
   const log = openSync(p.log, 'a', 0o600);
   try {
     const child = spawn(process.execPath, [DAEMON_MAIN], { cwd: '/', detached: true, stdio: ['ignore', log, log] });

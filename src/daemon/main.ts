@@ -4,13 +4,14 @@
  */
 import { Daemon, takePidFile } from './server.js';
 import { daemonPaths, idleMsFromEnv } from './paths.js';
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { ensureRunDir } from '../fuse/runtime-dir.js';
 
 // Error stacks are never shown to clients; errno answers are hot in the serving threads.
 Error.stackTraceLimit = 0;
 
 const paths = daemonPaths();
-mkdirSync(paths.dir, { recursive: true, mode: 0o755 });
+ensureRunDir();
 if (!takePidFile(paths.pid)) process.exit(0);
 process.title = 'layerfs daemon';
 try {

@@ -1,6 +1,6 @@
 /**
- * Where the resident daemon lives: one per user (the runtime dir, /run/layerfs for root or
- * $LAYERFS_RUN_DIR) and mount namespace (its inode number keys the files):
+ * Where the resident daemon lives: one per user (the runtime dir, fuse/runtime-dir.ts runDir():
+ * /run/layerfs for root, $XDG_RUNTIME_DIR/layerfs for a normal user, ...) and mount namespace (its inode number keys the files):
  *   <run>/daemon-<mntns>.sock   the request socket
  *   <run>/daemon-<mntns>.pid    its pid; created O_EXCL, it is also the lock one daemon holds
  *   <run>/daemon-<mntns>.log    its stderr

@@ -12,11 +12,11 @@
  * Lifetime: the first client starts it; it exits `idleMs` after its last mount ended (no socket or
  * pid file left). SIGTERM/SIGINT/SIGHUP unmount every mount lazily, then exit.
  */
-import { closeSync, openSync, readFileSync, realpathSync, rmSync, writeSync, chmodSync, mkdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { startSession, type Session } from '../fuse/session.js';
-import { processAlive, type MountInfo } from '../fuse/runtime-dir.js';
+import { ensureRunDir, processAlive, type MountInfo } from '../fuse/runtime-dir.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
@@ -96,7 +96,7 @@ export class Daemon {
   /** Listen on the socket (the pid file must be held). */
   async listen(): Promise<void> {
     const { socket } = this.o.paths;
-    mkdirSync(this.o.paths.dir, { recursive: true, mode: 0o755 });
+    ensureRunDir();
     rmSync(socket, { force: true }); // a dead daemon's; we hold the pid file, so no live one uses it
     const server = createServer((c) => this.onConnection(c));
     await new Promise<void>((res, rej) => {
@@ -280,6 +280,12 @@ export class Daemon {
       if (Number(readFileSync(this.o.paths.pid, 'utf8').trim()) === process.pid) rmSync(this.o.paths.pid, { force: true });
     } catch {
       /* gone */
+    }
+    // an empty log says nothing: leave the runtime dir as we found it (a log with lines stays)
+    try {
+      if (statSync(this.o.paths.log).size === 0) rmSync(this.o.paths.log, { force: true });
+    } catch {
+      /* none */
     }
     this.exitResolve();
   }

@@ -10,15 +10,18 @@ import { fdops, nsParts } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
-import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from '../format/index.js';
+import { isPrivateXattr } from '../format/index.js';
 import { indexCopy } from './hardlinks.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
 
-/** Copy xattrs (except ours) from src entry to dst entry. Unsupported ones are skipped. */
-function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void): void {
+/**
+ * Copy xattrs (except ours; with `userxattr` also user.overlay.*: a copied opaque mark would hide
+ * the directory's own lower entries) from src entry to dst entry. Unsupported ones are skipped.
+ */
+function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void, userxattr = false): void {
   for (const name of src.listxattr(srcRel)) {
-    if (isPrivateXattr(name)) continue;
+    if (isPrivateXattr(name, userxattr)) continue;
     const v = src.tryGetxattr(srcRel, name);
     if (v === undefined) continue;
     try {
@@ -72,7 +75,7 @@ export function copyEntry(
       else work.mknod(tmp, type | mode, Number(st.rdev));
       work.lchown(tmp, Number(st.uid), Number(st.gid));
       if (type !== S_IFLNK) work.chmod(tmp, mode);
-      copyXattrs(src, srcRel, (n, v) => work.setxattr(tmp, n, v, 0));
+      copyXattrs(src, srcRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
       work.setTimes(tmp, st);
     }
     dst.renameFrom(work, tmp, dstRel);
@@ -206,8 +209,8 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);
       // What overlayfs would show as merged: the renamed dir (upper + redirect) and dirs merged before.
-      if (n === node || n.layers.length > 1) markMerged(work, tmpRel);
-      else if (n.layers[0] !== 0) markXattr(work, tmpRel, ORIGIN_XATTR);
+      if (n === node || n.layers.length > 1) markMerged(core, work, tmpRel);
+      else if (n.layers[0] !== 0) markXattr(work, tmpRel, core.markers.origin);
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode);
       const big = src.lstatBig(srcRel);
       if (big) work.setTimes(tmpRel, big);
@@ -227,9 +230,9 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   return rootTmp;
 }
 
-/** Mark a redirect-renamed directory copy (see MERGED_XATTR); needs root, else left unmarked. */
-function markMerged(work: Branch, rel: string): void {
-  markXattr(work, rel, MERGED_XATTR);
+/** Mark a redirect-renamed directory copy (see MERGED_XATTR); left unmarked where xattrs are refused. */
+function markMerged(core: Core, work: Branch, rel: string): void {
+  markXattr(work, rel, core.markers.merged);
 }
 
 /**
@@ -239,10 +242,10 @@ function markMerged(work: Branch, rel: string): void {
 export function originCopiedUp(core: Core, node: UnionNode): void {
   if (!node.isDir || node.marked || node.layers.length !== 1 || node.layers[0] !== 0) return;
   const rw = core.rw;
-  if (!rw || rw.tryGetxattr(node.rel, ORIGIN_XATTR) === undefined) return;
-  markMerged(rw, node.rel);
+  if (!rw || rw.tryGetxattr(node.rel, core.markers.origin) === undefined) return;
+  markMerged(core, rw, node.rel);
   try {
-    rw.removexattr(node.rel, ORIGIN_XATTR);
+    rw.removexattr(node.rel, core.markers.origin);
   } catch (e) {
     if (!isCode(e, 'ENODATA', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
   }

@@ -11,7 +11,7 @@ import { LowerIndex } from './lower-index.js';
 import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js';
 import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
-import { MERGED_XATTR, PRIVATE } from '../format/index.js';
+import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
 
@@ -20,6 +20,8 @@ export const XINO_NAME = PRIVATE + '.xino';
 
 export class Core {
   readonly options: UnionOptions;
+  /** The private xattrs' names: trusted.* as root, user.* with `userxattr`. */
+  readonly markers: MarkerXattrs;
   readonly branches: Branch[];
   /** The writable branch (always index 0), or null for a read-only union. */
   readonly rw: Branch | null;
@@ -38,6 +40,7 @@ export class Core {
   constructor(options: UnionOptions) {
     validateOptions(options);
     this.options = options;
+    this.markers = markerXattrs(options.userxattr);
     this.branches = options.branches.map((b, i) => new Branch(b.path, b.perm, b.attrs, i));
     this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
     let work: Branch | null = null;
@@ -55,7 +58,7 @@ export class Core {
     this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
     const xinoPath = options.xino ?? (this.rw ? this.rw.abs(XINO_NAME) : null);
     this.xino = new InodeTable(xinoPath);
-    this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches), this.gen);
+    this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches, this.markers.opaque), this.gen);
   }
 
   requireRw(syscall: string): Branch {
@@ -78,13 +81,13 @@ export class Core {
     if (node.gen === this.gen || node.unlinked) return;
     const parent = node.parent;
     if (!parent) {
-      node.layers = resolveRoot(this.branches);
+      node.layers = resolveRoot(this.branches, this.markers.opaque);
       node.gen = this.gen;
       return;
     }
     this.ensure(parent);
     node.rel = joinRel(parent.rel, node.name);
-    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex);
+    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, undefined, this.markers.opaque);
     if (!f) {
       node.unlinked = true;
       return;
@@ -126,7 +129,7 @@ export class Core {
       if (!cached.unlinked) return cached;
       parent.children.delete(name);
     }
-    const f = resolveChild(this.branches, parent, name, this.lowerIndex, probe);
+    const f = resolveChild(this.branches, parent, name, this.lowerIndex, probe, this.markers.opaque);
     if (!f) return null;
     const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
     node.alias = this.aliasOf(f, node.rel);
@@ -174,7 +177,7 @@ export class Core {
    */
   private isMarked(type: number, layers: number[], rel: string): boolean {
     if (type !== S_IFDIR || layers.length !== 1) return false;
-    return this.branches[layers[0]!]!.tryGetxattr(rel, MERGED_XATTR) !== undefined;
+    return this.branches[layers[0]!]!.tryGetxattr(rel, this.markers.merged) !== undefined;
   }
 
   /** Register a node just created in the rw branch. */

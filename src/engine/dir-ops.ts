@@ -111,7 +111,7 @@ export function mkdir(core: Core, parent: UnionNode, name: string, mode: number,
   rw.mkdir(rel, m);
   const st = rw.lstat(rel)!;
   fixOwnerMode(st, owner, m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
-  if (opaque) setOpaque(rw, rel, core.options.whiteout);
+  if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
   return core.addCreated(parent, name, st);
 }
 

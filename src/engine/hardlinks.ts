@@ -8,18 +8,18 @@
  * copied: all names stay one file. A private xattr on the file (`trusted.layerfs.hardlink` =
  * "<union nlink> <key> <stamp>") keeps the union-wide link count and the lower file's birth time,
  * so an entry left from an earlier, different lower file with a reused inode is not trusted.
- * Root only (trusted.* xattrs).
+ * Real root only (trusted.* xattrs: a user namespace's root may not write them either).
  */
 import type { Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import type { Core } from './core.js';
 import { S_IFREG } from './node.js';
 import { PRIVATE } from '../format/index.js';
+import { isRealRoot } from '../sys/privilege.js';
 
 export const INDEX_DIR = PRIVATE + '.index';
 export const HARDLINK_XATTR = 'trusted.layerfs.hardlink';
 
-const isRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
 
 interface Count {
   n: number;
@@ -28,7 +28,7 @@ interface Count {
 }
 
 export function indexEnabled(core: Core): boolean {
-  return isRoot && core.rw !== null && core.work !== null;
+  return !core.options.userxattr && isRealRoot() && core.rw !== null && core.work !== null;
 }
 
 function keyOf(st: Stats): string {

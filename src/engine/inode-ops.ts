@@ -182,7 +182,7 @@ export function access(core: Core, node: UnionNode, mask: number, ctx: Ctx): voi
 export function getxattr(core: Core, node: UnionNode, name: string): Buffer {
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', 'getxattr');
-  if (isPrivateXattr(name)) throw new FsError('ENODATA', 'getxattr');
+  if (isPrivateXattr(name, core.options.userxattr)) throw new FsError('ENODATA', 'getxattr');
   const r = core.real(node);
   return r.b.getxattr(r.rel, name);
 }
@@ -198,21 +198,21 @@ export function xattrNames(core: Core, node: UnionNode): string[] | null {
   const r = core.real(node);
   const names = r.b.tryListxattr(r.rel);
   if (names === null || names.length === 0) return names;
-  return names.filter((n) => !isPrivateXattr(n));
+  return names.filter((n) => !isPrivateXattr(n, core.options.userxattr));
 }
 
 export function listxattr(core: Core, node: UnionNode): string[] {
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', 'listxattr');
   const r = core.real(node);
-  return r.b.listxattr(r.rel).filter((n) => !isPrivateXattr(n));
+  return r.b.listxattr(r.rel).filter((n) => !isPrivateXattr(n, core.options.userxattr));
 }
 
 function checkXattrChange(core: Core, node: UnionNode, name: string, syscall: string): void {
   core.requireRw(syscall);
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', syscall);
-  if (isPrivateXattr(name)) throw new FsError(syscall === 'removexattr' ? 'ENODATA' : 'EPERM', syscall);
+  if (isPrivateXattr(name, core.options.userxattr)) throw new FsError(syscall === 'removexattr' ? 'ENODATA' : 'EPERM', syscall);
   if (node.type === S_IFLNK && name.startsWith('user.')) throw new FsError('EPERM', syscall);
 }
 

@@ -13,7 +13,7 @@ import type { Branch } from '../branch/index.js';
 import { ST, joinRel, statArray } from '../branch/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
 import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
-import { OPQ, WH, WH_META, isOverlayWhiteout } from '../format/index.js';
+import { OPQ, OVL_OPAQUE, WH, WH_META, isOverlayWhiteout } from '../format/index.js';
 import { hasOpaqueXattr, isOpaque } from './whiteout.js';
 
 /** What lookup needs of an lstat. */
@@ -51,10 +51,10 @@ function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: stri
   return list ? list.has(whName) : b.lstat(joinRel(dirRel, whName)) !== null;
 }
 
-function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined): boolean {
+function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined, opaqueXattr: string): boolean {
   const list = index ? index.list(bi, rel) : null;
-  if (!list) return isOpaque(b, rel);
-  return list.has(OPQ) || hasOpaqueXattr(b, rel);
+  if (!list) return isOpaque(b, rel, opaqueXattr);
+  return list.has(OPQ) || hasOpaqueXattr(b, rel, opaqueXattr);
 }
 
 /**
@@ -119,6 +119,7 @@ export function resolveChild(
   name: string,
   index?: LowerIndex | null,
   probe?: RwProbe,
+  opaqueXattr: string = OVL_OPAQUE,
 ): Found | null {
   let found: Found | null = null;
   const rel = joinRel(parent.rel, name);
@@ -173,7 +174,7 @@ export function resolveChild(
         found.layers.push(bi);
       }
       if (k === pl.length - 1) break;
-      if (opaque(b, bi, rel, index) || whitedOut(b, list, parent.rel, whName)) break;
+      if (opaque(b, bi, rel, index, opaqueXattr) || whitedOut(b, list, parent.rel, whName)) break;
     } else {
       // a whiteout in the parent's last layer hides nothing: no need to look for one
       if (k === pl.length - 1) break;
@@ -189,11 +190,11 @@ export function resolveChild(
 }
 
 /** Layers of the union root: every branch until an opaque root. */
-export function resolveRoot(branches: readonly Branch[]): number[] {
+export function resolveRoot(branches: readonly Branch[], opaqueXattr: string = OVL_OPAQUE): number[] {
   const out: number[] = [];
   for (let i = 0; i < branches.length; i++) {
     out.push(i);
-    if (i < branches.length - 1 && isOpaque(branches[i]!, '')) break;
+    if (i < branches.length - 1 && isOpaque(branches[i]!, '', opaqueXattr)) break;
   }
   return out;
 }

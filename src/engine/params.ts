@@ -6,6 +6,7 @@
  *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH  volatile
  *   fuse-overlayfs's: fsync=0 (= volatile), uidmapping=A:B:N[:A:B:N...], gidmapping=..., squash_to_root,
  *   squash_to_uid=N, squash_to_gid=N, xattr_permissions=0|1|2, static_nlink, noacl, context=... (ignored)
+ *   userxattr[=on|off]: private markers as user.* xattrs (default: on unless real root, see types.ts)
  *
  * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
  * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
@@ -15,6 +16,7 @@
 import * as path from 'node:path';
 import { FsError } from '../errors/index.js';
 import { isWritableDir } from '../branch/index.js';
+import { isRealRoot } from '../sys/privilege.js';
 import type { BranchPerm, BranchSpec, DirRenameMode, IdRange, OwnershipOptions, UnionOptions, WhiteoutFormat } from './types.js';
 
 export interface ParseContext {
@@ -147,6 +149,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let volatile = false;
   let staticNlink = false;
   let squashRoot = false;
+  let userxattr: boolean | undefined;
   const own: OwnershipOptions = {};
   const extra: Record<string, string | true> = {};
 
@@ -234,6 +237,15 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
         if (val !== undefined) throw bad(`static_nlink takes no value, got '${val}'`);
         staticNlink = true;
         break;
+      case 'userxattr':
+        if (val === undefined || val === 'on') userxattr = true;
+        else if (val === 'off') userxattr = false;
+        else throw bad(`userxattr must be on or off, not '${val}'`);
+        break;
+      case 'nouserxattr':
+        if (val !== undefined) throw bad(`nouserxattr takes no value, got '${val}'`);
+        userxattr = false;
+        break;
       case 'noacl':
         // POSIX ACLs are never asked of the kernel: nothing to turn off
         if (val !== undefined) throw bad(`noacl takes no value, got '${val}'`);
@@ -281,6 +293,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   }
   if (Object.keys(own).length > 0) out.ownership = own;
   if (staticNlink) out.staticNlink = true;
+  if (userxattr ?? !isRealRoot()) out.userxattr = true;
   return out;
 }
 
@@ -300,6 +313,7 @@ export function formatOptions(o: UnionOptions): string {
   if (own?.squashGid !== undefined) parts.push(`squash_to_gid=${own.squashGid}`);
   if (own?.xattrPermissions) parts.push(`xattr_permissions=${own.xattrPermissions}`);
   if (o.staticNlink) parts.push('static_nlink');
+  if (o.userxattr) parts.push('userxattr');
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');
 }

@@ -58,7 +58,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     if (core.options.dirRename === 'exdev') throw new FsError('EXDEV', 'rename', name, newName);
     copyUp(core, newParent, 'rename');
     const tmp = copyTreeToWork(core, src, (n) => mergedNames(core, n).map((c) => core.lookup(n, c)));
-    setOpaque(core.work!, tmp, core.options.whiteout);
+    setOpaque(core.work!, tmp, core.options.whiteout, core.markers.opaque);
     if (dstUpper) {
       clearMarkers(rw, newRel);
       rw.rmdir(newRel);
@@ -74,7 +74,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     if (dstUpper && dstUpper.isDirectory()) clearMarkers(rw, newRel);
     removeWhiteout(rw, newParent.rel, newName);
     rw.rename(oldRel, newRel);
-    if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout);
+    if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout, core.markers.opaque);
     if (srcLower) writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   }
 
@@ -118,8 +118,8 @@ function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionN
   const bRel = b.rel;
   rw.rename(aRel, bRel, RENAME_EXCHANGE);
   // A directory arriving where something exists below must hide it.
-  if (a.isDir && bLower) setOpaque(rw, bRel, core.options.whiteout);
-  if (b.isDir && aLower) setOpaque(rw, aRel, core.options.whiteout);
+  if (a.isDir && bLower) setOpaque(rw, bRel, core.options.whiteout, core.markers.opaque);
+  if (b.isDir && aLower) setOpaque(rw, aRel, core.options.whiteout, core.markers.opaque);
   parent.children.delete(name);
   newParent.children.delete(newName);
   [a.parent, a.name, a.rel, b.parent, b.name, b.rel] = [newParent, newName, bRel, parent, name, aRel];

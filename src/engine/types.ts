@@ -150,6 +150,12 @@ export interface UnionOptions {
   ownership?: OwnershipOptions;
   /** Directories report st_nlink 1 (fuse-overlayfs static_nlink). */
   staticNlink?: boolean;
+  /**
+   * Write (and read) the private markers as `user.*` xattrs (`user.overlay.opaque`,
+   * `user.layerfs.*`) instead of `trusted.*`, as kernel overlayfs's `userxattr` option does: what a
+   * normal user or a user namespace's root can write. parseOptions turns it on unless we are real root.
+   */
+  userxattr?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }

@@ -18,14 +18,17 @@ export function checkName(name: string, create: boolean, syscall: string): void 
   if (create && (name === '.' || name === '..')) throw new FsError('EEXIST', syscall, name);
 }
 
-/** Whether dir `rel` of branch `b` is opaque (either format). */
-export function isOpaque(b: Branch, rel: string): boolean {
-  return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel);
+/**
+ * Whether dir `rel` of branch `b` is opaque (either format). `opaqueXattr`: the name of overlay's
+ * mark (trusted.overlay.opaque, or user.overlay.opaque with `userxattr`).
+ */
+export function isOpaque(b: Branch, rel: string, opaqueXattr: string = OVL_OPAQUE): boolean {
+  return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel, opaqueXattr);
 }
 
-/** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (trusted.overlay.opaque=y). */
-export function hasOpaqueXattr(b: Branch, rel: string): boolean {
-  return isOpaqueValue(b.tryGetxattr(rel, OVL_OPAQUE));
+/** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (`opaqueXattr`=y). */
+export function hasOpaqueXattr(b: Branch, rel: string, opaqueXattr: string = OVL_OPAQUE): boolean {
+  return isOpaqueValue(b.tryGetxattr(rel, opaqueXattr));
 }
 
 /** Is NAME in dir `dirRel` of `b` hidden by a whiteout in `b` (either format)? */
@@ -37,7 +40,14 @@ export function hasWhiteout(b: Branch, dirRel: string, name: string, st?: Stats 
 
 export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: WhiteoutFormat): void {
   if (format === 'overlay') {
-    rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
+    try {
+      rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
+    } catch (e) {
+      // a kernel or filesystem that refuses a whiteout device to a normal user: say it the AUFS way
+      // (both formats are always read), as fuse-overlayfs does
+      if (!isCode(e, 'EPERM')) throw e;
+      rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
+    }
   } else {
     try {
       rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
@@ -71,8 +81,8 @@ export function removeWhiteout(
   return had;
 }
 
-export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat): void {
-  if (format === 'overlay') rw.setxattr(rel, OVL_OPAQUE, Buffer.from('y'), 0);
+export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat, opaqueXattr: string = OVL_OPAQUE): void {
+  if (format === 'overlay') rw.setxattr(rel, opaqueXattr, Buffer.from('y'), 0);
   else {
     // The marker is a file inside the dir; adding it must not change the dir's times, as
     // overlayfs's xattr does not (a renamed lower dir keeps its mtime).

@@ -1,9 +1,10 @@
 /**
- * Mounting and unmounting a FUSE filesystem as root: open /dev/fuse, mount(2) with
+ * Mounting and unmounting a FUSE filesystem. As root: open /dev/fuse, mount(2) with
  * `fd=N,rootmode=40000,user_id=U,group_id=G[,allow_other][,default_permissions]` and fstype
  * `fuse.layerfs` (through the native addon; `/bin/mount -i` with the fd as its fd 3 when the addon
- * is missing). Also the mount-option split (kernel/VFS options vs the union's) and the
- * /proc/self/mountinfo queries.
+ * is missing). As root of a user namespace (podman rootless): the same, falling back to fusermount3
+ * when the kernel refuses. As a normal user: through fusermount3 (fusermount.ts). Also the
+ * mount-option split (kernel/VFS options vs the union's) and the /proc/self/mountinfo queries.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -11,6 +12,8 @@ import { resolve } from 'node:path';
 import { isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
 import { MountError } from './mount-error.js';
+import { privilege } from '../sys/privilege.js';
+import { fusermountMount, fusermountUnmount, userAllowOther } from './fusermount.js';
 
 export const FSTYPE = 'fuse.layerfs';
 
@@ -61,6 +64,8 @@ export interface TransportOptions {
   /** mount(2) flags from rw/ro/nosuid/... */
   flags: number;
   allowOther: boolean;
+  /** allow_other/noallow_other was given (else allowOther is the default). */
+  allowOtherGiven?: boolean;
   defaultPermissions: boolean;
   /** Kernel cache timeouts in seconds (entry_timeout=, attr_timeout=, negative_timeout=). */
   entryTimeout?: number;
@@ -87,6 +92,7 @@ export function splitOptions(options: string): TransportOptions {
   const timeouts: Partial<Record<'entryTimeout' | 'attrTimeout' | 'negativeTimeout', number>> = {};
   let flags = 0;
   let allowOther = true;
+  let allowOtherGiven = false;
   let defaultPermissions = true;
   let spinUs: number | undefined;
   for (const raw of splitTop(options)) {
@@ -97,8 +103,11 @@ export function splitOptions(options: string): TransportOptions {
     if (eq < 0 && VFS[key]) {
       const [set, clear] = VFS[key]!;
       flags = (flags | set) & ~clear;
-    } else if (key === 'allow_other' && eq < 0) allowOther = true;
-    else if ((key === 'noallow_other' || key === 'no_allow_other') && eq < 0) allowOther = false;
+    } else if (key === 'allow_other' && eq < 0) allowOther = allowOtherGiven = true;
+    else if ((key === 'noallow_other' || key === 'no_allow_other') && eq < 0) {
+      allowOther = false;
+      allowOtherGiven = true;
+    }
     else if (key === 'default_permissions' && eq < 0) defaultPermissions = true;
     else if ((key === 'nodefault_permissions' || key === 'no_default_permissions') && eq < 0) defaultPermissions = false;
     else if (eq >= 0 && TIMEOUTS[key]) {
@@ -115,7 +124,7 @@ export function splitOptions(options: string): TransportOptions {
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
+  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
 }
 
 /** Split on commas not escaped with a backslash nor inside double quotes (escapes kept for the union's parser). */
@@ -199,9 +208,7 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
       throw new MountError(codeOf(e), `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
     }
   }
-  const flagOpts = Object.entries(VFS)
-    .filter(([, [set]]) => set !== 0 && (t.flags & set) === set)
-    .map(([k]) => k);
+  const flagOpts = flagNames(t.flags);
   const r = spawnSync('/bin/mount', ['-i', '-n', '-t', FSTYPE, '-o', [...flagOpts, ...data.map((d) => (d.startsWith('fd=') ? 'fd=3' : d))].join(','), source, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe', fd],
     encoding: 'utf8',
@@ -209,13 +216,71 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
   if (r.status !== 0) throw new MountError('EIO', `mount ${mountpoint}: ${(r.stderr || '').trim() || 'failed'}`);
 }
 
+/** How a mount was made: mount(2) by us, or fusermount3 (which then also unmounts it). */
+export type MountVia = 'mount(2)' | 'fusermount3';
+
+/**
+ * Open /dev/fuse and mount it at `mountpoint` the way our privilege allows (see the module
+ * comment); resolves with the fd to serve and how it was mounted.
+ */
+export async function mountFuse(mountpoint: string, source: string, t: TransportOptions): Promise<{ fd: number; via: MountVia }> {
+  const p = privilege();
+  if (p !== 'user') {
+    let fd = -1;
+    try {
+      fd = openFuseDevice();
+      await kernelMount(fd, mountpoint, source, t);
+      return { fd, via: 'mount(2)' };
+    } catch (e) {
+      if (fd >= 0) closeQuietly(fd);
+      if (p === 'root' || !(e instanceof MountError) || e.code !== 'EPERM') throw e;
+      // a user namespace whose root may not mount FUSE (or open /dev/fuse): try the setuid way
+    }
+  }
+  const fd = await fusermountMount(mountpoint, {
+    flags: flagNames(t.flags),
+    // the default allow_other only where fusermount3 allows it; an explicit one is refused there with a clear error
+    allowOther: t.allowOther && (t.allowOtherGiven === true || userAllowOther()),
+    defaultPermissions: t.defaultPermissions,
+    source,
+    subtype: FSTYPE.slice('fuse.'.length),
+  });
+  return { fd, via: 'fusermount3' };
+}
+
+/** VFS flag names for a flags word (the set ones). */
+function flagNames(flags: number): string[] {
+  return Object.entries(VFS)
+    .filter(([, [set]]) => set !== 0 && (flags & set) === set)
+    .map(([k]) => k);
+}
+
 function codeOf(e: unknown): string {
   const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
   return typeof c === 'string' ? c : 'EIO';
 }
 
-/** umount2(2); `lazy` detaches. Never call this from the thread serving the mount. */
-export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<void> {
+/**
+ * Unmount: umount2(2) (`lazy` detaches); without root `fusermount3 -u [-z]` (also for a user
+ * namespace's root whose umount2 is refused: the mount was made by fusermount3 then). Never call
+ * this from the thread that serves the mount.
+ */
+export async function kernelUnmount(mountpoint: string, lazy: boolean, via?: MountVia): Promise<void> {
+  const p = privilege();
+  if (via === 'fusermount3' || p === 'user') return fusermountUnmount(mountpoint, lazy);
+  if (p === 'userns') {
+    try {
+      await umount2Now(mountpoint, lazy);
+    } catch (e) {
+      if (codeOf(e) !== 'EPERM') throw e;
+      await fusermountUnmount(mountpoint, lazy);
+    }
+    return;
+  }
+  return umount2Now(mountpoint, lazy);
+}
+
+async function umount2Now(mountpoint: string, lazy: boolean): Promise<void> {
   const n = await native();
   if (n) {
     n.umount2(mountpoint, lazy ? MNT_DETACH : 0);

@@ -14,6 +14,8 @@ export interface OpenedUnion {
   xiPath: string;
   /** passthrough=on|off (default on): the transport's option, carried with the union's. */
   passthrough?: boolean;
+  /** The union writes its markers as user.* xattrs (userxattr). */
+  userxattr?: boolean;
   close(): void;
 }
 
@@ -40,6 +42,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
     xiPath: info.xinoPath ?? '',
     ...(passthrough !== undefined ? { passthrough } : {}),
+    ...(parsed.userxattr ? { userxattr: true } : {}),
     close: () => union.close(),
   };
 }

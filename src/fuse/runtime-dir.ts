@@ -4,12 +4,14 @@
  *   <run>/si_<id>/brid0..N   branch ids (64, 65, ...)
  *   <run>/si_<id>/xi_path    the inode table path
  * so `cat <run>/si_*\/*` prints what AUFS prints. Everything else about the mount (mount point,
- * pid, options) lives in <run>/mounts/<id>.json, out of the si_ dir. <run> is /run/layerfs, or
- * $LAYERFS_RUN_DIR. Removed on unmount.
+ * pid, options) lives in <run>/mounts/<id>.json, out of the si_ dir. <run> is runDir() (below).
+ * Removed on unmount.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { privilege } from '../sys/privilege.js';
+import { MountError } from './mount-error.js';
 
 export interface BranchInfo {
   path: string;
@@ -27,13 +29,64 @@ export interface MountInfo {
   branches: BranchInfo[];
   xiPath: string;
   startedAt: string;
+  /** Without real root: how it was mounted and what fell back, one line (`layerfs info` shows it). */
+  rootless?: string;
 }
 
 /** First branch id, as AUFS numbers them. */
 export const FIRST_BRID = 64;
 
-export function runDir(): string {
-  return process.env.LAYERFS_RUN_DIR || '/run/layerfs';
+/**
+ * The runtime dir, the one place that decides it: $LAYERFS_RUN_DIR when set; /run/layerfs for real
+ * root; otherwise (a normal user, or root of a user namespace, who cannot write /run/layerfs)
+ * `$XDG_RUNTIME_DIR/layerfs`, else `/run/user/UID/layerfs` when /run/user/UID is ours, else the
+ * private `/tmp/layerfs-UID` (mode 0700; ensureRunDir refuses one owned by someone else).
+ */
+export function runDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.LAYERFS_RUN_DIR) return env.LAYERFS_RUN_DIR;
+  if (privilege() === 'root') return '/run/layerfs';
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg && xdg.startsWith('/')) return join(xdg, 'layerfs');
+  const uid = process.geteuid?.() ?? 0;
+  const userRun = `/run/user/${uid}`;
+  try {
+    const st = statSync(userRun);
+    if (st.isDirectory() && st.uid === uid) return join(userRun, 'layerfs');
+  } catch {
+    /* none: fall through */
+  }
+  return `/tmp/layerfs-${uid}`;
+}
+
+/** Mode of the runtime dir: readable by all for root (as /sys/fs/aufs is), private to its user otherwise. */
+function runDirMode(): number {
+  return privilege() === 'root' ? 0o755 : 0o700;
+}
+
+/**
+ * Create the runtime dir (and `mounts/` in it) when missing. A chosen runtime dir that is not a
+ * plain directory owned by us (a symlink, or one another user made first in /tmp) is refused: EPERM
+ * with the way out in the message; one of ours left open to others is made private again.
+ * $LAYERFS_RUN_DIR is taken as given.
+ */
+export function ensureRunDir(): string {
+  const dir = runDir();
+  const mode = runDirMode();
+  mkdirSync(dir, { recursive: true, mode });
+  if (process.env.LAYERFS_RUN_DIR) {
+    // given explicitly: used as it is
+    mkdirSync(join(dir, 'mounts'), { recursive: true, mode });
+    return dir;
+  }
+  const uid = process.geteuid?.() ?? 0;
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid) {
+    const what = st.isSymbolicLink() ? 'is a symlink' : !st.isDirectory() ? 'is not a directory' : `belongs to uid ${st.uid}`;
+    throw new MountError('EPERM', `runtime dir ${dir} ${what} (it must be a directory of uid ${uid}); remove it or set XDG_RUNTIME_DIR (or LAYERFS_RUN_DIR) to a directory of yours`);
+  }
+  if (mode === 0o700 && (st.mode & 0o077) !== 0) chmodSync(dir, mode);
+  mkdirSync(join(dir, 'mounts'), { recursive: true, mode });
+  return dir;
 }
 
 export function newMountId(): string {
@@ -53,10 +106,6 @@ export function logPath(id: string): string {
   return join(runDir(), 'mounts', `${id}.log`);
 }
 
-export function ensureRunDir(): void {
-  mkdirSync(join(runDir(), 'mounts'), { recursive: true, mode: 0o755 });
-}
-
 /** The lines `cat si_<id>/*` prints, in that order. */
 export function siLines(info: MountInfo): string[] {
   return [...info.branches.map((b) => `${b.path}=${b.perm}`), ...info.branches.map((b) => `${b.brid}`), info.xiPath];
@@ -67,7 +116,7 @@ export function writeMountInfo(info: MountInfo): void {
   ensureRunDir();
   const tmp = join(runDir(), `.tmp_${info.id}`);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { mode: 0o755 });
+  mkdirSync(tmp, { mode: runDirMode() });
   info.branches.forEach((b, i) => writeFileSync(join(tmp, `br${i}`), `${b.path}=${b.perm}\n`));
   info.branches.forEach((b, i) => writeFileSync(join(tmp, `brid${i}`), `${b.brid}\n`));
   writeFileSync(join(tmp, 'xi_path'), `${info.xiPath}\n`);

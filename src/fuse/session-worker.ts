@@ -5,7 +5,7 @@
  * Protocol with the main thread (session.ts):
  *   worker -> main  {t:'opened', branches, xiPath} | {t:'error', code, message}
  *                   {t:'init', flags} (INIT answered: the mount is live) | {t:'stopped', reason, requests}
- *   main -> worker  {t:'go'} (mount(2) returned: start reading) | {t:'quit'} (mount failed)
+ *   main -> worker  {t:'go', fd, noPassthrough?} (mounted: serve this /dev/fuse fd) | {t:'quit'} (mount failed)
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -20,7 +20,6 @@ import { encodeNotifyInvalInode } from './dirent-codec.js';
 import { warmUp } from './warm-up.js';
 
 export interface WorkerParams {
-  fd: number;
   options: string;
   cwd: string;
   debug: boolean;
@@ -37,10 +36,18 @@ export interface WorkerParams {
 }
 
 export type WorkerMessage =
-  | { t: 'opened'; branches: { path: string; perm: string }[]; xiPath: string }
+  | { t: 'opened'; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
   | { t: 'error'; code: string; message: string }
   | { t: 'init'; flags: string[]; maxWrite: number }
   | { t: 'stopped'; reason: string; requests: number; error?: string };
+
+/** The main thread's go-ahead: the mount is made; serve `fd`. */
+interface GoMessage {
+  t: 'go';
+  fd: number;
+  /** No FUSE passthrough (not real root: the kernel would refuse its backing files). */
+  noPassthrough?: boolean;
+}
 
 // Errors are answered as errno numbers here; their stack traces are never shown, and capturing
 // one costs more than the syscall behind a typical ENOENT/ENODATA. Keep them only for -d.
@@ -83,21 +90,22 @@ async function main(): Promise<void> {
   } catch (e) {
     if (params.debug) debugLine(`layerfs: warm-up failed (serving anyway): ${e instanceof Error ? e.message : String(e)}\n`);
   }
-  post({ t: 'opened', branches: opened.branches, xiPath: opened.xiPath });
+  post({ t: 'opened', branches: opened.branches, xiPath: opened.xiPath, userxattr: opened.userxattr ?? false });
 
-  const go = await new Promise<boolean>((resolve) => {
-    port!.once('message', (m: { t: string }) => resolve(m.t === 'go'));
+  const go = await new Promise<GoMessage | null>((resolve) => {
+    port!.once('message', (m: { t: string }) => resolve(m.t === 'go' ? (m as GoMessage) : null));
   });
   if (!go) {
     opened.close();
     return;
   }
+  const fd = go.fd;
 
   const notifyBuf = Buffer.alloc(64);
   let channel: Channel | undefined;
   const ops = new FuseOps(opened.union, {
-    devFd: params.fd,
-    passthrough: opened.passthrough,
+    devFd: fd,
+    passthrough: go.noPassthrough ? false : opened.passthrough,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: params.entryTimeout,
     attrTimeout: params.attrTimeout,
@@ -110,7 +118,7 @@ async function main(): Promise<void> {
     },
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
   });
-  channel = new Channel(params.fd, {
+  channel = new Channel(fd, {
     maxWrite: params.maxWrite,
     spinUs: params.spinUs,
     noReply: NO_REPLY,

@@ -1,12 +1,14 @@
 /**
- * One mount's life, from the main thread: check the mount point, open /dev/fuse, start the worker
- * (which builds the union), mount(2), let the worker serve, wait for INIT, publish the runtime dir.
+ * One mount's life, from the main thread: check the mount point, start the worker (which builds
+ * the union), mount (mount.ts mountFuse: /dev/fuse + mount(2) as root, fusermount3 without),
+ * hand the /dev/fuse fd to the worker to serve, wait for INIT, publish the runtime dir.
  * The session ends when the worker's reads fail ENODEV (umount from anywhere) or on DESTROY; then
  * the runtime dir is removed. Unmounting is done from this thread, never from the serving one.
  */
 import { Worker } from 'node:worker_threads';
 import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo } from './runtime-dir.js';
-import { checkMountpoint, closeQuietly, kernelMount, kernelUnmount, openFuseDevice, splitOptions } from './mount.js';
+import { checkMountpoint, closeQuietly, kernelUnmount, mountFuse, splitOptions, type MountVia } from './mount.js';
+import { privilege } from '../sys/privilege.js';
 import type { WorkerMessage, WorkerParams } from './session-worker.js';
 import { MountError } from './mount-error.js';
 
@@ -72,15 +74,24 @@ export function cacheTimeouts(
   };
 }
 
+/** What a mount without real root does differently, for `layerfs info`. */
+export function rootlessLine(via: MountVia, userxattr: boolean): string {
+  return [
+    `rootless: ${via === 'fusermount3' ? 'fusermount3' : 'mount(2) in a user namespace'}`,
+    'passthrough off (needs root)',
+    userxattr ? 'xattrs user.overlay.*' : 'xattrs trusted.* (nouserxattr)',
+    'hard-link index off (needs trusted.* xattrs)',
+  ].join('; ');
+}
+
 export async function startSession(p: SessionParams): Promise<Session> {
   const cwd = p.cwd ?? process.cwd();
   const t = splitOptions(p.options);
   const mountpoint = checkMountpoint(p.mountpoint, cwd);
-  const fd = openFuseDevice();
+  let fd = -1;
   const stats = new SharedArrayBuffer(8);
   const params: WorkerParams = {
     stats,
-    fd,
     options: t.unionOptions,
     cwd,
     debug: p.debug ?? false,
@@ -138,7 +149,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
 
   const fail = async (e: unknown): Promise<never> => {
     await worker.terminate().catch(() => {});
-    closeQuietly(fd);
+    if (fd >= 0) closeQuietly(fd);
     throw e;
   };
 
@@ -147,16 +158,19 @@ export async function startSession(p: SessionParams): Promise<Session> {
   if (opened.t === 'error') return fail(new MountError(opened.code, opened.message));
   if (opened.t !== 'opened') return fail(new MountError('EIO', `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
 
+  let via: MountVia;
   try {
-    await kernelMount(fd, mountpoint, p.source ?? 'layerfs', t);
+    ({ fd, via } = await mountFuse(mountpoint, p.source ?? 'layerfs', t));
   } catch (e) {
     worker.postMessage({ t: 'quit' });
     return fail(e);
   }
-  worker.postMessage({ t: 'go' });
+  // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
+  const rootless = privilege() !== 'root';
+  worker.postMessage({ t: 'go', fd, ...(rootless ? { noPassthrough: true } : {}) });
   const init = await next(['init'], p.initTimeoutMs ?? 15_000);
   if (!init || init.t !== 'init') {
-    await kernelUnmount(mountpoint, true).catch(() => {});
+    await kernelUnmount(mountpoint, true, via).catch(() => {});
     return fail(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`));
   }
 
@@ -170,11 +184,12 @@ export async function startSession(p: SessionParams): Promise<Session> {
     branches: opened.branches.map((b, i) => ({ path: b.path, perm: b.perm, brid: FIRST_BRID + i })),
     xiPath: opened.xiPath,
     startedAt: new Date().toISOString(),
+    ...(rootless ? { rootless: rootlessLine(via, opened.userxattr) } : {}),
   };
   try {
     writeMountInfo(info);
   } catch (e) {
-    await kernelUnmount(mountpoint, true).catch(() => {});
+    await kernelUnmount(mountpoint, true, via).catch(() => {});
     return fail(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }
 
@@ -185,14 +200,14 @@ export async function startSession(p: SessionParams): Promise<Session> {
     removeMountInfo(id);
     const s = stopped && stopped.t === 'stopped' ? stopped : { reason: 'exit', requests: 0 };
     // serving died (not an unmount): detach the mount rather than leave a dead one behind
-    if (s.reason !== 'unmounted' && s.reason !== 'destroyed') await kernelUnmount(mountpoint, true).catch(() => {});
+    if (s.reason !== 'unmounted' && s.reason !== 'destroyed') await kernelUnmount(mountpoint, true, via).catch(() => {});
     return { reason: s.reason, requests: s.requests, ...('error' in s && s.error ? { error: s.error } : {}) };
   })();
 
   return {
     info,
     done,
-    unmount: (lazy = false) => kernelUnmount(mountpoint, lazy),
+    unmount: (lazy = false) => kernelUnmount(mountpoint, lazy, via),
     requests: () => new Float64Array(stats)[0]!,
   };
 }

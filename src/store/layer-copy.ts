@@ -294,7 +294,7 @@ class LayerCopy {
 /** The xattrs a layer carries (private ones left out), sorted by name. */
 function xattrsOf(layer: Branch, rel: string): [string, Buffer][] {
   const out: [string, Buffer][] = [];
-  for (const name of (layer.tryListxattr(rel) ?? []).filter((n) => !isPrivateXattr(n)).sort(byBytes)) {
+  for (const name of (layer.tryListxattr(rel) ?? []).filter((n) => !isPrivateXattr(n, true)).sort(byBytes)) {
     const v = layer.tryGetxattr(rel, name);
     if (v !== undefined) out.push([name, v]);
   }

@@ -65,7 +65,7 @@ export function entryHeader(abs: string, rel: string, st: fs.Stats | fs.BigIntSt
   const e = entryStat(st);
   const h: TarHeader = { name: rel, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, mtime: e.mtime, ...extra };
   const x = readXattrs(abs);
-  const keys = [...x.keys()].filter((k) => !isPrivateXattr(k)).sort(byBytes);
+  const keys = [...x.keys()].filter((k) => !isPrivateXattr(k, true)).sort(byBytes);
   if (keys.length > 0) h.xattrs = keys.map((k) => [k, x.get(k)!]);
   return h;
 }

@@ -135,7 +135,7 @@ function metadataOf(h: tar.Header, xattrs: [string, Buffer][]): Metadata {
     gid: pax?.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0),
     mtime,
     atime: paxTime(pax, 'atime') ?? mtime,
-    xattrs: xattrs.filter(([n]) => !isPrivateXattr(n)),
+    xattrs: xattrs.filter(([n]) => !isPrivateXattr(n, true)),
   };
 }
 

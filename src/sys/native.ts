@@ -37,6 +37,8 @@ interface Binding {
   ioctl(fd: number, request: number, arg: Buffer | number | null): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): undefined | number;
   umount2(target: string, flags: number): undefined | number;
+  socketpair(): [number, number] | number;
+  recvFd(sockfd: number): number;
   lstatInto(path: string, out: Float64Array): number;
   setNonBlocking(fd: number, on: boolean): undefined | number;
   readSpin(fd: number, buf: Buffer, spinUs: number, wait: boolean): number;
@@ -280,6 +282,25 @@ export function mount(source: string, target: string, fstype: string, flags: num
 export function umount2(target: string, flags: number): void {
   const r = b.umount2(target, flags);
   if (r !== undefined) fail(r, 'umount2', target);
+}
+
+// ---- fd passing (fusermount3) -------------------------------------------------------
+
+/** socketpair(AF_UNIX, SOCK_STREAM), both ends close-on-exec. */
+export function socketpair(): [number, number] {
+  const r = b.socketpair();
+  if (typeof r === 'number') fail(r, 'socketpair');
+  return r;
+}
+
+/**
+ * Receive one fd sent with SCM_RIGHTS on unix socket `sockfd` (blocking; one recvmsg(2)). ENODATA
+ * when the peer closed, or sent a message without an fd.
+ */
+export function recvFd(sockfd: number): number {
+  const r = b.recvFd(sockfd);
+  if (r < 0) fail(r, 'recvmsg');
+  return r;
 }
 
 // ---- lstat into numbers ---------------------------------------------------------

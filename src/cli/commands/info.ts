@@ -2,6 +2,8 @@
  * `layerfs info [MNT] [--json]`: what `cat /run/layerfs/si_<id>/*` prints (branches `path=perm`,
  * branch ids, xi_path) for one mount or for every live mount, then the resident daemon serving them
  * (pid, mounts, memory, requests served); `--daemon` shows the daemon only; `--json` for programs.
+ * A mount made without real root adds one line: `rootless: fusermount3; passthrough off (needs
+ * root); xattrs user.overlay.*; ...`.
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -57,7 +59,8 @@ export function register(program: Command): void {
         process.stdout.write(JSON.stringify(mnt === undefined ? mounts : mounts[0], null, 2) + '\n');
         return;
       }
-      const blocks = mounts.map((m) => siLines(m).join('\n') + '\n');
+      // after AUFS's lines, a mount made without real root says how, and what fell back
+      const blocks = mounts.map((m) => [...siLines(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));

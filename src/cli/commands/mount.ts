@@ -37,6 +37,8 @@ Union options:
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
   volatile                 no fsync of copied-up data before it gets its name (faster; not
                            crash-safe, as overlayfs volatile)
+  userxattr, nouserxattr   private markers as user.* xattrs (user.overlay.opaque, ...), as
+                           overlayfs userxattr; default on unless real root (trusted.* needs it)
 fuse-overlayfs options (what podman and Docker pass a mount program):
   fsync=0                  same as volatile
   uidmapping=A:B:N[:...], gidmapping=A:B:N[:...]
@@ -50,7 +52,9 @@ fuse-overlayfs options (what podman and Docker pass a mount program):
                            warned about on one line and ignored
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
-                           nodefault_permissions turn them off)
+                           nodefault_permissions turn them off); without root allow_other
+                           needs user_allow_other in /etc/fuse.conf (mounts go through
+                           fusermount3, see README "Rootless")
   entry_timeout=S, attr_timeout=S, negative_timeout=S
                            kernel cache timeouts in seconds (default 3600); changes made to the
                            branches behind the mount's back show after these (as AUFS udba=none)

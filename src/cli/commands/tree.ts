@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Dirent, UnionFS } from '../../api/index.js';
 import { parseOptions, type UnionOptions } from '../../engine/index.js';
-import { OPQ, OVL_OPAQUE, isOpaqueValue, isOverlayWhiteout } from '../../format/index.js';
+import { OPQ, OVL_OPAQUE, USER_MARKERS, isOpaqueValue, isOverlayWhiteout } from '../../format/index.js';
 import { tryLgetxattr } from '../../sys/index.js';
 import { collect, unionSpecString, type UnionSpecArgs } from '../program.js';
 
@@ -36,7 +36,7 @@ function isDirAt(p: string): 'dir' | 'other' | 'none' {
 
 function overlayOpaque(p: string): boolean {
   try {
-    return isOpaqueValue(tryLgetxattr(p, OVL_OPAQUE));
+    return isOpaqueValue(tryLgetxattr(p, OVL_OPAQUE)) || isOpaqueValue(tryLgetxattr(p, USER_MARKERS.opaque));
   } catch {
     return false; // no xattrs on this filesystem
   }
