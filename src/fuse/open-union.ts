@@ -14,6 +14,8 @@ export interface OpenedUnion {
   xiPath: string;
   /** passthrough=on|off (default on): the transport's option, carried with the union's. */
   passthrough?: boolean;
+  /** Lower listings this union read itself (the rest came from unions sharing its layers). */
+  indexReads?: () => number;
   close(): void;
 }
 
@@ -40,6 +42,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     branches: info.branches.map((b) => ({ path: b.path, perm: b.perm })),
     xiPath: info.xinoPath ?? '',
     ...(passthrough !== undefined ? { passthrough } : {}),
+    indexReads: () => union.core.lowerIndex.reads,
     close: () => union.close(),
   };
 }
