@@ -1,8 +1,8 @@
 /**
  * The serving threads of this process, from the main thread: each serves up to `perThread`
- * mounts (session-worker.ts). A new mount goes to a thread already serving a mount of the same
- * lower layers when one has room (they then share those layers' listings), else to any thread
- * with room, else to a new thread. A thread with no mount left is told to end.
+ * mounts (session-worker.ts). A new mount goes to the thread with room whose mounts have the most
+ * lower layers in common with it (they then share those layers' listings), else to a new thread.
+ * A thread with no mount left is told to end.
  *
  * Threads are grouped by what they are made with (debug, spin, max_write, union module): mounts
  * differing in these never share a thread. A mount with a test union module gets a thread alone.
@@ -141,14 +141,37 @@ export function lowerKeyOf(options: string): string {
   return m ? m[1]! : '';
 }
 
-/** The thread a new mount goes to. */
+/** How many lower layers (paths of a `:`-joined key) mounts of `t` have in common with `lowerKey`. */
+function sharedLayers(t: ServingThread, layers: Set<string>): number {
+  let best = 0;
+  for (const key of t.mounts.values()) {
+    let n = 0;
+    for (const l of key.split(':')) if (layers.has(l)) n++;
+    if (n > best) best = n;
+  }
+  return best;
+}
+
+/**
+ * The thread a new mount goes to: among threads of its kind with room, the one whose mounts have
+ * the most lower layers in common with it (images sharing base layers share their listings too),
+ * else a new thread.
+ */
 export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mountsPerThread()): ServingThread {
   const kindKey = JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
   if (!kind.unionModule) {
-    const open = [...threads].filter((t) => t.accepting && t.kindKey === kindKey && t.mounts.size < perThread);
-    const same = open.find((t) => lowerKey !== '' && [...t.mounts.values()].includes(lowerKey));
-    const any = same ?? open[0];
-    if (any) return any;
+    const layers = new Set(lowerKey.split(':').filter((l) => l !== ''));
+    let pick: ServingThread | undefined;
+    let pickScore = -1;
+    for (const t of threads) {
+      if (!t.accepting || t.kindKey !== kindKey || t.mounts.size >= perThread) continue;
+      const score = sharedLayers(t, layers);
+      if (score > pickScore) {
+        pick = t;
+        pickScore = score;
+      }
+    }
+    if (pick) return pick;
   }
   const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
   threads.add(t);
