@@ -68,7 +68,7 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100
-                      live mounts: e.g. --workloads mounts,scale --only layerfs,fuse,kernel)
+                      live mounts: e.g. --workloads mounts,scale --only layerfs,fuse-overlayfs,kernel)
   --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
   --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
   --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)
