@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LayerSet } from './datasets/layer-set.js';
 import { cpuMs, mountTarget, pidsMentioning, unmountTarget } from './mount.js';
+import { daemonPid } from './scale-memory.js';
 import type { Options } from './options.js';
 import type { MetricDef, Results } from './results.js';
 import type { Target } from './targets.js';
@@ -38,6 +39,26 @@ export class Ctx {
 
   mntOf(t: Target): string {
     return path.join(this.work, `mnt-${this.slug(t)}`);
+  }
+
+  /** The runtime dir of the layerfs daemon of target `t` (`tag`: a daemon apart, e.g. for the scale rows). */
+  daemonRun(t: Target, tag = ''): string {
+    return path.join(this.work, `run-${this.slug(t)}${tag ? `-${tag}` : ''}`);
+  }
+
+  /** The environment a mount command of `t` runs with: layerfs targets get their own daemon. */
+  envOf(t: Target, tag = ''): NodeJS.ProcessEnv {
+    return t.kind === 'layerfs' ? { ...process.env, LAYERFS_RUN_DIR: this.daemonRun(t, tag), LAYERFS_DAEMON_IDLE_MS: '3000' } : process.env;
+  }
+
+  /** The processes serving a mount of `t` on `mnt`: the layerfs daemon, or those naming `mnt`. */
+  pidsOf(t: Target, mnt: string, tag = ''): number[] {
+    if (t.kind === 'kernel' || t.kind === 'native') return [];
+    if (t.kind === 'layerfs') {
+      const pid = daemonPid(this.daemonRun(t, tag));
+      return pid === undefined ? [] : [pid];
+    }
+    return pidsMentioning(mnt);
   }
 
   progress(msg: string): void {
@@ -82,7 +103,7 @@ export class Ctx {
     fs.mkdirSync(upper, { recursive: true });
     fs.mkdirSync(work, { recursive: true });
     const mnt = this.mntOf(t);
-    const why = await mountTarget(t, { lowers: set.lowers, unionfsLowers: set.unionfsLowers, upper, work }, mnt, path.join(base, 'mount.log'));
+    const why = await mountTarget(t, { lowers: set.lowers, unionfsLowers: set.unionfsLowers, upper, work }, mnt, path.join(base, 'mount.log'), 30_000, this.envOf(t));
     if (why) {
       for (const m of metrics) this.results.cell(m, t.name).failures.push(`mount failed: ${why}`);
       this.progress(`${t.name}: mount failed: ${why}`);
@@ -90,7 +111,7 @@ export class Ctx {
       return;
     }
     try {
-      if (!this.aborted) await fn({ root: mnt, upper, pids: t.kind === 'kernel' ? [] : pidsMentioning(mnt) });
+      if (!this.aborted) await fn({ root: mnt, upper, pids: this.pidsOf(t, mnt) });
     } finally {
       const note = await unmountTarget(mnt);
       if (note) for (const m of metrics) this.results.cell(m, t.name).notes.add(note);

@@ -51,6 +51,19 @@ function goals(sizes: Sizes): Goal[] {
       limit: 150,
       measure: (r, build) => r.medianOf('memory', 'daemon VmHWM after stat, ls -lR, find', build),
     },
+    {
+      what: 'mount latency p50, s (issue 10)',
+      op: 'le',
+      limit: 0.1,
+      measure: (r, build) => {
+        const v = r.medianOf('mounts', 'mount p50', build);
+        return v === undefined ? undefined : v / 1000;
+      },
+    },
+    (() => {
+      const n = Math.max(...sizes.scaleMounts);
+      return { what: `memory (PSS) of ${n} live mounts vs fuse-overlayfs's ${n} processes (issue 10)`, op: 'le' as const, limit: 1.0, measure: vsPeer('scale', `PSS with ${n} mounts`, 'fuse-overlayfs') };
+    })(),
   ];
 }
 

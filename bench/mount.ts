@@ -82,12 +82,19 @@ function sleep(ms: number): Promise<void> {
  * Runs the mount command and waits until `mnt` is mounted. Resolves to null on
  * success, else to a one-line reason. Never leaves a mount behind on failure.
  */
-export async function mountTarget(t: Target, spec: MountSpec, mnt: string, log: string, timeoutMs = 30_000): Promise<string | null> {
+export async function mountTarget(
+  t: Target,
+  spec: MountSpec,
+  mnt: string,
+  log: string,
+  timeoutMs = 30_000,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | null> {
   const { cmd, args } = t.command(spec, mnt);
   const fd = fs.openSync(log, 'w');
   let exitCode: number | null | undefined;
   let spawnError: Error | undefined;
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
   fs.closeSync(fd);
   child.on('error', (e) => (spawnError = e));
   child.on('exit', (code, signal) => (exitCode = code ?? (signal ? 128 : 1)));

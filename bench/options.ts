@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup'] as const;
+export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'mounts', 'scale'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -20,6 +20,10 @@ export interface Sizes {
   lookupLayers: number[];
   /** Names stat'ed per lookup measurement (3/4 exist in the bottom layer, 1/4 nowhere). */
   lookupNames: number;
+  /** Mounts in a row whose latency the mounts workload takes (p50/p95). */
+  latencyMounts: number;
+  /** Live mount counts at which the scale workload measures memory. */
+  scaleMounts: number[];
 }
 
 export interface Options {
@@ -41,6 +45,8 @@ const FULL: Sizes = {
   bigBytes: 1 << 30,
   lookupLayers: [1, 10, 50, 100],
   lookupNames: 2_000,
+  latencyMounts: 50,
+  scaleMounts: [1, 10, 100],
 };
 
 const QUICK: Sizes = {
@@ -50,6 +56,8 @@ const QUICK: Sizes = {
   bigBytes: 64 << 20,
   lookupLayers: [1, 5, 10],
   lookupNames: 1_000,
+  latencyMounts: 10,
+  scaleMounts: [1, 5, 10],
 };
 
 export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts, drop_caches)
@@ -58,7 +66,9 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
   --rounds N          rounds per workload (default 3; 2 with --quick)
   --only a,b          targets whose name contains one of the words (e.g. layerfs,kernel)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
-                      (memory is measured with stat)
+                      (memory is measured with stat; mounts = mount latency
+                      p50/p95 over 50 mounts, scale = memory with 1, 10 and 100
+                      live mounts: e.g. --workloads mounts,scale --only layerfs,fuse-overlayfs,kernel)
   --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
   --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
   --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)

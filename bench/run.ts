@@ -28,6 +28,8 @@ import { smallWorkload } from './workloads/small.js';
 import { statWorkload } from './workloads/stat.js';
 import { untarWorkload } from './workloads/untar.js';
 import type { Workload } from './workloads/workload.js';
+import { mountsWorkload } from './workloads/mounts.js';
+import { scaleWorkload } from './workloads/scale.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/bench
 const repoRoot = path.resolve(here, '..', '..');
@@ -128,6 +130,8 @@ const registry: Record<Options['workloads'][number], () => Workload> = {
   copyup: copyupWorkload,
   untar: untarWorkload,
   lookup: lookupWorkload,
+  mounts: mountsWorkload,
+  scale: scaleWorkload,
 };
 
 async function main(): Promise<void> {

@@ -24,18 +24,23 @@ export interface Target {
   kind: Kind;
   /** Command and arguments that mount `spec` on `mnt` (none for the native dir). */
   command(spec: MountSpec, mnt: string): { cmd: string; args: string[] };
+  /**
+   * layerfs: the launcher (bin/layerfs) and the runtime dir of its own resident daemon (each
+   * layerfs target gets one, so that a daemon of another checkout, or one serving other mounts,
+   * is never measured; see daemonRun in context.ts).
+   */
+  layerfs?: { launcher: string; options: (spec: MountSpec) => string };
 }
 
-const overlayOpts = (s: MountSpec): string => `lowerdir=${s.lowers.join(':')},upperdir=${s.upper},workdir=${s.work}`;
+export const overlayOpts = (s: MountSpec): string => `lowerdir=${s.lowers.join(':')},upperdir=${s.upper},workdir=${s.work}`;
 
 function layerfs(name: string, cli: string, extra?: string): Target {
+  const options = (s: MountSpec): string => (extra ? `${overlayOpts(s)},${extra}` : overlayOpts(s));
   return {
     name,
     kind: 'layerfs',
-    command: (s, mnt) => ({
-      cmd: process.execPath,
-      args: [cli, 'mount', '-o', extra ? `${overlayOpts(s)},${extra}` : overlayOpts(s), mnt],
-    }),
+    command: (s, mnt) => ({ cmd: process.execPath, args: [cli, 'mount', '-o', options(s), mnt] }),
+    layerfs: { launcher: path.resolve(path.dirname(cli), '..', '..', '..', 'bin', 'layerfs'), options },
   };
 }
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -709,6 +710,41 @@ static napi_value n_read_spin(napi_env env, napi_callback_info info) {
   }
 }
 
+/*
+ * pollIn(fds, count, spinUs): poll(2) over `count` struct pollfd laid out in the Buffer `fds`
+ * (8 bytes each: int fd, short events, short revents; the caller fills fd and events). For up
+ * to spinUs microseconds it polls without sleeping, then waits without a timeout. Returns the
+ * number of entries with revents set (read them from the buffer) or a negative errno. Lets one
+ * thread serve several /dev/fuse fds (and a wake-up eventfd).
+ */
+static napi_value n_poll_in(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  void *data;
+  size_t len;
+  int32_t count, spin_us;
+  if (!get_buf(env, argv[0], &data, &len, "fds must be a Buffer") || !get_i32(env, argv[1], &count, "count must be a number") ||
+      !get_i32(env, argv[2], &spin_us, "spinUs must be a number"))
+    return NULL;
+  if (count < 0 || (size_t)count * sizeof(struct pollfd) > len) return throw_type(env, "count out of range");
+  struct pollfd *p = (struct pollfd *)data;
+  int64_t deadline = spin_us > 0 ? now_ns() + (int64_t)spin_us * 1000 : 0;
+  for (;;) {
+    int spinning = spin_us > 0 && now_ns() < deadline;
+    int r = poll(p, (nfds_t)count, spinning ? 0 : -1);
+    if (r > 0) return num64(env, r);
+    if (r < 0 && errno != EINTR) return fail(env, errno);
+  }
+}
+
+/* eventfd(): a non-blocking, close-on-exec eventfd(2) (wakes a thread waiting in pollIn). */
+static napi_value n_eventfd(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return fail(env, errno);
+  return num64(env, fd);
+}
+
 /* write(fd, buf, len): the byte count or a negative errno (no exception on ENOENT). */
 static napi_value n_write(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -789,6 +825,8 @@ NAPI_MODULE_INIT() {
       {"setNonBlocking", NULL, n_set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readSpin", NULL, n_read_spin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"write", NULL, n_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollIn", NULL, n_poll_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"eventfd", NULL, n_eventfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncFileRange", NULL, n_sync_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, n_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -39,6 +39,8 @@ export class Branch {
   readonly index: number;
   /** st_dev of the root. */
   readonly dev: number;
+  /** st_ino of the root (with `dev`, the directory's identity: unions of the same layer share its listings). */
+  readonly rootIno: number;
   /** AUFS-style branch id (stable for the life of the union). */
   readonly id: number;
 
@@ -48,7 +50,9 @@ export class Branch {
     this.attrs = attrs;
     this.index = index;
     this.id = id;
-    this.dev = fs.statSync(root).dev;
+    const st = fs.statSync(root);
+    this.dev = st.dev;
+    this.rootIno = st.ino;
   }
 
   private readonly caps = new Map<number, CopyCaps>();

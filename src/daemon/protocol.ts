@@ -26,6 +26,10 @@ export type Request =
 
 export interface MountStatus extends MountInfo {
   requests: number;
+  /** The serving thread (mounts of one thread share the listings of lower layers they have in common). */
+  thread: number;
+  /** Lower directory listings this mount read from disk itself (not shared from another mount). */
+  lowerListingsRead: number;
 }
 
 export interface DaemonStatus {
@@ -38,6 +42,8 @@ export interface DaemonStatus {
   requests: number;
   /** Mounts served since start. */
   mountsServed: number;
+  /** Serving threads alive (each serves several mounts). */
+  threads: number;
   idleMs: number;
 }
 

@@ -5,6 +5,13 @@
  * branches, so a listing stays right for the life of the union; changes made to a lower branch
  * behind the union's back are not seen (overlayfs says the same of its lower layers).
  * The rw branch is never indexed: it changes with every create, unlink, rename and copy-up.
+ *
+ * Shared between unions: a lower directory (known by the st_dev and st_ino of its root) that
+ * several unions of this thread hold read-only (100 containers of one image) has one set of
+ * listings, read once and kept while any of those unions lives (a refcounted store per layer).
+ * Since no union writes such a layer, what one union read is right for all of them. The store is
+ * per JavaScript realm (a worker thread has its own): the daemon puts mounts of the same lower
+ * layers on the same serving thread so that they meet here (fuse/session.ts).
  */
 import type { Dirent } from 'node:fs';
 import type { Branch } from '../branch/index.js';
@@ -30,9 +37,44 @@ export function dtOfDirent(d: Dirent): number {
   return DT_UNKNOWN;
 }
 
+/** The listings of one lower directory tree, shared by every union of this realm that reads it. */
+interface Store {
+  readonly key: string;
+  readonly dirs: Map<string, Listing>;
+  /** Unions holding it. */
+  users: number;
+}
+
+const stores = new Map<string, Store>();
+
+function storeKey(b: Branch): string {
+  return `${b.dev}:${b.rootIno}`;
+}
+
+function acquire(key: string): Store {
+  let s = stores.get(key);
+  if (!s) stores.set(key, (s = { key, dirs: new Map(), users: 0 }));
+  s.users++;
+  return s;
+}
+
+/** What the shared stores hold now in this realm (for `layerfs info` and tests). */
+export function sharedIndexStats(): { layers: number; listings: number; users: number } {
+  let listings = 0;
+  let users = 0;
+  for (const s of stores.values()) {
+    listings += s.dirs.size;
+    users += s.users;
+  }
+  return { layers: stores.size, listings, users };
+}
+
 export class LowerIndex {
-  private readonly dirs: Map<string, Listing>[];
-  private count = 0;
+  /** Per branch: its shared store (null: not indexed). */
+  private readonly dirs: (Store | null)[];
+  private closed = false;
+  /** Listings this union read from disk itself (the others came from a union sharing the layer). */
+  reads = 0;
 
   /**
    * @param indexed which branch indices may be indexed (those the union never writes)
@@ -40,10 +82,10 @@ export class LowerIndex {
    */
   constructor(
     private readonly branches: readonly Branch[],
-    private readonly indexed: readonly boolean[],
+    indexed: readonly boolean[],
     private readonly maxDirs = 16384,
   ) {
-    this.dirs = branches.map(() => new Map<string, Listing>());
+    this.dirs = branches.map((b, i) => (indexed[i] ? acquire(storeKey(b)) : null));
   }
 
   /**
@@ -51,8 +93,9 @@ export class LowerIndex {
    * its directory cannot be listed (the caller then asks with lstat as before).
    */
   list(bi: number, rel: string): Listing | null {
-    if (!this.indexed[bi]) return null;
-    const m = this.dirs[bi]!;
+    const store = this.dirs[bi];
+    if (!store) return null;
+    const m = store.dirs;
     const have = m.get(rel);
     if (have) return have;
     let l: Listing | null;
@@ -66,20 +109,31 @@ export class LowerIndex {
       l = code === 'ENOENT' || code === 'ENOTDIR' ? ABSENT : null;
     }
     if (l === null) return null;
-    if (this.count >= this.maxDirs) this.clear();
+    this.reads++;
+    if (m.size >= this.maxDirs) m.clear();
     m.set(rel, l);
-    this.count++;
     return l;
   }
 
-  /** Drop every listing (they are read again when next asked). */
+  /** Drop every listing of this union's layers, for every union sharing them (read again when next asked). */
   clear(): void {
-    for (const m of this.dirs) m.clear();
-    this.count = 0;
+    for (const s of this.dirs) s?.dirs.clear();
   }
 
-  /** Listings held now. */
+  /** Listings held now for this union's layers (shared ones included). */
   get size(): number {
-    return this.count;
+    let n = 0;
+    for (const s of this.dirs) n += s?.dirs.size ?? 0;
+    return n;
+  }
+
+  /** Let go of the shared stores (the last union of a layer frees its listings). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.dirs) {
+      if (!s) continue;
+      if (--s.users <= 0) stores.delete(s.key);
+    }
   }
 }

@@ -32,6 +32,10 @@ export interface ChannelOptions {
   spinUs?: number;
   /** Value handlers return when no reply is due. */
   noReply: number;
+  /** The fd is O_NONBLOCK and polled by the caller, which calls serveOne when it is readable. */
+  nonBlocking?: boolean;
+  /** Request and reply buffers shared with other channels served by the same thread. */
+  buffers?: { inBuf: Buffer; outBuf: Buffer };
 }
 
 export type StopReason = 'unmounted' | 'destroyed';
@@ -65,10 +69,17 @@ export class Channel {
     readonly fd: number,
     private readonly opts: ChannelOptions,
   ) {
-    this.inBuf = Buffer.allocUnsafe(opts.maxWrite + Size.IN_HEADER + Size.WRITE_IN + 8192);
-    this.outBuf = Buffer.allocUnsafe(opts.maxWrite + Size.OUT_HEADER + 8192);
+    this.inBuf = opts.buffers?.inBuf ?? Buffer.allocUnsafe(opts.maxWrite + Size.IN_HEADER + Size.WRITE_IN + 8192);
+    this.outBuf = opts.buffers?.outBuf ?? Buffer.allocUnsafe(opts.maxWrite + Size.OUT_HEADER + 8192);
+    if (this.inBuf.length < opts.maxWrite + Size.IN_HEADER + Size.WRITE_IN || this.outBuf.length < opts.maxWrite + Size.OUT_HEADER) {
+      throw new RangeError('channel buffers smaller than max_write needs');
+    }
     this.spinUs = opts.spinUs ?? 0;
+    this.raw = this.spinUs > 0 || opts.nonBlocking === true;
   }
+
+  /** Writes go through the addon's write (the fd is non-blocking). */
+  private readonly raw: boolean;
 
   /** One request's bytes, or -1 once the filesystem is gone (ENODEV). */
   readRequest(): number {
@@ -117,7 +128,7 @@ export class Channel {
 
   /** Write a reply; ENOENT (interrupted request) is ignored. */
   writeReply(len: number): void {
-    if (this.spinUs > 0) {
+    if (this.raw) {
       const r = writeRaw(this.fd, this.outBuf, len);
       if (r >= 0 || r === -ENOENT || r === -ENODEV) return;
       throw new FsError(codeOf(-r), 'write');
@@ -145,27 +156,46 @@ export class Channel {
   serve(handler: RequestHandler): StopReason {
     // O_NONBLOCK is per open file: set it here, where the reads start (the fd is ours alone).
     if (this.spinUs > 0) setNonBlocking(this.fd, true);
-    const { trace, noReply } = this.opts;
     for (;;) {
       const n = this.readRequest();
       if (n < 0) return 'unmounted';
-      if (n < Size.IN_HEADER) continue;
-      this.requests++;
-      const hd = decodeInHeader(this.inBuf);
-      const end = Math.min(n, hd.len) - hd.extlen;
-      const r = handler.dispatch(hd, this.inBuf, end, this.outBuf);
-      trace?.(hd, r);
-      if (r === noReply || isNoReply(hd.opcode)) continue;
-      if (r < 0) {
-        encodeOutHeader(this.outBuf, Size.OUT_HEADER, r, hd.unique);
-        this.writeReply(Size.OUT_HEADER);
-      } else {
-        encodeOutHeader(this.outBuf, Size.OUT_HEADER + r, 0, hd.unique);
-        this.writeReply(Size.OUT_HEADER + r);
-      }
-      if (hd.opcode === Op.INIT && r >= 0) handler.initDone?.();
-      if (hd.opcode === Op.DESTROY) return 'destroyed';
+      if (this.handle(n, handler)) return 'destroyed';
     }
+  }
+
+  /**
+   * For a non-blocking fd the caller polls: read one request, if one is there, and answer it.
+   * Null while serving goes on, else why it ended.
+   */
+  serveOne(handler: RequestHandler): StopReason | null {
+    const n = readSpin(this.fd, this.inBuf, 0, false);
+    if (n < 0) {
+      if (n === -EAGAIN || n === -EINTR || n === -ENOENT) return null;
+      if (n === -ENODEV) return 'unmounted';
+      throw new FsError(codeOf(-n), 'read');
+    }
+    return this.handle(n, handler) ? 'destroyed' : null;
+  }
+
+  /** Handle the `n`-byte request in inBuf; true after DESTROY. */
+  private handle(n: number, handler: RequestHandler): boolean {
+    if (n < Size.IN_HEADER) return false;
+    const { trace, noReply } = this.opts;
+    this.requests++;
+    const hd = decodeInHeader(this.inBuf);
+    const end = Math.min(n, hd.len) - hd.extlen;
+    const r = handler.dispatch(hd, this.inBuf, end, this.outBuf);
+    trace?.(hd, r);
+    if (r === noReply || isNoReply(hd.opcode)) return false;
+    if (r < 0) {
+      encodeOutHeader(this.outBuf, Size.OUT_HEADER, r, hd.unique);
+      this.writeReply(Size.OUT_HEADER);
+    } else {
+      encodeOutHeader(this.outBuf, Size.OUT_HEADER + r, 0, hd.unique);
+      this.writeReply(Size.OUT_HEADER + r);
+    }
+    if (hd.opcode === Op.INIT && r >= 0) handler.initDone?.();
+    return hd.opcode === Op.DESTROY;
   }
 }
 

@@ -28,7 +28,8 @@ interface Slot<N> {
 export class NodeTable<N extends { readonly ino: number }> {
   private readonly byId = new Map<number, Slot<N>>();
   private readonly idOf = new Map<N, number>();
-  private readonly idsByIno = new Map<number, number[]>();
+  /** Ids per inode number: a plain id for the usual one, an array only for hard links (memory). */
+  private readonly idsByIno = new Map<number, number | number[]>();
   /** Retired ids still held by the kernel, per node. */
   private readonly retired = new Map<N, number[]>();
   private nextId = ROOT_ID + 1;
@@ -63,8 +64,9 @@ export class NodeTable<N extends { readonly ino: number }> {
     this.byId.set(id, { node, nlookup: 1 });
     this.idOf.set(node, id);
     const ids = this.idsByIno.get(node.ino);
-    if (ids) ids.push(id);
-    else this.idsByIno.set(node.ino, [id]);
+    if (ids === undefined) this.idsByIno.set(node.ino, id);
+    else if (typeof ids === 'number') this.idsByIno.set(node.ino, [ids, id]);
+    else ids.push(id);
     return id;
   }
 
@@ -79,9 +81,11 @@ export class NodeTable<N extends { readonly ino: number }> {
     if (this.idOf.get(slot.node) === nodeid) this.idOf.delete(slot.node);
     else this.dropRetired(slot.node, nodeid);
     const ids = this.idsByIno.get(slot.node.ino);
-    if (ids) {
+    if (ids === nodeid) this.idsByIno.delete(slot.node.ino);
+    else if (typeof ids === 'object') {
       const rest = ids.filter((i) => i !== nodeid);
-      if (rest.length > 0) this.idsByIno.set(slot.node.ino, rest);
+      if (rest.length > 1) this.idsByIno.set(slot.node.ino, rest);
+      else if (rest.length === 1) this.idsByIno.set(slot.node.ino, rest[0]!);
       else this.idsByIno.delete(slot.node.ino);
     }
     if (!this.idOf.has(slot.node) && !this.retired.has(slot.node)) this.onForget(slot.node);
@@ -122,7 +126,7 @@ export class NodeTable<N extends { readonly ino: number }> {
     const slot = this.byId.get(nodeid);
     if (!slot) return [];
     const ids = this.idsByIno.get(slot.node.ino);
-    return ids && ids.length > 1 ? ids.filter((i) => i !== nodeid) : [];
+    return typeof ids === 'object' ? ids.filter((i) => i !== nodeid) : [];
   }
 
   /** Lookup count of an id (0 when unknown). */

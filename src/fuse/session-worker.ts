@@ -1,61 +1,82 @@
 /**
- * Worker thread entry: owns the union (the engine is synchronous and runs here) and serves
- * /dev/fuse with the blocking read -> handle -> write loop.
+ * Worker thread entry: a serving thread. It owns the unions of the mounts it serves (the engine is
+ * synchronous and runs here) and serves their /dev/fuse fds with one loop: poll(2) over every fd
+ * (and a wake-up eventfd), then for each ready fd one read -> handle -> write.
  *
- * Protocol with the main thread (session.ts):
- *   worker -> main  {t:'opened', branches, xiPath} | {t:'error', code, message}
- *                   {t:'init', flags} (INIT answered: the mount is live) | {t:'stopped', reason, requests}
- *   main -> worker  {t:'go', fd, noPassthrough?} (mounted: serve this /dev/fuse fd) | {t:'quit'} (mount failed)
+ * Several mounts per thread, because a thread is not free: an idle Node worker holds ~8.5 MB
+ * (measured: 10 empty workers), more than a whole fuse-overlayfs process; and mounts of the same
+ * image on one thread share their lower listings (engine/lower-index.ts keeps them per realm).
+ * Requests of the mounts of one thread are served one at a time (a long request of one, such as
+ * the copy-up of a big file, delays the others of its thread; session.ts bounds how many share).
+ *
+ * Protocol with the main thread (serving-thread.ts), every message naming its mount `id`:
+ *   main -> worker (on `port`, then a write to `wakeFd`)
+ *                   {t:'open', mount} build the union | {t:'go', id} mount(2) returned: serve it
+ *                   {t:'quit', id} mount failed: drop it | {t:'exit'} no mount left: end the thread
+ *   worker -> main  {t:'opened', id, branches, xiPath} | {t:'error', id, code, message}
+ *                   {t:'init', id, flags, maxWrite} (INIT answered: the mount is live)
+ *                   {t:'stopped', id, reason, requests, error?}
  */
-import { writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { readSync, writeSync } from 'node:fs';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { codeOf } from '../errors/index.js';
+import { POLLFD_SIZE, POLLIN, pollIn, setNonBlocking } from '../sys/native.js';
 import { NO_REPLY, FuseOps } from './ops.js';
 import { openUnion, type OpenedUnion } from './open-union.js';
-import { Channel, traceLine } from './channel.js';
-import {
-  initFlagNames,
-} from './codec.js';
+import { Channel, traceLine, type RequestHandler } from './channel.js';
+import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
 import { warmUp } from './warm-up.js';
 
-export interface WorkerParams {
-  options: string;
-  cwd: string;
+/** What a serving thread is made with (the same for all of its mounts). */
+export interface ThreadParams {
+  /** Commands from the main thread. */
+  port: MessagePort;
+  /** eventfd the main thread writes to after each command (this thread waits in poll(2)). */
+  wakeFd: number;
   debug: boolean;
   maxWrite: number;
-  entryTimeout: number;
-  attrTimeout: number;
-  negativeTimeout: number;
-  /** Poll /dev/fuse this many microseconds after each reply before sleeping in poll(2); 0 = blocking reads. */
+  /** Poll the fds this many microseconds after each reply before sleeping; 0 = sleep at once. */
   spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
-  /** Live counters the main thread reads while this thread blocks serving: [0] = requests served. */
-  stats?: SharedArrayBuffer;
 }
+
+/** One mount to serve. */
+export interface MountParams {
+  id: string;
+  options: string;
+  cwd: string;
+  entryTimeout: number;
+  attrTimeout: number;
+  negativeTimeout: number;
+  /** Live counters the main thread reads: [0] requests served, [1] lower listings this mount read itself. */
+  stats: SharedArrayBuffer;
+}
+
+/**
+ * `go`: the mount is made; serve `fd` (/dev/fuse, opened by mount(2) as root or received from
+ * fusermount3). `noPassthrough`: not real root, the kernel would refuse passthrough's backing files.
+ */
+export type Command =
+  | { t: 'open'; mount: MountParams }
+  | { t: 'go'; id: string; fd: number; noPassthrough?: boolean }
+  | { t: 'quit'; id: string }
+  | { t: 'exit' };
 
 export type WorkerMessage =
-  | { t: 'opened'; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
-  | { t: 'error'; code: string; message: string }
-  | { t: 'init'; flags: string[]; maxWrite: number }
-  | { t: 'stopped'; reason: string; requests: number; error?: string };
-
-/** The main thread's go-ahead: the mount is made; serve `fd`. */
-interface GoMessage {
-  t: 'go';
-  fd: number;
-  /** No FUSE passthrough (not real root: the kernel would refuse its backing files). */
-  noPassthrough?: boolean;
-}
-
-// Errors are answered as errno numbers here; their stack traces are never shown, and capturing
-// one costs more than the syscall behind a typical ENOENT/ENODATA. Keep them only for -d.
-if (!(workerData as WorkerParams).debug) Error.stackTraceLimit = 0;
+  | { t: 'opened'; id: string; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
+  | { t: 'error'; id: string; code: string; message: string }
+  | { t: 'init'; id: string; flags: string[]; maxWrite: number }
+  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string };
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
-const params = workerData as WorkerParams;
+const params = workerData as ThreadParams;
+
+// Errors are answered as errno numbers here; their stack traces are never shown, and capturing
+// one costs more than the syscall behind a typical ENOENT/ENODATA. Keep them only for -d.
+if (!params.debug) Error.stackTraceLimit = 0;
 
 function post(m: WorkerMessage): void {
   port!.postMessage(m);
@@ -69,89 +90,216 @@ function debugLine(s: string): void {
   }
 }
 
-async function main(): Promise<void> {
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+interface Served {
+  p: MountParams;
+  /** Its /dev/fuse fd, from `go` on (-1 before). */
+  fd: number;
+  opened: OpenedUnion;
+  ops?: FuseOps<never, never, never>;
+  channel?: Channel;
+  handler?: RequestHandler;
+  stats: Float64Array;
+}
+
+const opening = new Map<string, Served>();
+/** Mounts being served, in poll order (entry i + 1 of the poll set). */
+let live: Served[] = [];
+let warmed = false;
+let exiting = false;
+/** The shared request and reply buffers: one request at a time on this thread. */
+const inBuf = Buffer.allocUnsafe(params.maxWrite + 8192 + 128);
+const outBuf = Buffer.allocUnsafe(params.maxWrite + 8192 + 16);
+const notifyBuf = Buffer.alloc(64);
+let pollBuf = Buffer.alloc(POLLFD_SIZE * 8);
+let pollCount = 0;
+
+async function loadOpen(): Promise<typeof openUnion> {
+  if (!params.unionModule) return openUnion;
+  const mod = (await import(params.unionModule)) as { openUnion: typeof openUnion };
+  return mod.openUnion;
+}
+
+function open(p: MountParams, opener: typeof openUnion): void {
   let opened: OpenedUnion;
   try {
-    if (params.unionModule) {
-      const mod = (await import(params.unionModule)) as { openUnion: typeof openUnion };
-      opened = mod.openUnion(params.options, params.cwd);
-    } else {
-      opened = openUnion(params.options, params.cwd);
-    }
+    opened = opener(p.options, p.cwd);
   } catch (e) {
     const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EINVAL';
-    post({ t: 'error', code, message: e instanceof Error ? e.message : String(e) });
+    post({ t: 'error', id: p.id, code, message: messageOf(e) });
     return;
   }
-  // Compile the request path before the kernel starts waiting on it (read-only requests).
-  try {
-    const w = warmUp(opened.union);
-    if (params.debug) debugLine(`layerfs: warm-up: ${w.requests} requests in ${w.ms.toFixed(0)} ms\n`);
-  } catch (e) {
-    if (params.debug) debugLine(`layerfs: warm-up failed (serving anyway): ${e instanceof Error ? e.message : String(e)}\n`);
+  // Compile the request path before the kernel starts waiting on it (read-only requests); once
+  // per thread: the code is shared by every mount the thread serves.
+  if (!warmed) {
+    warmed = true;
+    try {
+      const w = warmUp(opened.union);
+      if (params.debug) debugLine(`layerfs: warm-up: ${w.requests} requests in ${w.ms.toFixed(0)} ms\n`);
+    } catch (e) {
+      if (params.debug) debugLine(`layerfs: warm-up failed (serving anyway): ${messageOf(e)}\n`);
+    }
   }
-  post({ t: 'opened', branches: opened.branches, xiPath: opened.xiPath, userxattr: opened.userxattr ?? false });
+  opening.set(p.id, { p, fd: -1, opened, stats: new Float64Array(p.stats) });
+  post({ t: 'opened', id: p.id, branches: opened.branches, xiPath: opened.xiPath, userxattr: opened.userxattr ?? false });
+}
 
-  const go = await new Promise<GoMessage | null>((resolve) => {
-    port!.once('message', (m: { t: string }) => resolve(m.t === 'go' ? (m as GoMessage) : null));
-  });
-  if (!go) {
-    opened.close();
-    return;
-  }
-  const fd = go.fd;
-
-  const notifyBuf = Buffer.alloc(64);
+function start(s: Served, fd: number, noPassthrough: boolean): void {
+  const p = s.p;
+  s.fd = fd;
   let channel: Channel | undefined;
-  const ops = new FuseOps(opened.union, {
+  const ops = new FuseOps(s.opened.union, {
     devFd: fd,
-    passthrough: go.noPassthrough ? false : opened.passthrough,
+    passthrough: noPassthrough ? false : s.opened.passthrough,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
-    entryTimeout: params.entryTimeout,
-    attrTimeout: params.attrTimeout,
-    negativeTimeout: params.negativeTimeout,
+    entryTimeout: p.entryTimeout,
+    attrTimeout: p.attrTimeout,
+    negativeTimeout: p.negativeTimeout,
     maxWrite: params.maxWrite,
     onInit: (init) => {
       const flags = initFlagNames(init.flags, init.flags2);
       if (params.debug) debugLine(`layerfs: INIT 7.${init.minor} max_write=${init.maxWrite} max_pages=${init.maxPages} flags=${flags.join('|')}\n`);
-      post({ t: 'init', flags, maxWrite: init.maxWrite });
+      post({ t: 'init', id: p.id, flags, maxWrite: init.maxWrite });
     },
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
   });
   channel = new Channel(fd, {
     maxWrite: params.maxWrite,
-    spinUs: params.spinUs,
+    nonBlocking: true,
+    buffers: { inBuf, outBuf },
     noReply: NO_REPLY,
     trace: params.debug
       ? (hd, r) => debugLine(r === NO_REPLY ? traceLine(hd, 0, codeOf).replace(/-> 0\n$/, '-> (no reply)\n') : traceLine(hd, r, codeOf))
       : undefined,
   });
-  // The serving loop never yields to this thread's event loop: count into shared memory instead.
-  const stats = params.stats ? new Float64Array(params.stats) : null;
-  const handler = stats
-    ? {
-        dispatch: (hd: Parameters<typeof ops.dispatch>[0], b: Buffer, end: number, out: Buffer): number => {
-          stats[0]!++;
-          return ops.dispatch(hd, b, end, out);
-        },
-        initDone: (): void => ops.initDone(),
+  setNonBlocking(fd, true);
+  const indexReads = s.opened.indexReads;
+  const stats = s.stats;
+  s.handler = {
+    dispatch: (hd, b, end, out) => {
+      stats[0]!++;
+      const r = ops.dispatch(hd, b, end, out);
+      if (indexReads) stats[1] = indexReads();
+      return r;
+    },
+    initDone: () => ops.initDone(),
+  };
+  s.ops = ops as unknown as FuseOps<never, never, never>;
+  s.channel = channel;
+  live.push(s);
+  rebuildPollSet();
+}
+
+function end(s: Served, reason: string, error?: string): void {
+  live = live.filter((x) => x !== s);
+  rebuildPollSet();
+  try {
+    s.ops?.releaseAll();
+  } catch (e) {
+    error ??= messageOf(e);
+  }
+  try {
+    s.opened.close();
+  } catch (e) {
+    error ??= messageOf(e);
+  }
+  post({ t: 'stopped', id: s.p.id, reason, requests: s.channel?.requests ?? 0, ...(error ? { error } : {}) });
+}
+
+function rebuildPollSet(): void {
+  pollCount = live.length + 1;
+  if (pollBuf.length < pollCount * POLLFD_SIZE) pollBuf = Buffer.alloc(pollCount * 2 * POLLFD_SIZE);
+  const put = (i: number, fd: number): void => {
+    pollBuf.writeInt32LE(fd, i * POLLFD_SIZE);
+    pollBuf.writeInt16LE(POLLIN, i * POLLFD_SIZE + 4);
+    pollBuf.writeInt16LE(0, i * POLLFD_SIZE + 6);
+  };
+  put(0, params.wakeFd);
+  live.forEach((s, i) => put(i + 1, s.fd));
+}
+
+const wakeBuf = Buffer.alloc(8);
+
+async function commands(opener: () => Promise<typeof openUnion>): Promise<void> {
+  try {
+    readSync(params.wakeFd, wakeBuf, 0, 8, null);
+  } catch {
+    /* EAGAIN: nothing to drain */
+  }
+  for (let m = receiveMessageOnPort(params.port); m; m = receiveMessageOnPort(params.port)) {
+    const c = m.message as Command;
+    if (c.t === 'open') open(c.mount, await opener());
+    else if (c.t === 'go') {
+      const s = opening.get(c.id);
+      opening.delete(c.id);
+      if (s) start(s, c.fd, c.noPassthrough ?? false);
+    } else if (c.t === 'quit') {
+      const s = opening.get(c.id);
+      opening.delete(c.id);
+      if (s) {
+        try {
+          s.opened.close();
+        } catch {
+          /* failing anyway */
+        }
       }
-    : ops;
-  let reason = 'unmounted';
-  let error: string | undefined;
-  try {
-    reason = channel.serve(handler);
-  } catch (e) {
-    reason = 'error';
-    error = e instanceof Error ? e.message : String(e);
+    } else if (c.t === 'exit') exiting = true;
   }
-  ops.releaseAll();
+}
+
+/** One request of mount `s` (its fd polled readable). */
+function serveOne(s: Served): void {
+  let stop: string | null;
   try {
-    opened.close();
+    stop = s.channel!.serveOne(s.handler!);
   } catch (e) {
-    error ??= e instanceof Error ? e.message : String(e);
+    end(s, 'error', messageOf(e));
+    return;
   }
-  post({ t: 'stopped', reason, requests: channel.requests, ...(error ? { error } : {}) });
+  if (stop !== null) end(s, stop);
+}
+
+/** Spins in a row that found nothing before spinning pauses, and for how many waits it pauses. */
+const SPIN_MISSES = 4;
+const SPIN_PAUSE = 32;
+
+async function main(): Promise<void> {
+  let opener: typeof openUnion | undefined;
+  const getOpener = async (): Promise<typeof openUnion> => (opener ??= await loadOpen());
+  rebuildPollSet();
+  let served = false;
+  let misses = 0;
+  let pause = 0;
+  for (;;) {
+    if (exiting && live.length === 0 && opening.size === 0) break;
+    // spin only right after a reply: a client asking back to back is served without a wake-up
+    const spin = served && pause === 0 && params.spinUs > 0 ? params.spinUs : 0;
+    if (pause > 0) pause--;
+    const t0 = spin > 0 ? performance.now() : 0;
+    const n = pollIn(pollBuf, pollCount, spin);
+    if (spin > 0) {
+      if (performance.now() - t0 > spin / 1000) {
+        if (++misses >= SPIN_MISSES) {
+          misses = 0;
+          pause = SPIN_PAUSE;
+        }
+      } else misses = 0;
+    }
+    served = false;
+    if (n < 0) throw new Error(`poll failed: errno ${-n}`);
+    // the mounts first (in poll order), commands last: they change the poll set
+    const ready: Served[] = [];
+    for (let i = 1; i < pollCount; i++) if (pollBuf.readInt16LE(i * POLLFD_SIZE + 6) !== 0) ready.push(live[i - 1]!);
+    const wake = pollBuf.readInt16LE(6) !== 0;
+    for (const s of ready) {
+      serveOne(s);
+      served = true;
+    }
+    if (wake) await commands(getOpener);
+  }
 }
 
 void main();

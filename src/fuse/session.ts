@@ -1,15 +1,14 @@
 /**
- * One mount's life, from the main thread: check the mount point, start the worker (which builds
- * the union), mount (mount.ts mountFuse: /dev/fuse + mount(2) as root, fusermount3 without),
- * hand the /dev/fuse fd to the worker to serve, wait for INIT, publish the runtime dir.
+ * One mount's life, from the main thread: check the mount point, open /dev/fuse, start the worker
+ * (which builds the union), mount(2), let the worker serve, wait for INIT, publish the runtime dir.
  * The session ends when the worker's reads fail ENODEV (umount from anywhere) or on DESTROY; then
  * the runtime dir is removed. Unmounting is done from this thread, never from the serving one.
  */
-import { Worker } from 'node:worker_threads';
 import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo } from './runtime-dir.js';
 import { checkMountpoint, closeQuietly, kernelUnmount, mountFuse, splitOptions, type MountVia } from './mount.js';
 import { privilege } from '../sys/privilege.js';
-import type { WorkerMessage, WorkerParams } from './session-worker.js';
+import type { MountParams, WorkerMessage } from './session-worker.js';
+import { lowerKeyOf, threadFor } from './serving-thread.js';
 import { MountError } from './mount-error.js';
 
 export interface SessionParams {
@@ -40,6 +39,10 @@ export interface Session {
   unmount(lazy?: boolean): Promise<void>;
   /** Requests served so far (live, read from the serving thread's shared counter). */
   requests(): number;
+  /** Lower listings this mount read itself; the others it shared with mounts of the same layers. */
+  lowerListingsRead(): number;
+  /** Which serving thread serves it (mounts of one thread share lower listings). */
+  thread: number;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -89,40 +92,36 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const t = splitOptions(p.options);
   const mountpoint = checkMountpoint(p.mountpoint, cwd);
   let fd = -1;
-  const stats = new SharedArrayBuffer(8);
-  const params: WorkerParams = {
+  const id = p.id ?? newMountId();
+  const stats = new SharedArrayBuffer(16);
+  const mount: MountParams = {
+    id,
     stats,
     options: t.unionOptions,
     cwd,
-    debug: p.debug ?? false,
-    maxWrite: p.maxWrite ?? MAX_WRITE,
     ...cacheTimeouts(p, t),
-    spinUs: p.spinUs ?? t.spinUs ?? DEFAULT_SPIN_US,
-    ...(p.unionModule ? { unionModule: p.unionModule } : {}),
   };
-  const worker = new Worker(new URL('./session-worker.js', import.meta.url), { workerData: params });
+  const thread = threadFor(
+    {
+      debug: p.debug ?? false,
+      maxWrite: p.maxWrite ?? MAX_WRITE,
+      spinUs: p.spinUs ?? t.spinUs ?? DEFAULT_SPIN_US,
+      ...(p.unionModule ? { unionModule: p.unionModule } : {}),
+    },
+    lowerKeyOf(t.unionOptions),
+  );
 
   let onMessage: (m: WorkerMessage) => void = () => {};
   const queue: WorkerMessage[] = [];
-  let exited = false;
-  let exitError: Error | undefined;
-  worker.on('message', (m: WorkerMessage) => {
+  let stoppedSeen = false;
+  thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
+    if (m.t === 'stopped') {
+      if (stoppedSeen) return;
+      stoppedSeen = true;
+    }
     queue.push(m);
     onMessage(m);
   });
-  worker.on('error', (e) => {
-    exitError = e;
-  });
-  const exitP = new Promise<void>((resolve) =>
-    worker.once('exit', () => {
-      exited = true;
-      // after any real 'stopped' already queued, so that one wins
-      const m: WorkerMessage = { t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) };
-      queue.push(m);
-      onMessage(m);
-      resolve();
-    }),
-  );
 
   /** Next message of one of these kinds (or 'stopped'), with a timeout. */
   const next = (kinds: WorkerMessage['t'][], ms: number): Promise<WorkerMessage | null> =>
@@ -133,7 +132,6 @@ export async function startSession(p: SessionParams): Promise<Session> {
       };
       const now = pick();
       if (now) return resolve(now);
-      if (exited) return resolve({ t: 'stopped', reason: 'exit', requests: 0, ...(exitError ? { error: exitError.message } : {}) });
       const timer = setTimeout(() => {
         onMessage = () => {};
         resolve(null);
@@ -148,7 +146,8 @@ export async function startSession(p: SessionParams): Promise<Session> {
     });
 
   const fail = async (e: unknown): Promise<never> => {
-    await worker.terminate().catch(() => {});
+    thread.send({ t: 'quit', id });
+    thread.release(id);
     if (fd >= 0) closeQuietly(fd);
     throw e;
   };
@@ -162,19 +161,21 @@ export async function startSession(p: SessionParams): Promise<Session> {
   try {
     ({ fd, via } = await mountFuse(mountpoint, p.source ?? 'layerfs', t));
   } catch (e) {
-    worker.postMessage({ t: 'quit' });
     return fail(e);
   }
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
-  worker.postMessage({ t: 'go', fd, ...(rootless ? { noPassthrough: true } : {}) });
+  thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}) });
   const init = await next(['init'], p.initTimeoutMs ?? 15_000);
   if (!init || init.t !== 'init') {
     await kernelUnmount(mountpoint, true, via).catch(() => {});
-    return fail(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`));
+    // the thread polls the fd now: close it only once the thread has let go of it
+    const stopped = init?.t === 'stopped' ? init : await next([], 10_000);
+    thread.release(id);
+    if (stopped) closeQuietly(fd);
+    throw new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`);
   }
 
-  const id = p.id ?? newMountId();
   const info: MountInfo = {
     id,
     mountpoint,
@@ -190,12 +191,15 @@ export async function startSession(p: SessionParams): Promise<Session> {
     writeMountInfo(info);
   } catch (e) {
     await kernelUnmount(mountpoint, true, via).catch(() => {});
-    return fail(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
+    const stopped = await next([], 10_000);
+    thread.release(id);
+    if (stopped) closeQuietly(fd);
+    throw new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`);
   }
 
   const done = (async () => {
     const stopped = await next([], 2 ** 31 - 1);
-    await exitP;
+    thread.release(id);
     closeQuietly(fd);
     removeMountInfo(id);
     const s = stopped && stopped.t === 'stopped' ? stopped : { reason: 'exit', requests: 0 };
@@ -204,10 +208,13 @@ export async function startSession(p: SessionParams): Promise<Session> {
     return { reason: s.reason, requests: s.requests, ...('error' in s && s.error ? { error: s.error } : {}) };
   })();
 
+  const counters = new Float64Array(stats);
   return {
     info,
     done,
     unmount: (lazy = false) => kernelUnmount(mountpoint, lazy, via),
-    requests: () => new Float64Array(stats)[0]!,
+    requests: () => counters[0]!,
+    lowerListingsRead: () => counters[1]!,
+    thread: thread.id,
   };
 }

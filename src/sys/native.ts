@@ -42,6 +42,8 @@ interface Binding {
   lstatInto(path: string, out: Float64Array): number;
   setNonBlocking(fd: number, on: boolean): undefined | number;
   readSpin(fd: number, buf: Buffer, spinUs: number, wait: boolean): number;
+  pollIn(fds: Buffer, count: number, spinUs: number): number;
+  eventfd(): number;
   write(fd: number, buf: Buffer, length: number): number;
   syncFileRange(fd: number, offset: number, nbytes: number, flags: number): undefined | number;
   syncfs(fd: number): undefined | number;
@@ -340,6 +342,26 @@ export function setNonBlocking(fd: number, on: boolean): void {
  */
 export function readSpin(fd: number, buf: Buffer, spinUs: number, wait = true): number {
   return b.readSpin(fd, buf, spinUs, wait);
+}
+
+/** Size of one struct pollfd in the buffer pollIn takes: int fd, short events, short revents. */
+export const POLLFD_SIZE = 8;
+export const POLLIN = 1;
+
+/**
+ * poll(2) over `count` struct pollfd in `fds` (POLLFD_SIZE bytes each, fd and events filled by
+ * the caller): polls without sleeping for up to `spinUs` microseconds, then waits. Returns how
+ * many entries have revents set (at offset 6 of each), or a NEGATIVE ERRNO.
+ */
+export function pollIn(fds: Buffer, count: number, spinUs: number): number {
+  return b.pollIn(fds, count, spinUs);
+}
+
+/** A non-blocking eventfd(2): write 8 bytes to it to wake a thread waiting in pollIn. */
+export function eventfd(): number {
+  const r = b.eventfd();
+  if (r < 0) fail(r, 'eventfd');
+  return r;
 }
 
 /** write(2) of buf[0..length): the byte count, or a NEGATIVE ERRNO (no exception). */

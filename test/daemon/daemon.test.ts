@@ -169,3 +169,61 @@ test('a mount error reaches the client as one line; the daemon survives it', asy
   ok(cli(['-o', opts(0), mnts[0]!], { env }), 'then mounting works');
   assert.deepEqual(residentDaemons(run), [pid], 'the same daemon serves it');
 });
+
+test('mounts of the same lower layer share its listings in the daemon; each still sees only its own upper', async (t) => {
+  if (!requireFuse(t)) return;
+  const { root, run, mnts, opts } = scratch(t, 'share', 3);
+  for (const d of ['a', 'a/b', 'c']) mkdirSync(join(root, 'lo', d), { recursive: true });
+  for (const f of ['a/one', 'a/b/two', 'c/three']) writeFileSync(join(root, 'lo', f), `${f}\n`);
+  const other = join(root, 'lo2');
+  mkdirSync(join(other, 'x'), { recursive: true });
+  const saved = process.env.LAYERFS_RUN_DIR;
+  process.env.LAYERFS_RUN_DIR = run;
+  t.after(() => {
+    if (saved === undefined) delete process.env.LAYERFS_RUN_DIR;
+    else process.env.LAYERFS_RUN_DIR = saved;
+  });
+  const status = async (): Promise<DaemonStatus> => {
+    const r = await request({ op: 'info' }, { start: false });
+    assert.ok(r && r.ok && r.status, 'info reply');
+    return r.status;
+  };
+  const walk = (dir: string): string[] => (readdirSync(dir, { recursive: true }) as string[]).sort();
+  for (const i of [0, 1]) {
+    const r = await request({ op: 'mount', options: opts(i), mountpoint: mnts[i]!, cwd: '/' });
+    assert.ok(r && r.ok, `mount ${i}: ${JSON.stringify(r)}`);
+  }
+  const r2 = await request({ op: 'mount', options: `lowerdir=${other},upperdir=${root}/up2,workdir=${root}/work2`, mountpoint: mnts[2]!, cwd: '/' });
+  assert.ok(r2 && r2.ok, `mount 2: ${JSON.stringify(r2)}`);
+  const tree = ['a', 'a/b', 'a/b/two', 'a/one', 'c', 'c/three', 'hello.txt'];
+  assert.deepEqual(walk(mnts[0]!), tree);
+  assert.deepEqual(walk(mnts[1]!), tree);
+  assert.deepEqual(walk(mnts[2]!), ['x']);
+  const st = await status();
+  const by = (m: string) => st.mounts.find((x) => x.mountpoint === m)!;
+  assert.equal(by(mnts[0]!).thread, by(mnts[1]!).thread, 'mounts of one lower are served by one thread');
+  assert.ok(by(mnts[0]!).lowerListingsRead > 0, 'the first mount read the lower listings');
+  assert.equal(by(mnts[1]!).lowerListingsRead, 0, 'the second mount read none: it shares the first one\'s');
+  assert.ok(by(mnts[2]!).lowerListingsRead > 0, 'another lower is read by its own mount');
+  assert.equal(st.threads, 1);
+
+  // semantics hold: each mount writes its own upper and sees only its own changes
+  writeFileSync(join(mnts[1]!, 'a', 'mine'), 'mount 1\n');
+  rmSync(join(mnts[0]!, 'a', 'one'));
+  rmSync(join(mnts[0]!, 'c'), { recursive: true });
+  assert.deepEqual(walk(mnts[0]!), ['a', 'a/b', 'a/b/two', 'hello.txt']);
+  assert.deepEqual(walk(mnts[1]!), ['a', 'a/b', 'a/b/two', 'a/mine', 'a/one', 'c', 'c/three', 'hello.txt']);
+  assert.equal(readFileSync(join(mnts[1]!, 'a', 'one'), 'utf8'), 'a/one\n');
+  assert.ok(existsSync(join(root, 'up1', 'a', 'mine')) && !existsSync(join(root, 'up0', 'a', 'mine')));
+  assert.deepEqual(readdirSync(join(root, 'lo', 'a')).sort(), ['b', 'one'], 'the lower layer is never written');
+
+  // a mount that ends lets go of its share; the other keeps serving from the listings
+  ok(sh(`umount ${mnts[0]}`), 'umount 0');
+  let left = (await status()).mounts.length;
+  for (let i = 0; i < 200 && left !== 2; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = (await status()).mounts.length;
+  }
+  assert.equal(left, 2);
+  assert.deepEqual(walk(mnts[1]!), ['a', 'a/b', 'a/b/two', 'a/mine', 'a/one', 'c', 'c/three', 'hello.txt']);
+});

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { ctx, O_CREAT, O_WRONLY, setup, throwsCode } from './fixture.js';
 import type { Spec } from '../helpers/tree-spec.js';
+import { Union } from '../../src/engine/index.js';
+import { sharedIndexStats } from '../../src/engine/lower-index.js';
 
 // Whiteouts and opaque dirs inside the read-only branches (where lookups use the listings).
 const lowers: Record<string, Spec> = {
@@ -74,4 +76,48 @@ test('changes made through the union are seen at once over indexed lower directo
   f.remount();
   assert.deepEqual(f.ls('d'), names);
   assert.equal(f.cat('d/y'), 'new y');
+});
+
+test('unions over the same read-only layer share its listings (read once), each seeing its own upper', (t) => {
+  const f = setup(t, lowers);
+  const walk = (u: typeof f.u): string[] => {
+    const out: string[] = [];
+    const go = (n: ReturnType<typeof u.lookup>, p: string): void => {
+      for (const e of u.readdir(n)) {
+        out.push(p + e.name);
+        if (e.type === 4) go(u.lookup(n, e.name), `${p}${e.name}/`);
+      }
+    };
+    go(u.root, '');
+    return out;
+  };
+  const first = walk(f.u);
+  const before = sharedIndexStats();
+  assert.ok(f.u.core.lowerIndex.reads > 0);
+  // a second union over the same lower layers with another upper dir (another container of one image)
+  const up2 = fs.mkdtempSync(`${f.dir}/up2-`);
+  const u2 = new Union(`dirs=${up2}=rw:${f.br.l1}=ro:${f.br.l2}=ro:${f.br.l3}=ro`);
+  try {
+    assert.deepEqual(walk(u2), first);
+    assert.equal(u2.core.lowerIndex.reads, 0, 'every lower listing came from the first union');
+    const during = sharedIndexStats();
+    assert.equal(during.listings, before.listings, 'no second copy of any listing');
+    assert.equal(during.users, before.users + 3);
+    // each union writes only its own upper, and sees only its own changes
+    const { fh } = u2.create(u2.lookup(u2.root, 'd'), 'mine2', 0o644, O_CREAT | O_WRONLY, ctx);
+    u2.release(fh);
+    u2.unlink(u2.lookup(u2.root, 'd'), 'x');
+    assert.deepEqual(u2.readdir(u2.lookup(u2.root, 'd')).map((e) => e.name), ['mine2', 'y', 'z']);
+    assert.deepEqual(f.ls('d'), ['x', 'y', 'z']);
+    assert.equal(f.cat('d/x'), 'l1-x');
+    assert.deepEqual(fs.readdirSync(up2 + '/d').sort(), ['.wh.x', 'mine2']);
+    assert.ok(!fs.existsSync(f.br.up + '/d/mine2'));
+  } finally {
+    u2.close();
+  }
+  // the second union let go of its share; the first keeps the listings
+  assert.equal(sharedIndexStats().users, before.users);
+  assert.equal(sharedIndexStats().listings, before.listings);
+  f.u.close();
+  assert.equal(sharedIndexStats().users, before.users - 3);
 });

@@ -21,8 +21,11 @@ export function daemonLines(d: DaemonStatus | null): string[] {
   return [
     `daemon: pid ${d.pid}, ${d.mounts.length} mount${d.mounts.length === 1 ? '' : 's'}, ` +
       `rss ${(d.memory.rss / MB).toFixed(1)} MB (heap ${(d.memory.heapUsed / MB).toFixed(1)} MB), ` +
-      `${d.requests} requests served, ${d.mountsServed} mounts since start, up ${up} s`,
-    ...d.mounts.map((m) => `  ${m.mountpoint}: ${m.requests} requests`),
+      `${d.requests} requests served, ${d.mountsServed} mounts since start, up ${up} s` +
+      (d.threads !== undefined ? `, ${d.threads} serving thread${d.threads === 1 ? '' : 's'}` : ''),
+    ...d.mounts.map(
+      (m) => `  ${m.mountpoint}: ${m.requests} requests` + (m.thread !== undefined ? `, thread ${m.thread}, ${m.lowerListingsRead} lower listings read (others shared)` : ''),
+    ),
   ];
 }
 
