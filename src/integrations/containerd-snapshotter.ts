@@ -213,7 +213,7 @@ export async function startContainerdSnapshotter(o: SnapshotterOptions): Promise
         } catch (e) {
           const st = toStatus(e);
           log(`List: ${st.details ?? ''}`);
-          call.destroy(Object.assign(new Error(st.details), st));
+          call.emit('error', Object.assign(new Error(st.details), st));
         }
       })();
     },
@@ -231,8 +231,12 @@ export async function startContainerdSnapshotter(o: SnapshotterOptions): Promise
   return {
     store,
     async close(): Promise<void> {
+      // in-flight calls may finish for a moment; then open connections (a List being read) are cut
       await new Promise<void>((resolve) => {
-        const t = setTimeout(() => server.forceShutdown(), 5000);
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
         server.tryShutdown(() => {
           clearTimeout(t);
           resolve();
