@@ -225,11 +225,10 @@ export class SnapshotStore {
       const r = SnapshotStore.need(meta, key);
       if (r.kind !== 'active') throw storeErr('EPERM', `snapshot ${JSON.stringify(key)} is not active (it is a ${r.kind} snapshot)`);
       if (Object.prototype.hasOwnProperty.call(meta.snapshots, name)) throw storeErr('EEXIST', `snapshot ${JSON.stringify(name)} already exists`);
-      const dir = this.driver.diffDir(r.id);
-      // the union's private state (inode table, work dir) belongs to the mount, not to the layer
-      for (const n of fs.readdirSync(dir)) if (n.startsWith(PRIVATE)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+      // the union's private state (.wh..wh.layerfs.*) stays: the union hides it, usage skips it, and
+      // a mount still using the layer (committing a running container's snapshot) keeps working
       const now = Date.now();
-      meta.snapshots[name] = { id: r.id, parent: r.parent, kind: 'committed', labels: l, created: now, updated: now, usage: dirUsage(dir) };
+      meta.snapshots[name] = { id: r.id, parent: r.parent, kind: 'committed', labels: l, created: now, updated: now, usage: dirUsage(this.driver.diffDir(r.id)) };
       delete meta.snapshots[key];
       this.save(meta);
     });
