@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startContainerdSnapshotter, type Snapshotter } from '../../src/integrations/containerd-snapshotter.js';
 import { BIN, REPO, cli } from '../helpers/mount.js';
-import { CONTAINERD, CTR, busyboxTar, mountsUnder, ok, requireTools, sh, startLayerfs, startServer, unmountUnder, waitFor, type Server } from './hosts.js';
+import { CONTAINERD, CTR, busyboxTar, mountsUnder, ok, requireTools, sh, startLayerfs, startServer, unmountUnder, waitFor } from './hosts.js';
 
 const RUNC = '/usr/sbin/runc';
 const MOUNT_FUSE3 = '/usr/sbin/mount.fuse3';
@@ -203,6 +203,27 @@ function buildImage(tmp: string): string {
   return archive;
 }
 
+/** The resident daemons started with LAYERFS_RUN_DIR=`run` (one per mount namespace), to stop by pid. */
+function daemonsIn(run: string): { stop(): Promise<void> } {
+  const pids = (): number[] =>
+    fs.existsSync(run) ? fs.readdirSync(run).filter((n) => /^daemon-.*\.pid$/.test(n)).map((n) => Number(fs.readFileSync(path.join(run, n), 'utf8').trim())).filter((p) => p > 0) : [];
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    async stop(): Promise<void> {
+      const left = pids().filter(alive);
+      for (const pid of left) process.kill(pid, 'SIGTERM');
+      await waitFor('layerfs daemons to exit', () => left.every((p) => !alive(p)), 20_000);
+    },
+  };
+}
+
 const IMAGE = 'docker.io/library/bb:2';
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
@@ -210,7 +231,7 @@ describe('containerd 1.6 with a layerfs proxy snapshotter', { timeout: 900_000 }
   test('images import, ctr run, ctr snapshots: as on native; nothing left behind', async (t) => {
     if (!requireTools(t, [CONTAINERD, CTR, RUNC, MOUNT_FUSE3])) return;
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerfs-ctrd-'));
-    const servers: Server[] = [];
+    const servers: { stop(): Promise<void> }[] = [];
     t.after(async () => {
       for (const s of servers.reverse()) await s.stop();
       unmountUnder(tmp);
@@ -222,7 +243,11 @@ describe('containerd 1.6 with a layerfs proxy snapshotter', { timeout: 900_000 }
     const bin = path.join(tmp, 'bin');
     fs.mkdirSync(bin);
     fs.symlinkSync(BIN, path.join(bin, 'layerfs'));
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
+    // ... and a resident daemon of this tree's own, in its own runtime dir (never a daemon another
+    // checkout started), stopped by pid at the end
+    const run = path.join(tmp, 'run');
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, LAYERFS_RUN_DIR: run };
+    servers.push(daemonsIn(run));
 
     const snapSock = path.join(tmp, 'snap.sock');
     const snapRoot = path.join(tmp, 'snapshots');
@@ -343,6 +368,7 @@ describe('containerd 1.6 with a layerfs proxy snapshotter', { timeout: 900_000 }
     }
     await snap.stop();
     assert.equal(snap.proc.exitCode, 0, fs.readFileSync(path.join(tmp, 'snapshotter.log'), 'utf8'));
+    assert.ok(fs.readdirSync(run).some((n) => n.startsWith('daemon-')), 'the mounts went through our own daemon');
     assert.ok(!fs.existsSync(snapSock), 'socket removed');
     assert.deepEqual(mountsUnder(tmp), [], 'nothing left mounted');
   });
