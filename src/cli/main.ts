@@ -20,6 +20,7 @@ const COMMANDS: readonly CommandSource[] = [
   { name: 'container', load: () => import('./commands/container.js') },
   { name: 'image', load: () => import('./commands/image.js') },
   { name: 'docker-plugin', load: () => import('./commands/docker-plugin.js') },
+  { name: 'containerd-snapshotter', load: () => import('./commands/containerd-snapshotter.js') },
 ];
 // --------------------------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
-import { FsError, isCode } from '../errors/index.js';
+import { isCode } from '../errors/index.js';
 import { LayerDriver, checkDriverId, type Mounter } from '../store/layer-driver.js';
 import type { ChangeKind } from '../store/changes.js';
+import { clearStaleSocket } from './unix-socket.js';
 
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 /** Largest JSON request we read (every request is a few ids and options). */
@@ -91,28 +91,6 @@ function send(res: http.ServerResponse, status: number, body: Json): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-/** Refuses to take over a socket another process still answers on; removes a stale one. */
-async function clearStaleSocket(path: string): Promise<void> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch (e) {
-    if (isCode(e, 'ENOENT')) return;
-    throw e;
-  }
-  if (!st.isSocket()) throw new FsError('EEXIST', 'listen', path, undefined, 'exists and is not a socket');
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new FsError('EADDRINUSE', 'listen', path, undefined, 'another process serves this socket');
-  fs.unlinkSync(path);
 }
 
 /** Starts serving; resolves once the socket listens. */

@@ -77,9 +77,9 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-export function startServer(cmd: string, args: readonly string[], log: string): Server {
+export function startServer(cmd: string, args: readonly string[], log: string, env: NodeJS.ProcessEnv = process.env): Server {
   const fd = fs.openSync(log, 'a');
-  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
   fs.closeSync(fd);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
