@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN, fuseUnavailable } from '../helpers/mount.js';
+import { getXattr } from '../helpers/tree-spec.js';
 import { PODMAN, Podman, VM_RUN_FLAGS, busyboxImageTar, mountsUnder, naiveDiffForm, treeLines, unmountUnder, type Tree } from './podman.js';
 
 const why = fuseUnavailable() ?? (fs.existsSync(PODMAN) ? null : `${PODMAN} missing`) ?? (fs.existsSync('/bin/busybox') ? null : '/bin/busybox missing');
@@ -98,6 +99,7 @@ test('podman run through layerfs: output, exit status, nothing mounted after --r
   assert.equal(a, b);
   const r = lfs.run(['run', '--rm', ...VM_RUN_FLAGS, 'base:1', 'sh', '-c', 'exit 7']);
   assert.equal(r.status, 7);
+  assert.ok(fs.readdirSync(runDir()).some((f) => f.startsWith('daemon-')), 'our own layerfs daemon served the mounts');
   assert.deepEqual(mountsUnder(lfs.root).filter((m) => m.endsWith('/merged')), [], 'no container mount left after run --rm');
 });
 
@@ -144,7 +146,32 @@ test('podman diff of a container and of a built image: the changes kernel overla
   const k2 = await kern.imageTree('built:2');
   assert.deepEqual(li, naiveDiffForm(ki, parent, k2));
   assert.ok(li.includes('D /data/tree/a') && li.includes('A /data/tree/fresh'), li.join(', '));
+
+  // the container's upper dir holds what kernel overlayfs writes there: char 0/0 whiteouts and a
+  // trusted.overlay.opaque=y dir where a lower dir was removed and made again; no `.wh.` files
+  const [lm, km] = both((p) => upperMarkers(p.ok(['inspect', '--format', '{{.GraphDriver.Data.UpperDir}}', 'c1']).trim()));
+  assert.deepEqual(lm, km);
+  assert.ok(km.includes('/data/moved opaque') && km.includes('/home/app/.profile whiteout'), km.join(', '));
 });
+
+/** Whiteouts, opaque dirs and `.wh.` names in an upper dir (layerfs's private `.wh..wh.layerfs*` left out). */
+function upperMarkers(upper: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const d of fs.readdirSync(path.join(upper, rel), { withFileTypes: true })) {
+      const r = `${rel}/${d.name}`;
+      if (d.name.startsWith('.wh..wh.layerfs')) continue;
+      if (d.name.startsWith('.wh.')) out.push(`${r} aufs-marker`);
+      else if (d.isCharacterDevice() && fs.lstatSync(path.join(upper, r)).rdev === 0) out.push(`${r} whiteout`);
+      else if (d.isDirectory()) {
+        if (getXattr(path.join(upper, r), 'trusted.overlay.opaque') === 'y') out.push(`${r} opaque`);
+        walk(r);
+      }
+    }
+  };
+  walk('');
+  return out.sort();
+}
 
 test('podman commit of that container: same contents as kernel overlayfs', opts, async () => {
   const [lcTree, kcTree] = await Promise.all(both((p) => p.containerTree('c1')));
