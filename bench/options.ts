@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup'] as const;
+export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'podman'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -20,6 +20,9 @@ export interface Sizes {
   lookupLayers: number[];
   /** Names stat'ed per lookup measurement (3/4 exist in the bottom layer, 1/4 nowhere). */
   lookupNames: number;
+  /** podman workload: files in the base image, and files a container creates before diff/commit. */
+  podmanImageFiles: number;
+  podmanFiles: number;
 }
 
 export interface Options {
@@ -41,6 +44,8 @@ const FULL: Sizes = {
   bigBytes: 1 << 30,
   lookupLayers: [1, 10, 50, 100],
   lookupNames: 2_000,
+  podmanImageFiles: 5_000,
+  podmanFiles: 3_000,
 };
 
 const QUICK: Sizes = {
@@ -50,6 +55,8 @@ const QUICK: Sizes = {
   bigBytes: 64 << 20,
   lookupLayers: [1, 5, 10],
   lookupNames: 1_000,
+  podmanImageFiles: 1_000,
+  podmanFiles: 500,
 };
 
 export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts, drop_caches)
@@ -58,7 +65,8 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
   --rounds N          rounds per workload (default 3; 2 with --quick)
   --only a,b          targets whose name contains one of the words (e.g. layerfs,kernel)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
-                      (memory is measured with stat)
+                      (memory is measured with stat; podman: run --rm, diff and commit
+                      through each target as podman's overlay driver, alone: --workloads podman)
   --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
   --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
   --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)

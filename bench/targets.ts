@@ -24,14 +24,22 @@ export interface Target {
   kind: Kind;
   /** Command and arguments that mount `spec` on `mnt` (none for the native dir). */
   command(spec: MountSpec, mnt: string): { cmd: string; args: string[] };
+  /**
+   * How podman's overlay driver uses this target (workload podman): its mount program (null: kernel
+   * overlayfs, no mount program) and extra mount options (`overlay.mountopt`); absent: not usable.
+   */
+  podman?: { mountProgram: string | null; mountopt?: string };
 }
 
 const overlayOpts = (s: MountSpec): string => `lowerdir=${s.lowers.join(':')},upperdir=${s.upper},workdir=${s.work}`;
 
 function layerfs(name: string, cli: string, extra?: string): Target {
+  // <checkout>/dist/src/cli/main.js -> <checkout>/bin/layerfs, the launcher podman execs
+  const bin = path.join(path.dirname(path.dirname(path.dirname(path.dirname(cli)))), 'bin', 'layerfs');
   return {
     name,
     kind: 'layerfs',
+    podman: extra ? { mountProgram: bin, mountopt: extra } : { mountProgram: bin },
     command: (s, mnt) => ({
       cmd: process.execPath,
       args: [cli, 'mount', '-o', extra ? `${overlayOpts(s)},${extra}` : overlayOpts(s), mnt],
@@ -53,11 +61,13 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
       name: 'kernel overlayfs',
       kind: 'kernel',
       command: (s, mnt) => ({ cmd: 'mount', args: ['-t', 'overlay', 'overlay', '-o', overlayOpts(s), mnt] }),
+      podman: { mountProgram: null },
     },
     {
       name: 'fuse-overlayfs',
       kind: 'fuse-overlayfs',
       command: (s, mnt) => ({ cmd: 'fuse-overlayfs', args: ['-o', overlayOpts(s), mnt] }),
+      podman: { mountProgram: '/usr/bin/fuse-overlayfs' },
     },
     {
       name: 'unionfs-fuse',
