@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Union } from '../../src/engine/index.js';
 import { parseOptions } from '../../src/engine/params.js';
@@ -61,4 +62,20 @@ test('rm -r DIR && mkdir DIR over AUFS-format lowers leaves an overlay opaque di
   assert.deepEqual(v.readdir(v.lookup(vd, 'gone')).map((e) => e.name), ['n']);
   assert.deepEqual(v.readdir(vd).map((e) => e.name), ['gone']);
   assert.deepEqual(v.readdir(v.lookup(v.root, 'etc')).map((e) => e.name), ['passwd']);
+});
+
+test('mounting leaves the upper root times alone (our inode table and hidden work dir made there), as overlayfs', (t) => {
+  const tmp = mkTemp('layerfs-ovlform-');
+  t.after(() => tmp.cleanup());
+  const br = buildBranches(tmp.dir, { upper: {}, upper2: {}, work: {}, low: { a: 'a' } });
+  const old = new Date('2001-02-03T04:05:06Z');
+  for (const d of [br.upper!, br.upper2!]) fs.utimesSync(d, old, old);
+  for (const opts of [`lowerdir=${br.low},upperdir=${br.upper},workdir=${br.work}`, `dirs=${br.upper2}=rw:${br.low}=ro`]) {
+    const u = new Union(opts);
+    u.close();
+  }
+  for (const d of [br.upper!, br.upper2!]) {
+    assert.ok(fs.readdirSync(d).length > 0, 'the private files are there');
+    assert.equal(fs.statSync(d).mtime.toISOString(), old.toISOString(), d);
+  }
 });
