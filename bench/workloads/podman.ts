@@ -90,7 +90,7 @@ export function podmanWorkload(): Workload {
         podman(['run', '--rm', ...VM_RUN_FLAGS, 'base:1', 'true']);
         return performance.now() - t0;
       });
-      const name = `many${n}`;
+      const name = `many-${n}`; // not a hex prefix of some image id
       const made = ctx.sample(m.create, t, none, () => {
         const t0 = performance.now();
         podman(['run', ...VM_RUN_FLAGS, '--name', name, 'base:1', 'sh', '-c', script(files)]);
@@ -99,7 +99,7 @@ export function podmanWorkload(): Workload {
       if (made === undefined) return;
       ctx.sample(m.diff, t, none, () => {
         const t0 = performance.now();
-        const out = podman(['diff', name]);
+        const out = podman(['container', 'diff', name]);
         const ms = performance.now() - t0;
         const added = out.split('\n').filter((l) => l.startsWith('A /many/')).length;
         if (added !== files + 30) throw new Error(`podman diff listed ${added} new entries under /many, expected ${files + 30}`);

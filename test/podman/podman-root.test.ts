@@ -134,22 +134,22 @@ test('podman build (create, delete, chmod, rename, replace a lower dir, append):
 });
 
 test('podman diff of a container and of a built image: the changes kernel overlayfs lists', opts, async () => {
-  for (const p of [lfs, kern]) p.runSh('c1', 'built:1', CONTAINER_SCRIPT);
-  const [lc, kc] = both((p) => p.diff('c1'));
-  const [parent, child] = await Promise.all([kern.imageTree('built:1'), kern.containerTree('c1')]);
+  for (const p of [lfs, kern]) p.runSh('work-ctr', 'built:1', CONTAINER_SCRIPT);
+  const [lc, kc] = both((p) => p.diff('work-ctr'));
+  const [parent, child] = await Promise.all([kern.imageTree('built:1'), kern.containerTree('work-ctr')]);
   assert.deepEqual(lc, naiveDiffForm(kc, parent, child));
   for (const line of ['C /etc/passwd', 'C /etc/group', 'A /srv/a/b/f', 'A /tmp/new', 'D /home/app/.profile', 'D /data/moved/g', 'D /data/gone/n', 'A /data/gone/m']) {
     assert.ok(lc.includes(line), `podman diff lists ${line}: ${lc.join(', ')}`);
   }
   // the image's top layer against its parent (the RUN step that replaced /data/tree)
-  const [li, ki] = both((p) => p.diff('built:2'));
+  const [li, ki] = both((p) => p.diff('built:2', 'image'));
   const k2 = await kern.imageTree('built:2');
   assert.deepEqual(li, naiveDiffForm(ki, parent, k2));
   assert.ok(li.includes('D /data/tree/a') && li.includes('A /data/tree/fresh'), li.join(', '));
 
   // the container's upper dir holds what kernel overlayfs writes there: char 0/0 whiteouts and a
   // trusted.overlay.opaque=y dir where a lower dir was removed and made again; no `.wh.` files
-  const [lm, km] = both((p) => upperMarkers(p.ok(['inspect', '--format', '{{.GraphDriver.Data.UpperDir}}', 'c1']).trim()));
+  const [lm, km] = both((p) => upperMarkers(p.ok(['inspect', '--format', '{{.GraphDriver.Data.UpperDir}}', 'work-ctr']).trim()));
   assert.deepEqual(lm, km);
   assert.ok(km.includes('/data/moved opaque') && km.includes('/home/app/.profile whiteout'), km.join(', '));
 });
@@ -174,9 +174,9 @@ function upperMarkers(upper: string): string[] {
 }
 
 test('podman commit of that container: same contents as kernel overlayfs', opts, async () => {
-  const [lcTree, kcTree] = await Promise.all(both((p) => p.containerTree('c1')));
+  const [lcTree, kcTree] = await Promise.all(both((p) => p.containerTree('work-ctr')));
   assert.deepEqual(treeLines(lcTree), treeLines(kcTree));
-  for (const p of [lfs, kern]) p.ok(['commit', '--quiet', 'c1', 'committed:1']);
+  for (const p of [lfs, kern]) p.ok(['commit', '--quiet', 'work-ctr', 'committed:1']);
   const [a, b]: [Tree, Tree] = await Promise.all(both((p) => p.imageTree('committed:1')));
   assert.deepEqual(treeLines(a), treeLines(b));
   assert.equal(a.has('/data/moved/g'), false);
@@ -184,6 +184,6 @@ test('podman commit of that container: same contents as kernel overlayfs', opts,
   assert.ok(a.get('/etc/group')?.startsWith('file 640 '));
   // the committed image runs and shows the container's changes
   assert.equal(lfs.ok(['run', '--rm', ...VM_RUN_FLAGS, 'committed:1', 'sh', '-c', 'cat /srv/a/b/f /data/gone/m; ls -A /data/moved']), 'deep\nnew\n');
-  for (const p of [lfs, kern]) p.ok(['rm', 'c1']);
+  for (const p of [lfs, kern]) p.ok(['rm', 'work-ctr']);
   assert.deepEqual(mountsUnder(lfs.root).filter((m) => m.endsWith('/merged')), [], 'no container mount left');
 });

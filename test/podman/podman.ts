@@ -107,9 +107,12 @@ export class Podman {
     return this.ok(['run', ...VM_RUN_FLAGS, '--name', name, image, 'sh', '-c', script]);
   }
 
-  /** `podman diff X` as sorted lines. */
-  diff(what: string): string[] {
-    return this.ok(['diff', what])
+  /**
+   * `podman container diff X` / `podman image diff X` as sorted lines (plain `podman diff` takes an
+   * image whose id starts with X first: a name like `c1` is a hex prefix).
+   */
+  diff(what: string, kind: 'container' | 'image' = 'container'): string[] {
+    return this.ok([kind, 'diff', what])
       .split('\n')
       .filter((l) => l !== '')
       .sort();
