@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'mounts', 'scale'] as const;
+export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'mounts', 'scale', 'podman'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -24,6 +24,9 @@ export interface Sizes {
   latencyMounts: number;
   /** Live mount counts at which the scale workload measures memory. */
   scaleMounts: number[];
+  /** podman workload: files in the base image, and files a container creates before diff/commit. */
+  podmanImageFiles: number;
+  podmanFiles: number;
 }
 
 export interface Options {
@@ -47,6 +50,8 @@ const FULL: Sizes = {
   lookupNames: 2_000,
   latencyMounts: 50,
   scaleMounts: [1, 10, 100],
+  podmanImageFiles: 5_000,
+  podmanFiles: 3_000,
 };
 
 const QUICK: Sizes = {
@@ -58,6 +63,8 @@ const QUICK: Sizes = {
   lookupNames: 1_000,
   latencyMounts: 10,
   scaleMounts: [1, 5, 10],
+  podmanImageFiles: 1_000,
+  podmanFiles: 500,
 };
 
 export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts, drop_caches)
@@ -69,6 +76,8 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100
                       live mounts: e.g. --workloads mounts,scale --only layerfs,fuse-overlayfs,kernel)
+                      podman: run --rm, diff and commit through each target as
+                      podman's overlay driver, alone: --workloads podman
   --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
   --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
   --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)

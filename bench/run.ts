@@ -22,6 +22,7 @@ import { targets, type Target } from './targets.js';
 import { copyupWorkload } from './workloads/copyup.js';
 import { listWorkload } from './workloads/list.js';
 import { lookupWorkload } from './workloads/lookup.js';
+import { podmanWorkload } from './workloads/podman.js';
 import { readdirWorkload } from './workloads/readdir.js';
 import { seqreadWorkload } from './workloads/seqread.js';
 import { smallWorkload } from './workloads/small.js';
@@ -132,6 +133,7 @@ const registry: Record<Options['workloads'][number], () => Workload> = {
   lookup: lookupWorkload,
   mounts: mountsWorkload,
   scale: scaleWorkload,
+  podman: podmanWorkload,
 };
 
 async function main(): Promise<void> {
@@ -142,6 +144,15 @@ async function main(): Promise<void> {
   spawnSync('sync');
   ctx.progress(`data sets built; ${opt.rounds} rounds of ${workloads.map((w) => w.id).join(', ')} on ${chosen.map((t) => t.name).join(', ')}`);
 
+  try {
+    await rounds(workloads);
+  } finally {
+    for (const w of workloads) w.finish?.(ctx);
+  }
+  if (!ctx.aborted) report();
+}
+
+async function rounds(workloads: Workload[]): Promise<void> {
   for (let round = 0; round < opt.rounds; round++) {
     for (const w of workloads) {
       const order = chosen.map((_, i) => chosen[(i + round) % chosen.length]!);
@@ -158,7 +169,6 @@ async function main(): Promise<void> {
       }
     }
   }
-  if (!ctx.aborted) report();
 }
 
 const CAVEATS = `## Reading these figures

@@ -30,17 +30,25 @@ export interface Target {
    * is never measured; see daemonRun in context.ts).
    */
   layerfs?: { launcher: string; options: (spec: MountSpec) => string };
+  /**
+   * How podman's overlay driver uses this target (workload podman): its mount program (null: kernel
+   * overlayfs, no mount program) and extra mount options (`overlay.mountopt`); absent: not usable.
+   */
+  podman?: { mountProgram: string | null; mountopt?: string };
 }
 
 export const overlayOpts = (s: MountSpec): string => `lowerdir=${s.lowers.join(':')},upperdir=${s.upper},workdir=${s.work}`;
 
 function layerfs(name: string, cli: string, extra?: string): Target {
   const options = (s: MountSpec): string => (extra ? `${overlayOpts(s)},${extra}` : overlayOpts(s));
+  // <checkout>/dist/src/cli/main.js -> <checkout>/bin/layerfs, the launcher podman execs
+  const launcher = path.resolve(path.dirname(cli), '..', '..', '..', 'bin', 'layerfs');
   return {
     name,
     kind: 'layerfs',
     command: (s, mnt) => ({ cmd: process.execPath, args: [cli, 'mount', '-o', options(s), mnt] }),
-    layerfs: { launcher: path.resolve(path.dirname(cli), '..', '..', '..', 'bin', 'layerfs'), options },
+    podman: extra ? { mountProgram: launcher, mountopt: extra } : { mountProgram: launcher },
+    layerfs: { launcher, options },
   };
 }
 
@@ -58,11 +66,13 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
       name: 'kernel overlayfs',
       kind: 'kernel',
       command: (s, mnt) => ({ cmd: 'mount', args: ['-t', 'overlay', 'overlay', '-o', overlayOpts(s), mnt] }),
+      podman: { mountProgram: null },
     },
     {
       name: 'fuse-overlayfs',
       kind: 'fuse-overlayfs',
       command: (s, mnt) => ({ cmd: 'fuse-overlayfs', args: ['-o', overlayOpts(s), mnt] }),
+      podman: { mountProgram: '/usr/bin/fuse-overlayfs' },
     },
     {
       name: 'unionfs-fuse',

@@ -2,7 +2,8 @@
 // Builds, then runs every dist/test/**/*.test.js with node:test, one file at a time
 // (mount tests must not overlap). Extra args are test file filters (substrings).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,5 +30,28 @@ if (files.length === 0) {
   console.error('test: no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root });
+// Mounts made by these tests go through a resident daemon of THIS checkout: its own runtime dir (a
+// daemon already serving /run/layerfs may run another checkout's code), unless the caller chose one.
+const ownRun = process.env.LAYERFS_RUN_DIR ? null : mkdtempSync(join(tmpdir(), 'layerfs-test-run-'));
+const env = ownRun ? { ...process.env, LAYERFS_RUN_DIR: ownRun } : process.env;
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root, env });
+if (ownRun) stopOwnDaemons(ownRun);
 process.exit(r.status ?? 1);
+
+/** The daemons of `run` exit on their own once idle; wait for that (then kill by pid), remove the dir. */
+function stopOwnDaemons(run) {
+  const pids = () => readdirSync(run).filter((f) => /^daemon-.*\.pid$/.test(f)).map((f) => Number(readFileSync(join(run, f), 'utf8')))
+      .filter((pid) => Number.isInteger(pid) && pid > 1);
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const end = Date.now() + 20_000;
+  while (Date.now() < end && pids().some(alive)) spawnSync('sleep', ['0.2']);
+  for (const pid of pids().filter(alive)) process.kill(pid, 'SIGKILL');
+  rmSync(run, { recursive: true, force: true });
+}

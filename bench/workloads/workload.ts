@@ -10,6 +10,8 @@ export interface Workload {
   prepare(ctx: Ctx, data: DataSets): void;
   /** One round's measurements of `t` (records samples or failures in ctx.results; never throws). */
   run(ctx: Ctx, t: Target): Promise<void>;
+  /** After the last round: remove what prepare() left outside the work dir's mounts. */
+  finish?(ctx: Ctx): void;
 }
 
 /** Throws unless `actual` equals `expected` (a target listing or counting something wrong). */

@@ -44,6 +44,9 @@ export class Core {
     this.branches = options.branches.map((b, i) => new Branch(b.path, b.perm, b.attrs, i));
     this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
     let work: Branch | null = null;
+    // Our private files made in the rw root (hidden work dir, inode table) must not change the
+    // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
+    const rootTimes = this.rw?.lstatBig('') ?? null;
     if (this.rw) {
       if (options.workdir !== undefined) {
         work = new Branch(options.workdir, 'rw', [], -1);
@@ -58,6 +61,10 @@ export class Core {
     this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
     const xinoPath = options.xino ?? (this.rw ? this.rw.abs(XINO_NAME) : null);
     this.xino = new InodeTable(xinoPath);
+    if (this.rw && rootTimes) {
+      const now = this.rw.lstatBig('');
+      if (now && now.mtimeNs !== rootTimes.mtimeNs) this.rw.setTimes('', rootTimes);
+    }
     this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches, this.markers.opaque), this.gen);
   }
 

@@ -3,7 +3,7 @@
  *
  *   dirs=A=rw:B=ro:C            AUFS style (also `br=...` and `br:...`)
  *   lowerdir=L1:L2,upperdir=U,workdir=W    overlay style (leftmost lower is topmost)
- *   whiteout=aufs|overlay  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH  volatile
+ *   whiteout=aufs|overlay (default: aufs for dirs=/br:, overlay for lowerdir=)  dirrename=redirect|exdev (alias redirect_dir=on|off, `xdev`)  xino=PATH  volatile
  *   fuse-overlayfs's: fsync=0 (= volatile), uidmapping=A:B:N[:A:B:N...], gidmapping=..., squash_to_root,
  *   squash_to_uid=N, squash_to_gid=N, xattr_permissions=0|1|2, static_nlink, noacl, context=... (ignored)
  *   userxattr[=on|off]: private markers as user.* xattrs (default: on unless real root, see types.ts)
@@ -143,7 +143,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let lower: string[] | undefined;
   let upper: string | undefined;
   let workdir: string | undefined;
-  let whiteout: WhiteoutFormat = 'aufs';
+  let whiteout: WhiteoutFormat | undefined;
   let dirRename: DirRenameMode = 'redirect';
   let xino: string | undefined;
   let volatile = false;
@@ -283,6 +283,9 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   if (workdir !== undefined && upper === undefined && !branches.some((b) => b.perm === 'rw')) {
     throw bad('workdir given without a writable branch');
   }
+  // The overlay form writes what overlayfs and fuse-overlayfs write (char 0/0 whiteouts,
+  // trusted.overlay.opaque): an upper dir a container engine handed us stays an overlay upper dir.
+  whiteout ??= aufs ? 'aufs' : 'overlay';
   const out: UnionOptions = { branches, whiteout, dirRename, extra };
   if (workdir !== undefined) out.workdir = workdir;
   if (xino !== undefined) out.xino = xino;

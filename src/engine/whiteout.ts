@@ -42,20 +42,23 @@ export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: 
   if (format === 'overlay') {
     try {
       rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
+      return;
     } catch (e) {
-      // a kernel or filesystem that refuses a whiteout device to a normal user: say it the AUFS way
-      // (both formats are always read), as fuse-overlayfs does
-      if (!isCode(e, 'EPERM')) throw e;
-      rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
+      // no right to make a device node here (before Linux 5.8 whiteouts needed CAP_MKNOD):
+      // the AUFS file says the same, as fuse-overlayfs falls back
+      if (!isCode(e, 'EPERM', 'EOPNOTSUPP', 'ENOTSUP')) throw e;
     }
-  } else {
-    try {
-      rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
-    } catch (e) {
-      // `.wh.` + a name of 252..255 bytes is too long: only the overlay format can say it.
-      if (isCode(e, 'ENAMETOOLONG')) rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
-      else if (!isCode(e, 'EEXIST')) throw e;
-    }
+  }
+  writeAufsWhiteout(rw, dirRel, name);
+}
+
+function writeAufsWhiteout(rw: Branch, dirRel: string, name: string): void {
+  try {
+    rw.createEmpty(joinRel(dirRel, WH + name), 0o444);
+  } catch (e) {
+    // `.wh.` + a name of 252..255 bytes is too long: only the overlay format can say it.
+    if (isCode(e, 'ENAMETOOLONG')) rw.mknod(joinRel(dirRel, name), S_IFCHR, 0);
+    else if (!isCode(e, 'EEXIST')) throw e;
   }
 }
 
@@ -82,19 +85,29 @@ export function removeWhiteout(
 }
 
 export function setOpaque(rw: Branch, rel: string, format: WhiteoutFormat, opaqueXattr: string = OVL_OPAQUE): void {
-  if (format === 'overlay') rw.setxattr(rel, opaqueXattr, Buffer.from('y'), 0);
-  else {
-    // The marker is a file inside the dir; adding it must not change the dir's times, as
-    // overlayfs's xattr does not (a renamed lower dir keeps its mtime).
-    const before = rw.lstatBig(rel);
+  if (format === 'overlay') {
     try {
-      rw.createEmpty(joinRel(rel, OPQ), 0o444);
-    } catch (e) {
-      if (!isCode(e, 'EEXIST')) throw e;
+      rw.setxattr(rel, opaqueXattr, Buffer.from('y'), 0);
       return;
+    } catch (e) {
+      // trusted.* needs CAP_SYS_ADMIN, and some filesystems take no xattrs: the marker file
+      if (!isCode(e, 'EPERM', 'EOPNOTSUPP', 'ENOTSUP')) throw e;
     }
-    if (before) rw.setTimes(rel, before);
   }
+  writeOpaqueFile(rw, rel);
+}
+
+function writeOpaqueFile(rw: Branch, rel: string): void {
+  // The marker is a file inside the dir; adding it must not change the dir's times, as
+  // overlayfs's xattr does not (a renamed lower dir keeps its mtime).
+  const before = rw.lstatBig(rel);
+  try {
+    rw.createEmpty(joinRel(rel, OPQ), 0o444);
+  } catch (e) {
+    if (!isCode(e, 'EEXIST')) throw e;
+    return;
+  }
+  if (before) rw.setTimes(rel, before);
 }
 
 /** Remove every whiteout and opaque marker inside `rw`'s dir `rel` (before rmdir). */

@@ -6,7 +6,7 @@
  * Layers in overlay on-disk format: whiteout = char device 0/0, opaque dir = trusted.overlay.opaque=y.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -263,12 +263,17 @@ export function mountUnion(kind: UnionKind, layers: UnionLayers, mnt: string, o:
   return mountFuse(kind, [layerfsBin, 'mount', '-o', optionString(layers, extra), mnt], mnt, layers, o);
 }
 
-/** A fresh upper, work and mount-point dir under `dir`, named by `tag`. */
+const UPPER_TIME = new Date('2020-01-01T00:00:00Z');
+
+/** A fresh upper (its times set to UPPER_TIME), work and mount-point dir under `dir`, named by `tag`. */
 export function freshUpper(dir: string, tag: string): { upper: string; work: string; mnt: string } {
   const upper = join(dir, `${tag}-upper`);
   const work = join(dir, `${tag}-work`);
   const mnt = join(dir, `${tag}-mnt`);
   for (const d of [upper, work, mnt]) mkdirSync(d, { recursive: true });
+  // Two sides' uppers are made at different moments: one fixed time, so a root merged from them
+  // shows the same mtime on both (a mount that takes long under load no longer makes them differ).
+  utimesSync(upper, UPPER_TIME, UPPER_TIME);
   return { upper, work, mnt };
 }
 

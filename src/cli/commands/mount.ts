@@ -31,7 +31,9 @@ Branches (one of):
   lowerdir=L1:L2,upperdir=U,workdir=W
                            overlay form; leftmost lower is topmost; no upperdir = read-only
 Union options:
-  whiteout=aufs|overlay    whiteout format written (both are read); default aufs
+  whiteout=aufs|overlay    whiteout format written (both are read); default aufs with dirs=,
+                           overlay with lowerdir= (char 0/0 whiteouts, trusted.overlay.opaque=y
+                           dirs, as overlayfs and fuse-overlayfs write)
   dirrename=redirect|exdev rename of a dir that exists below: copy it (default) or EXDEV as AUFS
                            (also redirect_dir=on|off, xdev)
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
