@@ -340,7 +340,7 @@ export class Branch {
       // ENODATA (the common miss: lookups ask every lower dir for its opaque xattr) without an exception
       return this.atPath(rel, (p) => native.tryLgetxattr(p, name));
     } catch (e) {
-      if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'ENOTDIR', 'EPERM')) return undefined;
+      if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'ENOTDIR', 'EPERM', 'ELOOP', 'EXDEV')) return undefined;
       throw e;
     }
   }
