@@ -132,8 +132,10 @@ test('racer: a directory swapped for a symlink to / in a loop never leads a read
     const fs = require('node:fs');
     const d = ${JSON.stringify(join(s.br, 'd'))}, aside = d + '.aside', end = Date.now() + 1500;
     let n = 0;
+    // each state held a little while (busy wait), so that the other side's calls land in both
+    const hold = () => { const t = process.hrtime.bigint() + 100000n; while (process.hrtime.bigint() < t); };
     while (Date.now() < end) {
-      try { fs.renameSync(d, aside); fs.symlinkSync('/', d); fs.unlinkSync(d); fs.renameSync(aside, d); n++; } catch {}
+      try { fs.renameSync(d, aside); fs.symlinkSync('/', d); hold(); fs.unlinkSync(d); fs.renameSync(aside, d); hold(); n++; } catch {}
     }
     try { fs.unlinkSync(d); } catch {}
     try { fs.renameSync(aside, d); } catch {}

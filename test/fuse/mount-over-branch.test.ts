@@ -215,9 +215,10 @@ describe('a mount over one of its own branches', () => {
     const script = `
       const fs = require('node:fs');
       const dirs = ${JSON.stringify([join(lo, 'd'), join(upRaw, 'd')])};
-      let n = 0;
+      // each state held a little while (busy wait), so that the daemon's calls land in both
+      const hold = () => { const t = process.hrtime.bigint() + 200000n; while (process.hrtime.bigint() < t); };
       for (;;) for (const d of dirs) {
-        try { fs.renameSync(d, d + '.aside'); fs.symlinkSync('/', d); fs.unlinkSync(d); fs.renameSync(d + '.aside', d); n++; } catch {}
+        try { fs.renameSync(d, d + '.aside'); fs.symlinkSync('/', d); hold(); fs.unlinkSync(d); fs.renameSync(d + '.aside', d); hold(); } catch {}
       }
     `;
     const racer = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
