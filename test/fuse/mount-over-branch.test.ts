@@ -194,6 +194,18 @@ describe('a mount over one of its own branches', () => {
     assert.notEqual(s.sh(`touch ${usr}/bin/new`).status, 0);
   });
 
+  test('a mount point inside a branch (not its root) is refused with one line, nothing mounted', (t) => {
+    if (!requireFuse(t)) return;
+    const s = scratch(t);
+    const b = join(s.root, 'b');
+    tree({ 'sub/inner': 'x\n' }, b);
+    const r = cli(['mount', '-o', `dirs=${b}=ro`, join(b, 'sub')], { env: { ...process.env, LAYERFS_RUN_DIR: s.run }, timeoutMs: 30_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.trim(), /^layerfs: .*inside branch 0/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.equal(connectionOf(join(b, 'sub')), null, 'nothing mounted');
+  });
+
   test('racer: a branch directory swapped for a symlink to / in a loop never lets the mount read or write outside', async (t) => {
     if (!requireFuse(t)) return;
     const s = scratch(t);
