@@ -7,18 +7,19 @@
  * goes live), and every access resolves beneath that fd, never by absolute path: a mount over the
  * branch itself (`layerfs mount -o dirs=/srv/x /srv/x`) then cannot lead the daemon into its own
  * mount, and no symlink, `..` or concurrent rename inside the branch can lead it outside:
- * - opens (file data, directories to list), readlink, xattrs and every change resolve with
- *   openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: the entry itself (open) or its parent directory,
- *   then one *at call on the last name, which never follows a symlink there (O_NOFOLLOW,
- *   AT_SYMLINK_NOFOLLOW, unlinkat/renameat/linkat/mknodat/mkdirat/symlinkat never follow it);
- *   xattrs go through `/proc/self/fd/<parent fd>/<name>` with the l* calls (a magic link to the
- *   held directory, then one name, not followed: a symlink's own xattrs, never its target's);
- * - lstat (lookup and getattr, the hottest calls) is one fstatat(root fd, rel, AT_SYMLINK_NOFOLLOW):
- *   the last name is never followed, but a symlink swapped in for a directory on the way while the
- *   call runs would be; at worst a racing writer of the branch makes a lookup report the attributes
- *   of an entry outside it, never its data, never a change (the opens that read or write anything
- *   resolve beneath the root). Measured: the beneath form (openat2 + fstat + close) costs two more
- *   syscalls per lookup, about twice the time.
+ * - opens (file data, directories to list), readlink and every change (setxattr and removexattr
+ *   too) resolve with openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: the entry itself (open) or its
+ *   parent directory, then one *at call on the last name, which never follows a symlink there
+ *   (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW; unlinkat/renameat/linkat/mknodat/mkdirat/symlinkat never
+ *   follow it); xattr changes go through `/proc/self/fd/<parent fd>/<name>` with the l* calls (a
+ *   magic link to the held directory, then one name, not followed: a symlink's own xattrs);
+ * - metadata reads, the hottest calls (lstat for lookup and getattr; getxattr/listxattr, which `ls -l`
+ *   asks of every file), take one syscall from the root fd: fstatat(root fd, rel,
+ *   AT_SYMLINK_NOFOLLOW), l*xattr(`/proc/self/fd/<root fd>/<rel>`). The last name is never followed,
+ *   but a symlink swapped in for a directory on the way while the call runs would be: at worst a
+ *   racing writer of the branch makes one call report the attributes or xattrs of an entry outside
+ *   it, never its data, never a change. Measured: the beneath form (openat2 + the call + close)
+ *   costs two more syscalls, about twice the time of a lookup's lstat.
  *
  * Methods throw node:fs or FsError errors (errno-coded); the engine maps them once at its boundary.
  */
@@ -331,14 +332,14 @@ export class Branch {
   }
 
   getxattr(rel: string, name: string): Buffer {
-    return this.atPath(rel, (p) => native.lgetxattr(p, name));
+    return this.statPath(rel, (p) => native.lgetxattr(p, name));
   }
 
   /** Value of an xattr or undefined when absent/unsupported. */
   tryGetxattr(rel: string, name: string): Buffer | undefined {
     try {
       // ENODATA (the common miss: lookups ask every lower dir for its opaque xattr) without an exception
-      return this.atPath(rel, (p) => native.tryLgetxattr(p, name));
+      return this.statPath(rel, (p) => native.tryLgetxattr(p, name));
     } catch (e) {
       if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'ENOTDIR', 'EPERM', 'ELOOP', 'EXDEV')) return undefined;
       throw e;
@@ -351,7 +352,7 @@ export class Branch {
 
   listxattr(rel: string): string[] {
     try {
-      return this.atPath(rel, (p) => native.llistxattr(p));
+      return this.statPath(rel, (p) => native.llistxattr(p));
     } catch (e) {
       if (isCode(e, 'EOPNOTSUPP', 'ENOTSUP')) return [];
       throw e;
@@ -361,7 +362,7 @@ export class Branch {
   /** The entry's xattr names, with no exception: null when the host cannot say (any error). */
   tryListxattr(rel: string): string[] | null {
     try {
-      const names = this.atPath(rel, (p) => native.tryLlistxattr(p));
+      const names = this.statPath(rel, (p) => native.tryLlistxattr(p));
       return typeof names === 'number' ? null : names;
     } catch {
       return null;

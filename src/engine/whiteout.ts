@@ -20,7 +20,7 @@ export function checkName(name: string, create: boolean, syscall: string): void 
 
 /** Whether dir `rel` of branch `b` is opaque (either format). */
 export function isOpaque(b: Branch, rel: string): boolean {
-  return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel);
+  return b.exists(joinRel(rel, OPQ)) || hasOpaqueXattr(b, rel);
 }
 
 /** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (trusted.overlay.opaque=y). */
@@ -32,7 +32,7 @@ export function hasOpaqueXattr(b: Branch, rel: string): boolean {
 export function hasWhiteout(b: Branch, dirRel: string, name: string, st?: Stats | null): boolean {
   const s = st === undefined ? b.lstat(joinRel(dirRel, name)) : st;
   if (s && isOverlayWhiteout(s)) return true;
-  return b.lstat(joinRel(dirRel, WH + name)) !== null;
+  return b.exists(joinRel(dirRel, WH + name));
 }
 
 export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: WhiteoutFormat): void {
@@ -64,7 +64,7 @@ export function removeWhiteout(
     had = true;
   }
   if (known?.whSeen && !known.aufsWh) return had;
-  if (rw.lstat(joinRel(dirRel, WH + name)) !== null) {
+  if (rw.exists(joinRel(dirRel, WH + name))) {
     rw.unlink(joinRel(dirRel, WH + name));
     had = true;
   }
