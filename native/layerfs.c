@@ -31,6 +31,8 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/openat2.h>
+#include <limits.h>
 
 
 #include <node_api.h>
@@ -616,6 +618,26 @@ static napi_value n_recv_fd(napi_env env, napi_callback_info info) {
  * blksize, blocks, atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec].
  * Returns 0 or a negative errno.
  */
+static void fill_stat(double *o, const struct stat *sp) {
+  const struct stat st = *sp;
+  o[0] = (double)st.st_dev;
+  o[1] = (double)st.st_ino;
+  o[2] = st.st_mode;
+  o[3] = (double)st.st_nlink;
+  o[4] = st.st_uid;
+  o[5] = st.st_gid;
+  o[6] = (double)st.st_rdev;
+  o[7] = (double)st.st_size;
+  o[8] = (double)st.st_blksize;
+  o[9] = (double)st.st_blocks;
+  o[10] = (double)st.st_atim.tv_sec;
+  o[11] = (double)st.st_atim.tv_nsec;
+  o[12] = (double)st.st_mtim.tv_sec;
+  o[13] = (double)st.st_mtim.tv_nsec;
+  o[14] = (double)st.st_ctim.tv_sec;
+  o[15] = (double)st.st_ctim.tv_nsec;
+}
+
 static napi_value n_lstat_into(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
@@ -633,23 +655,7 @@ static napi_value n_lstat_into(napi_env env, napi_callback_info info) {
   int err = errno;
   free(path);
   if (r < 0) return fail(env, err);
-  double *o = data;
-  o[0] = (double)st.st_dev;
-  o[1] = (double)st.st_ino;
-  o[2] = st.st_mode;
-  o[3] = (double)st.st_nlink;
-  o[4] = st.st_uid;
-  o[5] = st.st_gid;
-  o[6] = (double)st.st_rdev;
-  o[7] = (double)st.st_size;
-  o[8] = (double)st.st_blksize;
-  o[9] = (double)st.st_blocks;
-  o[10] = (double)st.st_atim.tv_sec;
-  o[11] = (double)st.st_atim.tv_nsec;
-  o[12] = (double)st.st_mtim.tv_sec;
-  o[13] = (double)st.st_mtim.tv_nsec;
-  o[14] = (double)st.st_ctim.tv_sec;
-  o[15] = (double)st.st_ctim.tv_nsec;
+  fill_stat(data, &st);
   napi_value z;
   napi_create_int32(env, 0, &z);
   return z;
@@ -792,6 +798,248 @@ static napi_value n_syncfs(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ---- calls relative to a directory fd (branches held by fd) ------------------ */
+
+/*
+ * A branch is held as an O_PATH directory fd opened before the mount goes live; every access
+ * resolves beneath it (src/branch/branch.ts), never through an absolute path that could lead into
+ * the union's own mount. These are the *at forms of the calls above; each returns undefined (or
+ * its value) or a negative errno, as everywhere in this file.
+ */
+
+/* openat2(dirfd, path, flags, mode, resolve): a new fd or a negative errno. O_CLOEXEC is added;
+ * mode is passed only with O_CREAT/O_TMPFILE (openat2 refuses it otherwise). */
+static napi_value n_openat2(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t dirfd;
+  int64_t flags, mode, resolve;
+  if (!get_i32(env, argv[0], &dirfd, "dirfd must be a number") || !get_i64(env, argv[2], &flags, "flags must be a number") ||
+      !get_i64(env, argv[3], &mode, "mode must be a number") || !get_i64(env, argv[4], &resolve, "resolve must be a number"))
+    return NULL;
+  char *path = get_str(env, argv[1], "path must be a string or Buffer without NUL bytes");
+  if (path == NULL) return NULL;
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)flags | O_CLOEXEC;
+  how.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? (uint64_t)mode : 0;
+  how.resolve = (uint64_t)resolve;
+  long r;
+  do r = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  while (r < 0 && errno == EAGAIN && (resolve & RESOLVE_CACHED) == 0); /* a rename raced: retry */
+  int err = errno;
+  free(path);
+  if (r < 0) return fail(env, err);
+  return num64(env, r);
+}
+
+/* fstatatInto(dirfd, path, out, flags): fstatat(2) into a Float64Array(16) as lstatInto. */
+static napi_value n_fstatat_into(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int32_t dirfd, flags;
+  if (!get_i32(env, argv[0], &dirfd, "dirfd must be a number") || !get_i32(env, argv[3], &flags, "flags must be a number")) return NULL;
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[2], &is_ta);
+  napi_typedarray_type tt;
+  size_t n = 0;
+  void *data = NULL;
+  if (!is_ta || napi_get_typedarray_info(env, argv[2], &tt, &n, &data, NULL, NULL) != napi_ok || tt != napi_float64_array || n < 16)
+    return throw_type(env, "out must be a Float64Array of 16");
+  char *path = get_str(env, argv[1], "path must be a string or Buffer without NUL bytes");
+  if (path == NULL) return NULL;
+  struct stat st;
+  int r = fstatat(dirfd, path, &st, flags);
+  int err = errno;
+  free(path);
+  if (r < 0) return fail(env, err);
+  fill_stat(data, &st);
+  napi_value z;
+  napi_create_int32(env, 0, &z);
+  return z;
+}
+
+/* The (dirfd, path) pair at argv[i], argv[i+1]; path is a heap copy (NULL and an exception on error). */
+static char *get_at(napi_env env, napi_value *argv, int i, int32_t *dirfd) {
+  if (!get_i32(env, argv[i], dirfd, "dirfd must be a number")) return NULL;
+  return get_str(env, argv[i + 1], "path must be a string or Buffer without NUL bytes");
+}
+
+static napi_value done(napi_env env, int r, int err, char *a, char *b) {
+  free(a);
+  free(b);
+  if (r < 0) return fail(env, err);
+  return undef(env);
+}
+
+/* mkdirat(dirfd, path, mode) */
+static napi_value n_mkdirat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int64_t mode;
+  if (!get_i64(env, argv[2], &mode, "mode must be a number")) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = mkdirat(fd, p, (mode_t)mode);
+  return done(env, r, errno, p, NULL);
+}
+
+/* unlinkat(dirfd, path, flags) (AT_REMOVEDIR = 0x200 for rmdir) */
+static napi_value n_unlinkat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t flags;
+  if (!get_i32(env, argv[2], &flags, "flags must be a number")) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = unlinkat(fd, p, flags);
+  return done(env, r, errno, p, NULL);
+}
+
+/* symlinkat(target, dirfd, path) */
+static napi_value n_symlinkat(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  char *target = get_str(env, argv[0], "target must be a string or Buffer without NUL bytes");
+  if (target == NULL) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 1, &fd);
+  if (p == NULL) {
+    free(target);
+    return NULL;
+  }
+  int r = symlinkat(target, fd, p);
+  return done(env, r, errno, p, target);
+}
+
+/* linkat(olddirfd, oldpath, newdirfd, newpath, flags) */
+static napi_value n_linkat(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t flags, ofd, nfd;
+  if (!get_i32(env, argv[4], &flags, "flags must be a number")) return NULL;
+  char *o = get_at(env, argv, 0, &ofd);
+  if (o == NULL) return NULL;
+  char *n = get_at(env, argv, 2, &nfd);
+  if (n == NULL) {
+    free(o);
+    return NULL;
+  }
+  int r = linkat(ofd, o, nfd, n, flags);
+  return done(env, r, errno, o, n);
+}
+
+/* renameat2At(olddirfd, oldpath, newdirfd, newpath, flags) */
+static napi_value n_renameat2_at(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t ofd, nfd;
+  int64_t flags;
+  if (!get_i64(env, argv[4], &flags, "flags must be a number")) return NULL;
+  char *o = get_at(env, argv, 0, &ofd);
+  if (o == NULL) return NULL;
+  char *n = get_at(env, argv, 2, &nfd);
+  if (n == NULL) {
+    free(o);
+    return NULL;
+  }
+  long r = syscall(SYS_renameat2, ofd, o, nfd, n, (unsigned int)flags);
+  return done(env, (int)r, errno, o, n);
+}
+
+/* mknodat(dirfd, path, mode, dev) */
+static napi_value n_mknodat(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int64_t mode, dev;
+  if (!get_i64(env, argv[2], &mode, "mode must be a number") || !get_i64(env, argv[3], &dev, "dev must be a number")) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = mknodat(fd, p, (mode_t)mode, (dev_t)dev);
+  return done(env, r, errno, p, NULL);
+}
+
+/* readlinkat(dirfd, path): the target as a string (UTF-8, as node:fs) or a negative errno. */
+static napi_value n_readlinkat(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  char *buf = malloc(PATH_MAX + 1);
+  if (buf == NULL) {
+    free(p);
+    return fail(env, ENOMEM);
+  }
+  ssize_t n = readlinkat(fd, p, buf, PATH_MAX + 1);
+  int err = errno;
+  free(p);
+  napi_value v;
+  if (n < 0) v = fail(env, err);
+  else if (n > PATH_MAX) v = fail(env, ENAMETOOLONG);
+  else napi_create_string_utf8(env, buf, (size_t)n, &v);
+  free(buf);
+  return v;
+}
+
+/* fchmodat(dirfd, path, mode, flags): with AT_SYMLINK_NOFOLLOW, fchmodat2 (Linux 6.6) or glibc's
+ * O_PATH fallback; a symlink then answers EOPNOTSUPP. */
+static napi_value n_fchmodat(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  int64_t mode;
+  int32_t flags;
+  if (!get_i64(env, argv[2], &mode, "mode must be a number") || !get_i32(env, argv[3], &flags, "flags must be a number")) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = -1;
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+  if (flags != 0) {
+    r = (int)syscall(SYS_fchmodat2, fd, p, (mode_t)mode, flags);
+    if (r < 0 && errno == ENOSYS) r = fchmodat(fd, p, (mode_t)mode, flags);
+  } else {
+    r = fchmodat(fd, p, (mode_t)mode, 0);
+  }
+  return done(env, r, errno, p, NULL);
+}
+
+/* fchownat(dirfd, path, uid, gid, flags) */
+static napi_value n_fchownat(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int64_t uid, gid;
+  int32_t flags;
+  if (!get_i64(env, argv[2], &uid, "uid must be a number") || !get_i64(env, argv[3], &gid, "gid must be a number") ||
+      !get_i32(env, argv[4], &flags, "flags must be a number"))
+    return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = fchownat(fd, p, (uid_t)uid, (gid_t)gid, flags);
+  return done(env, r, errno, p, NULL);
+}
+
+/* utimensatAt(dirfd, path, aSec, aNsec, mSec, mNsec, flags) */
+static napi_value n_utimensat_at(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
+  struct timespec ts[2];
+  if (!get_times(env, argv + 2, ts)) return NULL;
+  int32_t flags;
+  if (!get_i32(env, argv[6], &flags, "flags must be a number")) return NULL;
+  int32_t fd;
+  char *p = get_at(env, argv, 0, &fd);
+  if (p == NULL) return NULL;
+  int r = utimensat(fd, p, ts, flags);
+  return done(env, r, errno, p, NULL);
+}
+
 /* ---- module --------------------------------------------------------------- */
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
@@ -829,6 +1077,18 @@ NAPI_MODULE_INIT() {
       {"eventfd", NULL, n_eventfd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncFileRange", NULL, n_sync_file_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncfs", NULL, n_syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openat2", NULL, n_openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fstatatInto", NULL, n_fstatat_into, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mkdirat", NULL, n_mkdirat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unlinkat", NULL, n_unlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"symlinkat", NULL, n_symlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"linkat", NULL, n_linkat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameat2At", NULL, n_renameat2_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mknodat", NULL, n_mknodat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readlinkat", NULL, n_readlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fchmodat", NULL, n_fchmodat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fchownat", NULL, n_fchownat, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"utimensatAt", NULL, n_utimensat_at, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   set_int(env, exports, "UTIME_NOW", UTIME_NOW);

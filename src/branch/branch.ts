@@ -1,8 +1,25 @@
 /**
  * One branch: a host directory with a permission. Every access to a branch's files goes through
  * its Branch object, with paths relative to the branch root made of validated names ('' is the
- * root). Callers only descend into entries they lstat'ed as directories, and files are opened with
- * O_NOFOLLOW, so no symlink inside a branch leads outside it.
+ * root).
+ *
+ * The root is held as an O_PATH directory fd, opened once when the Branch is made (before a mount
+ * goes live), and every access resolves beneath that fd, never by absolute path: a mount over the
+ * branch itself (`layerfs mount -o dirs=/srv/x /srv/x`) then cannot lead the daemon into its own
+ * mount, and no symlink, `..` or concurrent rename inside the branch can lead it outside:
+ * - opens (file data, directories to list), readlink and every change (setxattr and removexattr
+ *   too) resolve with openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: the entry itself (open) or its
+ *   parent directory, then one *at call on the last name, which never follows a symlink there
+ *   (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW; unlinkat/renameat/linkat/mknodat/mkdirat/symlinkat never
+ *   follow it); xattr changes go through `/proc/self/fd/<parent fd>/<name>` with the l* calls (a
+ *   magic link to the held directory, then one name, not followed: a symlink's own xattrs);
+ * - metadata reads, the hottest calls (lstat for lookup and getattr; getxattr/listxattr, which `ls -l`
+ *   asks of every file), take one syscall from the root fd: fstatat(root fd, rel,
+ *   AT_SYMLINK_NOFOLLOW), l*xattr(`/proc/self/fd/<root fd>/<rel>`). The last name is never followed,
+ *   but a symlink swapped in for a directory on the way while the call runs would be: at worst a
+ *   racing writer of the branch makes one call report the attributes or xattrs of an entry outside
+ *   it, never its data, never a change. Measured: the beneath form (openat2 + the call + close)
+ *   costs two more syscalls, about twice the time of a lookup's lstat.
  *
  * Methods throw node:fs or FsError errors (errno-coded); the engine maps them once at its boundary.
  */
@@ -12,9 +29,18 @@ import * as native from '../sys/native.js';
 import type { CopyCaps } from './copy-data.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+const { O_PATH, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_REMOVEDIR } = native;
 
-/** Host paths at least this long (bytes) go through a directory fd (PATH_MAX is 4096). */
-const DEEP = 4000;
+/** How every open in a branch resolves: beneath the root fd, through no symlink at all. */
+const BENEATH = native.RESOLVE_BENEATH | native.RESOLVE_NO_SYMLINKS;
+
+/** A `/proc/self/fd/N/...` path longer than this goes through the parent directory's fd. */
+const PROC_PATH_MAX = 4000;
+
+/** `/proc/self/fd/N`: a magic link to the open file N (for node:fs calls that want a path). */
+export function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
 
 /** Split nanoseconds since the epoch into [sec, nsec] with 0 <= nsec < 1e9 (times before 1970 too). */
 export function nsParts(ns: bigint): [number, number] {
@@ -31,7 +57,7 @@ export function nsParts(ns: bigint): [number, number] {
 export type BranchPerm = 'rw' | 'ro' | 'rr';
 
 export class Branch {
-  /** Absolute path of the branch root, as given (resolved). */
+  /** Absolute path of the branch root, as given (resolved): for display only, never opened again. */
   readonly root: string;
   readonly perm: BranchPerm;
   readonly attrs: readonly string[];
@@ -43,16 +69,38 @@ export class Branch {
   readonly rootIno: number;
   /** AUFS-style branch id (stable for the life of the union). */
   readonly id: number;
+  /** The root directory, O_PATH: every access resolves beneath it. */
+  readonly fd: number;
+  /** `/proc/self/fd/<fd>`. */
+  private readonly proc: string;
+  private closed = false;
 
-  constructor(root: string, perm: BranchPerm, attrs: readonly string[], index: number, id = 64 + index) {
+  /**
+   * Opens `root` (absolute; a symlink there is followed once, now) as the branch's root fd, or
+   * takes `fd` (an O_PATH directory fd, owned from now on) with `root` as its display path.
+   */
+  constructor(root: string, perm: BranchPerm, attrs: readonly string[], index: number, id = 64 + index, fd?: number) {
     this.root = root;
     this.perm = perm;
     this.attrs = attrs;
     this.index = index;
     this.id = id;
-    const st = fs.statSync(root);
-    this.dev = st.dev;
-    this.rootIno = st.ino;
+    this.fd = fd ?? fs.openSync(root, O_PATH | O_DIRECTORY);
+    this.proc = fdPath(this.fd);
+    try {
+      const st = fs.fstatSync(this.fd);
+      this.dev = st.dev;
+      this.rootIno = st.ino;
+    } catch (e) {
+      fs.closeSync(this.fd);
+      throw e;
+    }
+  }
+
+  /** A directory inside this branch as a branch of its own (the work dir inside the rw branch). */
+  sub(rel: string, perm: BranchPerm, index: number): Branch {
+    const fd = native.openat2(this.fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, BENEATH);
+    return new Branch(this.root + '/' + rel, perm, [], index, 64 + index, fd);
   }
 
   private readonly caps = new Map<number, CopyCaps>();
@@ -71,60 +119,58 @@ export class Branch {
     return this.perm === 'rw';
   }
 
-  /**
-   * Host path of `rel` (relative path made of validated names). A union path may be up to
-   * PATH_MAX long, so root + rel may not fit: then a directory fd of a prefix is opened (cached)
-   * and the path goes through `/proc/self/fd/N/`, openat-style.
-   */
-  abs(rel: string): string {
-    const p = rel === '' ? this.root : this.root + '/' + rel;
-    if (p.length < DEEP / 4 || Buffer.byteLength(p) < DEEP) return p;
-    return this.deepPath(rel);
+  /** Host path of `rel` for display (error messages, introspection); never opened. */
+  hostPath(rel: string): string {
+    return rel === '' ? this.root : this.root + '/' + rel;
   }
 
-  private readonly dirFds = new Map<string, number>();
-
-  private deepPath(rel: string): string {
-    const parts = rel.split('/');
-    let base = this.root;
-    let i = 0;
-    for (;;) {
-      const rest = parts.slice(i).join('/');
-      const cand = base + '/' + rest;
-      if (Buffer.byteLength(cand) < DEEP) return cand;
-      let j = i;
-      let s = base;
-      while (j < parts.length - 1 && Buffer.byteLength(s + '/' + parts[j]!) < DEEP - 64) s += '/' + parts[j++]!;
-      if (j === i) throw new FsError('ENAMETOOLONG', 'open', rel);
-      const key = parts.slice(0, j).join('/');
-      let fd = this.dirFds.get(key);
-      if (fd === undefined) {
-        if (this.dirFds.size >= 64) this.dropDirFds();
-        fd = fs.openSync(s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        this.dirFds.set(key, fd);
-      }
-      base = `/proc/self/fd/${fd}`;
-      i = j;
+  /**
+   * fn(dirfd, name) for `rel`: the root fd and the name for an entry at the top, else its parent
+   * directory opened beneath the root (closed after). `name` is '.' for the root itself.
+   */
+  private at<T>(rel: string, fn: (dirfd: number, name: string) => T): T {
+    const i = rel.lastIndexOf('/');
+    if (i < 0) return fn(this.fd, rel === '' ? '.' : rel);
+    const pfd = native.openat2(this.fd, rel.slice(0, i), O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, BENEATH);
+    try {
+      return fn(pfd, rel.slice(i + 1));
+    } finally {
+      fs.closeSync(pfd);
     }
   }
 
-  /** Close the cached deep-directory fds (after anything that moves or removes directories). */
-  dropDirFds(): void {
-    if (this.dirFds.size === 0) return;
-    for (const fd of this.dirFds.values()) fs.closeSync(fd);
-    this.dirFds.clear();
+  /**
+   * fn(path) with a `/proc/self/fd/...` path of `rel` whose last name is not followed (for the
+   * l* xattr calls): through the parent directory's fd, so only that one name is looked up.
+   */
+  private atPath<T>(rel: string, fn: (path: string) => T): T {
+    return this.at(rel, (d, name) => fn(fdPath(d) + '/' + name));
   }
 
-  /** Release host resources (cached fds). */
+  /**
+   * A path for node:fs calls that do not follow the last name (lstat): the root's magic link and
+   * `rel` (as fstatat from the root fd; see the class comment), or through the parent's fd when long.
+   */
+  private statPath<T>(rel: string, fn: (path: string) => T): T {
+    if (rel === '') return fn(this.proc + '/.');
+    if (this.proc.length + 1 + rel.length < PROC_PATH_MAX / 4 || this.proc.length + 1 + Buffer.byteLength(rel) < PROC_PATH_MAX) {
+      return fn(this.proc + '/' + rel);
+    }
+    return this.atPath(rel, fn);
+  }
+
+  /** Release the root fd. */
   close(): void {
-    this.dropDirFds();
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
   }
 
   /** lstat, or null when the entry (or a parent) does not exist. */
   lstat(rel: string): fs.Stats | null {
     try {
       // throwIfNoEntry: a missing entry is the common case of a lookup; building an Error is slow.
-      return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false }) ?? null;
+      return this.statPath(rel, (p) => fs.lstatSync(p, { throwIfNoEntry: false }) ?? null);
     } catch (e) {
       // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
@@ -134,7 +180,7 @@ export class Branch {
 
   lstatBig(rel: string): fs.BigIntStats | null {
     try {
-      return fs.lstatSync(this.abs(rel), { bigint: true, throwIfNoEntry: false }) ?? null;
+      return this.statPath(rel, (p) => fs.lstatSync(p, { bigint: true, throwIfNoEntry: false }) ?? null);
     } catch (e) {
       // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
       if (isCode(e, 'ENOENT', 'ENOTDIR', 'ENAMETOOLONG')) return null;
@@ -147,103 +193,125 @@ export class Branch {
    * calls, take no allocation); false when the entry (or a parent) does not exist, as lstat.
    */
   lstatInto(rel: string, out: Float64Array): boolean {
-    const abs = this.abs(rel);
-    const r = native.lstatInto(abs, out);
+    const r = rel === '' ? native.fstatatInto(this.fd, '', out, AT_EMPTY_PATH) : native.fstatatInto(this.fd, rel, out, AT_SYMLINK_NOFOLLOW);
     if (r === 0) return true;
     const code = codeOf(-r);
     // ENAMETOOLONG: `.wh.` + a 252..255-byte name cannot exist.
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return false;
-    throw new FsError(code, 'lstat', abs);
+    throw new FsError(code, 'lstat', this.hostPath(rel));
   }
 
+  private readonly scratch = new Float64Array(16);
+
+  /** Whether the entry exists (an lstat without any allocation). */
   exists(rel: string): boolean {
-    return this.lstat(rel) !== null;
+    return this.lstatInto(rel, this.scratch);
+  }
+
+  /** fn(path of the directory `rel`, opened beneath the root) for node:fs calls that list it. */
+  private withDir<T>(rel: string, fn: (path: string) => T): T {
+    if (rel === '') return fn(this.proc);
+    const fd = native.openat2(this.fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, BENEATH);
+    try {
+      return fn(fdPath(fd));
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   readdir(rel: string): fs.Dirent[] {
-    return fs.readdirSync(this.abs(rel), { withFileTypes: true });
+    return this.withDir(rel, (p) => fs.readdirSync(p, { withFileTypes: true }));
   }
 
   readdirNames(rel: string): string[] {
-    return fs.readdirSync(this.abs(rel));
+    return this.withDir(rel, (p) => fs.readdirSync(p));
   }
 
   readlink(rel: string): string {
-    return fs.readlinkSync(this.abs(rel));
+    return this.at(rel, (d, n) => native.readlinkat(d, n));
   }
 
-  /** open(2) with O_NOFOLLOW added. */
+  /** open beneath the root, O_NOFOLLOW added (a symlink as the last name: ELOOP). */
   open(rel: string, flags: number, mode = 0o666): number {
-    return fs.openSync(this.abs(rel), flags | O_NOFOLLOW, mode);
+    return native.openat2(this.fd, rel === '' ? '.' : rel, flags | O_NOFOLLOW, mode, BENEATH);
   }
 
   /** Open a directory for reading (fsync of a dir, fd-based xattrs). */
   openDir(rel: string): number {
-    return fs.openSync(this.abs(rel), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    return this.open(rel, O_RDONLY | O_DIRECTORY);
   }
 
   /** Create an empty regular file exclusively (whiteouts, markers). */
   createEmpty(rel: string, mode: number): void {
-    fs.closeSync(fs.openSync(this.abs(rel), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode));
+    fs.closeSync(this.open(rel, O_WRONLY | O_CREAT | O_EXCL, mode));
   }
 
   mkdir(rel: string, mode: number): void {
-    fs.mkdirSync(this.abs(rel), { mode });
+    this.at(rel, (d, n) => native.mkdirat(d, n, mode));
   }
 
   rmdir(rel: string): void {
-    fs.rmdirSync(this.abs(rel));
-    this.dropDirFds();
+    this.at(rel, (d, n) => native.unlinkat(d, n, AT_REMOVEDIR));
   }
 
   unlink(rel: string): void {
-    fs.unlinkSync(this.abs(rel));
+    this.at(rel, (d, n) => native.unlinkat(d, n, 0));
   }
 
-  /** Remove a whole subtree of this branch (our own state only). */
+  /** Remove a whole subtree of this branch (our own state only); absent is fine. */
   removeTree(rel: string): void {
-    fs.rmSync(this.abs(rel), { recursive: true, force: true });
-    this.dropDirFds();
+    const st = this.lstat(rel);
+    if (!st) return;
+    if (st.isDirectory()) {
+      for (const n of this.readdirNames(rel)) this.removeTree(rel === '' ? n : rel + '/' + n);
+      try {
+        this.rmdir(rel);
+      } catch (e) {
+        if (!isCode(e, 'ENOENT')) throw e;
+      }
+    } else {
+      try {
+        this.unlink(rel);
+      } catch (e) {
+        if (!isCode(e, 'ENOENT')) throw e;
+      }
+    }
   }
 
   symlink(target: string, rel: string): void {
-    fs.symlinkSync(target, this.abs(rel));
+    this.at(rel, (d, n) => native.symlinkat(target, d, n));
   }
 
   link(existingRel: string, newRel: string): void {
-    fs.linkSync(this.abs(existingRel), this.abs(newRel));
+    this.linkFrom(this, existingRel, newRel);
   }
 
   /** Hard-link an entry of another branch object on the same filesystem (work dir <-> rw branch). */
   linkFrom(src: Branch, srcRel: string, newRel: string): void {
-    fs.linkSync(src.abs(srcRel), this.abs(newRel));
+    src.at(srcRel, (sd, sn) => this.at(newRel, (d, n) => native.linkat(sd, sn, d, n, 0)));
   }
 
   mknod(rel: string, mode: number, rdev: number): void {
-    native.mknod(this.abs(rel), mode, rdev);
+    this.at(rel, (d, n) => native.mknodat(d, n, mode, rdev));
   }
 
   /** rename within this branch; flags are renameat2 flags. */
   rename(fromRel: string, toRel: string, flags = 0): void {
-    if (flags) native.renameat2(this.abs(fromRel), this.abs(toRel), flags);
-    else fs.renameSync(this.abs(fromRel), this.abs(toRel));
-    this.dropDirFds();
+    this.renameFrom(this, fromRel, toRel, flags);
   }
 
   /** rename from another branch object on the same filesystem (the work dir) into this one. */
   renameFrom(src: Branch, srcRel: string, toRel: string, flags = 0): void {
-    if (flags) native.renameat2(src.abs(srcRel), this.abs(toRel), flags);
-    else fs.renameSync(src.abs(srcRel), this.abs(toRel));
-    this.dropDirFds();
-    src.dropDirFds();
+    src.at(srcRel, (sd, sn) => this.at(toRel, (d, n) => native.renameat2At(sd, sn, d, n, flags)));
   }
 
+  /** chmod, never following a symlink (a symlink answers EOPNOTSUPP). */
   chmod(rel: string, mode: number): void {
-    fs.chmodSync(this.abs(rel), mode);
+    this.at(rel, (d, n) => native.fchmodat(d, n, mode, AT_SYMLINK_NOFOLLOW));
   }
 
   lchown(rel: string, uid: number, gid: number): void {
-    fs.lchownSync(this.abs(rel), uid, gid);
+    this.at(rel, (d, n) => native.fchownat(d, n, uid, gid, AT_SYMLINK_NOFOLLOW));
   }
 
   /** Set atime/mtime to those of `st` (a bigint lstat), to the nanosecond. Never follows symlinks. */
@@ -255,7 +323,7 @@ export class Branch {
 
   /** utimensat with nanoseconds; nsec may be native.UTIME_NOW / UTIME_OMIT. Never follows symlinks. */
   utimens(rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): void {
-    native.utimensat(this.abs(rel), aSec, aNsec, mSec, mNsec, true);
+    this.at(rel, (d, n) => native.utimensatAt(d, n, aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
   }
 
   truncate(rel: string, size: number): void {
@@ -268,27 +336,27 @@ export class Branch {
   }
 
   getxattr(rel: string, name: string): Buffer {
-    return native.lgetxattr(this.abs(rel), name);
+    return this.statPath(rel, (p) => native.lgetxattr(p, name));
   }
 
   /** Value of an xattr or undefined when absent/unsupported. */
   tryGetxattr(rel: string, name: string): Buffer | undefined {
     try {
       // ENODATA (the common miss: lookups ask every lower dir for its opaque xattr) without an exception
-      return native.tryLgetxattr(this.abs(rel), name);
+      return this.statPath(rel, (p) => native.tryLgetxattr(p, name));
     } catch (e) {
-      if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'EPERM')) return undefined;
+      if (isCode(e, 'ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'ENOTDIR', 'EPERM', 'ELOOP', 'EXDEV')) return undefined;
       throw e;
     }
   }
 
   setxattr(rel: string, name: string, value: Buffer, flags = 0): void {
-    native.lsetxattr(this.abs(rel), name, value, flags);
+    this.atPath(rel, (p) => native.lsetxattr(p, name, value, flags));
   }
 
   listxattr(rel: string): string[] {
     try {
-      return native.llistxattr(this.abs(rel));
+      return this.statPath(rel, (p) => native.llistxattr(p));
     } catch (e) {
       if (isCode(e, 'EOPNOTSUPP', 'ENOTSUP')) return [];
       throw e;
@@ -297,21 +365,25 @@ export class Branch {
 
   /** The entry's xattr names, with no exception: null when the host cannot say (any error). */
   tryListxattr(rel: string): string[] | null {
-    const names = native.tryLlistxattr(this.abs(rel));
-    return typeof names === 'number' ? null : names;
+    try {
+      const names = this.statPath(rel, (p) => native.tryLlistxattr(p));
+      return typeof names === 'number' ? null : names;
+    } catch {
+      return null;
+    }
   }
 
   removexattr(rel: string, name: string): void {
-    native.lremovexattr(this.abs(rel), name);
+    this.atPath(rel, (p) => native.lremovexattr(p, name));
   }
 
   statfs(): fs.StatsFs {
-    return fs.statfsSync(this.root);
+    return fs.statfsSync(this.proc + '/.');
   }
 
   /** Whether the host lets us write in the branch root (AUFS default permission). */
   rootWritable(): boolean {
-    return isWritableDir(this.root);
+    return isWritableDir(this.proc + '/.');
   }
 }
 

@@ -1,9 +1,9 @@
-export { Branch, isWritableDir, joinRel, nsParts, parentRel } from './branch.js';
+export { Branch, fdPath, isWritableDir, joinRel, nsParts, parentRel } from './branch.js';
 export type { BranchPerm } from './branch.js';
 export { checkDir } from './host-dir.js';
 export type { HostDir } from './host-dir.js';
 export * as fdops from './fd.js';
-export { openXinoFile, appendXinoRecord, rewriteXinoFile, closeXinoFile } from './xino-file.js';
+export { XINO_OPEN_FLAGS, openXinoFile, appendXinoRecord, rewriteXinoFile, closeXinoFile } from './xino-file.js';
 export type { XinoFile } from './xino-file.js';
 /** The array Branch.lstatInto fills and its slots. */
 export { ST, statArray } from '../sys/index.js';

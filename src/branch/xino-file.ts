@@ -12,8 +12,12 @@ export interface XinoFile {
   records: Array<[number, number, number]>;
 }
 
-export function openXinoFile(p: string): XinoFile {
-  const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o600);
+/** Flags the file is opened with (by path here, or beneath the rw branch's fd: Branch.open). */
+export const XINO_OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
+
+/** Open (or take the already opened `fd` of) the table file `p` and read its records. */
+export function openXinoFile(p: string, opened?: number): XinoFile {
+  const fd = opened ?? fs.openSync(p, XINO_OPEN_FLAGS, 0o600);
   const size = fs.fstatSync(fd).size;
   const n = Math.floor(size / RECORD);
   const buf = Buffer.alloc(n * RECORD);

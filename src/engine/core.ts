@@ -3,7 +3,7 @@
  * cache and its generation. The operation modules (copy-up, dir-ops, rename, ...) work on it.
  */
 import type { Stats } from 'node:fs';
-import { Branch, joinRel } from '../branch/index.js';
+import { Branch, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
@@ -41,26 +41,40 @@ export class Core {
     validateOptions(options);
     this.options = options;
     this.markers = markerXattrs(options.userxattr);
-    this.branches = options.branches.map((b, i) => new Branch(b.path, b.perm, b.attrs, i));
-    this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
+    let rootTimes: ReturnType<Branch['lstatBig']> = null;
+    // Every branch root is opened (held as a directory fd) here, before a mount goes live: from
+    // now on nothing resolves a branch by its path (see branch/branch.ts).
+    const opened: Branch[] = [];
     let work: Branch | null = null;
-    // Our private files made in the rw root (hidden work dir, inode table) must not change the
-    // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
-    const rootTimes = this.rw?.lstatBig('') ?? null;
-    if (this.rw) {
-      if (options.workdir !== undefined) {
-        work = new Branch(options.workdir, 'rw', [], -1);
-      } else {
-        if (!this.rw.exists(WORK_NAME)) this.rw.mkdir(WORK_NAME, 0o700);
-        work = new Branch(this.rw.abs(WORK_NAME), 'rw', [], -1);
+    try {
+      this.branches = options.branches.map((b, i) => {
+        const br = new Branch(b.path, b.perm, b.attrs, i);
+        opened.push(br);
+        return br;
+      });
+      this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
+      // Our private files made in the rw root (hidden work dir, inode table) must not change the
+      // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
+      rootTimes = this.rw?.lstatBig('') ?? null;
+      if (this.rw) {
+        if (options.workdir !== undefined) {
+          work = new Branch(options.workdir, 'rw', [], -1);
+        } else {
+          if (!this.rw.exists(WORK_NAME)) this.rw.mkdir(WORK_NAME, 0o700);
+          work = this.rw.sub(WORK_NAME, 'rw', -1);
+        }
+        // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+        for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
       }
-      // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
-      for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+      this.work = work;
+      this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
+      if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null);
+      else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600));
+    } catch (e) {
+      for (const b of opened) b.close();
+      work?.close();
+      throw e;
     }
-    this.work = work;
-    this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
-    const xinoPath = options.xino ?? (this.rw ? this.rw.abs(XINO_NAME) : null);
-    this.xino = new InodeTable(xinoPath);
     if (this.rw && rootTimes) {
       const now = this.rw.lstatBig('');
       if (now && now.mtimeNs !== rootTimes.mtimeNs) this.rw.setTimes('', rootTimes);

@@ -22,10 +22,11 @@ export class InodeTable {
   private next = HIGH;
   readonly path: string | null;
 
-  constructor(path: string | null) {
+  /** `path`: the table file (null: in memory only); `fd`: that file already opened (beneath a branch fd). */
+  constructor(path: string | null, fd?: number) {
     this.path = path;
     if (path !== null) {
-      const f = openXinoFile(path);
+      const f = openXinoFile(path, fd);
       this.fd = f.fd;
       for (const [dev, ino, ours] of f.records) {
         if (ours === 0) this.drop(dev, ino);

@@ -48,7 +48,7 @@ function lstatEntry(b: Branch, rel: string, out: Float64Array): EntryStat | null
 }
 
 function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: string): boolean {
-  return list ? list.has(whName) : b.lstat(joinRel(dirRel, whName)) !== null;
+  return list ? list.has(whName) : b.exists(joinRel(dirRel, whName));
 }
 
 function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined, opaqueXattr: string): boolean {

@@ -23,7 +23,7 @@ export function checkName(name: string, create: boolean, syscall: string): void 
  * mark (trusted.overlay.opaque, or user.overlay.opaque with `userxattr`).
  */
 export function isOpaque(b: Branch, rel: string, opaqueXattr: string = OVL_OPAQUE): boolean {
-  return b.lstat(joinRel(rel, OPQ)) !== null || hasOpaqueXattr(b, rel, opaqueXattr);
+  return b.exists(joinRel(rel, OPQ)) || hasOpaqueXattr(b, rel, opaqueXattr);
 }
 
 /** Whether dir `rel` of branch `b` carries overlayfs's opaque mark (`opaqueXattr`=y). */
@@ -35,7 +35,7 @@ export function hasOpaqueXattr(b: Branch, rel: string, opaqueXattr: string = OVL
 export function hasWhiteout(b: Branch, dirRel: string, name: string, st?: Stats | null): boolean {
   const s = st === undefined ? b.lstat(joinRel(dirRel, name)) : st;
   if (s && isOverlayWhiteout(s)) return true;
-  return b.lstat(joinRel(dirRel, WH + name)) !== null;
+  return b.exists(joinRel(dirRel, WH + name));
 }
 
 export function writeWhiteout(rw: Branch, dirRel: string, name: string, format: WhiteoutFormat): void {
@@ -77,7 +77,7 @@ export function removeWhiteout(
     had = true;
   }
   if (known?.whSeen && !known.aufsWh) return had;
-  if (rw.lstat(joinRel(dirRel, WH + name)) !== null) {
+  if (rw.exists(joinRel(dirRel, WH + name))) {
     rw.unlink(joinRel(dirRel, WH + name));
     had = true;
   }

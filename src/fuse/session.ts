@@ -4,6 +4,7 @@
  * The session ends when the worker's reads fail ENODEV (umount from anywhere) or on DESTROY; then
  * the runtime dir is removed. Unmounting is done from this thread, never from the serving one.
  */
+import { realpathSync } from 'node:fs';
 import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo } from './runtime-dir.js';
 import { checkMountpoint, closeQuietly, kernelUnmount, mountFuse, splitOptions, type MountVia } from './mount.js';
 import { privilege } from '../sys/privilege.js';
@@ -87,6 +88,24 @@ export function rootlessLine(via: MountVia, userxattr: boolean): string {
   ].join('; ');
 }
 
+/**
+ * The index of a branch that holds the mount point strictly inside it, or null. The union holds each
+ * branch root by fd, so a mount over a branch root (or any directory above it) is fine; but a lookup
+ * of the mount point's name inside such a branch would cross into this very mount and wait on itself.
+ */
+export function coveredBranch(mountpoint: string, branches: readonly { path: string }[]): number | null {
+  for (let i = 0; i < branches.length; i++) {
+    let root: string;
+    try {
+      root = realpathSync(branches[i]!.path);
+    } catch {
+      continue;
+    }
+    if (mountpoint.startsWith(root === '/' ? '/' : root + '/') && mountpoint !== root) return i;
+  }
+  return null;
+}
+
 export async function startSession(p: SessionParams): Promise<Session> {
   const cwd = p.cwd ?? process.cwd();
   const t = splitOptions(p.options);
@@ -157,6 +176,10 @@ export async function startSession(p: SessionParams): Promise<Session> {
   if (opened.t === 'error') return fail(new MountError(opened.code, opened.message));
   if (opened.t !== 'opened') return fail(new MountError('EIO', `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
 
+  const covered = coveredBranch(mountpoint, opened.branches);
+  if (covered !== null) {
+    return fail(new MountError('EINVAL', `the mount point ${mountpoint} is inside branch ${covered} (a mount may cover a branch itself or its parent, not a directory within it)`));
+  }
   let via: MountVia;
   try {
     ({ fd, via } = await mountFuse(mountpoint, p.source ?? 'layerfs', t));

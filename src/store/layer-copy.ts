@@ -22,7 +22,6 @@ import { storeErr } from './store-error.js';
 import { deviceNumbers, entryHeader, whiteoutBlocks } from './tar-export.js';
 import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
 import { S_IFIFO, S_IFMT } from '../sys/constants.js';
-import { setXattr } from './xattr.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
 
@@ -177,7 +176,7 @@ class LayerCopy {
     this.dst.mkdir(rel, 0o700);
     this.entries++;
     this.metadata(rel, ch.layer, ch.st);
-    this.emit(headerBlocks(entryHeader(this.dst.abs(rel), `${rel}/`, this.dst.lstatBig(rel)!, 'dir')));
+    this.emit(headerBlocks(entryHeader(this.dst.hostPath(rel), `${rel}/`, this.dst.lstatBig(rel)!, 'dir')));
     this.dir(rel, ch.dirs, isOpaque(ch.layer, rel));
     this.dst.setTimes(rel, ch.st); // creating the children moved them
   }
@@ -191,7 +190,7 @@ class LayerCopy {
       if (first !== undefined) {
         this.dst.link(first, rel);
         this.entries++;
-        this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, this.dst.lstatBig(rel)!, 'link', { linkname: first })));
+        this.emit(headerBlocks(entryHeader(this.dst.hostPath(rel), rel, this.dst.lstatBig(rel)!, 'link', { linkname: first })));
         return;
       }
       this.links.set(key, rel);
@@ -218,7 +217,7 @@ class LayerCopy {
       extra = deviceNumbers(Number(st.rdev));
     }
     this.metadata(rel, layer, st);
-    this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, this.dst.lstatBig(rel)!, type, extra)));
+    this.emit(headerBlocks(entryHeader(this.dst.hostPath(rel), rel, this.dst.lstatBig(rel)!, type, extra)));
   }
 
   /**
@@ -237,7 +236,7 @@ class LayerCopy {
         const [as, an] = nsParts(st.atimeNs);
         const [ms, mn] = nsParts(st.mtimeNs);
         fdops.futimens(dfd, as, an, ms, mn);
-        this.emit(headerBlocks(entryHeader(this.dst.abs(rel), rel, fdops.fstatBig(dfd), 'file', { size })));
+        this.emit(headerBlocks(entryHeader(this.dst.hostPath(rel), rel, fdops.fstatBig(dfd), 'file', { size })));
         const tar = this.opts.tar;
         fdops.copyData(sfd, dfd, size, {
           caps: this.dst.copyCaps(Number(st.dev)),
@@ -262,7 +261,7 @@ class LayerCopy {
   private metadata(rel: string, layer: Branch, st: fs.BigIntStats): void {
     if (this.asRoot) this.dst.lchown(rel, Number(st.uid), Number(st.gid));
     if (!st.isSymbolicLink()) this.dst.chmod(rel, Number(st.mode) & 0o7777);
-    for (const [name, value] of xattrsOf(layer, rel)) setXattr(this.dst.abs(rel), name, value);
+    for (const [name, value] of xattrsOf(layer, rel)) this.dst.setxattr(rel, name, value, 0);
     this.dst.setTimes(rel, st);
   }
 

@@ -47,6 +47,18 @@ interface Binding {
   write(fd: number, buf: Buffer, length: number): number;
   syncFileRange(fd: number, offset: number, nbytes: number, flags: number): undefined | number;
   syncfs(fd: number): undefined | number;
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  fstatatInto(dirfd: number, path: string, out: Float64Array, flags: number): number;
+  mkdirat(dirfd: number, path: string, mode: number): undefined | number;
+  unlinkat(dirfd: number, path: string, flags: number): undefined | number;
+  symlinkat(target: string, dirfd: number, path: string): undefined | number;
+  linkat(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): undefined | number;
+  renameat2At(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): undefined | number;
+  mknodat(dirfd: number, path: string, mode: number, dev: number): undefined | number;
+  readlinkat(dirfd: number, path: string): string | number;
+  fchmodat(dirfd: number, path: string, mode: number, flags: number): undefined | number;
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): undefined | number;
+  utimensatAt(dirfd: number, path: string, as: number, ans: number, ms: number, mns: number, flags: number): undefined | number;
 }
 
 function load(): Binding {
@@ -399,4 +411,104 @@ export function tryLlistxattr(path: string): string[] | number {
 export function syncfs(fd: number): void {
   const r = b.syncfs(fd);
   if (r !== undefined) fail(r, 'syncfs');
+}
+
+// ---- calls relative to a directory fd (branches held by fd, see branch/branch.ts) ----------
+
+/** *at flags. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+export const AT_EMPTY_PATH = 0x1000;
+/** openat2 resolve flags (linux/openat2.h). */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+/** open(2) flag node:fs lacks: a handle to a place in the tree, not to a file's contents. */
+export const O_PATH = 0o10000000;
+
+/** Shows `path` in an error as where it was resolved from (the dir fd) and the relative name. */
+function atPath(dirfd: number, path: string): string {
+  return `/proc/self/fd/${dirfd}/${path}`;
+}
+
+/**
+ * openat2(2) (Linux 5.6): open `path` relative to `dirfd` under the RESOLVE_* rules `resolve`
+ * (RESOLVE_BENEATH: no `..`, absolute path or symlink may leave dirfd's tree). O_CLOEXEC is added.
+ */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const r = b.openat2(dirfd, path, flags, mode, resolve);
+  if (r < 0) fail(r, 'openat2', atPath(dirfd, path));
+  return r;
+}
+
+/** openat2 returning a NEGATIVE ERRNO instead of throwing (a missing entry is common). */
+export function tryOpenat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  return b.openat2(dirfd, path, flags, mode, resolve);
+}
+
+/** fstatat(2) into `out` (slots in ST), as lstatInto: 0 or a NEGATIVE ERRNO. */
+export function fstatatInto(dirfd: number, path: string, out: Float64Array, flags: number): number {
+  return b.fstatatInto(dirfd, path, out, flags);
+}
+
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  const r = b.mkdirat(dirfd, path, mode);
+  if (r !== undefined) fail(r, 'mkdir', atPath(dirfd, path));
+}
+
+export function unlinkat(dirfd: number, path: string, flags: number): void {
+  const r = b.unlinkat(dirfd, path, flags);
+  if (r !== undefined) fail(r, flags & AT_REMOVEDIR ? 'rmdir' : 'unlink', atPath(dirfd, path));
+}
+
+export function symlinkat(target: string, dirfd: number, path: string): void {
+  const r = b.symlinkat(target, dirfd, path);
+  if (r !== undefined) fail(r, 'symlink', target, atPath(dirfd, path));
+}
+
+export function linkat(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): void {
+  const r = b.linkat(oldDirfd, oldPath, newDirfd, newPath, flags);
+  if (r !== undefined) fail(r, 'link', atPath(oldDirfd, oldPath), atPath(newDirfd, newPath));
+}
+
+/** renameat2(2) between two directory fds; flags RENAME_NOREPLACE / RENAME_EXCHANGE / RENAME_WHITEOUT or 0. */
+export function renameat2At(oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): void {
+  const r = b.renameat2At(oldDirfd, oldPath, newDirfd, newPath, flags);
+  if (r !== undefined) fail(r, 'rename', atPath(oldDirfd, oldPath), atPath(newDirfd, newPath));
+}
+
+export function mknodat(dirfd: number, path: string, mode: number, dev: number): void {
+  const r = b.mknodat(dirfd, path, mode, dev);
+  if (r !== undefined) fail(r, 'mknod', atPath(dirfd, path));
+}
+
+export function readlinkat(dirfd: number, path: string): string {
+  const r = b.readlinkat(dirfd, path);
+  if (typeof r === 'number') fail(r, 'readlink', atPath(dirfd, path));
+  return r;
+}
+
+/** fchmodat; with AT_SYMLINK_NOFOLLOW a symlink answers EOPNOTSUPP (nothing is followed). */
+export function fchmodat(dirfd: number, path: string, mode: number, flags: number): void {
+  const r = b.fchmodat(dirfd, path, mode, flags);
+  if (r !== undefined) fail(r, 'chmod', atPath(dirfd, path));
+}
+
+export function fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void {
+  const r = b.fchownat(dirfd, path, uid, gid, flags);
+  if (r !== undefined) fail(r, 'lchown', atPath(dirfd, path));
+}
+
+export function utimensatAt(
+  dirfd: number,
+  path: string,
+  atimeSec: number,
+  atimeNsec: number,
+  mtimeSec: number,
+  mtimeNsec: number,
+  flags: number,
+): void {
+  const r = b.utimensatAt(dirfd, path, atimeSec, atimeNsec, mtimeSec, mtimeNsec, flags);
+  if (r !== undefined) fail(r, 'utimensat', atPath(dirfd, path));
 }

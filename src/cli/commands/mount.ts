@@ -72,6 +72,8 @@ Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
   layerfs mount -o lowerdir=/l1:/l2,upperdir=/u,workdir=/w /mnt
   mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
+  layerfs mount -o lowerdir=/ext/usr:/usr /usr     MNT may be a branch itself (or its parent):
+                                                   branch roots are held open from before the mount
 `;
 
 export function register(program: Command): void {
