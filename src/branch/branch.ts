@@ -30,6 +30,12 @@ import type { CopyCaps } from './copy-data.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
 const { O_PATH, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_REMOVEDIR } = native;
+/**
+ * The open(2) flag bits openat2 accepts (the kernel's VALID_OPEN_FLAGS on Linux). open(2) ignores
+ * any other bit, openat2 answers EINVAL: and the flags FUSE passes on carry kernel-internal ones
+ * (__FMODE_EXEC 0x20 when a file is opened for execve), so they are dropped here.
+ */
+const OPENAT2_FLAGS = 0o37777703;
 
 /** How every open in a branch resolves: beneath the root fd, through no symlink at all. */
 const BENEATH = native.RESOLVE_BENEATH | native.RESOLVE_NO_SYMLINKS;
@@ -233,7 +239,7 @@ export class Branch {
 
   /** open beneath the root, O_NOFOLLOW added (a symlink as the last name: ELOOP). */
   open(rel: string, flags: number, mode = 0o666): number {
-    return native.openat2(this.fd, rel === '' ? '.' : rel, flags | O_NOFOLLOW, mode, BENEATH);
+    return native.openat2(this.fd, rel === '' ? '.' : rel, (flags & OPENAT2_FLAGS) | O_NOFOLLOW, mode, BENEATH);
   }
 
   /** Open a directory for reading (fsync of a dir, fd-based xattrs). */
