@@ -12,8 +12,7 @@ import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { MERGED_XATTR, ORIGIN_XATTR, isPrivateXattr } from '../format/index.js';
 import { indexCopy } from './hardlinks.js';
-
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
+import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
 
 /** Copy xattrs (except ours) from src entry to dst entry. Unsupported ones are skipped. */
 function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void): void {

@@ -9,7 +9,7 @@ import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
 import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js';
-import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
+import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { MERGED_XATTR, PRIVATE } from '../format/index.js';
 import { validateOptions } from './validate.js';
@@ -181,7 +181,7 @@ export class Core {
   addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
-    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & 0o170000, joinRel(parent.rel, name), layers, this.gen);
+    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;
   }

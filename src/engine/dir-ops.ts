@@ -13,8 +13,7 @@ import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
-
-const { O_CREAT, O_EXCL, O_NOCTTY } = fdops.O;
+import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
 
 const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
 const egid = typeof process.getegid === 'function' ? process.getegid() : 0;
@@ -44,8 +43,6 @@ function fixOwnerMode(
   }
   return chowned;
 }
-
-const S_ISGID = 0o2000;
 
 /** Owner of a new entry: the caller, but the group of a setgid parent (as Linux does). */
 function ownerOf(ctx: Ctx, parentMode: number, parentGid: number): Ctx {

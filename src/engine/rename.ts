@@ -14,7 +14,7 @@ import { lowerHas } from './namei.js';
 import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './types.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
 
 function isAncestor(a: UnionNode, n: UnionNode): boolean {

@@ -10,22 +10,23 @@ import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:
 import { resolve } from 'node:path';
 import { isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
+import {
+  MNT_DETACH,
+  MS_DIRSYNC,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NODIRATIME,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_RELATIME,
+  MS_STRICTATIME,
+  MS_SYNCHRONOUS,
+} from '../sys/constants.js';
 import { MountError } from './mount-error.js';
 
 export const FSTYPE = 'fuse.layerfs';
 
-// mount(2) flags
-const MS_RDONLY = 1;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_SYNCHRONOUS = 16;
-const MS_DIRSYNC = 128;
-const MS_NOATIME = 1024;
-const MS_NODIRATIME = 2048;
-const MS_RELATIME = 1 << 21;
-const MS_STRICTATIME = 1 << 24;
-export const MNT_DETACH = 2;
 
 /** VFS options: name -> [flag to set, flag to clear]. */
 const VFS: Record<string, [number, number]> = {
