@@ -15,6 +15,7 @@
 import { closeSync, openSync, readFileSync, realpathSync, rmSync, writeSync, chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { errnoCode } from '../errors/index.js';
 import { startSession, type Session } from '../fuse/session.js';
 import { processAlive, type MountInfo } from '../fuse/runtime-dir.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
@@ -30,8 +31,8 @@ export interface DaemonOptions {
 }
 
 function codeOf(e: unknown): string {
-  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
-  return typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) ? c : 'EIO';
+  const c = errnoCode(e);
+  return c !== undefined && /^E[A-Z0-9]+$/.test(c) ? c : 'EIO';
 }
 
 function messageOf(e: unknown): string {

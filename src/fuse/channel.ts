@@ -9,7 +9,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { readSpin, setNonBlocking, writeRaw } from '../sys/native.js';
-import { FsError, codeOf, errnoOf } from '../errors/index.js';
+import { FsError, codeOf, errnoCode, errnoOf } from '../errors/index.js';
 import { Op, Size, isNoReply, opName } from './abi.js';
 import { decodeInHeader, encodeOutHeader, type InHeader } from './codec.js';
 
@@ -45,14 +45,6 @@ const ENODEV = errnoOf('ENODEV');
 const SPIN_MISSES = 4;
 const SPIN_PAUSE = 32;
 
-function errCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null) {
-    const c = (e as { code?: unknown }).code;
-    if (typeof c === 'string') return c;
-  }
-  return undefined;
-}
-
 export class Channel {
   readonly inBuf: Buffer;
   readonly outBuf: Buffer;
@@ -85,7 +77,7 @@ export class Channel {
       try {
         return readSync(this.fd, this.inBuf, 0, this.inBuf.length, null);
       } catch (e) {
-        const c = errCode(e);
+        const c = errnoCode(e);
         if (c === 'ENOENT' || c === 'EINTR' || c === 'EAGAIN') continue;
         if (c === 'ENODEV') return -1;
         throw e;
@@ -125,7 +117,7 @@ export class Channel {
     try {
       writeSync(this.fd, this.outBuf, 0, len);
     } catch (e) {
-      const c = errCode(e);
+      const c = errnoCode(e);
       if (c === 'ENOENT') return;
       if (c === 'ENODEV') return;
       throw e;
@@ -137,7 +129,7 @@ export class Channel {
     try {
       writeSync(this.fd, buf, 0, len);
     } catch (e) {
-      if (errCode(e) !== 'ENOENT') throw e;
+      if (errnoCode(e) !== 'ENOENT') throw e;
     }
   }
 

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isCode } from '../errors/index.js';
+import { errnoCode, isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
 import {
   MNT_DETACH,
@@ -197,7 +197,7 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
       n.mount(source, mountpoint, FSTYPE, t.flags, data.join(','));
       return;
     } catch (e) {
-      throw new MountError(codeOf(e), `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
+      throw new MountError(errnoCode(e) ?? 'EIO', `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
     }
   }
   const flagOpts = Object.entries(VFS)
@@ -208,11 +208,6 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new MountError('EIO', `mount ${mountpoint}: ${(r.stderr || '').trim() || 'failed'}`);
-}
-
-function codeOf(e: unknown): string {
-  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
-  return typeof c === 'string' ? c : 'EIO';
 }
 
 /** umount2(2); `lazy` detaches. Never call this from the thread serving the mount. */

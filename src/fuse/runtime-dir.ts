@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isCode } from '../errors/index.js';
 
 export interface BranchInfo {
   path: string;
@@ -87,7 +88,7 @@ export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (e) {
-    if (!(typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPERM')) return false;
+    if (!isCode(e, 'EPERM')) return false;
   }
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

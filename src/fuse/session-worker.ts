@@ -9,7 +9,7 @@
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { codeOf } from '../errors/index.js';
+import { codeOf, errnoCode } from '../errors/index.js';
 import { NO_REPLY, FuseOps } from './ops.js';
 import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine } from './channel.js';
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       opened = openUnion(params.options, params.cwd);
     }
   } catch (e) {
-    const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EINVAL';
+    const code = errnoCode(e) ?? 'EINVAL';
     post({ t: 'error', code, message: e instanceof Error ? e.message : String(e) });
     return;
   }

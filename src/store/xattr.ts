@@ -2,16 +2,14 @@
  * Extended attributes of files in a layer, through the native addon (never following symlinks).
  */
 import * as native from '../sys/native.js';
-import { isCode } from '../errors/index.js';
+import { errnoCode, isCode } from '../errors/index.js';
 import { storeErr } from './store-error.js';
 
 export function setXattr(file: string, name: string, value: Buffer): void {
   try {
     native.lsetxattr(file, name, value, 0);
   } catch (e) {
-    const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE')
-      ? (e as { code: string }).code
-      : 'EIO';
+    const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE') ? errnoCode(e)! : 'EIO';
     throw storeErr(code, `cannot set xattr ${name}`, 'setxattr', file);
   }
 }
