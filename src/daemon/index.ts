@@ -5,7 +5,8 @@
  *   daemonStatus() -> the daemon's pid, mounts, memory, requests served (null when none runs)
  */
 import { resolve } from 'node:path';
-import { FSTYPE, kernelUnmount, mountTable } from '../fuse/mount.js';
+import { FSTYPE, kernelUnmount } from '../fuse/mount.js';
+import { mountTable } from '../sys/mountinfo.js';
 import { listMounts } from '../fuse/runtime-dir.js';
 import { errnoCode } from '../errors/index.js';
 import { MountError } from '../fuse/mount-error.js';

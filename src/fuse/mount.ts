@@ -2,11 +2,10 @@
  * Mounting and unmounting a FUSE filesystem as root: open /dev/fuse, mount(2) with
  * `fd=N,rootmode=40000,user_id=U,group_id=G[,allow_other][,default_permissions]` and fstype
  * `fuse.layerfs` (through the native addon; `/bin/mount -i` with the fd as its fd 3 when the addon
- * is missing). Also the mount-option split (kernel/VFS options vs the union's) and the
- * /proc/self/mountinfo queries.
+ * is missing). Also the mount-option split (kernel/VFS options vs the union's).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { errnoCode, isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
@@ -23,6 +22,7 @@ import {
   MS_STRICTATIME,
   MS_SYNCHRONOUS,
 } from '../sys/constants.js';
+import { isMountPoint } from '../sys/mountinfo.js';
 import { MountError } from './mount-error.js';
 
 export const FSTYPE = 'fuse.layerfs';
@@ -90,7 +90,7 @@ export function splitOptions(options: string): TransportOptions {
   let allowOther = true;
   let defaultPermissions = true;
   let spinUs: number | undefined;
-  for (const raw of splitTop(options)) {
+  for (const raw of splitOptionList(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
     const eq = opt.indexOf('=');
@@ -117,28 +117,6 @@ export function splitOptions(options: string): TransportOptions {
     else rest.push(opt);
   }
   return { flags, allowOther, defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
-}
-
-/** Split on commas not escaped with a backslash nor inside double quotes (escapes kept for the union's parser). */
-const splitTop = splitOptionList;
-
-/** Mount points from /proc/self/mountinfo (octal escapes decoded), with their fstype. */
-export function mountTable(): { mountpoint: string; fstype: string; source: string }[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  const dec = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: { mountpoint: string; fstype: string; source: string }[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    if (sep < 0 || f.length < sep + 3) continue;
-    out.push({ mountpoint: dec(f[4]!), fstype: f[sep + 1]!, source: dec(f[sep + 2]!) });
-  }
-  return out;
-}
-
-export function isMountPoint(abs: string): boolean {
-  return mountTable().some((m) => m.mountpoint === abs);
 }
 
 /** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isCode } from '../errors/index.js';
+import { processAlive } from '../sys/process.js';
 
 export interface BranchInfo {
   path: string;
@@ -81,22 +81,6 @@ export function removeMountInfo(id: string, keepLog = false): void {
   rmSync(siDir(id), { recursive: true, force: true });
   rmSync(metaPath(id), { force: true });
   if (!keepLog) rmSync(logPath(id), { force: true });
-}
-
-/** Whether a process runs (a zombie waiting for its reaper counts as gone). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if (!isCode(e, 'EPERM')) return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** Live mounts (entries whose daemon is gone are cleaned up), ordered by start time. */
