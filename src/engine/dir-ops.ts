@@ -7,7 +7,7 @@ import { ST, fdops, joinRel, statArray, type Branch } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp, originCopiedUp } from './copy-up.js';
-import { lowerHas, newRwProbe, type RwProbe } from './namei.js';
+import { lowerHas, type RwProbe } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
@@ -73,8 +73,9 @@ function prepareCreate(
   if (!probe) {
     checkDirParent(core, parent, syscall);
     checkName(name, true, syscall);
-    probe = newRwProbe();
-    if (core.tryLookup(parent, name, probe)) throw new FsError('EEXIST', syscall, name);
+    const d = core.lookupData(parent, name);
+    if (d.node) throw new FsError('EEXIST', syscall, name);
+    probe = d;
   }
   // the probe counts only if the rw branch already held the parent when it was taken
   const rwHadParent = parent.layers[0] === 0;
@@ -133,8 +134,8 @@ export function create(
   core.requireRw('open');
   checkDirParent(core, parent, 'open');
   checkName(name, true, 'open');
-  const probe = newRwProbe();
-  const existing = core.tryLookup(parent, name, probe);
+  const probe = core.lookupData(parent, name);
+  const existing = probe.node;
   if (existing) {
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
@@ -215,7 +216,7 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   if (node.isDir) throw new FsError('EPERM', 'link', newName);
   checkDirParent(core, newParent, 'link');
   checkName(newName, true, 'link');
-  if (core.tryLookup(newParent, newName)) throw new FsError('EEXIST', 'link', newName);
+  if (core.lookupData(newParent, newName).node) throw new FsError('EEXIST', 'link', newName);
   copyUp(core, node, 'link');
   copyUp(core, newParent, 'link');
   removeWhiteout(rw, newParent.rel, newName);

@@ -56,7 +56,7 @@ export function getattr(core: Core, node: UnionNode): Attr {
 
 /**
  * getattr of a node lookup just created, from the lstat numbers lookup took of its topmost
- * entry in the same call (Core.lookupWithStat): one lstat per LOOKUP instead of two.
+ * entry in the same call (LookupData.nums of Core.lookupData): one lstat per LOOKUP instead of two.
  */
 export function getattrFromLookup(core: Core, node: UnionNode, nums: Float64Array): Attr {
   // A hard link read through the index: the real file is another entry.

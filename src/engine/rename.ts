@@ -38,7 +38,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   checkName(newName, true, 'rename');
   const src = core.lookup(parent, name);
   if (src.isDir && isAncestor(src, newParent)) throw new FsError('EINVAL', 'rename', name, newName);
-  const dst = core.tryLookup(newParent, newName);
+  const dst = core.lookupData(newParent, newName).node;
   if (dst) {
     if (dst === src || (!src.isDir && dst.ino === src.ino)) return;
     if (flags & RENAME_NOREPLACE) throw new FsError('EEXIST', 'rename', name, newName);
