@@ -196,9 +196,7 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
   }
   if (parent && pst) rw.setTimes(parent.rel, pst);
   core.xino.set(st.dev, st.ino, node.ino);
-  node.alias = null;
-  node.layers = node.isDir ? [0, ...node.layers] : [0];
-  node.gen = core.gen;
+  node.copiedUp(core.gen);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
   if (node.isDir && core.invalidator) core.invalidator(node);
 }
@@ -274,7 +272,7 @@ export function originCopiedUp(core: Core, node: UnionNode): void {
   } catch (e) {
     if (!isCode(e, 'ENODATA', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
   }
-  node.marked = true;
+  node.markedMerged();
   if (core.invalidator) core.invalidator(node);
 }
 

@@ -8,7 +8,7 @@ import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
-import { cachedLookup, goneLookup, lookupScratch, resolveChild, resolveRoot, type LookupData } from './namei.js';
+import { GONE, cachedLookup, lookupScratch, resolveChild, resolveRoot, type LookupData } from './namei.js';
 import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { MERGED_XATTR, PRIVATE } from '../format/index.js';
@@ -80,22 +80,17 @@ export class Core {
     if (node.gen === this.gen || node.unlinked) return;
     const parent = node.parent;
     if (!parent) {
-      node.layers = resolveRoot(this.branches);
-      node.gen = this.gen;
+      node.rootResolved(resolveRoot(this.branches), this.gen);
       return;
     }
     this.ensure(parent);
-    node.rel = joinRel(parent.rel, node.name);
+    node.parentMoved();
     const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, this.scratch);
     if (!f || f.type === 0) {
-      node.unlinked = true;
+      node.removed();
       return;
     }
-    node.layers = f.layers;
-    node.type = f.type;
-    node.alias = this.aliasOf(f, node.rel);
-    node.marked = this.isMarked(f.type, f.layers, node.rel);
-    node.gen = this.gen;
+    node.resolved(f.layers, f.type, this.aliasOf(f, node.rel), this.isMarked(f.type, f.layers, node.rel), this.gen);
   }
 
   /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */
@@ -116,7 +111,7 @@ export class Core {
     if (name === '.') return cachedLookup(parent);
     if (name === '..') return cachedLookup(parent.parent ?? parent);
     checkName(name, false, 'lookup');
-    if (parent.unlinked) return goneLookup();
+    if (parent.unlinked) return GONE;
     const cached = parent.children.get(name);
     if (cached) {
       this.ensure(cached);
@@ -127,9 +122,9 @@ export class Core {
     if (d.type === 0) return d;
     const top = d.layers[0]!;
     const nums = d.nums!;
-    const node = new UnionNode(this.xino.inoFor(top, nums[ST.dev]!, nums[ST.ino]!), parent, name, d.type, joinRel(parent.rel, name), d.layers, this.gen);
-    node.alias = this.aliasOf(d, node.rel);
-    node.marked = this.isMarked(d.type, d.layers, node.rel);
+    const rel = joinRel(parent.rel, name);
+    const node = new UnionNode(this.xino.inoFor(top, nums[ST.dev]!, nums[ST.ino]!), parent, name, d.type, rel, d.layers, this.gen);
+    node.resolved(d.layers, d.type, this.aliasOf(d, rel), this.isMarked(d.type, d.layers, rel), this.gen);
     parent.children.set(name, node);
     d.node = node;
     return d;
@@ -147,7 +142,7 @@ export class Core {
    * Is this directory, held by one branch only, a copy made by a redirect rename? The mark counts
    * in any branch: after the rw branch became a lower one (`--ov=2`), the copy is still merged.
    */
-  private isMarked(type: number, layers: number[], rel: string): boolean {
+  private isMarked(type: number, layers: readonly number[], rel: string): boolean {
     if (type !== S_IFDIR || layers.length !== 1) return false;
     return this.branches[layers[0]!]!.tryGetxattr(rel, MERGED_XATTR) !== undefined;
   }

@@ -79,9 +79,9 @@ function prepareCreate(
   }
   // the probe counts only if the rw branch already held the parent when it was taken
   const rwHadParent = parent.layers[0] === 0;
-  if (!rwHadParent || parent.copiedUpGen !== core.gen) {
+  if (!rwHadParent || !parent.copiedUpSince(core.gen)) {
     copyUp(core, parent, syscall);
-    if (parent.layers[0] === 0) parent.copiedUpGen = core.gen;
+    if (parent.layers[0] === 0) parent.copyUpChecked(core.gen);
   }
   const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
   const there = rw.lstatInto(parent.rel, parentNums);
@@ -181,7 +181,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   } else originCopiedUp(core, parent);
   nameRemoved(core, count);
   // The node is this name: it is gone (other hard links are other nodes).
-  node.unlinked = true;
+  node.removed();
   parent.children.delete(name);
 }
 
@@ -204,7 +204,7 @@ export function rmdir(core: Core, parent: UnionNode, name: string): void {
     copyUp(core, parent, 'rmdir');
     writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   } else originCopiedUp(core, parent);
-  node.unlinked = true;
+  node.removed();
   parent.children.delete(name);
 }
 

@@ -42,7 +42,7 @@ export interface LookupData extends RwProbe {
   /** S_IF* type of the topmost entry; 0 when NAME was not found. */
   type: number;
   /** Branch indices holding NAME, topmost first (a directory: merged down to an opaque one). */
-  layers: number[];
+  layers: readonly number[];
   /**
    * lstat numbers (sys ST slots) of the topmost entry when this lookup took them, else null. The
    * union's scratch array (LookupScratch.top): read it before the next lookup on the same union.
@@ -74,22 +74,16 @@ export function cachedLookup(node: UnionNode): LookupData {
   };
 }
 
-const NOT_FOUND: number[] = [];
+const NOT_FOUND: readonly number[] = [];
 
-/** A lookup under a directory that was removed: nothing there, nothing searched. */
-export function goneLookup(): LookupData {
-  return {
-    node: null, searched: false, type: 0, layers: NOT_FOUND, nums: null, whiteout: false, opaque: false,
-    nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false,
-  };
-}
+/** A lookup under a directory that was removed: nothing there, nothing searched. Shared: never written. */
+export const GONE: LookupData = {
+  node: null, searched: false, type: 0, layers: NOT_FOUND, nums: null, whiteout: false, opaque: false,
+  nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false,
+};
 
-function searched(): LookupData {
-  return {
-    node: null, searched: true, type: 0, layers: NOT_FOUND, nums: null, whiteout: false, opaque: false,
-    nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false,
-  };
-}
+/** A search that found nothing and learned nothing else (the common miss: no allocation). Shared: never written. */
+const NOTHING: LookupData = { ...GONE, searched: true };
 
 /** S_IF* type of `rel` in `b` lstat'ed into `out`; 0 when absent. */
 function lstatType(b: Branch, rel: string, out: Float64Array): number {
@@ -114,8 +108,6 @@ function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | u
 /** Lower layers under a directory from which a lookup reads a merged name map instead of walking them. */
 export const MENTION_MIN_LAYERS = 4;
 
-const NO_MENTIONS: Map<string, number> = new Map();
-
 /**
  * For a directory whose layers from position `k0` down are all indexed lower layers (at least
  * MENTION_MIN_LAYERS of them): NAME -> position of the first of them whose listing holds NAME or
@@ -125,7 +117,8 @@ const NO_MENTIONS: Map<string, number> = new Map();
  */
 function lowerMentions(parent: UnionNode, index: LowerIndex, k0: number): Map<string, number> | null {
   const pl = parent.layers;
-  if (parent.mentionsFor === pl && parent.mentionsRel === parent.rel) return parent.mentions === NO_MENTIONS ? null : parent.mentions;
+  const kept = parent.mentions;
+  if (kept !== undefined) return kept;
   let m: Map<string, number> | null = null;
   if (pl.length - k0 >= MENTION_MIN_LAYERS) {
     m = new Map();
@@ -145,9 +138,7 @@ function lowerMentions(parent: UnionNode, index: LowerIndex, k0: number): Map<st
       }
     }
   }
-  parent.mentions = m ?? NO_MENTIONS;
-  parent.mentionsFor = pl;
-  parent.mentionsRel = parent.rel;
+  parent.keepMentions(m);
   return m;
 }
 
@@ -162,15 +153,22 @@ export function resolveChild(
   index: LowerIndex | null,
   scratch: LookupScratch,
 ): LookupData {
-  const d = searched();
   const rel = joinRel(parent.rel, name);
   const whName = WH + name; // built once: every layer asks for it
   const pl = parent.layers;
+  let found = 0; // S_IF* type of the topmost entry
+  let layers: number[] | null = null;
+  let whiteout = false;
+  let opaqueStop = false;
+  let nameSeen = false;
+  let overlayWh = false;
+  let whSeen = false;
+  let aufsWh = false;
   let jumped = false;
   for (let k = 0; k < pl.length; k++) {
     let bi = pl[k]!;
     let list = index ? index.list(bi, parent.rel) : null;
-    if (list && !jumped && d.type === 0 && index) {
+    if (list && !jumped && found === 0 && index) {
       // the first lower layer: with many of them, go straight to the first that mentions NAME
       jumped = true;
       const mm = lowerMentions(parent, index, k);
@@ -187,12 +185,12 @@ export function resolveChild(
     }
     const b = branches[bi]!;
     // the topmost entry's numbers are the answer's; those of entries below only decide the merge
-    const nums = d.type === 0 ? scratch.top : scratch.below;
+    const nums = found === 0 ? scratch.top : scratch.below;
     let type = 0;
     let statted = false;
     if (list) {
       const dt = list.get(name);
-      if (dt === DT_DIR && d.type !== 0) type = S_IFDIR;
+      if (dt === DT_DIR && found !== 0) type = S_IFDIR;
       else if (dt !== undefined) {
         type = lstatType(b, rel, nums);
         statted = true;
@@ -201,32 +199,31 @@ export function resolveChild(
       type = lstatType(b, rel, nums);
       statted = true;
       if (bi === 0 && b.writable) {
-        d.nameSeen = true;
-        d.overlayWh = statted && overlayWhiteout(type, nums);
+        nameSeen = true;
+        overlayWh = overlayWhiteout(type, nums);
       }
     }
     if (type !== 0) {
       if (statted && overlayWhiteout(type, nums)) {
-        d.whiteout = true;
+        whiteout = true;
         break;
       }
-      if (d.type === 0) {
+      if (found === 0) {
         if (!statted) break; // cannot happen: the first entry found is always lstat'ed
-        d.type = type;
-        d.layers = [bi];
-        d.nums = nums;
+        found = type;
+        layers = [bi];
         if (type !== S_IFDIR) break;
       } else {
         if (type !== S_IFDIR) break;
-        d.layers.push(bi);
+        layers!.push(bi);
       }
       if (k === pl.length - 1) break;
       if (opaque(b, bi, rel, index)) {
-        d.opaque = true;
+        opaqueStop = true;
         break;
       }
       if (whitedOut(b, list, parent.rel, whName)) {
-        d.whiteout = true;
+        whiteout = true;
         break;
       }
     } else {
@@ -234,16 +231,20 @@ export function resolveChild(
       if (k === pl.length - 1) break;
       const wh = whitedOut(b, list, parent.rel, whName);
       if (bi === 0 && b.writable && !list) {
-        d.whSeen = true;
-        d.aufsWh = wh;
+        whSeen = true;
+        aufsWh = wh;
       }
       if (wh) {
-        d.whiteout = true;
+        whiteout = true;
         break;
       }
     }
   }
-  return d;
+  if (found === 0 && !whiteout && !nameSeen && !whSeen) return NOTHING;
+  return {
+    node: null, searched: true, type: found, layers: layers ?? NOT_FOUND, nums: found !== 0 ? scratch.top : null,
+    whiteout, opaque: opaqueStop, nameSeen, overlayWh, whSeen, aufsWh,
+  };
 }
 
 /** Layers of the union root: every branch until an opaque root. */

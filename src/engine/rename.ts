@@ -81,15 +81,13 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   if (dst) {
     nameRemoved(core, dstCount);
     newParent.children.delete(newName);
-    dst.unlinked = true;
+    dst.removed();
     if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.openCount === 0) {
       core.xino.delete(dstUpper.dev, dstUpper.ino);
     }
   }
   parent.children.delete(name);
-  src.parent = newParent;
-  src.name = newName;
-  src.rel = newRel;
+  src.renamed(newParent, newName, newRel);
   newParent.children.set(newName, src);
   core.gen++;
 }
@@ -122,7 +120,8 @@ function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionN
   if (b.isDir && aLower) setOpaque(rw, aRel, core.options.whiteout);
   parent.children.delete(name);
   newParent.children.delete(newName);
-  [a.parent, a.name, a.rel, b.parent, b.name, b.rel] = [newParent, newName, bRel, parent, name, aRel];
+  a.renamed(newParent, newName, bRel);
+  b.renamed(parent, name, aRel);
   newParent.children.set(newName, a);
   parent.children.set(name, b);
   core.gen++;
