@@ -8,6 +8,9 @@ import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from '
 
 export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } from '../sys/constants.js';
 
+/** T with its read-only properties writable (for a class's own transitions). */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 /**
  * A merged node: one name in the union (hard links are separate nodes sharing `ino`).
  * `layers` caches the lookup: the branch indices holding this path, topmost first (directories:
@@ -15,134 +18,103 @@ export { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK 
  * relative to every branch root. Both are recomputed when `gen` falls behind the union's.
  *
  * Read-only from outside: the state changes only through the named transitions below
- * (resolved, unresolvable, copiedUp, markedMerged, renamed, removed, ...).
+ * (resolved, rootResolved, parentMoved, copiedUp, markedMerged, renamed, removed, ...).
  */
 export class UnionNode implements UnionNodeLike {
   readonly ino: number;
-  #parent: UnionNode | null;
-  #name: string;
-  #type: number;
-  #rel: string;
-  #layers: readonly number[];
-  #gen: number;
-  #alias: string | null = null;
-  #marked = false;
-  #copiedUpGen = 0;
-  #mentions: Map<string, number> | null = null;
-  #mentionsLayers: readonly number[] | null = null;
-  #mentionsRel = '';
-  #unlinked = false;
+  /** The directory holding its (last) name; null for the root. */
+  readonly parent: UnionNode | null;
+  readonly name: string;
+  /** S_IF* type bits. */
+  readonly type: number;
+  /** Path relative to every branch root. */
+  readonly rel: string;
+  /** Branch indices holding it, topmost first. */
+  readonly layers: readonly number[];
+  /** The union's generation `layers` and `rel` were resolved at. */
+  readonly gen: number;
+  /** Index entry (rw-relative) this lower, multiply linked file reads through; see hardlinks.ts. */
+  readonly alias: string | null = null;
+  /** A directory made by a redirect rename: reports nlink 1 like other merged dirs. */
+  readonly marked: boolean = false;
+  /** The last name was removed (it may live on through open handles). */
+  readonly unlinked: boolean = false;
+  private copiedUpGen = 0;
+  private mentionsMap: Map<string, number> | null = null;
+  private mentionsLayers: readonly number[] | null = null;
+  private mentionsRel = '';
   private kids: Map<string, UnionNode> | null = null;
   private opened: Set<FileHandle> | null = null;
 
   constructor(ino: number, parent: UnionNode | null, name: string, type: number, rel: string, layers: readonly number[], gen: number) {
     this.ino = ino;
-    this.#parent = parent;
-    this.#name = name;
-    this.#type = type;
-    this.#rel = rel;
-    this.#layers = layers;
-    this.#gen = gen;
+    this.parent = parent;
+    this.name = name;
+    this.type = type;
+    this.rel = rel;
+    this.layers = layers;
+    this.gen = gen;
   }
 
-  /** The directory holding its (last) name; null for the root. */
-  get parent(): UnionNode | null {
-    return this.#parent;
-  }
-
-  get name(): string {
-    return this.#name;
-  }
-
-  /** S_IF* type bits. */
-  get type(): number {
-    return this.#type;
-  }
-
-  /** Path relative to every branch root. */
-  get rel(): string {
-    return this.#rel;
-  }
-
-  /** Branch indices holding it, topmost first. */
-  get layers(): readonly number[] {
-    return this.#layers;
-  }
-
-  /** The union's generation `layers` and `rel` were resolved at. */
-  get gen(): number {
-    return this.#gen;
-  }
-
-  /** Index entry (rw-relative) this lower, multiply linked file reads through; see hardlinks.ts. */
-  get alias(): string | null {
-    return this.#alias;
-  }
-
-  /** A directory made by a redirect rename: reports nlink 1 like other merged dirs. */
-  get marked(): boolean {
-    return this.#marked;
-  }
-
-  /** The last name was removed (it may live on through open handles). */
-  get unlinked(): boolean {
-    return this.#unlinked;
+  /** The node as its transitions see it: the fields read-only to everyone else. */
+  private get w(): Writable<UnionNode> {
+    return this;
   }
 
   // ---- transitions ---------------------------------------------------------------------------
 
   /** Lookup found it (again) at generation `gen`: where it lives, what it is. */
   resolved(layers: readonly number[], type: number, alias: string | null, marked: boolean, gen: number): void {
-    this.#layers = layers;
-    this.#type = type;
-    this.#alias = alias;
-    this.#marked = marked;
-    this.#gen = gen;
+    this.w.layers = layers;
+    this.w.type = type;
+    this.w.alias = alias;
+    this.w.marked = marked;
+    this.w.gen = gen;
   }
 
   /** The root's layers, re-resolved at generation `gen`. */
   rootResolved(layers: readonly number[], gen: number): void {
-    this.#layers = layers;
-    this.#gen = gen;
+    this.w.layers = layers;
+    this.w.gen = gen;
   }
 
   /** Its parent's path changed (a rename above it): its own follows. */
   parentMoved(): void {
-    if (this.#parent) this.#rel = joinRel(this.#parent.rel, this.#name);
+    if (this.parent) this.w.rel = joinRel(this.parent.rel, this.name);
   }
 
   /** Copied up into the rw branch (index 0) at generation `gen`: a directory stays merged with what it had. */
   copiedUp(gen: number): void {
-    this.#alias = null;
-    this.#layers = this.isDir ? [0, ...this.#layers] : [0];
-    this.#gen = gen;
+    this.w.alias = null;
+    this.w.layers = this.isDir ? [0, ...this.layers] : [0];
+    this.w.gen = gen;
   }
 
   /** A directory of the rw branch was checked for a redirect rename's origin mark at `gen` (see copiedUpSince). */
   copyUpChecked(gen: number): void {
-    this.#copiedUpGen = gen;
+    this.copiedUpGen = gen;
   }
 
   /** Whether copyUpChecked ran at generation `gen`: until the next rename a create in it needs no copy-up check. */
   copiedUpSince(gen: number): boolean {
-    return this.#copiedUpGen === gen;
+    return this.copiedUpGen === gen;
   }
 
   /** Marked as a redirect-renamed directory copy: merged from now on. */
   markedMerged(): void {
-    this.#marked = true;
+    this.w.marked = true;
   }
 
   /** Moved to `name` in `parent` (`rel` its new path). */
   renamed(parent: UnionNode, name: string, rel: string): void {
-    this.#parent = parent;
-    this.#name = name;
-    this.#rel = rel;
+    this.w.parent = parent;
+    this.w.name = name;
+    this.w.rel = rel;
   }
 
   /** Its last name is gone (unlink, rmdir, replaced by a rename, or no longer found). */
   removed(): void {
-    this.#unlinked = true;
+    this.w.unlinked = true;
   }
 
   /**
@@ -151,14 +123,14 @@ export class UnionNode implements UnionNodeLike {
    * null: they do not qualify; undefined: not built for them.
    */
   get mentions(): Map<string, number> | null | undefined {
-    return this.#mentionsLayers === this.#layers && this.#mentionsRel === this.#rel ? this.#mentions : undefined;
+    return this.mentionsLayers === this.layers && this.mentionsRel === this.rel ? this.mentionsMap : undefined;
   }
 
   /** Keep the lower-mentions map built for the current layers and path. */
   keepMentions(m: Map<string, number> | null): void {
-    this.#mentions = m;
-    this.#mentionsLayers = this.#layers;
-    this.#mentionsRel = this.#rel;
+    this.mentionsMap = m;
+    this.mentionsLayers = this.layers;
+    this.mentionsRel = this.rel;
   }
 
   // ---- caches --------------------------------------------------------------------------------
@@ -184,12 +156,12 @@ export class UnionNode implements UnionNodeLike {
   }
 
   get isDir(): boolean {
-    return this.#type === S_IFDIR;
+    return this.type === S_IFDIR;
   }
 
   /** Topmost branch index holding it. */
   get top(): number {
-    return this.#layers[0]!;
+    return this.layers[0]!;
   }
 }
 
