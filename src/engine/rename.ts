@@ -22,6 +22,18 @@ function isAncestor(a: UnionNode, n: UnionNode): boolean {
   return false;
 }
 
+/**
+ * The checks rename and RENAME_EXCHANGE share: both parents are live directories, no `.` or `..`,
+ * valid names (`newCreated`: the new name may be made, so it must be one the union can hold).
+ */
+function checkNames(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, newCreated: boolean): void {
+  checkDirParent(core, parent, 'rename');
+  checkDirParent(core, newParent, 'rename');
+  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
+  checkName(name, false, 'rename');
+  checkName(newName, newCreated, 'rename');
+}
+
 export function rename(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
   const rw = core.requireRw('rename');
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
@@ -31,11 +43,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     exchange(core, parent, name, newParent, newName);
     return;
   }
-  checkDirParent(core, parent, 'rename');
-  checkDirParent(core, newParent, 'rename');
-  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
-  checkName(name, false, 'rename');
-  checkName(newName, true, 'rename');
+  checkNames(core, parent, name, newParent, newName, true);
   const src = core.lookup(parent, name);
   if (src.isDir && isAncestor(src, newParent)) throw new FsError('EINVAL', 'rename', name, newName);
   const dst = core.lookupData(newParent, newName).node;
@@ -98,11 +106,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
  */
 function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string): void {
   const rw = core.requireRw('rename');
-  checkDirParent(core, parent, 'rename');
-  checkDirParent(core, newParent, 'rename');
-  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
-  checkName(name, false, 'rename');
-  checkName(newName, false, 'rename');
+  checkNames(core, parent, name, newParent, newName, false);
   const a = core.lookup(parent, name);
   const b = core.lookup(newParent, newName);
   if (a === b) return;
