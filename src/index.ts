@@ -8,7 +8,7 @@
  */
 export { UnionFS, RmDirError, FileHandle, Stats, BigIntStats, Dirent } from './api/index.js';
 export type { UnionFSOptions, PathLike, Data, OpenFlags, TimeLike, ReadFileOptions, WriteFileOptions } from './api/index.js';
-export { FsError, fsErr, toFsError, isCode, errnoConstants, codeOf, errnoOf, strerror } from './errors/index.js';
+export { FsError, fsErr, toFsError, isCode, errnoCode, errnoConstants, codeOf, errnoOf, strerror } from './errors/index.js';
 export { parseOptions, formatOptions } from './engine/index.js';
 export type { UnionOptions, BranchSpec, BranchPerm, WhiteoutFormat, DirRenameMode, Attr, Ctx } from './engine/index.js';
 export { changes, type Change, type ChangeKind } from './store/changes.js';

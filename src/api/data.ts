@@ -1,6 +1,7 @@
 /** Argument normalisation shared by UnionFS and FileHandle: encodings, data, flags, modes, times. */
 import { constants as C } from 'node:fs';
 import type { TimeSpec } from '../engine/types.js';
+import { O_ACCMODE } from '../sys/constants.js';
 
 export type PathLike = string | Buffer | URL;
 export type Data = string | NodeJS.ArrayBufferView | ArrayBuffer;
@@ -74,7 +75,7 @@ export function parseFlags(f: OpenFlags | undefined, dflt: string): number {
 }
 
 function accessMode(flags: number): number {
-  return flags & 3; // O_ACCMODE
+  return flags & O_ACCMODE;
 }
 export function isWritable(flags: number): boolean {
   return accessMode(flags) !== C.O_RDONLY;

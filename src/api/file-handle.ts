@@ -7,10 +7,10 @@
 import { FsError, toFsError } from '../errors/index.js';
 import type { Attr, Ctx, FileHandleLike, UnionNodeLike } from '../engine/types.js';
 import { encodingOf, isWritable, toBuffer, toTimeSpec, type Data, type TimeLike } from './data.js';
+import { O_APPEND } from '../sys/constants.js';
 import type { Engine } from './resolve.js';
 import { BigIntStats, Stats } from './stats.js';
 
-const O_APPEND = 0o2000;
 const CHUNK = 128 * 1024;
 
 export class FileHandle {

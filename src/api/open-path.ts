@@ -4,7 +4,8 @@ import { FsError } from '../errors/index.js';
 import type { Ctx, UnionNodeLike } from '../engine/types.js';
 import { isWritable } from './data.js';
 import { FileHandle } from './file-handle.js';
-import { isDirMode, MAX_SYMLINKS, S_IFLNK, S_IFMT, S_IFREG, type Engine, type Resolver } from './resolve.js';
+import { S_IFLNK, S_IFMT, S_IFREG } from '../sys/constants.js';
+import { isDirMode, MAX_SYMLINKS, type Engine, type Resolver } from './resolve.js';
 
 /** Open (or create) union path `p` as open(2) does; a FileHandle (without engine handle for a dir). */
 export function openPath(e: Engine, r: Resolver, ctx: Ctx, p: string, flags: number, mode: number, umask: number): FileHandle {

@@ -4,15 +4,12 @@
  * when asked; `..` goes back up the walked chain (never above the root); ELOOP after 40 links.
  */
 import { FsError } from '../errors/index.js';
+import { S_IFDIR, S_IFLNK, S_IFMT } from '../sys/constants.js';
 import type { DirHandleLike, FileHandleLike, UnionNodeLike, UnionOps } from '../engine/types.js';
 
 /** The engine as the API sees it (the contract, with its own node/handle types erased). */
 export type Engine = UnionOps<UnionNodeLike, FileHandleLike, DirHandleLike>;
 
-export const S_IFMT = 0o170000;
-export const S_IFREG = 0o100000;
-export const S_IFDIR = 0o040000;
-export const S_IFLNK = 0o120000;
 export const MAX_SYMLINKS = 40;
 
 export interface Resolved {

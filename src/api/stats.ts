@@ -3,9 +3,9 @@
  * Same field names and predicate methods as node:fs (`instanceof fs.Stats` does not hold).
  */
 import { DT, type Attr } from '../engine/types.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../sys/constants.js';
 
-const S_IFMT = 0o170000;
-const S = { REG: 0o100000, DIR: 0o040000, LNK: 0o120000, CHR: 0o020000, BLK: 0o060000, FIFO: 0o010000, SOCK: 0o140000 };
+const S = { REG: S_IFREG, DIR: S_IFDIR, LNK: S_IFLNK, CHR: S_IFCHR, BLK: S_IFBLK, FIFO: S_IFIFO, SOCK: S_IFSOCK };
 
 /** Device number reported for every union node (one union = one device). */
 export const UNION_DEV = 0;

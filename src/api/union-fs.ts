@@ -5,7 +5,7 @@
  * directory, open '/x'`). Paths are union-absolute ('/a/b'; 'a/b' means the same).
  */
 import { constants as C } from 'node:fs';
-import { FsError, toFsError } from '../errors/index.js';
+import { FsError, errnoOf, toFsError } from '../errors/index.js';
 import type { Ctx, UnionNodeLike, UnionOptions } from '../engine/types.js';
 import {
   encodingOf,
@@ -24,7 +24,8 @@ import {
 import { FileHandle } from './file-handle.js';
 import { openPath } from './open-path.js';
 import { createEngine } from './engine-factory.js';
-import { isDirMode, Resolver, S_IFLNK, S_IFMT, type Engine } from './resolve.js';
+import { S_IFLNK, S_IFMT } from '../sys/constants.js';
+import { isDirMode, Resolver, type Engine } from './resolve.js';
 import { BigIntStats, Dirent, Stats } from './stats.js';
 
 export { FileHandle } from './file-handle.js';
@@ -33,7 +34,7 @@ export { BigIntStats, Dirent, Stats } from './stats.js';
 /** node's SystemError for `rm` of a directory without `recursive`. */
 export class RmDirError extends Error {
   readonly code = 'ERR_FS_EISDIR';
-  readonly errno = 21;
+  readonly errno = errnoOf('EISDIR');
   readonly syscall = 'rm';
   readonly path: string;
   constructor(path: string) {

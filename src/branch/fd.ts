@@ -5,8 +5,6 @@
 import * as fs from 'node:fs';
 import * as native from '../sys/native.js';
 
-export const O = fs.constants;
-
 export function read(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
   return fs.readSync(fd, buf, offset, length, position);
 }

@@ -12,6 +12,7 @@ import { closeSync, openSync } from 'node:fs';
 import { ensureRunDir } from '../fuse/runtime-dir.js';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { errnoCode, isCode } from '../errors/index.js';
 import { daemonPaths, type DaemonPaths } from './paths.js';
 import { MAX_LINE, type Reply, type Request } from './protocol.js';
 
@@ -58,9 +59,9 @@ function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent
         }
       } else if (text.length > MAX_LINE) done(new DaemonError('EPROTO', 'the layerfs daemon sent an overlong reply'));
     });
-    c.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') done({ refused: true });
-      else done(new DaemonError(e.code ?? 'EIO', `cannot reach the layerfs daemon: ${e.message}`));
+    c.on('error', (e) => {
+      if (isCode(e, 'ENOENT', 'ECONNREFUSED')) done({ refused: true });
+      else done(new DaemonError(errnoCode(e) ?? 'EIO', `cannot reach the layerfs daemon: ${e.message}`));
     });
     c.on('close', () => done(new DaemonError('EPIPE', 'the layerfs daemon closed the connection without answering')));
   });

@@ -5,8 +5,10 @@
  *   daemonStatus() -> the daemon's pid, mounts, memory, requests served (null when none runs)
  */
 import { resolve } from 'node:path';
-import { FSTYPE, kernelUnmount, mountTable } from '../fuse/mount.js';
+import { FSTYPE, kernelUnmount } from '../fuse/mount.js';
+import { mountTable } from '../sys/mountinfo.js';
 import { listMounts } from '../fuse/runtime-dir.js';
+import { errnoCode } from '../errors/index.js';
 import { MountError } from '../fuse/mount-error.js';
 import { call, request, DaemonError } from './client.js';
 import type { DaemonStatus } from './protocol.js';
@@ -59,7 +61,7 @@ export async function stopMount(mountpoint: string, o: { lazy?: boolean; timeout
   try {
     await kernelUnmount(abs, o.lazy ?? false);
   } catch (e) {
-    const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EIO';
+    const code = errnoCode(e) ?? 'EIO';
     throw new MountError(code, code === 'EBUSY' ? `${abs}: target is busy` : (e as Error).message);
   }
 }

@@ -16,9 +16,11 @@
 import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
+import { errnoCode } from '../errors/index.js';
 import { startSession, type Session } from '../fuse/session.js';
 import { threadCount } from '../fuse/serving-thread.js';
-import { ensureRunDir, processAlive, type MountInfo } from '../fuse/runtime-dir.js';
+import { ensureRunDir, type MountInfo } from '../fuse/runtime-dir.js';
+import { processAlive } from '../sys/process.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
@@ -32,8 +34,8 @@ export interface DaemonOptions {
 }
 
 function codeOf(e: unknown): string {
-  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
-  return typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) ? c : 'EIO';
+  const c = errnoCode(e);
+  return c !== undefined && /^E[A-Z0-9]+$/.test(c) ? c : 'EIO';
 }
 
 function messageOf(e: unknown): string {

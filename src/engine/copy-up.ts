@@ -12,8 +12,7 @@ import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { isPrivateXattr } from '../format/index.js';
 import { indexCopy } from './hardlinks.js';
-
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
+import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
 
 /**
  * Copy xattrs (except ours; with `userxattr` also user.overlay.*: a copied opaque mark would hide
@@ -40,45 +39,63 @@ function durable(core: Core): boolean {
   return core.options.volatile !== true;
 }
 
+/** One entry to copy through the work dir (copyEntry). */
+export interface CopyPlan {
+  /** The entry to copy. */
+  from: Branch;
+  fromRel: string;
+  /** Where the finished copy is renamed to. */
+  to: Branch;
+  toRel: string;
+  /** Copy a regular file's contents (false: the caller truncates it anyway). */
+  data: boolean;
+  /**
+   * How a regular file's data is made durable before the copy becomes visible (unless the union
+   * is `volatile`): 'fsync' each file before its rename into place; 'syncfs': the caller syncs the
+   * work dir's filesystem once (syncWork) before making the copies visible (Copied.unsynced).
+   */
+  durability: 'fsync' | 'syncfs';
+}
+
+/** What copyEntry made. */
+export interface Copied {
+  /** lstat of the new entry. */
+  st: Stats;
+  /** lstat of the source (bigint: ns times, exact sizes). */
+  source: BigIntStats;
+  /** Its data waits for the caller's syncWork (durability 'syncfs'). */
+  unsynced: boolean;
+}
+
 /**
- * Copy entry `srcRel` of `src` to `dstRel` of `dst` through the work dir. Directories are copied
- * empty. `noData`: skip file contents (the caller truncates anyway). A regular file's data is
- * fsync'ed before the rename into place (unless `volatile`), or, when `deferSync` is given, that
- * is left to the caller (syncWork before the copy is visible) and `deferSync.needed` is set.
- * Returns the new entry's lstat; `source.st` gets the source's (bigint) lstat.
+ * Copy an entry as `plan` says, through the work dir: directories empty; contents, owner, mode,
+ * xattrs and ns times.
  */
-export function copyEntry(
-  core: Core,
-  src: Branch,
-  srcRel: string,
-  dst: Branch,
-  dstRel: string,
-  noData = false,
-  deferSync?: { needed: boolean },
-  source?: { st?: BigIntStats },
-): Stats {
+export function copyEntry(core: Core, plan: CopyPlan): Copied {
+  const { from, fromRel, to, toRel } = plan;
   const work = core.work!;
-  const st = src.lstatBig(srcRel);
-  if (source) source.st = st ?? undefined;
-  if (!st) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
+  const source = from.lstatBig(fromRel);
+  if (!source) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
   const tmp = core.tmpName();
-  const type = Number(st.mode) & S_IFMT;
-  const mode = Number(st.mode) & 0o7777;
+  const type = Number(source.mode) & S_IFMT;
+  const mode = Number(source.mode) & 0o7777;
+  let unsynced = false;
   try {
     if (type === S_IFREG) {
-      const hasData = !noData && st.size > 0n && durable(core);
-      copyFile(src, srcRel, work, tmp, st, noData, hasData && !deferSync, hasData);
-      if (hasData && deferSync) deferSync.needed = true;
+      const flushed = plan.data && source.size > 0n && durable(core);
+      const flush = !flushed ? 'none' : plan.durability === 'fsync' ? 'fsync' : 'writeback';
+      copyFile({ from, fromRel, work, tmp, st: source, data: plan.data, flush });
+      unsynced = flush === 'writeback';
     } else {
       if (type === S_IFDIR) work.mkdir(tmp, 0o700);
-      else if (type === S_IFLNK) work.symlink(src.readlink(srcRel), tmp);
-      else work.mknod(tmp, type | mode, Number(st.rdev));
-      work.lchown(tmp, Number(st.uid), Number(st.gid));
+      else if (type === S_IFLNK) work.symlink(from.readlink(fromRel), tmp);
+      else work.mknod(tmp, type | mode, Number(source.rdev));
+      work.lchown(tmp, Number(source.uid), Number(source.gid));
       if (type !== S_IFLNK) work.chmod(tmp, mode);
-      copyXattrs(src, srcRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
-      work.setTimes(tmp, st);
+      copyXattrs(from, fromRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
+      work.setTimes(tmp, source);
     }
-    dst.renameFrom(work, tmp, dstRel);
+    to.renameFrom(work, tmp, toRel);
   } catch (e) {
     try {
       work.removeTree(tmp);
@@ -87,26 +104,31 @@ export function copyEntry(
     }
     throw e;
   }
-  return dst.lstat(dstRel)!;
+  return { st: to.lstat(toRel)!, source, unsynced };
 }
 
-/**
- * Build the regular file `tmp` in the work dir: data (reflink / copy_file_range / read-write,
- * holes kept), owner, mode, xattrs, ns times; with `sync`, fsync'ed last, so that once renamed
- * into place a crash cannot show it half copied (delayed allocation would otherwise commit the
- * rename before the data). `writeback`: start writing big data out while copying (a fsync follows).
- */
-function copyFile(
-  src: Branch,
-  srcRel: string,
-  work: Branch,
-  tmp: string,
-  st: BigIntStats,
-  noData: boolean,
-  sync: boolean,
-  writeback: boolean,
-): void {
-  const sfd = noData ? -1 : src.open(srcRel, O_RDONLY);
+/** A regular file to build in the work dir (copyFile). */
+interface FileCopy {
+  from: Branch;
+  fromRel: string;
+  work: Branch;
+  tmp: string;
+  /** The source's lstat. */
+  st: BigIntStats;
+  /** Copy the contents (else an empty file). */
+  data: boolean;
+  /**
+   * 'fsync': start writing big data out while copying and fsync last, so that once renamed into
+   * place a crash cannot show it half copied (delayed allocation would otherwise commit the rename
+   * before the data); 'writeback': only start writing out (a syncfs follows); 'none'.
+   */
+  flush: 'none' | 'fsync' | 'writeback';
+}
+
+/** Build a regular file: data (reflink / copy_file_range / read-write, holes kept), owner, mode, xattrs, ns times. */
+function copyFile(c: FileCopy): void {
+  const { st, work, tmp } = c;
+  const sfd = c.data ? c.from.open(c.fromRel, O_RDONLY) : -1;
   try {
     const dfd = work.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
     try {
@@ -114,16 +136,16 @@ function copyFile(
         fdops.copyData(sfd, dfd, Number(st.size), {
           caps: work.copyCaps(Number(st.dev)),
           sparse: st.blocks * 512n < st.size,
-          writeback,
+          writeback: c.flush !== 'none',
         });
       }
       fdops.fchown(dfd, Number(st.uid), Number(st.gid));
       fdops.fchmod(dfd, Number(st.mode) & 0o7777);
-      copyXattrs(src, srcRel, (n, v) => fdops.fsetxattr(dfd, n, v, 0));
+      copyXattrs(c.from, c.fromRel, (n, v) => fdops.fsetxattr(dfd, n, v, 0));
       const [as, an] = nsParts(st.atimeNs);
       const [ms, mn] = nsParts(st.mtimeNs);
       fdops.futimens(dfd, as, an, ms, mn);
-      if (sync) fdops.copySys.fsync(dfd);
+      if (c.flush === 'fsync') fdops.copySys.fsync(dfd);
     } finally {
       fdops.close(dfd);
     }
@@ -133,7 +155,7 @@ function copyFile(
 }
 
 /**
- * Make copies built with deferSync durable: one syncfs of the work dir's filesystem (the data
+ * Make copies built with durability 'syncfs' durable: one syncfs of the work dir's filesystem (the data
  * of every file and one journal commit) instead of a fsync per file.
  */
 function syncWork(work: Branch): void {
@@ -167,19 +189,17 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
     rw.link(node.alias, node.rel);
     st = rw.lstat(node.rel)!;
   } else {
-    const source: { st?: BigIntStats } = {};
-    st = copyEntry(core, src, node.rel, rw, node.rel, noData, undefined, source);
+    const c = copyEntry(core, { from: src, fromRel: node.rel, to: rw, toRel: node.rel, data: !noData, durability: 'fsync' });
+    st = c.st;
     // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
-    if (node.type === S_IFREG && source.st && source.st.nlink > 1n) {
+    if (node.type === S_IFREG && c.source.nlink > 1n) {
       const lowerSt = src.lstat(node.rel);
       if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
     }
   }
   if (parent && pst) rw.setTimes(parent.rel, pst);
   core.xino.set(st.dev, st.ino, node.ino);
-  node.alias = null;
-  node.layers = node.isDir ? [0, ...node.layers] : [0];
-  node.gen = core.gen;
+  node.copiedUp(core.gen);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
   if (node.isDir && core.invalidator) core.invalidator(node);
 }
@@ -194,14 +214,20 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   const rootTmp = core.tmpName();
   // The files' data is made durable at once after the whole tree is copied, before the caller
   // renames the tree into place.
-  const toSync = { needed: false };
+  let unsynced = false;
   const walk = (n: UnionNode, tmpRel: string): void => {
     const { b: src, rel: srcRel } = core.real(n); // an indexed hard link reads its copied-up twin
     // A non-directory already in the rw branch is linked, not copied: it stays the same file (other
     // hard links, open handles, st_ino); the caller removes the old names.
     const inRw = !n.isDir && n.alias === null && n.layers[0] === 0 && src === core.rw;
     if (inRw) work.linkFrom(src, srcRel, tmpRel);
-    const st = inRw ? work.lstat(tmpRel)! : copyEntry(core, src, srcRel, work, tmpRel, false, toSync);
+    let st: Stats;
+    if (inRw) st = work.lstat(tmpRel)!;
+    else {
+      const c = copyEntry(core, { from: src, fromRel: srcRel, to: work, toRel: tmpRel, data: true, durability: 'syncfs' });
+      st = c.st;
+      unsynced ||= c.unsynced;
+    }
     core.xino.set(st.dev, st.ino, n.ino);
     if (n.isDir) {
       const dirMode = st.mode & 0o7777;
@@ -218,7 +244,7 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
   };
   try {
     walk(node, rootTmp);
-    if (toSync.needed) syncWork(work);
+    if (unsynced) syncWork(work);
   } catch (e) {
     try {
       work.removeTree(rootTmp);
@@ -249,7 +275,7 @@ export function originCopiedUp(core: Core, node: UnionNode): void {
   } catch (e) {
     if (!isCode(e, 'ENODATA', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP')) throw e;
   }
-  node.marked = true;
+  node.markedMerged();
   if (core.invalidator) core.invalidator(node);
 }
 

@@ -3,13 +3,13 @@
  * cache and its generation. The operation modules (copy-up, dir-ops, rename, ...) work on it.
  */
 import type { Stats } from 'node:fs';
-import { Branch, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
+import { Branch, ST, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
-import { resolveChild, resolveRoot, type Found, type RwProbe } from './namei.js';
-import { S_IFDIR, S_IFREG, UnionNode } from './node.js';
+import { GONE, cachedLookup, lookupScratch, resolveChild, resolveRoot, type LookupData } from './namei.js';
+import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
@@ -36,6 +36,8 @@ export class Core {
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
   gen = 1;
   private tmpSeq = 0;
+  /** The stat arrays lookups fill (LookupData.nums points into it). */
+  private readonly scratch = lookupScratch();
 
   constructor(options: UnionOptions) {
     validateOptions(options);
@@ -102,91 +104,59 @@ export class Core {
     if (node.gen === this.gen || node.unlinked) return;
     const parent = node.parent;
     if (!parent) {
-      node.layers = resolveRoot(this.branches, this.markers.opaque);
-      node.gen = this.gen;
+      node.rootResolved(resolveRoot(this.branches, this.markers.opaque), this.gen);
       return;
     }
     this.ensure(parent);
-    node.rel = joinRel(parent.rel, node.name);
-    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, undefined, this.markers.opaque);
-    if (!f) {
-      node.unlinked = true;
+    node.parentMoved();
+    const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, this.scratch, this.markers.opaque);
+    if (!f || f.type === 0) {
+      node.removed();
       return;
     }
-    node.layers = f.layers;
-    node.type = f.type;
-    node.alias = this.aliasOf(f, node.rel);
-    node.marked = this.isMarked(f.type, f.layers, node.rel);
-    node.gen = this.gen;
+    node.resolved(f.layers, f.type, this.aliasOf(f, node.rel), this.isMarked(f.type, f.layers, node.rel), this.gen);
   }
 
   /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */
   lookup(parent: UnionNode, name: string): UnionNode {
-    this.ensure(parent);
-    if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
-    if (name === '.') return parent;
-    if (name === '..') return parent.parent ?? parent;
-    checkName(name, false, 'lookup');
-    const node = this.find(parent, name);
+    const node = this.lookupData(parent, name).node;
     if (!node) throw new FsError('ENOENT', 'lookup', name);
     return node;
   }
 
-  /** lookup that answers null for ENOENT (no exception on the common miss). */
-  tryLookup(parent: UnionNode, name: string, probe?: RwProbe): UnionNode | null {
+  /**
+   * lookup answering one LookupData (node null for ENOENT: no exception on the common miss): the
+   * node, and when this call searched the branches (the node was not cached), what it found there:
+   * the layers, the topmost entry's lstat, the whiteout/opaque stop, what it saw in the rw branch.
+   */
+  lookupData(parent: UnionNode, name: string): LookupData {
     this.ensure(parent);
     if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
-    if (name === '.') return parent;
-    if (name === '..') return parent.parent ?? parent;
+    if (name === '.') return cachedLookup(parent);
+    if (name === '..') return cachedLookup(parent.parent ?? parent);
     checkName(name, false, 'lookup');
-    return this.find(parent, name, probe);
-  }
-
-  private find(parent: UnionNode, name: string, probe?: RwProbe): UnionNode | null {
-    if (parent.unlinked) return null;
+    if (parent.unlinked) return GONE;
     const cached = parent.children.get(name);
     if (cached) {
       this.ensure(cached);
-      if (!cached.unlinked) return cached;
+      if (!cached.unlinked) return cachedLookup(cached);
       parent.children.delete(name);
     }
-    const f = resolveChild(this.branches, parent, name, this.lowerIndex, probe, this.markers.opaque);
-    if (!f) return null;
-    const node = new UnionNode(this.inoOf(f.layers[0]!, f.st), parent, name, f.type, joinRel(parent.rel, name), f.layers, this.gen);
-    node.alias = this.aliasOf(f, node.rel);
-    node.marked = this.isMarked(f.type, f.layers, node.rel);
+    const d = resolveChild(this.branches, parent, name, this.lowerIndex, this.scratch, this.markers.opaque);
+    if (d.type === 0) return d;
+    const top = d.layers[0]!;
+    const nums = d.nums!;
+    const rel = joinRel(parent.rel, name);
+    const node = new UnionNode(this.xino.inoFor(top, nums[ST.dev]!, nums[ST.ino]!), parent, name, d.type, rel, d.layers, this.gen);
+    node.resolved(d.layers, d.type, this.aliasOf(d, rel), this.isMarked(d.type, d.layers, rel), this.gen);
     parent.children.set(name, node);
-    this.freshNums = f.nums;
-    return node;
-  }
-
-  /** Set by find() when it lstat'ed a new node's topmost entry (see lookupWithStat). */
-  private freshNums: Float64Array | null = null;
-
-  /**
-   * lookup, plus the lstat numbers (sys ST) of the node's topmost entry when this very call took
-   * them (a node not cached yet), else null: the caller then stats it itself. Never older data.
-   */
-  lookupWithStat(parent: UnionNode, name: string): { node: UnionNode; nums: Float64Array | null } {
-    const r = this.tryLookupWithStat(parent, name);
-    if (r.node === null) throw new FsError('ENOENT', 'lookup', name);
-    return { node: r.node, nums: r.nums };
-  }
-
-  /** lookupWithStat answering node null for ENOENT (no exception on the common miss). */
-  tryLookupWithStat(parent: UnionNode, name: string): { node: UnionNode | null; nums: Float64Array | null } {
-    this.freshNums = null;
-    try {
-      const node = this.tryLookup(parent, name);
-      return { node, nums: node ? this.freshNums : null };
-    } finally {
-      this.freshNums = null;
-    }
+    d.node = node;
+    return d;
   }
 
   /** The hard-link index entry a lower file with several links reads through, if any. */
-  private aliasOf(f: Found, rel: string): string | null {
-    if (f.type !== S_IFREG || f.st.nlink < 2) return null;
+  private aliasOf(f: LookupData, rel: string): string | null {
+    if (f.type !== S_IFREG || f.nums![ST.nlink]! < 2) return null;
     // findAlias wants the full Stats (birth time); only multiply linked files get here.
     const st = this.branches[f.layers[0]!]!.lstat(rel);
     return st ? findAlias(this, f.type, f.layers[0]!, st) : null;
@@ -196,7 +166,7 @@ export class Core {
    * Is this directory, held by one branch only, a copy made by a redirect rename? The mark counts
    * in any branch: after the rw branch became a lower one (`--ov=2`), the copy is still merged.
    */
-  private isMarked(type: number, layers: number[], rel: string): boolean {
+  private isMarked(type: number, layers: readonly number[], rel: string): boolean {
     if (type !== S_IFDIR || layers.length !== 1) return false;
     return this.branches[layers[0]!]!.tryGetxattr(rel, this.markers.merged) !== undefined;
   }
@@ -205,7 +175,7 @@ export class Core {
   addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
-    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & 0o170000, joinRel(parent.rel, name), layers, this.gen);
+    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;
   }
@@ -222,7 +192,6 @@ export class Core {
   }
 
   close(): void {
-    this.lowerIndex.close();
     this.xino.close();
     for (const b of this.branches) b.close();
     this.work?.close();

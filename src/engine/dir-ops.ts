@@ -7,14 +7,13 @@ import { ST, fdops, joinRel, statArray, type Branch } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp, originCopiedUp } from './copy-up.js';
-import { lowerHas, newRwProbe, type RwProbe } from './namei.js';
+import { lowerHas, type RwProbe } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
-
-const { O_CREAT, O_EXCL, O_NOCTTY } = fdops.O;
+import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
 
 const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
 const egid = typeof process.getegid === 'function' ? process.getegid() : 0;
@@ -45,8 +44,6 @@ function fixOwnerMode(
   return chowned;
 }
 
-const S_ISGID = 0o2000;
-
 /** Owner of a new entry: the caller, but the group of a setgid parent (as Linux does). */
 function ownerOf(ctx: Ctx, parentMode: number, parentGid: number): Ctx {
   if (parentMode & S_ISGID) return { uid: ctx.uid, gid: parentGid };
@@ -76,14 +73,15 @@ function prepareCreate(
   if (!probe) {
     checkDirParent(core, parent, syscall);
     checkName(name, true, syscall);
-    probe = newRwProbe();
-    if (core.tryLookup(parent, name, probe)) throw new FsError('EEXIST', syscall, name);
+    const d = core.lookupData(parent, name);
+    if (d.node) throw new FsError('EEXIST', syscall, name);
+    probe = d;
   }
   // the probe counts only if the rw branch already held the parent when it was taken
   const rwHadParent = parent.layers[0] === 0;
-  if (!rwHadParent || parent.copiedUpGen !== core.gen) {
+  if (!rwHadParent || !parent.copiedUpSince(core.gen)) {
     copyUp(core, parent, syscall);
-    if (parent.layers[0] === 0) parent.copiedUpGen = core.gen;
+    if (parent.layers[0] === 0) parent.copyUpChecked(core.gen);
   }
   const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
   const there = rw.lstatInto(parent.rel, parentNums);
@@ -136,8 +134,8 @@ export function create(
   core.requireRw('open');
   checkDirParent(core, parent, 'open');
   checkName(name, true, 'open');
-  const probe = newRwProbe();
-  const existing = core.tryLookup(parent, name, probe);
+  const probe = core.lookupData(parent, name);
+  const existing = probe.node;
   if (existing) {
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
@@ -183,7 +181,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   } else originCopiedUp(core, parent);
   nameRemoved(core, count);
   // The node is this name: it is gone (other hard links are other nodes).
-  node.unlinked = true;
+  node.removed();
   parent.children.delete(name);
 }
 
@@ -206,7 +204,7 @@ export function rmdir(core: Core, parent: UnionNode, name: string): void {
     copyUp(core, parent, 'rmdir');
     writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   } else originCopiedUp(core, parent);
-  node.unlinked = true;
+  node.removed();
   parent.children.delete(name);
 }
 
@@ -218,7 +216,7 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   if (node.isDir) throw new FsError('EPERM', 'link', newName);
   checkDirParent(core, newParent, 'link');
   checkName(newName, true, 'link');
-  if (core.tryLookup(newParent, newName)) throw new FsError('EEXIST', 'link', newName);
+  if (core.lookupData(newParent, newName).node) throw new FsError('EEXIST', 'link', newName);
   copyUp(core, node, 'link');
   copyUp(core, newParent, 'link');
   removeWhiteout(rw, newParent.rel, newName);

@@ -7,9 +7,7 @@ import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
 import { FileHandle, S_IFREG, type UnionNode } from './node.js';
-
-const O_ACCMODE = 3;
-const { O_RDONLY, O_TRUNC, O_CREAT, O_EXCL, O_NOCTTY } = fdops.O;
+import { O_ACCMODE, O_CREAT, O_EXCL, O_NOCTTY, O_RDONLY, O_TRUNC } from '../sys/constants.js';
 
 export function open(core: Core, node: UnionNode, flags: number): FileHandle {
   core.ensure(node);

@@ -11,6 +11,7 @@ import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './no
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
 import { isPrivateXattr } from '../format/index.js';
 import { indexEnabled, readCount } from './hardlinks.js';
+import { O_ACCMODE, O_RDONLY, R_OK, S_IFMT, S_ISGID, W_OK, X_OK } from '../sys/constants.js';
 
 export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {
   const [as, an] = nsParts(st.atimeNs);
@@ -55,7 +56,7 @@ export function getattr(core: Core, node: UnionNode): Attr {
 
 /**
  * getattr of a node lookup just created, from the lstat numbers lookup took of its topmost
- * entry in the same call (Core.lookupWithStat): one lstat per LOOKUP instead of two.
+ * entry in the same call (LookupData.nums of Core.lookupData): one lstat per LOOKUP instead of two.
  */
 export function getattrFromLookup(core: Core, node: UnionNode, nums: Float64Array): Attr {
   // A hard link read through the index: the real file is another entry.
@@ -114,10 +115,10 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
   const rw = core.requireRw('setattr');
   core.ensure(node);
   let set = setIn;
-  if (set.mode !== undefined && (set.mode & 0o2000) && ctx.uid !== 0) {
+  if (set.mode !== undefined && (set.mode & S_ISGID) && ctx.uid !== 0) {
     // chmod by someone outside the file's group silently drops S_ISGID (Linux setattr_prepare).
     const gid = set.gid ?? getattr(core, node).gid;
-    if (gid !== ctx.gid) set = { ...set, mode: set.mode & ~0o2000 };
+    if (gid !== ctx.gid) set = { ...set, mode: set.mode & ~S_ISGID };
   }
   const hasTimes = set.atime !== undefined || set.mtime !== undefined;
   if (node.unlinked) {
@@ -142,7 +143,7 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
   if (set.uid !== undefined || set.gid !== undefined) rw.lchown(rel, set.uid ?? -1, set.gid ?? -1);
   if (set.mode !== undefined && node.type !== S_IFLNK) rw.chmod(rel, set.mode & 0o7777);
   if (set.size !== undefined) {
-    if (fh && fh.branch === 0 && !fh.closed && (fh.flags & 3) !== 0) fdops.ftruncate(fh.fd, set.size);
+    if (fh && fh.branch === 0 && !fh.closed && (fh.flags & O_ACCMODE) !== O_RDONLY) fdops.ftruncate(fh.fd, set.size);
     else rw.truncate(rel, set.size);
   }
   if (hasTimes) {
@@ -160,16 +161,12 @@ export function readlink(core: Core, node: UnionNode): string {
   return core.top(node).readlink(node.rel);
 }
 
-const R_OK = 4;
-const W_OK = 2;
-const X_OK = 1;
-
 export function access(core: Core, node: UnionNode, mask: number, ctx: Ctx): void {
   const a = getattr(core, node);
   if ((mask & W_OK) && !core.rw) throw new FsError('EROFS', 'access');
   if (mask === 0) return;
   if (ctx.uid === 0) {
-    if ((mask & X_OK) && (a.mode & 0o170000) !== S_IFDIR && (a.mode & 0o111) === 0) throw new FsError('EACCES', 'access');
+    if ((mask & X_OK) && (a.mode & S_IFMT) !== S_IFDIR && (a.mode & 0o111) === 0) throw new FsError('EACCES', 'access');
     return;
   }
   let bits: number;

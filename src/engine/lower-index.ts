@@ -15,6 +15,7 @@
  */
 import type { Dirent } from 'node:fs';
 import type { Branch } from '../branch/index.js';
+import { isCode } from '../errors/index.js';
 
 export const DT_UNKNOWN = 0;
 export const DT_CHR = 2;
@@ -104,9 +105,8 @@ export class LowerIndex {
       for (const d of this.branches[bi]!.readdir(rel)) names.set(d.name, dtOfDirent(d));
       l = names;
     } catch (e) {
-      const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
       // absent there (or not a directory there): nothing of it in this branch
-      l = code === 'ENOENT' || code === 'ENOTDIR' ? ABSENT : null;
+      l = isCode(e, 'ENOENT', 'ENOTDIR') ? ABSENT : null;
     }
     if (l === null) return null;
     this.reads++;

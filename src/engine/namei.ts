@@ -12,50 +12,9 @@
 import type { Branch } from '../branch/index.js';
 import { ST, joinRel, statArray } from '../branch/index.js';
 import { DT_CHR, DT_DIR, type LowerIndex, type Listing } from './lower-index.js';
-import { S_IFDIR, S_IFMT, type UnionNode } from './node.js';
+import { S_IFCHR, S_IFDIR, S_IFMT, type UnionNode } from './node.js';
 import { OPQ, OVL_OPAQUE, WH, WH_META, isOverlayWhiteout } from '../format/index.js';
 import { hasOpaqueXattr, isOpaque } from './whiteout.js';
-
-/** What lookup needs of an lstat. */
-export interface EntryStat {
-  dev: number;
-  ino: number;
-  mode: number;
-  rdev: number;
-  nlink: number;
-}
-
-export interface Found {
-  type: number;
-  layers: number[];
-  /** lstat of the topmost real entry. */
-  st: EntryStat;
-  /**
-   * The same lstat, every field (see sys ST), so a LOOKUP can answer the entry's attributes
-   * without a second lstat. A shared array: valid only until the next resolveChild call.
-   */
-  nums: Float64Array;
-}
-
-// The engine is synchronous: one array for the topmost entry, one for the entries below it.
-const topNums = statArray();
-const belowNums = statArray();
-
-/** lstat of `rel` in `b` into `out`; null when absent (as Branch.lstat). */
-function lstatEntry(b: Branch, rel: string, out: Float64Array): EntryStat | null {
-  if (!b.lstatInto(rel, out)) return null;
-  return { dev: out[ST.dev]!, ino: out[ST.ino]!, mode: out[ST.mode]!, rdev: out[ST.rdev]!, nlink: out[ST.nlink]! };
-}
-
-function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: string): boolean {
-  return list ? list.has(whName) : b.exists(joinRel(dirRel, whName));
-}
-
-function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined, opaqueXattr: string): boolean {
-  const list = index ? index.list(bi, rel) : null;
-  if (!list) return isOpaque(b, rel, opaqueXattr);
-  return list.has(OPQ) || hasOpaqueXattr(b, rel, opaqueXattr);
-}
 
 /**
  * What a lookup learned about NAME in the rw branch, so a create right after it need not ask
@@ -69,14 +28,85 @@ export interface RwProbe {
   aufsWh: boolean;
 }
 
-export function newRwProbe(): RwProbe {
-  return { nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false };
+/**
+ * Everything one lookup of NAME under a directory learned (as overlayfs's ovl_lookup_data): the
+ * node, the branches holding NAME, the lstat of the topmost entry, why the search stopped, and
+ * what it saw of NAME in the rw branch (RwProbe). `resolveChild` fills the branch facts; the
+ * union's Core sets `node`. One object per lookup, no other state.
+ */
+export interface LookupData extends RwProbe {
+  /** The union's node for NAME; null when the union has no such name. */
+  node: UnionNode | null;
+  /** Whether this lookup searched the branches (false: the node was cached and current: the facts below are not filled). */
+  searched: boolean;
+  /** S_IF* type of the topmost entry; 0 when NAME was not found. */
+  type: number;
+  /** Branch indices holding NAME, topmost first (a directory: merged down to an opaque one). */
+  layers: readonly number[];
+  /**
+   * lstat numbers (sys ST slots) of the topmost entry when this lookup took them, else null. The
+   * union's scratch array (LookupScratch.top): read it before the next lookup on the same union.
+   */
+  nums: Float64Array | null;
+  /** The search stopped at a whiteout of NAME (an entry below it is hidden). */
+  whiteout: boolean;
+  /** The search stopped at an opaque directory (a directory below it is hidden). */
+  opaque: boolean;
+}
+
+/** The stat arrays a union's lookups fill (the engine is synchronous: one lookup at a time). */
+export interface LookupScratch {
+  /** lstat of the topmost entry found (LookupData.nums). */
+  readonly top: Float64Array;
+  /** lstat of the entries below it. */
+  readonly below: Float64Array;
+}
+
+export function lookupScratch(): LookupScratch {
+  return { top: statArray(), below: statArray() };
+}
+
+/** A lookup answered from the node cache: nothing searched. */
+export function cachedLookup(node: UnionNode): LookupData {
+  return {
+    node, searched: false, type: node.type, layers: node.layers, nums: null, whiteout: false, opaque: false,
+    nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false,
+  };
+}
+
+const NOT_FOUND: readonly number[] = [];
+
+/** A lookup under a directory that was removed: nothing there, nothing searched. Shared: never written. */
+export const GONE: LookupData = {
+  node: null, searched: false, type: 0, layers: NOT_FOUND, nums: null, whiteout: false, opaque: false,
+  nameSeen: false, overlayWh: false, whSeen: false, aufsWh: false,
+};
+
+/** A search that found nothing and learned nothing else (the common miss: no allocation). Shared: never written. */
+const NOTHING: LookupData = { ...GONE, searched: true };
+
+/** S_IF* type of `rel` in `b` lstat'ed into `out`; 0 when absent. */
+function lstatType(b: Branch, rel: string, out: Float64Array): number {
+  return b.lstatInto(rel, out) ? out[ST.mode]! & S_IFMT : 0;
+}
+
+/** Whether the numbers are those of an overlay whiteout (char device 0/0). */
+function overlayWhiteout(type: number, nums: Float64Array): boolean {
+  return type === S_IFCHR && nums[ST.rdev] === 0;
+}
+
+function whitedOut(b: Branch, list: Listing | null, dirRel: string, whName: string): boolean {
+  return list ? list.has(whName) : b.exists(joinRel(dirRel, whName));
+}
+
+function opaque(b: Branch, bi: number, rel: string, index: LowerIndex | null | undefined, opaqueXattr: string): boolean {
+  const list = index ? index.list(bi, rel) : null;
+  if (!list) return isOpaque(b, rel, opaqueXattr);
+  return list.has(OPQ) || hasOpaqueXattr(b, rel, opaqueXattr);
 }
 
 /** Lower layers under a directory from which a lookup reads a merged name map instead of walking them. */
 export const MENTION_MIN_LAYERS = 4;
-
-const NO_MENTIONS: Map<string, number> = new Map();
 
 /**
  * For a directory whose layers from position `k0` down are all indexed lower layers (at least
@@ -87,7 +117,8 @@ const NO_MENTIONS: Map<string, number> = new Map();
  */
 function lowerMentions(parent: UnionNode, index: LowerIndex, k0: number): Map<string, number> | null {
   const pl = parent.layers;
-  if (parent.mentionsFor === pl && parent.mentionsRel === parent.rel) return parent.mentions === NO_MENTIONS ? null : parent.mentions;
+  const kept = parent.mentions;
+  if (kept !== undefined) return kept;
   let m: Map<string, number> | null = null;
   if (pl.length - k0 >= MENTION_MIN_LAYERS) {
     m = new Map();
@@ -107,29 +138,38 @@ function lowerMentions(parent: UnionNode, index: LowerIndex, k0: number): Map<st
       }
     }
   }
-  parent.mentions = m ?? NO_MENTIONS;
-  parent.mentionsFor = pl;
-  parent.mentionsRel = parent.rel;
+  parent.keepMentions(m);
   return m;
 }
 
+/**
+ * Look NAME up under `parent` in the branches (the stop rules above). Always answers a LookupData
+ * (`type` 0: not found) with `node` null for the caller to fill.
+ */
 export function resolveChild(
   branches: readonly Branch[],
   parent: UnionNode,
   name: string,
-  index?: LowerIndex | null,
-  probe?: RwProbe,
+  index: LowerIndex | null,
+  scratch: LookupScratch,
   opaqueXattr: string = OVL_OPAQUE,
-): Found | null {
-  let found: Found | null = null;
+): LookupData {
   const rel = joinRel(parent.rel, name);
   const whName = WH + name; // built once: every layer asks for it
   const pl = parent.layers;
+  let found = 0; // S_IF* type of the topmost entry
+  let layers: number[] | null = null;
+  let whiteout = false;
+  let opaqueStop = false;
+  let nameSeen = false;
+  let overlayWh = false;
+  let whSeen = false;
+  let aufsWh = false;
   let jumped = false;
   for (let k = 0; k < pl.length; k++) {
     let bi = pl[k]!;
     let list = index ? index.list(bi, parent.rel) : null;
-    if (list && !jumped && found === null && index) {
+    if (list && !jumped && found === 0 && index) {
       // the first lower layer: with many of them, go straight to the first that mentions NAME
       jumped = true;
       const mm = lowerMentions(parent, index, k);
@@ -145,48 +185,67 @@ export function resolveChild(
       }
     }
     const b = branches[bi]!;
-    let st: EntryStat | null = null;
+    // the topmost entry's numbers are the answer's; those of entries below only decide the merge
+    const nums = found === 0 ? scratch.top : scratch.below;
     let type = 0;
-    const nums = found ? belowNums : topNums;
+    let statted = false;
     if (list) {
       const dt = list.get(name);
-      if (dt === DT_DIR && found) type = S_IFDIR;
+      if (dt === DT_DIR && found !== 0) type = S_IFDIR;
       else if (dt !== undefined) {
-        st = lstatEntry(b, rel, nums);
-        if (st) type = st.mode & S_IFMT;
+        type = lstatType(b, rel, nums);
+        statted = true;
       }
     } else {
-      st = lstatEntry(b, rel, nums);
-      if (st) type = st.mode & S_IFMT;
-      if (probe && bi === 0 && b.writable) {
-        probe.nameSeen = true;
-        probe.overlayWh = st !== null && isOverlayWhiteout(st);
+      type = lstatType(b, rel, nums);
+      statted = true;
+      if (bi === 0 && b.writable) {
+        nameSeen = true;
+        overlayWh = overlayWhiteout(type, nums);
       }
     }
     if (type !== 0) {
-      if (st && isOverlayWhiteout(st)) break;
-      if (!found) {
-        if (!st) break; // cannot happen: the first entry found is always lstat'ed
-        found = { type, layers: [bi], st, nums: topNums };
+      if (statted && overlayWhiteout(type, nums)) {
+        whiteout = true;
+        break;
+      }
+      if (found === 0) {
+        if (!statted) break; // cannot happen: the first entry found is always lstat'ed
+        found = type;
+        layers = [bi];
         if (type !== S_IFDIR) break;
       } else {
         if (type !== S_IFDIR) break;
-        found.layers.push(bi);
+        layers!.push(bi);
       }
       if (k === pl.length - 1) break;
-      if (opaque(b, bi, rel, index, opaqueXattr) || whitedOut(b, list, parent.rel, whName)) break;
+      if (opaque(b, bi, rel, index, opaqueXattr)) {
+        opaqueStop = true;
+        break;
+      }
+      if (whitedOut(b, list, parent.rel, whName)) {
+        whiteout = true;
+        break;
+      }
     } else {
       // a whiteout in the parent's last layer hides nothing: no need to look for one
       if (k === pl.length - 1) break;
       const wh = whitedOut(b, list, parent.rel, whName);
-      if (probe && bi === 0 && b.writable && !list) {
-        probe.whSeen = true;
-        probe.aufsWh = wh;
+      if (bi === 0 && b.writable && !list) {
+        whSeen = true;
+        aufsWh = wh;
       }
-      if (wh) break;
+      if (wh) {
+        whiteout = true;
+        break;
+      }
     }
   }
-  return found;
+  if (found === 0 && !whiteout && !nameSeen && !whSeen) return NOTHING;
+  return {
+    node: null, searched: true, type: found, layers: layers ?? NOT_FOUND, nums: found !== 0 ? scratch.top : null,
+    whiteout, opaque: opaqueStop, nameSeen, overlayWh, whSeen, aufsWh,
+  };
 }
 
 /** Layers of the union root: every branch until an opaque root. */

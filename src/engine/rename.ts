@@ -14,12 +14,24 @@ import { lowerHas } from './namei.js';
 import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './types.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
 
 function isAncestor(a: UnionNode, n: UnionNode): boolean {
   for (let p: UnionNode | null = n; p; p = p.parent) if (p === a) return true;
   return false;
+}
+
+/**
+ * The checks rename and RENAME_EXCHANGE share: both parents are live directories, no `.` or `..`,
+ * valid names (`newCreated`: the new name may be made, so it must be one the union can hold).
+ */
+function checkNames(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, newCreated: boolean): void {
+  checkDirParent(core, parent, 'rename');
+  checkDirParent(core, newParent, 'rename');
+  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
+  checkName(name, false, 'rename');
+  checkName(newName, newCreated, 'rename');
 }
 
 export function rename(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
@@ -31,14 +43,10 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     exchange(core, parent, name, newParent, newName);
     return;
   }
-  checkDirParent(core, parent, 'rename');
-  checkDirParent(core, newParent, 'rename');
-  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
-  checkName(name, false, 'rename');
-  checkName(newName, true, 'rename');
+  checkNames(core, parent, name, newParent, newName, true);
   const src = core.lookup(parent, name);
   if (src.isDir && isAncestor(src, newParent)) throw new FsError('EINVAL', 'rename', name, newName);
-  const dst = core.tryLookup(newParent, newName);
+  const dst = core.lookupData(newParent, newName).node;
   if (dst) {
     if (dst === src || (!src.isDir && dst.ino === src.ino)) return;
     if (flags & RENAME_NOREPLACE) throw new FsError('EEXIST', 'rename', name, newName);
@@ -81,15 +89,13 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   if (dst) {
     nameRemoved(core, dstCount);
     newParent.children.delete(newName);
-    dst.unlinked = true;
+    dst.removed();
     if (dstUpper && (dstUpper.isDirectory() || dstUpper.nlink <= 1) && dst.openCount === 0) {
       core.xino.delete(dstUpper.dev, dstUpper.ino);
     }
   }
   parent.children.delete(name);
-  src.parent = newParent;
-  src.name = newName;
-  src.rel = newRel;
+  src.renamed(newParent, newName, newRel);
   newParent.children.set(newName, src);
   core.gen++;
 }
@@ -100,11 +106,7 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
  */
 function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string): void {
   const rw = core.requireRw('rename');
-  checkDirParent(core, parent, 'rename');
-  checkDirParent(core, newParent, 'rename');
-  if (name === '.' || name === '..' || newName === '.' || newName === '..') throw new FsError('EBUSY', 'rename');
-  checkName(name, false, 'rename');
-  checkName(newName, false, 'rename');
+  checkNames(core, parent, name, newParent, newName, false);
   const a = core.lookup(parent, name);
   const b = core.lookup(newParent, newName);
   if (a === b) return;
@@ -122,7 +124,8 @@ function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionN
   if (b.isDir && aLower) setOpaque(rw, aRel, core.options.whiteout, core.markers.opaque);
   parent.children.delete(name);
   newParent.children.delete(newName);
-  [a.parent, a.name, a.rel, b.parent, b.name, b.rel] = [newParent, newName, bRel, parent, name, aRel];
+  a.renamed(newParent, newName, bRel);
+  b.renamed(parent, name, aRel);
   newParent.children.set(newName, a);
   parent.children.set(name, b);
   core.gen++;

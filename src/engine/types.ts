@@ -83,10 +83,8 @@ export interface DirEntry {
   ino: number;
 }
 
-/** renameat2 flags */
-export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const RENAME_WHITEOUT = 4;
+/** renameat2 flags (for callers of the engine's rename). */
+export { RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT } from '../sys/constants.js';
 
 /** How whiteouts/opaque markers are written (both are always read). */
 export type WhiteoutFormat = 'aufs' | 'overlay';

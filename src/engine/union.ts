@@ -12,6 +12,7 @@ import * as inodeOps from './inode-ops.js';
 import { DirHandle, FileHandle, S_IFDIR, UnionNode, dtOf } from './node.js';
 import { parseOptions } from './params.js';
 import { Ownership, formatOverride, parseOverride } from './ownership.js';
+import type { LookupData } from './namei.js';
 import { mergedEntries } from './readdir.js';
 import { rename } from './rename.js';
 import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
@@ -121,13 +122,13 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   tryLookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } | null {
-    let node: UnionNode | null;
-    let nums: Float64Array | null;
+    let d: LookupData;
     try {
-      ({ node, nums } = this.core.tryLookupWithStat(parent, name));
+      d = this.core.lookupData(parent, name);
     } catch (e) {
       throw rethrown(e, 'lookup');
     }
+    const { node, nums } = d;
     if (node === null) return null;
     if (!nums) return { node, attr: this.getattr(node) };
     try {

@@ -5,8 +5,10 @@ export const constants: Readonly<Record<string, number>> = osConstants.errno as 
 
 const byNumber = new Map<number, string>();
 for (const [name, n] of Object.entries(constants)) if (!byNumber.has(n)) byNumber.set(n, name);
+// 95 has two names (ENOTSUP, EOPNOTSUPP); Linux (and callers) use EOPNOTSUPP for files.
+if (constants.EOPNOTSUPP !== undefined) byNumber.set(constants.EOPNOTSUPP, 'EOPNOTSUPP');
 
-/** Code name for a positive errno number (`2` -> `ENOENT`); `EIO` when unknown. */
+/** Code name for an errno number, either sign (`2` -> `ENOENT`); `EIO` when unknown. */
 export function codeOf(errno: number): string {
   return byNumber.get(Math.abs(errno)) ?? 'EIO';
 }

@@ -73,9 +73,18 @@ export function toFsError(e: unknown, syscall?: string, path?: string): FsError 
   return new FsError('EIO', syscall, path);
 }
 
-/** True when `e` is an errno error with this code (FsError or node:fs error). */
-export function isCode(e: unknown, ...codes: string[]): boolean {
-  if (typeof e !== 'object' || e === null) return false;
+/**
+ * The string `code` of anything thrown (FsError, node:fs and node:net errors, DaemonError...), or
+ * undefined when it has none. The one place that looks inside an unknown error for its code.
+ */
+export function errnoCode(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
   const c = (e as ErrnoLike).code;
-  return typeof c === 'string' && codes.includes(c);
+  return typeof c === 'string' ? c : undefined;
+}
+
+/** True when `e` is an errno error with one of these codes (FsError or node:fs error). */
+export function isCode(e: unknown, ...codes: string[]): boolean {
+  const c = errnoCode(e);
+  return c !== undefined && codes.includes(c);
 }

@@ -1,2 +1,2 @@
-export { FsError, fsErr, toFsError, isCode } from './fs-error.js';
+export { FsError, fsErr, toFsError, isCode, errnoCode } from './fs-error.js';
 export { constants as errnoConstants, codeOf, errnoOf, strerror } from './errno.js';

@@ -9,7 +9,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { readSpin, setNonBlocking, writeRaw } from '../sys/native.js';
-import { FsError, codeOf, errnoOf } from '../errors/index.js';
+import { FsError, codeOf, errnoCode, errnoOf } from '../errors/index.js';
 import { Op, Size, isNoReply, opName } from './abi.js';
 import { decodeInHeader, encodeOutHeader, type InHeader } from './codec.js';
 
@@ -48,14 +48,6 @@ const ENODEV = errnoOf('ENODEV');
 /** Spins in a row that found nothing before spinning pauses, and for how many reads it pauses. */
 const SPIN_MISSES = 4;
 const SPIN_PAUSE = 32;
-
-function errCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null) {
-    const c = (e as { code?: unknown }).code;
-    if (typeof c === 'string') return c;
-  }
-  return undefined;
-}
 
 export class Channel {
   readonly inBuf: Buffer;
@@ -96,7 +88,7 @@ export class Channel {
       try {
         return readSync(this.fd, this.inBuf, 0, this.inBuf.length, null);
       } catch (e) {
-        const c = errCode(e);
+        const c = errnoCode(e);
         if (c === 'ENOENT' || c === 'EINTR' || c === 'EAGAIN') continue;
         if (c === 'ENODEV') return -1;
         throw e;
@@ -136,7 +128,7 @@ export class Channel {
     try {
       writeSync(this.fd, this.outBuf, 0, len);
     } catch (e) {
-      const c = errCode(e);
+      const c = errnoCode(e);
       if (c === 'ENOENT') return;
       if (c === 'ENODEV') return;
       throw e;
@@ -148,7 +140,7 @@ export class Channel {
     try {
       writeSync(this.fd, buf, 0, len);
     } catch (e) {
-      if (errCode(e) !== 'ENOENT') throw e;
+      if (errnoCode(e) !== 'ENOENT') throw e;
     }
   }
 

@@ -4,7 +4,9 @@
  * listMounts() gives the live mounts from the runtime dir.
  */
 
-export { listMounts, findMount, runDir, siLines, processAlive, type MountInfo, type BranchInfo } from './runtime-dir.js';
+export { listMounts, findMount, runDir, siLines, type MountInfo, type BranchInfo } from './runtime-dir.js';
+export { processAlive } from '../sys/process.js';
+export { mountTable, isMountPoint } from '../sys/mountinfo.js';
 export { startSession, type Session, type SessionParams } from './session.js';
-export { splitOptions, mountTable, isMountPoint, FSTYPE } from './mount.js';
+export { splitOptions, FSTYPE } from './mount.js';
 export { MountError } from './mount-error.js';

@@ -7,28 +7,30 @@
  * mount-option split (kernel/VFS options vs the union's) and the /proc/self/mountinfo queries.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isCode } from '../errors/index.js';
+import { errnoCode, isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
+import {
+  MNT_DETACH,
+  MS_DIRSYNC,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NODIRATIME,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  MS_RELATIME,
+  MS_STRICTATIME,
+  MS_SYNCHRONOUS,
+} from '../sys/constants.js';
+import { isMountPoint } from '../sys/mountinfo.js';
 import { MountError } from './mount-error.js';
 import { privilege } from '../sys/privilege.js';
 import { fusermountMount, fusermountUnmount, userAllowOther } from './fusermount.js';
 
 export const FSTYPE = 'fuse.layerfs';
 
-// mount(2) flags
-const MS_RDONLY = 1;
-const MS_NOSUID = 2;
-const MS_NODEV = 4;
-const MS_NOEXEC = 8;
-const MS_SYNCHRONOUS = 16;
-const MS_DIRSYNC = 128;
-const MS_NOATIME = 1024;
-const MS_NODIRATIME = 2048;
-const MS_RELATIME = 1 << 21;
-const MS_STRICTATIME = 1 << 24;
-export const MNT_DETACH = 2;
 
 /** VFS options: name -> [flag to set, flag to clear]. */
 const VFS: Record<string, [number, number]> = {
@@ -95,7 +97,7 @@ export function splitOptions(options: string): TransportOptions {
   let allowOtherGiven = false;
   let defaultPermissions = true;
   let spinUs: number | undefined;
-  for (const raw of splitTop(options)) {
+  for (const raw of splitOptionList(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
     const eq = opt.indexOf('=');
@@ -125,28 +127,6 @@ export function splitOptions(options: string): TransportOptions {
     else rest.push(opt);
   }
   return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
-}
-
-/** Split on commas not escaped with a backslash nor inside double quotes (escapes kept for the union's parser). */
-const splitTop = splitOptionList;
-
-/** Mount points from /proc/self/mountinfo (octal escapes decoded), with their fstype. */
-export function mountTable(): { mountpoint: string; fstype: string; source: string }[] {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  const dec = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: { mountpoint: string; fstype: string; source: string }[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    if (sep < 0 || f.length < sep + 3) continue;
-    out.push({ mountpoint: dec(f[4]!), fstype: f[sep + 1]!, source: dec(f[sep + 2]!) });
-  }
-  return out;
-}
-
-export function isMountPoint(abs: string): boolean {
-  return mountTable().some((m) => m.mountpoint === abs);
 }
 
 /** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */
@@ -205,7 +185,7 @@ export async function kernelMount(fd: number, mountpoint: string, source: string
       n.mount(source, mountpoint, FSTYPE, t.flags, data.join(','));
       return;
     } catch (e) {
-      throw new MountError(codeOf(e), `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
+      throw new MountError(errnoCode(e) ?? 'EIO', `mount(2) on ${mountpoint} failed: ${(e as Error).message}`);
     }
   }
   const flagOpts = flagNames(t.flags);
@@ -255,11 +235,6 @@ function flagNames(flags: number): string[] {
     .map(([k]) => k);
 }
 
-function codeOf(e: unknown): string {
-  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined;
-  return typeof c === 'string' ? c : 'EIO';
-}
-
 /**
  * Unmount: umount2(2) (`lazy` detaches); without root `fusermount3 -u [-z]` (also for a user
  * namespace's root whose umount2 is refused: the mount was made by fusermount3 then). Never call
@@ -272,7 +247,7 @@ export async function kernelUnmount(mountpoint: string, lazy: boolean, via?: Mou
     try {
       await umount2Now(mountpoint, lazy);
     } catch (e) {
-      if (codeOf(e) !== 'EPERM') throw e;
+      if (!isCode(e, 'EPERM')) throw e;
       await fusermountUnmount(mountpoint, lazy);
     }
     return;

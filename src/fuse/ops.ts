@@ -14,6 +14,7 @@
  */
 import type { Attr, Ctx, DirHandleLike, FileHandleLike, SetAttr, StatFs, TimeSpec, UnionNodeLike, UnionOps } from '../engine/types.js';
 import { errnoOf, fsErr, toFsError } from '../errors/index.js';
+import { O_ACCMODE, RENAME_EXCHANGE } from '../sys/constants.js';
 import { Fattr, Fopen, Init, Init2 } from './abi.js';
 import { type InHeader, type InitOut, negotiateInit } from './codec.js';
 import type { DirentList } from './dirent-codec.js';
@@ -28,8 +29,6 @@ export { NO_REPLY } from './protocol.js';
 
 const ENODATA = -errnoOf('ENODATA');
 const EOPNOTSUPP = -errnoOf('EOPNOTSUPP');
-const O_ACCMODE = 3;
-const RENAME_EXCHANGE = 2;
 
 export interface OpsConfig {
   entryTimeout: number;

@@ -10,7 +10,7 @@
  * negative_timeout (or plain ENOENT when that is 0).
  */
 import type { Attr, StatFs } from '../engine/types.js';
-import { errnoConstants, errnoOf, toFsError } from '../errors/index.js';
+import { errnoCode, errnoConstants, errnoOf, toFsError } from '../errors/index.js';
 import { FSYNC_FDATASYNC, Init, Op, Size } from './abi.js';
 import {
   type InHeader,
@@ -183,9 +183,8 @@ function sizedReply(out: Buffer, size: number, value: Buffer | number): number {
 
 /** A thrown error with an errno of its own (FsError, node:fs errors), as against a bug. */
 function isErrnoError(e: unknown): boolean {
-  if (typeof e !== 'object' || e === null) return false;
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' && errnoConstants[code] !== undefined;
+  const code = errnoCode(e);
+  return code !== undefined && errnoConstants[code] !== undefined;
 }
 
 export class FuseProtocol {

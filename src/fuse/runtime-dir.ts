@@ -12,6 +12,7 @@ import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync,
 import { join } from 'node:path';
 import { privilege } from '../sys/privilege.js';
 import { MountError } from './mount-error.js';
+import { processAlive } from '../sys/process.js';
 
 export interface BranchInfo {
   path: string;
@@ -129,22 +130,6 @@ export function removeMountInfo(id: string, keepLog = false): void {
   rmSync(siDir(id), { recursive: true, force: true });
   rmSync(metaPath(id), { force: true });
   if (!keepLog) rmSync(logPath(id), { force: true });
-}
-
-/** Whether a process runs (a zombie waiting for its reaper counts as gone). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if (!(typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'EPERM')) return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** Live mounts (entries whose daemon is gone are cleaned up), ordered by start time. */

@@ -19,7 +19,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { codeOf } from '../errors/index.js';
+import { codeOf, errnoCode } from '../errors/index.js';
 import { POLLFD_SIZE, POLLIN, pollIn, setNonBlocking } from '../sys/native.js';
 import { NO_REPLY, FuseOps } from './ops.js';
 import { openUnion, type OpenedUnion } from './open-union.js';
@@ -128,7 +128,7 @@ function open(p: MountParams, opener: typeof openUnion): void {
   try {
     opened = opener(p.options, p.cwd);
   } catch (e) {
-    const code = typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EINVAL';
+    const code = errnoCode(e) ?? 'EINVAL';
     post({ t: 'error', id: p.id, code, message: messageOf(e) });
     return;
   }

@@ -16,12 +16,12 @@
  * move names between nodes (LINK: a hard link shares the file; RENAME) drop everything too, to
  * stay simple: the transport calls `changed` for SETXATTR, REMOVEXATTR, LINK and RENAME.
  */
-import { errnoConstants } from '../errors/index.js';
+import { errnoOf } from '../errors/index.js';
 
 /** What `get` answers for a name the node is known to have (ask getxattr for its value). */
 export const PRESENT = 1;
 
-const ENODATA_NEG = -(errnoConstants.ENODATA ?? 61);
+const ENODATA_NEG = -errnoOf('ENODATA');
 
 /** Milliseconds on a monotonic clock (performance.now by default; tests pass their own). */
 export type Clock = () => number;

@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { FsError, isCode } from '../errors/index.js';
+import { FsError, errnoCode, isCode } from '../errors/index.js';
 import { SnapshotStore, type SnapshotInfo, type SnapshotKind, type SnapshotLayers } from '../store/snapshots.js';
 import { compileFilters, FilterError } from './containerd-filters.js';
 import { clearStaleSocket } from './unix-socket.js';
@@ -78,8 +78,9 @@ function oneLine(e: unknown): string {
 function toStatus(e: unknown): Partial<grpc.StatusObject> {
   let code = grpc.status.UNKNOWN;
   if (e instanceof BadRequest || e instanceof FilterError) code = grpc.status.INVALID_ARGUMENT;
-  else if (e instanceof FsError || (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string')) {
-    code = STATUS[(e as { code: string }).code] ?? grpc.status.UNKNOWN;
+  else {
+    const errno = errnoCode(e);
+    if (errno !== undefined) code = STATUS[errno] ?? grpc.status.UNKNOWN;
   }
   return { code, details: oneLine(e) };
 }

@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { FsError } from '../errors/index.js';
+import { FsError, errnoCode } from '../errors/index.js';
 import { basicHeader, findCredentials, parseChallenge, type Credentials } from './auth.js';
 import { regErr } from './errors.js';
 import { apiHost, isLoopback } from './reference.js';
@@ -123,7 +123,7 @@ export class RegistryClient {
       r.body.resume();
       this.base = httpsBase;
     } catch (e) {
-      const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : '';
+      const code = errnoCode(e) ?? '';
       if (!TLS_PLAIN_HINTS.has(code)) throw this.netError(e, httpsBase);
       if (!plainOk) throw regErr('EPROTO', `registry ${this.registry} does not answer TLS (${code}; plain HTTP?); pass --insecure to allow plain HTTP`);
       this.base = new URL(`http://${this.host}/`);
@@ -133,7 +133,7 @@ export class RegistryClient {
 
   private netError(e: unknown, url: URL): FsError {
     if (e instanceof FsError) return e;
-    const code = typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : 'EIO';
+    const code = errnoCode(e) ?? 'EIO';
     if (isCertError(code)) {
       return regErr('EPROTO', `TLS certificate of ${url.host} is not trusted (${code}); give its CA with --ca FILE or --cert-dir DIR`);
     }

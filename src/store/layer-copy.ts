@@ -21,9 +21,7 @@ import { OPQ, WH, WH_META, isOverlayWhiteout, isPrivateXattr, whiteoutTarget } f
 import { storeErr } from './store-error.js';
 import { deviceNumbers, entryHeader, whiteoutBlocks } from './tar-export.js';
 import { END_OF_ARCHIVE, headerBlocks, padding, type EntryType, type TarHeader } from './tar-format.js';
-import { S_IFIFO, S_IFMT } from '../sys/constants.js';
-
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fdops.O;
+import { O_CREAT, O_DIRECTORY, O_EXCL, O_RDONLY, O_WRONLY, S_IFIFO, S_IFMT } from '../sys/constants.js';
 
 export interface CopyLayersOptions {
   /** Write whiteouts and opaque markers (a commit); else apply them (a squash). */
@@ -302,7 +300,7 @@ function xattrsOf(layer: Branch, rel: string): [string, Buffer][] {
 
 /** Makes a copied tree durable before it is renamed into place: one syncfs of its filesystem. */
 export function syncTree(dir: string): void {
-  const fd = fs.openSync(dir, fdops.O.O_RDONLY | fdops.O.O_DIRECTORY);
+  const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY);
   try {
     fdops.copySys.syncfs(fd);
   } finally {

@@ -23,7 +23,7 @@ import { isCode } from '../errors/index.js';
 import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } from './atomic.js';
 import { changes, type Change } from './changes.js';
 import { decompressed } from './compression.js';
-import { isMountPoint } from './mounts.js';
+import { isMountPoint } from '../sys/mountinfo.js';
 import { storeErr } from './store-error.js';
 import { exportLayer } from './tar-export.js';
 import { extractLayer } from './tar-import.js';

@@ -6,17 +6,8 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isCode } from '../errors/index.js';
+import { processAlive } from '../sys/process.js';
 import { storeErr } from './store-error.js';
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return isCode(e, 'EPERM');
-  }
-}
 
 function readHolder(file: string): number | undefined {
   try {
@@ -52,7 +43,7 @@ function breakIfStale(file: string): boolean {
     } catch {
       return true;
     }
-  } else if (pidAlive(holder)) {
+  } else if (processAlive(holder)) {
     return false;
   }
   if (readHolder(file) !== holder) return false;

@@ -12,7 +12,8 @@ import { fsyncDir, removeTreeAtomic, tmpName, unlinkIfExists, writeFileAtomic } 
 import { decompressed } from './compression.js';
 import { withLock } from './lock.js';
 import { chainIdOf, parseMeta, type ImageEntry, type ImageTable, type LayerMeta } from './meta.js';
-import { isMountPoint } from './mounts.js';
+import { isMountPoint } from '../sys/mountinfo.js';
+import { processAlive } from '../sys/process.js';
 import { changes, type Change } from './changes.js';
 import { isLayerId, StorePaths } from './paths.js';
 import { storeErr } from './store-error.js';
@@ -40,15 +41,6 @@ export interface ImportTarOptions {
   /** Compressed bytes read so far. */
   onBytes?: (n: number) => void;
   createdBy?: string;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return isCode(e, 'EPERM');
-  }
 }
 
 export class LayerStore {
@@ -203,7 +195,7 @@ export class LayerStore {
   private recover(): void {
     for (const n of fs.readdirSync(this.paths.tmpRoot)) {
       const pid = Number(/^(?:rm-)?(\d+)-/.exec(n)?.[1] ?? NaN);
-      if (Number.isInteger(pid) && pidAlive(pid) && pid !== process.pid) continue;
+      if (Number.isInteger(pid) && processAlive(pid) && pid !== process.pid) continue;
       if (pid === process.pid) continue;
       fs.rmSync(path.join(this.paths.tmpRoot, n), { recursive: true, force: true });
     }

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { FsError, isCode } from '../errors/index.js';
+import { FsError, errnoCode, isCode } from '../errors/index.js';
 import { cleanMemberName, resolveBeneath } from './safe-path.js';
 import { storeErr } from './store-error.js';
 import { OPQ, WH, WH_META, isPrivateXattr } from '../format/index.js';
@@ -327,7 +327,7 @@ export async function extractLayer(input: Readable, dest: string, opts: ImportOp
     input.destroy();
     if (e instanceof FsError) throw e;
     if (isCode(e, 'EEXIST', 'ENOTDIR', 'ELOOP', 'EISDIR')) throw storeErr('EINVAL', 'conflicting tar entries', 'import');
-    if (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string') throw e;
+    if (errnoCode(e) !== undefined) throw e;
     throw storeErr('EINVAL', 'corrupt or truncated tar archive', 'import');
   }
   x.directoryTimes();

@@ -2,7 +2,7 @@
  * Extended attributes of files in a layer, through the native addon (never following symlinks).
  */
 import * as native from '../sys/native.js';
-import { isCode } from '../errors/index.js';
+import { errnoCode, isCode } from '../errors/index.js';
 import { storeErr } from './store-error.js';
 
 export function setXattr(file: string, name: string, value: Buffer): void {
@@ -23,7 +23,7 @@ export function fsetXattr(fd: number, name: string, value: Buffer, file: string)
 }
 
 function xattrErr(e: unknown, name: string, file: string): Error {
-  const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE') ? (e as { code: string }).code : 'EIO';
+  const code = isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES', 'ENOSPC', 'E2BIG', 'ERANGE') ? errnoCode(e)! : 'EIO';
   return storeErr(code, `cannot set xattr ${name}`, 'setxattr', file);
 }
 

@@ -1,7 +1,11 @@
 /**
- * File type bits of st_mode (S_IF*), as <sys/stat.h> defines them on Linux. The one copy: engine,
- * api, store and the on-disk format read them from here.
+ * Host constants, the one copy: file type and mode bits, open flags, renameat2/setxattr/mount/umount2
+ * flags. Pure (loads no addon), so every area may import it. Errno numbers live in src/errors
+ * (`errnoOf('ENOENT')`); the FUSE protocol's own numbers in src/fuse/abi.ts.
  */
+import { constants as fsc } from 'node:fs';
+
+// ---- st_mode: file type bits (S_IF*) and permission extras, as <sys/stat.h> on Linux ----------------
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
@@ -10,3 +14,55 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 export const S_IFSOCK = 0o140000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_ISVTX = 0o1000;
+
+// ---- open(2) flags: the running platform's values (they differ between architectures) ----------------
+/** The access-mode bits of the open flags (O_RDONLY / O_WRONLY / O_RDWR). */
+export const O_ACCMODE = 3;
+export const O_RDONLY = fsc.O_RDONLY;
+export const O_WRONLY = fsc.O_WRONLY;
+export const O_RDWR = fsc.O_RDWR;
+export const O_CREAT = fsc.O_CREAT;
+export const O_EXCL = fsc.O_EXCL;
+export const O_NOCTTY = fsc.O_NOCTTY;
+export const O_TRUNC = fsc.O_TRUNC;
+export const O_APPEND = fsc.O_APPEND;
+export const O_NOFOLLOW = fsc.O_NOFOLLOW;
+export const O_DIRECTORY = fsc.O_DIRECTORY;
+
+// ---- access(2) mode bits ----------------------------------------------------------------------------
+export const R_OK = 4;
+export const W_OK = 2;
+export const X_OK = 1;
+
+// ---- renameat2(2) flags -----------------------------------------------------------------------------
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+// ---- setxattr(2) flags ------------------------------------------------------------------------------
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+
+// ---- mount(2) flags ---------------------------------------------------------------------------------
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_SYNCHRONOUS = 16;
+export const MS_REMOUNT = 32;
+export const MS_DIRSYNC = 128;
+export const MS_NOATIME = 1024;
+export const MS_NODIRATIME = 2048;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_RELATIME = 1 << 21;
+export const MS_STRICTATIME = 1 << 24;
+
+// ---- umount2(2) flags -------------------------------------------------------------------------------
+export const MNT_FORCE = 1;
+export const MNT_DETACH = 2;
+export const MNT_EXPIRE = 4;
+export const UMOUNT_NOFOLLOW = 8;

@@ -11,7 +11,7 @@
  * exact up to 2^53). The addon is context-aware: it loads in worker_threads too.
  */
 import { createRequire } from 'node:module';
-import { FsError, codeOf } from '../errors/index.js';
+import { FsError, codeOf, errnoOf } from '../errors/index.js';
 
 /** What the addon returns: a negative errno number on failure, else the value. */
 interface Binding {
@@ -75,13 +75,11 @@ function load(): Binding {
 
 const b: Binding = load();
 
-const ENODATA = -61;
+const ENODATA = -errnoOf('ENODATA');
 
 /** Throws the FsError for a negative errno returned by the addon. */
 function fail(r: number, syscall: string, path?: string, dest?: string): never {
-  const n = -r;
-  // 95 has two names; Linux (and callers) use EOPNOTSUPP for files.
-  throw new FsError(n === 95 ? 'EOPNOTSUPP' : codeOf(n), syscall, path, dest);
+  throw new FsError(codeOf(-r), syscall, path, dest);
 }
 
 // ---- constants ----------------------------------------------------------------
@@ -89,26 +87,25 @@ function fail(r: number, syscall: string, path?: string, dest?: string): never {
 /** utimensat/futimens nanosecond values: set to now / leave unchanged. */
 export const UTIME_NOW: number = b.UTIME_NOW;
 export const UTIME_OMIT: number = b.UTIME_OMIT;
-/** setxattr flags. */
-export const XATTR_CREATE = 1;
-export const XATTR_REPLACE = 2;
-/** renameat2 flags. */
-export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const RENAME_WHITEOUT = 4;
-/** umount2 flags. */
-export const MNT_FORCE = 1;
-export const MNT_DETACH = 2;
-export const MNT_EXPIRE = 4;
-export const UMOUNT_NOFOLLOW = 8;
-/** mount flags (the common ones). */
-export const MS_RDONLY = 1;
-export const MS_NOSUID = 2;
-export const MS_NODEV = 4;
-export const MS_NOEXEC = 8;
-export const MS_REMOUNT = 32;
-export const MS_BIND = 4096;
-export const MS_REC = 16384;
+/** setxattr, renameat2, umount2 and mount flags: one copy, in constants.ts. */
+export {
+  XATTR_CREATE,
+  XATTR_REPLACE,
+  RENAME_NOREPLACE,
+  RENAME_EXCHANGE,
+  RENAME_WHITEOUT,
+  MNT_FORCE,
+  MNT_DETACH,
+  MNT_EXPIRE,
+  UMOUNT_NOFOLLOW,
+  MS_RDONLY,
+  MS_NOSUID,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_REMOUNT,
+  MS_BIND,
+  MS_REC,
+} from './constants.js';
 /** lseek whence values beyond node's. */
 export const SEEK_SET = 0;
 export const SEEK_CUR = 1;

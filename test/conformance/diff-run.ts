@@ -96,12 +96,13 @@ class Side {
 export function differentialRun(spec: LowerSpec, ops: Op[], kinds: DiffConfig = diffConfig()): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'layerfs-diff-'));
   const sides: Side[] = [];
+  // mtimes at or after this are from this run: building the layers (each side's own roots, made
+  // seconds apart on a loaded machine) and the operations (minus 2 s for coarse timestamps)
+  const since = Date.now() - 2000;
   try {
     for (const tag of ['ref', 'sub'] as const) sides.push(new Side(kinds[tag], dir, tag, buildLowers(dir, tag, spec)));
     const [ref, sub] = sides as [Side, Side];
     const problems: string[] = [];
-    // mtimes at or after this are from operations (minus 2 s for coarse timestamps)
-    const since = Date.now() - 2000;
     const trees = (): string[] => compareTrees(ref.mnt, sub.mnt, kinds.dirNlink, kinds.times, since);
     const before = trees();
     if (before.length > 0) problems.push('initial merged trees differ:', ...before);

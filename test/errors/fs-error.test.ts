@@ -48,6 +48,7 @@ test('toFsError maps node:fs errors once and unknown throws to EIO', () => {
 test('errno tables and isCode', () => {
   assert.equal(codeOf(2), 'ENOENT');
   assert.equal(codeOf(-18), 'EXDEV');
+  assert.equal(codeOf(95), 'EOPNOTSUPP', 'the name Linux uses for files, not its alias ENOTSUP');
   assert.equal(errnoOf('EROFS'), 30);
   assert.equal(errnoOf('ENOTEMPTY'), 39);
   assert.equal(errnoOf('ENAMETOOLONG'), 36);

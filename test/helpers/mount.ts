@@ -101,7 +101,7 @@ export function forceUnmount(mnt: string): boolean {
   return true;
 }
 
-import { processAlive } from '../../src/fuse/runtime-dir.js';
+import { processAlive } from '../../src/sys/process.js';
 export { processAlive as pidAlive };
 
 /** Wait (polling, bounded) until `pred` holds. */

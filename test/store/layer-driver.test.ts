@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LayerDriver } from '../../src/store/layer-driver.js';
 import { fuseMounter } from '../../src/integrations/fuse-mounter.js';
-import { isMountPoint } from '../../src/store/mounts.js';
+import { isMountPoint } from '../../src/sys/mountinfo.js';
 import { collect, listTar, makeTar, once, tempDir } from './helpers.js';
 
 const ID = (n: number): string => n.toString(16).padStart(64, 'a');

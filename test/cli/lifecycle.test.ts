@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { makeTar, tempDir } from './helpers.js';
+import { makeTar, tempDir } from '../store/helpers.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');

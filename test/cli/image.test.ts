@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { makeTar, tempDir } from './helpers.js';
+import { makeTar, tempDir } from '../store/helpers.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve('dist/src/cli/main.js');
