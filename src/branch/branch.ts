@@ -30,15 +30,16 @@ import type { CopyCaps } from './copy-data.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
 const { O_PATH, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_REMOVEDIR } = native;
-/**
- * The open(2) flag bits openat2 accepts (the kernel's VALID_OPEN_FLAGS on Linux). open(2) ignores
- * any other bit, openat2 answers EINVAL: and the flags FUSE passes on carry kernel-internal ones
- * (__FMODE_EXEC 0x20 when a file is opened for execve), so they are dropped here.
- */
-const OPENAT2_FLAGS = 0o37777703;
 
 /** How every open in a branch resolves: beneath the root fd, through no symlink at all. */
 const BENEATH = native.RESOLVE_BENEATH | native.RESOLVE_NO_SYMLINKS;
+
+/**
+ * The open(2) flags openat2 accepts (the kernel's VALID_OPEN_FLAGS, x86-64/arm64 values). openat2
+ * refuses any other bit with EINVAL where open(2) ignores it; FUSE OPEN passes the opener's flags
+ * as they are, __FMODE_EXEC (0o40) set for an execve: without the mask no file of a mount could run.
+ */
+const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o4000 | 0o10000 | 0o20000 | 0o40000 | 0o100000 | 0o200000 | 0o400000 | 0o1000000 | 0o2000000 | 0o4000000 | 0o10000000 | 0o20000000;
 
 /** A `/proc/self/fd/N/...` path longer than this goes through the parent directory's fd. */
 const PROC_PATH_MAX = 4000;
@@ -237,9 +238,10 @@ export class Branch {
     return this.at(rel, (d, n) => native.readlinkat(d, n));
   }
 
-  /** open beneath the root, O_NOFOLLOW added (a symlink as the last name: ELOOP). */
+  /** open beneath the root, O_NOFOLLOW added (a symlink as the last name: ELOOP); bits open(2)
+   *  would ignore (such as __FMODE_EXEC from a FUSE OPEN) are dropped. */
   open(rel: string, flags: number, mode = 0o666): number {
-    return native.openat2(this.fd, rel === '' ? '.' : rel, (flags & OPENAT2_FLAGS) | O_NOFOLLOW, mode, BENEATH);
+    return native.openat2(this.fd, rel === '' ? '.' : rel, (flags & VALID_OPEN_FLAGS) | O_NOFOLLOW, mode, BENEATH);
   }
 
   /** Open a directory for reading (fsync of a dir, fd-based xattrs). */

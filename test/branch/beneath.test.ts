@@ -193,3 +193,18 @@ test('racer: a directory swapped for a symlink to / in a loop never leads a read
   assert.equal(after.mode, before.mode);
   assert.ok(fs.readdirSync(mirror).length > 1, 'the creates landed in the branch');
 });
+
+test('open takes the flags a FUSE OPEN passes as they are: __FMODE_EXEC (an execve) opens the file as open(2) would', (t) => {
+  const s = scratch(t);
+  fs.writeFileSync(join(s.br, 'prog'), 'inside\n', { mode: 0o755 });
+  const b = new Branch(s.br, 'rw', [], 0);
+  t.after(() => b.close());
+  const FMODE_EXEC = 0o40; // not an O_ flag: open(2) ignores it, openat2 alone would refuse it (EINVAL)
+  const fd = b.open('prog', O_RDONLY | FMODE_EXEC);
+  try {
+    const buf = Buffer.alloc(16);
+    assert.equal(buf.subarray(0, fs.readSync(fd, buf, 0, 16, 0)).toString(), 'inside\n');
+  } finally {
+    fs.closeSync(fd);
+  }
+});

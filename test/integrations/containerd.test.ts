@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startContainerdSnapshotter, type Snapshotter } from '../../src/integrations/containerd-snapshotter.js';
 import { BIN, REPO, cli } from '../helpers/mount.js';
-import { CONTAINERD, CTR, busyboxTar, mountsUnder, ok, requireTools, sh, startLayerfs, startServer, unmountUnder, waitFor } from './hosts.js';
+import { CONTAINERD, CTR, busyboxTar, daemonsIn, mountsUnder, ok, requireTools, sh, startLayerfs, startServer, unmountUnder, waitFor, writeContainerdConfig } from './hosts.js';
 
 const RUNC = '/usr/sbin/runc';
 const MOUNT_FUSE3 = '/usr/sbin/mount.fuse3';
@@ -203,27 +203,6 @@ function buildImage(tmp: string): string {
   return archive;
 }
 
-/** The resident daemons started with LAYERFS_RUN_DIR=`run` (one per mount namespace), to stop by pid. */
-function daemonsIn(run: string): { stop(): Promise<void> } {
-  const pids = (): number[] =>
-    fs.existsSync(run) ? fs.readdirSync(run).filter((n) => /^daemon-.*\.pid$/.test(n)).map((n) => Number(fs.readFileSync(path.join(run, n), 'utf8').trim())).filter((p) => p > 0) : [];
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  return {
-    async stop(): Promise<void> {
-      const left = pids().filter(alive);
-      for (const pid of left) process.kill(pid, 'SIGTERM');
-      await waitFor('layerfs daemons to exit', () => left.every((p) => !alive(p)), 20_000);
-    },
-  };
-}
-
 const IMAGE = 'docker.io/library/bb:2';
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 
@@ -256,25 +235,7 @@ describe('containerd 1.6 with a layerfs proxy snapshotter', { timeout: 900_000 }
     await waitFor('containerd-snapshotter', () => fs.existsSync(snapSock), 30_000, snap.proc);
 
     const address = path.join(tmp, 'containerd.sock');
-    fs.writeFileSync(
-      path.join(tmp, 'config.toml'),
-      [
-        'version = 2',
-        `root = "${tmp}/root"`,
-        `state = "${tmp}/state"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-        '[grpc]',
-        `  address = "${address}"`,
-        '[ttrpc]',
-        `  address = "${address}.ttrpc"`,
-        '[plugins."io.containerd.internal.v1.opt"]',
-        `  path = "${tmp}/opt"`,
-        '[proxy_plugins.layerfs]',
-        '  type = "snapshot"',
-        `  address = "${snapSock}"`,
-        '',
-      ].join('\n'),
-    );
+    writeContainerdConfig(path.join(tmp, 'config.toml'), tmp, address, snapSock);
     const containerd = startServer(CONTAINERD, ['--config', path.join(tmp, 'config.toml')], path.join(tmp, 'containerd.log'), env);
     servers.push(containerd);
     const ctr = (args: string[], timeoutMs = 180_000): string => ok(CTR, ['-a', address, '-n', 'test', ...args], { env, timeoutMs });

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startDockerPlugin } from '../../src/integrations/docker-plugin.js';
 import { fuseMounter } from '../../src/integrations/fuse-mounter.js';
-import { DOCKER, DOCKERD, busyboxTar, mountsUnder, ok, requireTools, sh, startLayerfs, startServer, unmountUnder, waitFor, type Server } from './hosts.js';
+import { busyboxTar, mountsUnder, requireTools, startLayerfs, unmountUnder, waitFor, withDockerd, DOCKER, DOCKERD, type Server } from './hosts.js';
 
 function post(socket: string, method: string, body: string | Buffer): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -110,31 +110,6 @@ function story(docker: (args: string[]) => string, tmp: string, check: () => voi
   check();
   docker(['rmi', 'bb:3', 'bb:1']);
   return { transcript: out, runMs };
-}
-
-/** Starts a dockerd on `driver` in `dir`, runs `fn` with a docker client for it, stops it. */
-async function withDockerd(dir: string, driver: string, fn: (docker: (args: string[]) => string) => void): Promise<void> {
-  for (const d of ['data', 'exec', 'run']) fs.mkdirSync(path.join(dir, d), { recursive: true });
-  const host = `unix://${dir}/run/docker.sock`;
-  const env = { ...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0' };
-  const dockerd: Server = startServer(
-    DOCKERD,
-    [
-      '--experimental', `--storage-driver=${driver}`, `--data-root=${dir}/data`, `--exec-root=${dir}/exec`, `--pidfile=${dir}/run/dockerd.pid`,
-      `-H`, host, '--iptables=false', '--ip-masq=false', '--bridge=none',
-    ],
-    path.join(dir, 'dockerd.log'),
-  );
-  try {
-    await waitFor('dockerd', () => sh(DOCKER, ['version'], { env, timeoutMs: 10_000 }).status === 0, 90_000, dockerd.proc);
-    assert.match(ok(DOCKER, ['info', '--format', '{{.Driver}}'], { env }), new RegExp(driver));
-    fn((args) => ok(DOCKER, args, { env, timeoutMs: 180_000 }));
-  } catch (e) {
-    const log = fs.existsSync(path.join(dir, 'dockerd.log')) ? fs.readFileSync(path.join(dir, 'dockerd.log'), 'utf8').split('\n').slice(-15).join('\n') : '';
-    throw new Error(`${(e as Error).message}\n--- dockerd log tail ---\n${log}`);
-  } finally {
-    await dockerd.stop();
-  }
 }
 
 const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;

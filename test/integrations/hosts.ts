@@ -114,3 +114,74 @@ export function unmountUnder(dir: string): string[] {
   for (const m of left) spawnSync('umount', ['-l', m]);
   return left;
 }
+
+/** The resident daemons started with LAYERFS_RUN_DIR=`run` (one per mount namespace), to stop by pid. */
+export function daemonsIn(run: string): { stop(): Promise<void> } {
+  const pids = (): number[] =>
+    fs.existsSync(run) ? fs.readdirSync(run).filter((n) => /^daemon-.*\.pid$/.test(n)).map((n) => Number(fs.readFileSync(path.join(run, n), 'utf8').trim())).filter((p) => p > 0) : [];
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    async stop(): Promise<void> {
+      const left = pids().filter(alive);
+      for (const pid of left) process.kill(pid, 'SIGTERM');
+      await waitFor('layerfs daemons to exit', () => left.every((p) => !alive(p)), 20_000);
+    },
+  };
+}
+
+/** A containerd 1.6 config at `file`: root, state and sockets under `dir`, CRI off, `snapSock` as the
+ *  `layerfs` proxy snapshotter; the grpc socket is `address`. */
+export function writeContainerdConfig(file: string, dir: string, address: string, snapSock: string): void {
+  fs.writeFileSync(
+    file,
+    [
+      'version = 2',
+      `root = "${dir}/root"`,
+      `state = "${dir}/state"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${address}"`,
+      '[ttrpc]',
+      `  address = "${address}.ttrpc"`,
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = "${dir}/opt"`,
+      '[proxy_plugins.layerfs]',
+      '  type = "snapshot"',
+      `  address = "${snapSock}"`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Starts a dockerd on `driver` in `dir` (more dockerd flags: `extra`), runs `fn` with a docker client for it, stops it. */
+export async function withDockerd(dir: string, driver: string, fn: (docker: (args: string[]) => string) => void, extra: readonly string[] = []): Promise<void> {
+  for (const d of ['data', 'exec', 'run']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const host = `unix://${dir}/run/docker.sock`;
+  const env = { ...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0' };
+  const dockerd: Server = startServer(
+    DOCKERD,
+    [
+      '--experimental', `--storage-driver=${driver}`, `--data-root=${dir}/data`, `--exec-root=${dir}/exec`, `--pidfile=${dir}/run/dockerd.pid`,
+      `-H`, host, '--iptables=false', '--ip-masq=false', '--bridge=none', ...extra,
+    ],
+    path.join(dir, 'dockerd.log'),
+  );
+  try {
+    await waitFor('dockerd', () => sh(DOCKER, ['version'], { env, timeoutMs: 10_000 }).status === 0, 90_000, dockerd.proc);
+    assert.match(ok(DOCKER, ['info', '--format', '{{.Driver}}'], { env }), new RegExp(driver));
+    fn((args) => ok(DOCKER, args, { env, timeoutMs: 180_000 }));
+  } catch (e) {
+    const log = fs.existsSync(path.join(dir, 'dockerd.log')) ? fs.readFileSync(path.join(dir, 'dockerd.log'), 'utf8').split('\n').slice(-15).join('\n') : '';
+    throw new Error(`${(e as Error).message}\n--- dockerd log tail ---\n${log}`);
+  } finally {
+    await dockerd.stop();
+  }
+}
+
