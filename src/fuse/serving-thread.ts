@@ -83,6 +83,10 @@ export class ServingThread {
       workerData: params,
       transferList: [port2],
       resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb() },
+      // The branches' fds come from the addon (openat2), not node:fs; with tracking on, Node warns
+      // on every close of one ("closed but not opened in unmanaged mode"), filling the daemon log.
+      // Tracking would only close node:fs fds on a thread's death, not the addon's: off.
+      trackUnmanagedFds: false,
     });
     this.worker.on('message', (m: WorkerMessage) => this.listeners.get(m.id)?.(m));
     this.worker.on('error', (e) => (this.exitError = e));
