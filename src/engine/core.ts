@@ -192,6 +192,7 @@ export class Core {
   }
 
   close(): void {
+    this.lowerIndex.close();
     this.xino.close();
     for (const b of this.branches) b.close();
     this.work?.close();

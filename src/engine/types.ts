@@ -183,10 +183,9 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   /**
    * lookup + getattr of the result, with one lstat when the node was not cached (the stat the
    * lookup took, in this same call; never an older one). The FUSE LOOKUP/READDIRPLUS path.
+   * null when absent or whited out (a negative LOOKUP builds no error); ENOTDIR as lookup.
    */
-  lookupAttr?(parent: N, name: string): { node: N; attr: Attr };
-  /** lookupAttr answering null instead of throwing ENOENT (a negative LOOKUP builds no error). */
-  tryLookupAttr?(parent: N, name: string): { node: N; attr: Attr } | null;
+  lookupAttr(parent: N, name: string): { node: N; attr: Attr } | null;
   /** The transport dropped its last reference; the engine may free caches. */
   forget(node: N): void;
   getattr(node: N): Attr;
@@ -218,11 +217,11 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   access(node: N, mask: number, ctx: Ctx): void;
   getxattr(node: N, name: string): Buffer;
   /**
-   * Optional: every xattr name `getxattr` would find on the node, from one listing, without an
-   * exception; null when the listing cannot tell (no xattr support there, unlinked node): then
-   * ask getxattr. Lets a transport answer the absent names `ls -l` asks for without a syscall each.
+   * Every xattr name `getxattr` would find on the node, from one listing, without an exception;
+   * null when the listing cannot tell (no xattr support there, unlinked node): then ask getxattr.
+   * Lets a transport answer the absent names `ls -l` asks for without a syscall each.
    */
-  xattrNames?(node: N): readonly string[] | null;
+  xattrNames(node: N): readonly string[] | null;
   /** flags: XATTR_CREATE=1, XATTR_REPLACE=2 */
   setxattr(node: N, name: string, value: Buffer, flags: number): void;
   listxattr(node: N): string[];
@@ -230,9 +229,9 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   /** Flush persistent state (inode table); the union is unusable afterwards. */
   close(): void;
   /**
-   * Optional: be told when a node's attributes changed as a side effect of another operation
+   * Be told when a node's attributes changed as a side effect of another operation
    * (a directory copied up as a parent turns into a merged dir: its nlink becomes 1), so that a
    * transport caching attributes (FUSE attr timeout) can invalidate them. One listener; null removes it.
    */
-  setInvalidator?(fn: ((node: N) => void) | null): void;
+  setInvalidator(fn: ((node: N) => void) | null): void;
 }

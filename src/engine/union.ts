@@ -115,13 +115,7 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     return wrap('lookup', () => this.core.lookup(parent, name));
   }
 
-  lookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } {
-    const r = this.tryLookupAttr(parent, name);
-    if (r === null) throw new FsError('ENOENT', 'lookup');
-    return r;
-  }
-
-  tryLookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } | null {
+  lookupAttr(parent: UnionNode, name: string): { node: UnionNode; attr: Attr } | null {
     let d: LookupData;
     try {
       d = this.core.lookupData(parent, name);

@@ -99,7 +99,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   private readonly inval: Invalidation<N>;
   /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
   private readonly xattrAbsent: XattrAbsence<N>;
-  private readonly xattrNames = (n: N): readonly string[] | null => this.union.xattrNames?.(n) ?? null;
+  private readonly xattrNames = (n: N): readonly string[] | null => this.union.xattrNames(n);
 
   constructor(
     private readonly union: ServedUnion<N, F, D>,
@@ -109,7 +109,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.inval = new Invalidation(this.nodes, cfg.invalInode);
     // The engine tells us when a node's attributes change as a side effect of another request
     // (a directory that becomes merged on a child's copy-up, nlink -> 1): drop the kernel's copy.
-    union.setInvalidator?.((n) => this.inval.sideEffect(n));
+    union.setInvalidator((n) => this.inval.sideEffect(n));
     this.xattrAbsent = new XattrAbsence<N>(cfg.attrTimeout * 1000, cfg.clock);
     this.protocol = new FuseProtocol(this, cfg);
   }
@@ -147,16 +147,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   /** The child `name` of `parent` with its attributes; null when there is none. */
   private lookupAttr(parent: N, name: string): { node: N; attr: Attr } | null {
-    try {
-      // the common miss builds no error object
-      if (this.union.tryLookupAttr) return this.union.tryLookupAttr(parent, name);
-      if (this.union.lookupAttr) return this.union.lookupAttr(parent, name);
-      const node = this.union.lookup(parent, name);
-      return { node, attr: this.union.getattr(node) };
-    } catch (e) {
-      if (toFsError(e).code === 'ENOENT') return null;
-      throw e;
-    }
+    return this.union.lookupAttr(parent, name); // the common miss builds no error object
   }
 
   /** The node id the kernel holds for `name` in `dir`, if any (nothing when absent). */

@@ -93,7 +93,7 @@ test('uidmapping on a union: stored ids show shifted, chown and new files store 
     try {
       const f = u.lookup(u.root, 'f');
       assert.deepEqual([u.getattr(f).uid, u.getattr(f).gid], [101000, 101000]);
-      assert.equal(u.lookupAttr(u.root, 'f').attr.uid, 101000);
+      assert.equal(u.lookupAttr(u.root, 'f')!.attr.uid, 101000);
       assert.equal(u.getattr(u.root).uid, 100000, 'root-owned dir shows as the mapped root');
       // chown through the mount (shown ids) stores container ids
       const after = u.setattr(f, { uid: 100005, gid: 100006 }, { uid: 100000, gid: 100000 });

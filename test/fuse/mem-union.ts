@@ -63,6 +63,11 @@ export class MemUnion implements UnionOps<MemNode, MemFile, MemDir> {
     if (!n) throw fsErr('ENOENT');
     return n;
   }
+  lookupAttr(parent: MemNode, name: string): { node: MemNode; attr: Attr } | null {
+    if (name === '__crash_the_worker__') process.exit(3);
+    const n = this.dir(parent).children.get(name);
+    return n ? { node: n, attr: this.getattr(n) } : null;
+  }
   forget(): void {
     this.forgotten++;
   }
@@ -182,6 +187,12 @@ export class MemUnion implements UnionOps<MemNode, MemFile, MemDir> {
   }
   removexattr(n: MemNode, name: string): void {
     if (!n.xattrs.delete(name)) throw fsErr('ENODATA');
+  }
+  xattrNames(): readonly string[] | null {
+    return null; // no listing: the transport asks getxattr
+  }
+  setInvalidator(): void {
+    /* attributes never change as a side effect here */
   }
   close(): void {}
 }

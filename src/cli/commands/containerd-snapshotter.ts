@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import * as path from 'node:path';
 import { startContainerdSnapshotter } from '../../integrations/containerd-snapshotter.js';
 import { CliError } from '../errors.js';
+import { untilStopped } from '../until-stopped.js';
 
 export const DEFAULT_ADDRESS = '/run/layerfs/containerd-snapshotter.sock';
 export const DEFAULT_ROOT = '/var/lib/layerfs/containerd';
@@ -40,15 +41,7 @@ export function register(program: Command): void {
         throw new CliError(`containerd-snapshotter ${address}`, e);
       }
       process.stderr.write(`layerfs containerd-snapshotter: listening on ${address}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilStopped();
       await s.close();
     });
 }

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { startDockerPlugin } from '../../integrations/docker-plugin.js';
 import { fuseMounter } from '../../integrations/fuse-mounter.js';
 import { CliError } from '../errors.js';
+import { untilStopped } from '../until-stopped.js';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/layerfs.sock';
 
@@ -40,15 +41,7 @@ export function register(program: Command): void {
         throw new CliError(`docker-plugin ${socket}`, e);
       }
       process.stderr.write(`layerfs docker-plugin: listening on ${socket}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilStopped();
       await plugin.close();
     });
 }
