@@ -21,6 +21,22 @@ export function engineMountCommand(t: Target, spec: MountSpec, mnt: string): { c
   return t.command(spec, mnt);
 }
 
+/**
+ * Mount `tree` on a fresh upper/work/mnt under `dir` the way a container engine does (the command
+ * run until it returns, timed); the mount point, or the first line of why it failed.
+ */
+export function mountFresh(t: Target, tree: Tree, dir: string, env: NodeJS.ProcessEnv): { mnt: string; ms: number } | { error: string } {
+  for (const d of ['up', 'work', 'mnt']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const mnt = path.join(dir, 'mnt');
+  const spec = { lowers: tree.lowers, unionfsLowers: tree.unionfsLowers, upper: path.join(dir, 'up'), work: path.join(dir, 'work') };
+  const { cmd, args } = engineMountCommand(t, spec, mnt);
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0 || !isMounted(mnt)) return { error: (r.stderr || r.error?.message || `status ${r.status}`).trim().split('\n')[0]! };
+  return { mnt, ms };
+}
+
 export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
@@ -64,19 +80,13 @@ export function mountsWorkload(): Workload {
       let failure: string | undefined;
       try {
         for (let i = 0; i < n && !ctx.aborted; i++) {
-          const b = path.join(base, String(i));
-          for (const d of ['up', 'work', 'mnt']) fs.mkdirSync(path.join(b, d), { recursive: true });
-          const mnt = path.join(b, 'mnt');
-          const { cmd, args } = engineMountCommand(t, { lowers: tree.lowers, unionfsLowers: tree.unionfsLowers, upper: path.join(b, 'up'), work: path.join(b, 'work') }, mnt);
-          const t0 = process.hrtime.bigint();
-          const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'ignore', 'pipe'] });
-          const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-          if (r.status !== 0 || !isMounted(mnt)) {
-            failure = `mount ${i}: ${(r.stderr || r.error?.message || `status ${r.status}`).trim().split('\n')[0]}`;
+          const got = mountFresh(t, tree, path.join(base, String(i)), env);
+          if ('error' in got) {
+            failure = `mount ${i}: ${got.error}`;
             break;
           }
-          mnts.push(mnt);
-          times.push(ms);
+          mnts.push(got.mnt);
+          times.push(got.ms);
         }
       } finally {
         for (const mnt of mnts.reverse()) await unmountTarget(mnt);

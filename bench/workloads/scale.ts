@@ -7,13 +7,12 @@
  * Measured in the first round only (memory hardly moves between rounds; 100 mounts take minutes).
  */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tree } from '../datasets/tree.js';
-import { isMounted, unmountTarget } from '../mount.js';
+import { unmountTarget } from '../mount.js';
 import type { MetricDef } from '../results.js';
 import { memoryOf } from '../scale-memory.js';
-import { engineMountCommand } from './mounts.js';
+import { mountFresh } from './mounts.js';
 import type { Workload } from './workload.js';
 
 export function scaleWorkload(): Workload {
@@ -54,15 +53,12 @@ export function scaleWorkload(): Workload {
       let failure: string | undefined;
       try {
         for (let i = 0; i < max && !ctx.aborted; i++) {
-          const b = path.join(base, String(i));
-          for (const d of ['up', 'work', 'mnt']) fs.mkdirSync(path.join(b, d), { recursive: true });
-          const mnt = path.join(b, 'mnt');
-          const { cmd, args } = engineMountCommand(t, { lowers: tree.lowers, unionfsLowers: tree.unionfsLowers, upper: path.join(b, 'up'), work: path.join(b, 'work') }, mnt);
-          const r = spawnSync(cmd, args, { env, encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'ignore', 'pipe'] });
-          if (r.status !== 0 || !isMounted(mnt)) {
-            failure = `mount ${i}: ${(r.stderr || r.error?.message || `status ${r.status}`).trim().split('\n')[0]}`;
+          const got = mountFresh(t, tree, path.join(base, String(i)), env);
+          if ('error' in got) {
+            failure = `mount ${i}: ${got.error}`;
             break;
           }
+          const mnt = got.mnt;
           mnts.push(mnt);
           const f = spawnSync('find', [mnt], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 600_000 });
           if (f.status !== 0) {
