@@ -189,14 +189,17 @@ export async function startSession(p: SessionParams): Promise<Session> {
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
   thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}) });
-  const init = await next(['init'], p.initTimeoutMs ?? 15_000);
-  if (!init || init.t !== 'init') {
+  /** Failing once the thread serves the fd: detach the mount, then close the fd only once the thread has let go of it. */
+  const abandon = async (e: MountError, stoppedAlready: WorkerMessage | null = null): Promise<never> => {
     await kernelUnmount(mountpoint, true, via).catch(() => {});
-    // the thread polls the fd now: close it only once the thread has let go of it
-    const stopped = init?.t === 'stopped' ? init : await next([], 10_000);
+    const stopped = stoppedAlready ?? (await next([], 10_000));
     thread.release(id);
     if (stopped) closeQuietly(fd);
-    throw new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`);
+    throw e;
+  };
+  const init = await next(['init'], p.initTimeoutMs ?? 15_000);
+  if (!init || init.t !== 'init') {
+    return abandon(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`), init?.t === 'stopped' ? init : null);
   }
 
   const info: MountInfo = {
@@ -213,11 +216,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   try {
     writeMountInfo(info);
   } catch (e) {
-    await kernelUnmount(mountpoint, true, via).catch(() => {});
-    const stopped = await next([], 10_000);
-    thread.release(id);
-    if (stopped) closeQuietly(fd);
-    throw new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`);
+    return abandon(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }
 
   const done = (async () => {
