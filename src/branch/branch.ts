@@ -25,21 +25,27 @@
  */
 import * as fs from 'node:fs';
 import { FsError, codeOf, isCode } from '../errors/index.js';
+import {
+  AT_EMPTY_PATH,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDONLY,
+  O_WRONLY,
+  RESOLVE_BENEATH,
+  RESOLVE_NO_SYMLINKS,
+  VALID_OPEN_FLAGS,
+} from '../sys/constants.js';
 import * as native from '../sys/native.js';
 import type { CopyCaps } from './copy-data.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
-const { O_PATH, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_REMOVEDIR } = native;
 
 /** How every open in a branch resolves: beneath the root fd, through no symlink at all. */
-const BENEATH = native.RESOLVE_BENEATH | native.RESOLVE_NO_SYMLINKS;
-
-/**
- * The open(2) flags openat2 accepts (the kernel's VALID_OPEN_FLAGS, x86-64/arm64 values). openat2
- * refuses any other bit with EINVAL where open(2) ignores it; FUSE OPEN passes the opener's flags
- * as they are, __FMODE_EXEC (0o40) set for an execve: without the mask no file of a mount could run.
- */
-const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o4000 | 0o10000 | 0o20000 | 0o40000 | 0o100000 | 0o200000 | 0o400000 | 0o1000000 | 0o2000000 | 0o4000000 | 0o10000000 | 0o20000000;
+const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
 
 /** A `/proc/self/fd/N/...` path longer than this goes through the parent directory's fd. */
 const PROC_PATH_MAX = 4000;

@@ -31,6 +31,23 @@ export const O_TRUNC = fsc.O_TRUNC;
 export const O_APPEND = fsc.O_APPEND;
 export const O_NOFOLLOW = fsc.O_NOFOLLOW;
 export const O_DIRECTORY = fsc.O_DIRECTORY;
+/** open(2) flag node:fs lacks: a handle to a place in the tree, not to a file's contents. */
+export const O_PATH = 0o10000000;
+/**
+ * The open(2) flags openat2 accepts (the kernel's VALID_OPEN_FLAGS, x86-64/arm64 values). openat2
+ * refuses any other bit with EINVAL where open(2) ignores it; FUSE OPEN passes the opener's flags
+ * as they are, __FMODE_EXEC (0o40) set for an execve: without the mask no file of a mount could run.
+ */
+export const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 0o4000 | 0o10000 | 0o20000 | 0o40000 | 0o100000 | 0o200000 | 0o400000 | 0o1000000 | 0o2000000 | 0o4000000 | 0o10000000 | 0o20000000;
+
+// ---- *at(2) flags and openat2(2) resolve flags (linux/fcntl.h, linux/openat2.h) ---------------------
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+export const AT_EMPTY_PATH = 0x1000;
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
 
 // ---- access(2) mode bits ----------------------------------------------------------------------------
 export const R_OK = 4;

@@ -12,6 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import { FsError, codeOf, errnoOf } from '../errors/index.js';
+import { AT_REMOVEDIR } from './constants.js';
 
 /** What the addon returns: a negative errno number on failure, else the value. */
 interface Binding {
@@ -412,18 +413,6 @@ export function syncfs(fd: number): void {
 
 // ---- calls relative to a directory fd (branches held by fd, see branch/branch.ts) ----------
 
-/** *at flags. */
-export const AT_SYMLINK_NOFOLLOW = 0x100;
-export const AT_REMOVEDIR = 0x200;
-export const AT_EMPTY_PATH = 0x1000;
-/** openat2 resolve flags (linux/openat2.h). */
-export const RESOLVE_NO_XDEV = 0x01;
-export const RESOLVE_NO_MAGICLINKS = 0x02;
-export const RESOLVE_NO_SYMLINKS = 0x04;
-export const RESOLVE_BENEATH = 0x08;
-/** open(2) flag node:fs lacks: a handle to a place in the tree, not to a file's contents. */
-export const O_PATH = 0o10000000;
-
 /** Shows `path` in an error as where it was resolved from (the dir fd) and the relative name. */
 function atPath(dirfd: number, path: string): string {
   return `/proc/self/fd/${dirfd}/${path}`;
@@ -437,11 +426,6 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
   const r = b.openat2(dirfd, path, flags, mode, resolve);
   if (r < 0) fail(r, 'openat2', atPath(dirfd, path));
   return r;
-}
-
-/** openat2 returning a NEGATIVE ERRNO instead of throwing (a missing entry is common). */
-export function tryOpenat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
-  return b.openat2(dirfd, path, flags, mode, resolve);
 }
 
 /** fstatat(2) into `out` (slots in ST), as lstatInto: 0 or a NEGATIVE ERRNO. */
