@@ -1,19 +1,42 @@
 /**
  * The persistent inode table's file: fixed 24-byte records (dev, ino, ours) as float64 LE,
  * appended one per change (ours = 0 deletes). Written through on each record, no fsync.
+ *
+ * The first record is a header (HEADER_DEV, XINO_VERSION, HEADER_MAGIC): the numbering scheme the
+ * table's numbers belong to. A file without it (or of another version) holds numbers of another
+ * scheme, which could equal numbers the current one gives other files: its records are dropped
+ * and the file is started over (`discarded` says how many records that was).
  */
 import * as fs from 'node:fs';
 
 export const RECORD = 24;
+/** Version 2: slots per filesystem, the upper's files keep their real st_ino (version 1: no header, slot per branch). */
+export const XINO_VERSION = 2;
+const HEADER_DEV = -1; // no st_dev is negative
+const HEADER_MAGIC = 0x6c667869; // 'lfxi'
 
 export interface XinoFile {
   fd: number;
-  /** Records read at open time. */
+  /** Records read at open time (without the header). */
   records: Array<[number, number, number]>;
+  /** Records of an older scheme dropped at open. */
+  discarded: number;
 }
 
 /** Flags the file is opened with (by path here, or beneath the rw branch's fd: Branch.open). */
 export const XINO_OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
+
+function encode(rows: ReadonlyArray<readonly [number, number, number]>): Buffer {
+  const b = Buffer.allocUnsafe(rows.length * RECORD);
+  rows.forEach(([d, i, o], k) => {
+    b.writeDoubleLE(d, k * RECORD);
+    b.writeDoubleLE(i, k * RECORD + 8);
+    b.writeDoubleLE(o, k * RECORD + 16);
+  });
+  return b;
+}
+
+const HEADER: readonly [number, number, number] = [HEADER_DEV, XINO_VERSION, HEADER_MAGIC];
 
 /** Open (or take the already opened `fd` of) the table file `p` and read its records. */
 export function openXinoFile(p: string, opened?: number): XinoFile {
@@ -31,27 +54,25 @@ export function openXinoFile(p: string, opened?: number): XinoFile {
   for (let i = 0; i + RECORD <= off; i += RECORD) {
     records.push([buf.readDoubleLE(i), buf.readDoubleLE(i + 8), buf.readDoubleLE(i + 16)]);
   }
+  const h = records[0];
+  const current = h !== undefined && h[0] === HEADER[0] && h[1] === HEADER[1] && h[2] === HEADER[2];
+  if (!current) {
+    // Empty, or written by another scheme: start over with the header.
+    rewriteXinoFile(fd, []);
+    return { fd, records: [], discarded: records.length };
+  }
+  records.shift();
   if (size % RECORD !== 0) fs.ftruncateSync(fd, n * RECORD); // torn last record from a crash
-  return { fd, records };
+  return { fd, records, discarded: 0 };
 }
 
 export function appendXinoRecord(fd: number, dev: number, ino: number, ours: number): void {
-  const b = Buffer.allocUnsafe(RECORD);
-  b.writeDoubleLE(dev, 0);
-  b.writeDoubleLE(ino, 8);
-  b.writeDoubleLE(ours, 16);
-  fs.writeSync(fd, b, 0, RECORD);
+  fs.writeSync(fd, encode([[dev, ino, ours]]), 0, RECORD);
 }
 
-/** Rewrite the file with only the live entries (compaction at close). */
+/** Rewrite the file with the header and only the live entries (compaction at close). */
 export function rewriteXinoFile(fd: number, entries: Iterable<[number, number, number]>): void {
-  const rows = [...entries];
-  const b = Buffer.allocUnsafe(rows.length * RECORD);
-  rows.forEach(([d, i, o], k) => {
-    b.writeDoubleLE(d, k * RECORD);
-    b.writeDoubleLE(i, k * RECORD + 8);
-    b.writeDoubleLE(o, k * RECORD + 16);
-  });
+  const b = encode([HEADER, ...entries]);
   fs.ftruncateSync(fd, 0);
   let off = 0;
   while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);

@@ -8,7 +8,7 @@ import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
-import { GONE, cachedLookup, lookupScratch, resolveChild, resolveRoot, type LookupData } from './namei.js';
+import { GONE, cachedLookup, lookupScratch, lowerHas, resolveChild, resolveRoot, type LookupData } from './namei.js';
 import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
@@ -70,8 +70,9 @@ export class Core {
       }
       this.work = work;
       this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
-      if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null);
-      else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600));
+      const devs = this.branches.map((b) => b.dev);
+      if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null, undefined, devs);
+      else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600), devs);
     } catch (e) {
       for (const b of opened) b.close();
       work?.close();
@@ -94,9 +95,41 @@ export class Core {
     return `cu-${process.pid}-${++this.tmpSeq}`;
   }
 
-  /** Our inode number for the real entry `st` of branch `bi`. */
-  inoOf(bi: number, st: { dev: number; ino: number }): number {
-    return this.xino.inoFor(bi, st.dev, st.ino);
+  /**
+   * Our inode number for the real entry `st` of branch `bi`. The number does not depend on the
+   * branch's position; `bi` only says whether the file is in the rw branch (see InodeTable).
+   */
+  inoOf(st: { dev: number; ino: number }, bi: number): number {
+    return this.xino.inoFor(st.dev, st.ino, bi === 0 && this.rw !== null);
+  }
+
+  /**
+   * The number of a directory kept in the rw branch that merges a directory below (`lowerBi`):
+   * the lower directory's, as overlayfs reports for a merged directory. Recorded, so it stays when
+   * the lower one goes (a branch removed) and costs one lstat once per directory and table.
+   */
+  mergedDirIno(dev: number, ino: number, lowerBi: number, rel: string): number {
+    const had = this.xino.get(dev, ino);
+    if (had !== undefined) return had;
+    const low = this.branches[lowerBi]!.lstat(rel);
+    if (!low || !low.isDirectory()) return this.xino.inoFor(dev, ino, true);
+    const n = this.xino.inoFor(low.dev, low.ino, false);
+    this.xino.set(dev, ino, n);
+    return n;
+  }
+
+  /**
+   * The number of a listed entry of `dir` whose topmost copy `st` is in branch `bi`: what a lookup
+   * would give (a directory of the rw branch merging one below: the lower one's, see mergedDirIno).
+   */
+  entryIno(dir: UnionNode, name: string, bi: number, st: { dev: number; ino: number; mode: number }): number {
+    if (bi === 0 && this.rw !== null && (st.mode & S_IFMT) === S_IFDIR && this.xino.get(st.dev, st.ino) === undefined) {
+      if (lowerHas(this.branches, dir, name, this.lowerIndex)) {
+        const n = this.lookupData(dir, name).node;
+        if (n) return n.ino;
+      }
+    }
+    return this.inoOf(st, bi);
   }
 
   /** Bring a node's cached lookup up to date (after renames). */
@@ -147,7 +180,11 @@ export class Core {
     const top = d.layers[0]!;
     const nums = d.nums!;
     const rel = joinRel(parent.rel, name);
-    const node = new UnionNode(this.xino.inoFor(top, nums[ST.dev]!, nums[ST.ino]!), parent, name, d.type, rel, d.layers, this.gen);
+    const ino =
+      d.type === S_IFDIR && top === 0 && this.rw !== null && d.layers.length > 1
+        ? this.mergedDirIno(nums[ST.dev]!, nums[ST.ino]!, d.layers[1]!, rel)
+        : this.xino.inoFor(nums[ST.dev]!, nums[ST.ino]!, top === 0 && this.rw !== null);
+    const node = new UnionNode(ino, parent, name, d.type, rel, d.layers, this.gen);
     node.resolved(d.layers, d.type, this.aliasOf(d, rel), this.isMarked(d.type, d.layers, rel), this.gen);
     parent.children.set(name, node);
     d.node = node;
@@ -175,7 +212,7 @@ export class Core {
   addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
-    const node = new UnionNode(this.inoOf(0, st), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
+    const node = new UnionNode(this.inoOf(st, 0), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;
   }

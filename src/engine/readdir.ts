@@ -10,6 +10,7 @@
  */
 import { joinRel } from '../branch/index.js';
 import type { Core } from './core.js';
+import { GONE_INO } from './inode-table.js';
 import { DT_CHR, DT_UNKNOWN, dtOfDirent } from './lower-index.js';
 import { dtOf, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
@@ -68,14 +69,15 @@ class MergedEntry implements DirEntry {
     private readonly core: Core | null,
     private readonly bi: number,
     private readonly rel: string,
+    private readonly dir: UnionNode | null = null,
   ) {}
 
   get ino(): number {
     if (this.inoV === 0 && this.core) {
       const core = this.core;
       const st = core.branches[this.bi]!.lstat(this.rel);
-      // Gone since the listing: a number of that branch no real file has (slot base + 0).
-      this.inoV = st ? core.inoOf(this.bi, st) : core.inoOf(this.bi, { dev: core.branches[this.bi]!.dev, ino: 0 });
+      // Gone since the listing: a number no file has.
+      this.inoV = st ? core.entryIno(this.dir!, this.name, this.bi, st) : GONE_INO;
     }
     return this.inoV;
   }
@@ -94,10 +96,10 @@ export function mergedEntries(core: Core, dir: UnionNode): DirEntry[] {
     if (dt === DT_UNKNOWN) {
       const st = core.branches[bi]!.lstat(rel);
       if (!st) return; // vanished meanwhile
-      out.push(new MergedEntry(name, dtOf(st.mode & S_IFMT), core.inoOf(bi, st), null, bi, rel));
+      out.push(new MergedEntry(name, dtOf(st.mode & S_IFMT), core.entryIno(dir, name, bi, st), null, bi, rel));
       return;
     }
-    out.push(new MergedEntry(name, dt, 0, core, bi, rel));
+    out.push(new MergedEntry(name, dt, 0, core, bi, rel, dir));
   });
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return out;
