@@ -121,10 +121,13 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
     if (gid !== ctx.gid) set = { ...set, mode: set.mode & ~S_ISGID };
   }
   const hasTimes = set.atime !== undefined || set.mtime !== undefined;
+  // A change of nothing (chown(path, -1, -1)) still copies up and updates ctime, as the kernel's
+  // setattr does (notify_change with ATTR_CTIME alone): a chown of -1, -1 on the real file does that.
+  const owner = set.uid !== undefined || set.gid !== undefined || (set.mode === undefined && set.size === undefined && !hasTimes);
   if (node.unlinked) {
     const h = fh ?? anyHandle(node);
     if (!h) throw new FsError('ENOENT', 'setattr');
-    if (set.uid !== undefined || set.gid !== undefined) fdops.fchown(h.fd, set.uid ?? -1, set.gid ?? -1);
+    if (owner) fdops.fchown(h.fd, set.uid ?? -1, set.gid ?? -1);
     if (set.mode !== undefined) fdops.fchmod(h.fd, set.mode & 0o7777);
     if (set.size !== undefined) fdops.ftruncate(h.fd, set.size);
     if (hasTimes) {
@@ -140,7 +143,7 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
   }
   copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG);
   const rel = node.rel;
-  if (set.uid !== undefined || set.gid !== undefined) rw.lchown(rel, set.uid ?? -1, set.gid ?? -1);
+  if (owner) rw.lchown(rel, set.uid ?? -1, set.gid ?? -1);
   if (set.mode !== undefined && node.type !== S_IFLNK) rw.chmod(rel, set.mode & 0o7777);
   if (set.size !== undefined) {
     if (fh && fh.branch === 0 && !fh.closed && (fh.flags & O_ACCMODE) !== O_RDONLY) fdops.ftruncate(fh.fd, set.size);

@@ -175,7 +175,10 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
       const { uid: _u, gid: _g, ...others } = rest;
       rest = others;
     }
-    const a = Object.keys(rest).length === 0 ? wrap('stat', () => inodeOps.getattr(this.core, node)) : wrap('setattr', () => inodeOps.setattr(this.core, node, rest, c, fh));
+    // Nothing left once ownership went to the xattr or the squash: done. An empty `set` (chown of
+    // -1, -1) still goes to the engine, which updates ctime.
+    const absorbed = Object.keys(rest).length === 0 && Object.keys(set).length !== 0;
+    const a = absorbed ? wrap('stat', () => inodeOps.getattr(this.core, node)) : wrap('setattr', () => inodeOps.setattr(this.core, node, rest, c, fh));
     return this.attrOut(node, a);
   }
 

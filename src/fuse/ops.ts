@@ -213,7 +213,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const set = setAttrOf(s);
     const fh = s.valid & Fattr.FH ? this.files.get(s.fh)?.file : undefined;
     const node = this.node(hd);
-    const attr = Object.keys(set).length === 0 ? this.union.getattr(node) : this.union.setattr(node, set, ctxOf(hd), fh);
+    // SETATTR with nothing to set is chown(-1, -1) (the kernel keeps ATTR_CTIME alone to itself
+    // without writeback caching): the union still updates ctime, as the kernel's setattr does.
+    const attr = this.union.setattr(node, set, ctxOf(hd), fh);
     this.inval.otherNames(hd.nodeid);
     return attr;
   }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { ctx, O_RDWR, O_RDONLY, setup, writeFile } from './fixture.js';
 import { setXattr } from '../helpers/tree-spec.js';
+import { Union } from '../../src/engine/index.js';
 
 test('st_ino is stable across copy-up and across a new Union over the same branches', (t) => {
   const f = setup(t, { up: { u: 'u' }, mid: { m: 'm', d: { x: 'x' } }, low: { l: 'l' } });
@@ -142,4 +143,90 @@ test('an index entry left by a different lower file (reused inode) is not truste
   f.remount();
   assert.equal(f.cat('b'), 'lower');
   assert.deepEqual(f.ls(), ['a', 'b']);
+});
+
+test('one filesystem: every file reports its real st_ino, a merged dir its lower dir\'s; below 2^32', (t) => {
+  const f = setup(t, { up: { u: 'u', e: {} }, mid: { m: 'm', d: { x: 'x' }, e: { y: 'y' } }, low: { l: 'l', d: { z: 'z' } } });
+  const real = (b: string, p: string): number => fs.lstatSync(`${f.br[b]}/${p}`).ino;
+  const want: Record<string, number> = { u: real('up', 'u'), m: real('mid', 'm'), l: real('low', 'l'), 'd/x': real('mid', 'd/x'), 'd/z': real('low', 'd/z') };
+  want.d = real('mid', 'd'); // topmost copy of a lower-only merged dir
+  want.e = real('mid', 'e'); // an upper dir merging a lower one: the lower's, as overlayfs
+  for (const [p, ino] of Object.entries(want)) {
+    assert.equal(f.u.getattr(f.node(p)).ino, ino, p);
+    assert.ok(ino < 2 ** 32, p);
+  }
+  // the listing agrees with stat (readdir's d_ino), also for a fresh union that looks nothing up
+  const u2 = f.remount();
+  const listed = new Map(u2.readdir(u2.root).map((e) => [e.name, e.ino]));
+  for (const p of ['u', 'm', 'l', 'd', 'e']) assert.equal(listed.get(p), want[p], `d_ino of ${p}`);
+  assert.equal(f.u.getattr(f.u.root).ino, 1);
+});
+
+test('a copied-up file keeps its lower number; a file created later never gets a claimed number', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'a', b: 'b' } });
+  const ino = fs.lstatSync(`${f.br.low}/a`).ino;
+  f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  assert.equal(f.u.getattr(f.node('a')).ino, ino);
+  assert.notEqual(fs.lstatSync(`${f.br.up}/a`).ino, ino);
+  const n = writeFile(f.u, f.u.root, 'n', 'n');
+  assert.equal(f.u.getattr(n).ino, fs.lstatSync(`${f.br.up}/n`).ino, 'a new file: its real st_ino');
+});
+
+test('a reused upper inode whose real number a copy-up still claims gets a number of its own', (t) => {
+  // The lower file a copy-up came from is deleted outside the union and its inode reused by a new
+  // upper file (simulated: the table claims the new file's real number for another file).
+  const f = setup(t, { up: { n: 'n' }, low: { a: 'a' } });
+  f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  const upA = fs.lstatSync(`${f.br.up}/a`);
+  const nReal = fs.lstatSync(`${f.br.up}/n`).ino;
+  f.u.close();
+  const p = `${f.br.up}/.wh..wh.layerfs.xino`;
+  const b = Buffer.alloc(24);
+  b.writeDoubleLE(upA.dev, 0);
+  b.writeDoubleLE(upA.ino, 8);
+  b.writeDoubleLE(nReal, 16); // `a` claims n's real number
+  fs.appendFileSync(p, b);
+  const u = f.remount();
+  const na = u.getattr(u.lookup(u.root, 'a')).ino;
+  const nn = u.getattr(u.lookup(u.root, 'n')).ino;
+  assert.equal(na, nReal);
+  assert.notEqual(nn, na, 'no two files share a number');
+  assert.ok(nn >= 2 ** 52, 'the fallback range');
+  const u3 = f.remount();
+  assert.equal(u3.getattr(u3.lookup(u3.root, 'n')).ino, nn, 'and keeps it');
+});
+
+test('a table of the earlier numbering scheme (no header) is dropped, not misread', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'a' } });
+  f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  const p = f.u.xinoPath!;
+  f.u.close();
+  // version 1: bare records, numbers = branch slot * 2^44 + st_ino
+  const upA = fs.lstatSync(`${f.br.up}/a`);
+  const low = fs.lstatSync(`${f.br.low}/a`);
+  const b = Buffer.alloc(24);
+  b.writeDoubleLE(upA.dev, 0);
+  b.writeDoubleLE(upA.ino, 8);
+  b.writeDoubleLE(2 ** 44 + low.ino, 16);
+  fs.writeFileSync(p, b);
+  const u = f.remount();
+  assert.equal(u.getattr(u.lookup(u.root, 'a')).ino, upA.ino, 'old mapping gone: the copy reports its own real number');
+  u.close();
+  assert.equal(fs.statSync(p).size, 24, 'rewritten: the header only');
+  const u2 = f.remount();
+  assert.equal(u2.getattr(u2.lookup(u2.root, 'a')).ino, upA.ino, 'stable from then on');
+});
+
+test('numbers do not depend on branch positions: the same files keep theirs when the branch list changes', (t) => {
+  const f = setup(t, { up: {}, a: { x: 'x' }, b: { y: 'y' } });
+  const x = f.u.getattr(f.node('x')).ino;
+  const y = f.u.getattr(f.node('y')).ino;
+  f.u.close();
+  // b above a, and a branch inserted between: same filesystem, same numbers
+  const extra = `${f.dir}/extra`;
+  fs.mkdirSync(extra);
+  const u = new Union(`dirs=${f.br.up}=rw:${extra}=ro:${f.br.b}=ro:${f.br.a}=ro`);
+  t.after(() => u.close());
+  assert.equal(u.getattr(u.lookup(u.root, 'x')).ino, x);
+  assert.equal(u.getattr(u.lookup(u.root, 'y')).ino, y);
 });
