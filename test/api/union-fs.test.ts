@@ -287,3 +287,23 @@ test('mkdtemp and statfs', async (t) => {
   assert.ok(s.bsize > 0 && s.blocks > 0 && s.bavail <= s.blocks, JSON.stringify(s));
   lowerUntouched(f);
 });
+
+test('chown(path, -1, -1) and fh.chown(-1, -1) copy a lower file up and update its ctime (as the kernel)', async (t) => {
+  const f = setup(t, { a: 'a', b: 'b' }, { u: 'u' });
+  const wait = (): unknown => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  const before = new Map<string, bigint>();
+  for (const p of ['a', 'b', 'u']) before.set(p, (await f.ufs.lstat(p, { bigint: true })).ctimeNs);
+  wait();
+  await f.ufs.chown('a', -1, -1);
+  await f.ufs.lchown('u', -1, -1);
+  const fh = await f.ufs.open('b', 'r');
+  await fh.chown(-1, -1);
+  await fh.close();
+  for (const p of ['a', 'b', 'u']) {
+    const st = await f.ufs.lstat(p, { bigint: true });
+    assert.ok(st.ctimeNs > before.get(p)!, `${p}: ctime moved`);
+    assert.equal(Number(st.uid), 0);
+  }
+  assert.deepEqual(Object.keys(readTree(f.upper, { skipPrivate: true })).sort(), ['a', 'b', 'u'], 'copied up');
+  lowerUntouched(f);
+});
