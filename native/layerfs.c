@@ -1042,6 +1042,8 @@ static napi_value n_utimensat_at(napi_env env, napi_callback_info info) {
 
 /* ---- module --------------------------------------------------------------- */
 
+void register_inotify(napi_env env, napi_value exports);
+
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
   napi_set_named_property(env, exports, name, num64(env, v));
 }
@@ -1094,5 +1096,6 @@ NAPI_MODULE_INIT() {
   set_int(env, exports, "UTIME_NOW", UTIME_NOW);
   set_int(env, exports, "UTIME_OMIT", UTIME_OMIT);
   set_int(env, exports, "FICLONE", FICLONE);
+  register_inotify(env, exports);
   return exports;
 }

@@ -30,6 +30,8 @@ export interface MountStatus extends MountInfo {
   thread: number;
   /** Lower directory listings this mount read from disk itself (not shared from another mount). */
   lowerListingsRead: number;
+  /** The udba mode and, with notify, the watches held now (one line). */
+  udba?: string;
 }
 
 export interface DaemonStatus {

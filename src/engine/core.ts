@@ -33,6 +33,8 @@ export class Core {
   readonly lowerIndex: LowerIndex;
   /** Told when a node's attributes change as a side effect (see UnionOps.setInvalidator). */
   invalidator: ((node: UnionNode) => void) | null = null;
+  /** udba=reval: re-checks a directory's stamps before its cached entries are used (engine/udba.ts). */
+  udbaCheck: ((dir: UnionNode) => void) | null = null;
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
   gen = 1;
   private tmpSeq = 0;
@@ -176,6 +178,7 @@ export class Core {
     if (name === '..') return cachedLookup(parent.parent ?? parent);
     checkName(name, false, 'lookup');
     if (parent.unlinked) return GONE;
+    if (this.udbaCheck !== null) this.udbaCheck(parent);
     const cached = parent.children.get(name);
     if (cached) {
       this.ensure(cached);

@@ -115,6 +115,21 @@ export class LowerIndex {
     return l;
   }
 
+  /** Drop the listing of `rel` in branch `bi` (changed behind the union's back: udba). */
+  forget(bi: number, rel: string): void {
+    this.dirs[bi]?.dirs.delete(rel);
+  }
+
+  /** Drop the listings of `rel` and everything below it, in every indexed branch (udba). */
+  forgetUnder(rel: string): void {
+    const prefix = rel + '/';
+    for (const s of this.dirs) {
+      if (!s) continue;
+      s.dirs.delete(rel);
+      for (const k of s.dirs.keys()) if (k.startsWith(prefix)) s.dirs.delete(k);
+    }
+  }
+
   /** Drop every listing of this union's layers, for every union sharing them (read again when next asked). */
   clear(): void {
     for (const s of this.dirs) s?.dirs.clear();

@@ -112,6 +112,16 @@ export class UnionNode implements UnionNodeLike {
     this.w.rel = rel;
   }
 
+  /** Changed in a branch behind the union's back (udba): look it up again on next use. */
+  stale(): void {
+    this.w.gen = 0;
+  }
+
+  /** A listing its lower-mentions map was built from changed (udba): build it again when asked. */
+  forgetMentions(): void {
+    this.mentionsLayers = null;
+  }
+
   /** Its last name is gone (unlink, rmdir, replaced by a rename, or no longer found). */
   removed(): void {
     this.w.unlinked = true;

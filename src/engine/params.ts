@@ -7,6 +7,7 @@
  *   fuse-overlayfs's: fsync=0 (= volatile), uidmapping=A:B:N[:A:B:N...], gidmapping=..., squash_to_root,
  *   squash_to_uid=N, squash_to_gid=N, xattr_permissions=0|1|2, static_nlink, noacl, context=... (ignored)
  *   userxattr[=on|off]: private markers as user.* xattrs (default: on unless real root, see types.ts)
+ *   udba=none|reval|notify: changes made directly in a branch (see udba.ts)
  *
  * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
  * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
@@ -150,6 +151,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let staticNlink = false;
   let squashRoot = false;
   let userxattr: boolean | undefined;
+  let udba: 'none' | 'reval' | 'notify' = 'none';
   const own: OwnershipOptions = {};
   const extra: Record<string, string | true> = {};
 
@@ -255,6 +257,10 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
       case 'defcontext':
       case 'rootcontext':
         break; // SELinux labels: FUSE mounts take none (as fuse-overlayfs, which ignores them)
+      case 'udba':
+        if (val !== 'none' && val !== 'reval' && val !== 'notify') throw bad(`udba must be none, reval or notify, not '${val ?? ''}'`);
+        udba = val;
+        break;
       case 'xino':
         if (!val) throw bad('xino needs a path');
         xino = resolvePath(unescape(val), cwd);
@@ -296,6 +302,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   }
   if (Object.keys(own).length > 0) out.ownership = own;
   if (staticNlink) out.staticNlink = true;
+  if (udba !== 'none') out.udba = udba;
   if (userxattr ?? !isRealRoot()) out.userxattr = true;
   return out;
 }
@@ -317,6 +324,7 @@ export function formatOptions(o: UnionOptions): string {
   if (own?.xattrPermissions) parts.push(`xattr_permissions=${own.xattrPermissions}`);
   if (o.staticNlink) parts.push('static_nlink');
   if (o.userxattr) parts.push('userxattr');
+  if (o.udba) parts.push(`udba=${o.udba}`);
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');
 }

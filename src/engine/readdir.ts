@@ -24,6 +24,7 @@ const WH_LEN = WH.length;
  */
 export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi: number, dt: number) => boolean | void): void {
   core.ensure(dir);
+  if (core.udbaCheck !== null) core.udbaCheck(dir);
   const seen = new Set<string>();
   let hidden: Set<string> | null = null;
   const layers = dir.layers;

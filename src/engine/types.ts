@@ -154,6 +154,8 @@ export interface UnionOptions {
    * normal user or a user namespace's root can write. parseOptions turns it on unless we are real root.
    */
   userxattr?: boolean;
+  /** Changes made directly in a branch: ignored (none, default), re-checked on access (reval), watched (notify). See udba.ts. */
+  udba?: 'reval' | 'notify';
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }

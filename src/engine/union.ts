@@ -15,6 +15,7 @@ import { Ownership, formatOverride, parseOverride } from './ownership.js';
 import type { LookupData } from './namei.js';
 import { mergedEntries } from './readdir.js';
 import { rename } from './rename.js';
+import { BranchChanges, Reval } from './udba.js';
 import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
 
 function wrap<T>(syscall: string, fn: () => T): T {
@@ -38,6 +39,7 @@ export interface UnionInfo {
   workdir: string | null;
   whiteout: string;
   dirRename: string;
+  udba: string;
 }
 
 export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
@@ -47,6 +49,10 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   /** Id mapping / squash / xattr ownership (fuse-overlayfs options); null: ownership as stored. */
   private readonly own: Ownership | null;
   private readonly staticNlink: boolean;
+  /** udba: drops what a change made directly in a branch makes stale (engine/udba.ts). */
+  readonly changes: BranchChanges;
+  /** udba=reval (or notify past the watch limit): the directory re-checks; null otherwise. */
+  reval: Reval | null = null;
 
   /** `options`: parsed options or a mount option string (`dirs=A=rw:B`). */
   constructor(options: UnionOptions | string) {
@@ -55,6 +61,16 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     this.root = this.core.root;
     this.own = o.ownership ? new Ownership(o.ownership) : null;
     this.staticNlink = o.staticNlink === true;
+    this.changes = new BranchChanges(this.core);
+    if (o.udba === 'reval') this.revalidate(null);
+  }
+
+  /** Re-check directories on access (udba=reval); `covers`: only those it says (null: all). */
+  revalidate(covers: ((dir: UnionNode) => boolean) | null): Reval {
+    const r = new Reval(this.changes, undefined, undefined, covers);
+    this.reval = r;
+    this.core.udbaCheck = (dir) => r.check(dir);
+    return r;
   }
 
   /** An attribute on its way out: ownership as shown, static_nlink. */
@@ -102,6 +118,7 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
       workdir: this.core.work ? this.core.work.root : null,
       whiteout: this.core.options.whiteout,
       dirRename: this.core.options.dirRename,
+      udba: this.core.options.udba ?? 'none',
     };
   }
 

@@ -37,6 +37,8 @@ export class NodeTable<N extends { readonly ino: number }> {
   constructor(
     root: N,
     private readonly onForget: (node: N) => void = () => {},
+    /** A node got its first id (the kernel knows it from now on). */
+    private readonly onNew: ((node: N) => void) | null = null,
   ) {
     this.byId.set(ROOT_ID, { node: root, nlookup: 1 });
     this.idOf.set(root, ROOT_ID);
@@ -67,7 +69,13 @@ export class NodeTable<N extends { readonly ino: number }> {
     if (ids === undefined) this.idsByIno.set(node.ino, id);
     else if (typeof ids === 'number') this.idsByIno.set(node.ino, [ids, id]);
     else ids.push(id);
+    if (this.onNew !== null && !this.retired.has(node)) this.onNew(node);
     return id;
+  }
+
+  /** Every node the kernel holds an id for. */
+  *known(): IterableIterator<N> {
+    for (const s of this.byId.values()) yield s.node;
   }
 
   /** The kernel dropped `n` references to `nodeid`. */

@@ -16,6 +16,8 @@ export interface OpenedUnion {
   passthrough?: boolean;
   /** The union writes its markers as user.* xattrs (userxattr). */
   userxattr?: boolean;
+  /** The engine's union, for udba (reval/notify need its BranchChanges); absent for test unions. */
+  engine?: Union;
   /** Lower listings this union read itself (the rest came from unions sharing its layers). */
   indexReads?: () => number;
   close(): void;
@@ -45,6 +47,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     xiPath: info.xinoPath ?? '',
     ...(passthrough !== undefined ? { passthrough } : {}),
     ...(parsed.userxattr ? { userxattr: true } : {}),
+    engine: union,
     indexReads: () => union.core.lowerIndex.reads,
     close: () => union.close(),
   };

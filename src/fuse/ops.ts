@@ -52,6 +52,11 @@ export interface OpsConfig {
   backingDevice?: BackingDevice;
   /** The clock cache deadlines are kept on, in ms (default performance.now; tests pass their own). */
   clock?: Clock;
+  /** udba: a node got its first id / lost its last one (udba-watch.ts watches the directories the kernel knows). */
+  onNodeNew?: (node: never) => void;
+  onNodeGone?: (node: never) => void;
+  /** Whether the kernel may cache a directory's listing (FOPEN_CACHE_DIR); default yes. No for udba=reval. */
+  dirCache?: (node: never) => boolean;
 }
 
 interface OpenFile<F> {
@@ -105,7 +110,12 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     private readonly union: ServedUnion<N, F, D>,
     private readonly cfg: OpsConfig,
   ) {
-    this.nodes = new NodeTable<N>(union.root, (n) => union.forget(n));
+    const gone = cfg.onNodeGone as ((n: N) => void) | undefined;
+    this.nodes = new NodeTable<N>(
+      union.root,
+      gone ? (n) => (gone(n), union.forget(n)) : (n) => union.forget(n),
+      (cfg.onNodeNew as ((n: N) => void) | undefined) ?? null,
+    );
     this.inval = new Invalidation(this.nodes, cfg.invalInode);
     // The engine tells us when a node's attributes change as a side effect of another request
     // (a directory that becomes merged on a child's copy-up, nlink -> 1): drop the kernel's copy.
@@ -120,6 +130,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    */
   dispatch(hd: InHeader, b: Buffer, end: number, out: Buffer): number {
     return this.protocol.dispatch(hd, b, end, out);
+  }
+
+  /** The live configuration (the protocol reads its timeouts from it for every reply). */
+  get config(): OpsConfig {
+    return this.cfg;
   }
 
   /** Called by the channel after the INIT reply is written. */
@@ -340,7 +355,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   opendir(hd: InHeader): Opened {
     const node = this.node(hd);
     const dh = this.union.opendir(node, ctxOf(hd));
-    return { fh: this.dirs.add({ node, dh }), openFlags: Fopen.CACHE_DIR | Fopen.KEEP_CACHE, backingId: 0 };
+    const cache = this.cfg.dirCache === undefined || (this.cfg.dirCache as (n: N) => boolean)(node);
+    return { fh: this.dirs.add({ node, dh }), openFlags: cache ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0, backingId: 0 };
   }
 
   /**
@@ -419,6 +435,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   removexattr(hd: InHeader, name: string): void {
     this.xattrAbsent.changed();
     this.union.removexattr(this.node(hd), name);
+  }
+
+  /** Attributes or xattrs changed in a branch behind the mount's back (udba): absent-xattr answers are stale. */
+  branchAttrsChanged(): void {
+    this.xattrAbsent.changed();
   }
 
   /** Release everything still open (after unmount). */

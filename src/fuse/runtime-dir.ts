@@ -30,6 +30,8 @@ export interface MountInfo {
   branches: BranchInfo[];
   xiPath: string;
   startedAt: string;
+  /** udba mode when not `none` (reval, notify). */
+  udba?: string;
   /** Without real root: how it was mounted and what fell back, one line (`layerfs info` shows it). */
   rootless?: string;
 }

@@ -27,6 +27,8 @@ import { Channel, traceLine, type RequestHandler } from './channel.js';
 import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
 import { warmUp } from './warm-up.js';
+import { type Notice } from './udba-watch.js';
+import { udbaHooks, type UdbaHooks } from './udba-serve.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -68,7 +70,9 @@ export type WorkerMessage =
   | { t: 'opened'; id: string; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
   | { t: 'error'; id: string; code: string; message: string }
   | { t: 'init'; id: string; flags: string[]; maxWrite: number }
-  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string };
+  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string }
+  /** udba=notify: notifications for the main thread to write (udba-watch.ts says why not here). */
+  | { t: 'inval'; id: string; items: Notice[] };
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
@@ -103,6 +107,8 @@ interface Served {
   channel?: Channel;
   handler?: RequestHandler;
   stats: Float64Array;
+  /** udba=notify's watcher (polled with the mounts). */
+  udba?: UdbaHooks;
 }
 
 const opening = new Map<string, Served>();
@@ -151,7 +157,9 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
   const p = s.p;
   s.fd = fd;
   let channel: Channel | undefined;
+  const udba = udbaHooks(s.opened, (items) => post({ t: 'inval', id: p.id, items }), s.stats);
   const ops = new FuseOps(s.opened.union, {
+    ...udba.config,
     devFd: fd,
     passthrough: noPassthrough ? false : s.opened.passthrough,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
@@ -188,6 +196,8 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
     initDone: () => ops.initDone(),
   };
   s.ops = ops as unknown as FuseOps<never, never, never>;
+  udba.start(s.ops);
+  if (udba.fd >= 0) s.udba = udba;
   s.channel = channel;
   live.push(s);
   rebuildPollSet();
@@ -196,6 +206,11 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
 function end(s: Served, reason: string, error?: string): void {
   live = live.filter((x) => x !== s);
   rebuildPollSet();
+  try {
+    s.udba?.close();
+  } catch {
+    /* closing anyway */
+  }
   try {
     s.ops?.releaseAll();
   } catch (e) {
@@ -209,8 +224,13 @@ function end(s: Served, reason: string, error?: string): void {
   post({ t: 'stopped', id: s.p.id, reason, requests: s.channel?.requests ?? 0, ...(error ? { error } : {}) });
 }
 
+/** What each entry of the poll set past the wake-up fd serves: a mount's /dev/fuse, or its udba watcher. */
+let pollTargets: Array<{ s: Served; watch: boolean }> = [];
+
 function rebuildPollSet(): void {
-  pollCount = live.length + 1;
+  pollTargets = live.map((s) => ({ s, watch: false }));
+  for (const s of live) if (s.udba) pollTargets.push({ s, watch: true });
+  pollCount = pollTargets.length + 1;
   if (pollBuf.length < pollCount * POLLFD_SIZE) pollBuf = Buffer.alloc(pollCount * 2 * POLLFD_SIZE);
   const put = (i: number, fd: number): void => {
     pollBuf.writeInt32LE(fd, i * POLLFD_SIZE);
@@ -218,7 +238,7 @@ function rebuildPollSet(): void {
     pollBuf.writeInt16LE(0, i * POLLFD_SIZE + 6);
   };
   put(0, params.wakeFd);
-  live.forEach((s, i) => put(i + 1, s.fd));
+  pollTargets.forEach((x, i) => put(i + 1, x.watch ? x.s.udba!.fd : x.s.fd));
 }
 
 const wakeBuf = Buffer.alloc(8);
@@ -292,11 +312,24 @@ async function main(): Promise<void> {
     if (n < 0) throw new Error(`poll failed: errno ${-n}`);
     // the mounts first (in poll order), commands last: they change the poll set
     const ready: Served[] = [];
-    for (let i = 1; i < pollCount; i++) if (pollBuf.readInt16LE(i * POLLFD_SIZE + 6) !== 0) ready.push(live[i - 1]!);
+    const watchers: Served[] = [];
+    for (let i = 1; i < pollCount; i++) {
+      if (pollBuf.readInt16LE(i * POLLFD_SIZE + 6) === 0) continue;
+      const x = pollTargets[i - 1]!;
+      (x.watch ? watchers : ready).push(x.s);
+    }
     const wake = pollBuf.readInt16LE(6) !== 0;
     for (const s of ready) {
       serveOne(s);
       served = true;
+    }
+    for (const s of watchers) {
+      if (!live.includes(s)) continue;
+      try {
+        s.udba?.handle();
+      } catch (e) {
+        if (params.debug) debugLine(`layerfs: udba watcher: ${messageOf(e)}\n`);
+      }
     }
     if (wake) await commands(getOpener);
   }

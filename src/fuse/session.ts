@@ -11,6 +11,11 @@ import { privilege } from '../sys/privilege.js';
 import type { MountParams, WorkerMessage } from './session-worker.js';
 import { lowerKeyOf, threadFor } from './serving-thread.js';
 import { MountError } from './mount-error.js';
+import { REVAL_TIMEOUT, udbaModeOf } from '../engine/udba.js';
+import { UDBA_STATS_SLOTS } from './udba-serve.js';
+import { writeNotices } from './udba-notify.js';
+import { udbaLine } from './udba-watch.js';
+import { maxUserWatches } from '../sys/inotify.js';
 
 export interface SessionParams {
   options: string;
@@ -44,6 +49,8 @@ export interface Session {
   lowerListingsRead(): number;
   /** Which serving thread serves it (mounts of one thread share lower listings). */
   thread: number;
+  /** The udba mode and, with notify, the watches held now (one line for `layerfs info`). */
+  udba(): string;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -69,12 +76,13 @@ export const DEFAULT_CACHE_TIMEOUT = 3600;
 export function cacheTimeouts(
   p: { entryTimeout?: number; attrTimeout?: number; negativeTimeout?: number },
   t: { entryTimeout?: number; attrTimeout?: number; negativeTimeout?: number },
+  byDefault: number = DEFAULT_CACHE_TIMEOUT,
 ): { entryTimeout: number; attrTimeout: number; negativeTimeout: number } {
-  const entryTimeout = p.entryTimeout ?? t.entryTimeout ?? DEFAULT_CACHE_TIMEOUT;
+  const entryTimeout = p.entryTimeout ?? t.entryTimeout ?? byDefault;
   return {
     entryTimeout,
-    attrTimeout: p.attrTimeout ?? t.attrTimeout ?? DEFAULT_CACHE_TIMEOUT,
-    negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? p.entryTimeout ?? t.entryTimeout ?? DEFAULT_CACHE_TIMEOUT,
+    attrTimeout: p.attrTimeout ?? t.attrTimeout ?? byDefault,
+    negativeTimeout: p.negativeTimeout ?? t.negativeTimeout ?? p.entryTimeout ?? t.entryTimeout ?? byDefault,
   };
 }
 
@@ -112,13 +120,15 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const mountpoint = checkMountpoint(p.mountpoint, cwd);
   let fd = -1;
   const id = p.id ?? newMountId();
-  const stats = new SharedArrayBuffer(16);
+  const stats = new SharedArrayBuffer(8 * UDBA_STATS_SLOTS);
+  // udba=reval: short kernel timeouts (the kernel asks again, the engine re-checks); given ones win
+  const udba = udbaModeOf(t.unionOptions);
   const mount: MountParams = {
     id,
     stats,
     options: t.unionOptions,
     cwd,
-    ...cacheTimeouts(p, t),
+    ...cacheTimeouts(p, t, udba === 'reval' ? REVAL_TIMEOUT : DEFAULT_CACHE_TIMEOUT),
   };
   const thread = threadFor(
     {
@@ -134,6 +144,10 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const queue: WorkerMessage[] = [];
   let stoppedSeen = false;
   thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
+    if (m.t === 'inval') {
+      if (fd >= 0) writeNotices(fd, m.items);
+      return;
+    }
     if (m.t === 'stopped') {
       if (stoppedSeen) return;
       stoppedSeen = true;
@@ -211,6 +225,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     branches: opened.branches.map((b, i) => ({ path: b.path, perm: b.perm, brid: FIRST_BRID + i })),
     xiPath: opened.xiPath,
     startedAt: new Date().toISOString(),
+    ...(udba !== 'none' ? { udba } : {}),
     ...(rootless ? { rootless: rootlessLine(via, opened.userxattr) } : {}),
   };
   try {
@@ -237,6 +252,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     unmount: (lazy = false) => kernelUnmount(mountpoint, lazy, via),
     requests: () => counters[0]!,
     lowerListingsRead: () => counters[1]!,
+    udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches()),
     thread: thread.id,
   };
 }

@@ -3,7 +3,8 @@
  * branch ids, xi_path) for one mount or for every live mount, then the resident daemon serving them
  * (pid, mounts, memory, requests served); `--daemon` shows the daemon only; `--json` for programs.
  * A mount made without real root adds one line: `rootless: fusermount3; passthrough off (needs
- * root); xattrs user.overlay.*; ...`.
+ * root); xattrs user.overlay.*; ...`. A mount with udba=reval|notify adds its udba line (with notify:
+ * the inotify watches held now).
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -62,8 +63,14 @@ export function register(program: Command): void {
         process.stdout.write(JSON.stringify(mnt === undefined ? mounts : mounts[0], null, 2) + '\n');
         return;
       }
-      // after AUFS's lines, a mount made without real root says how, and what fell back
-      const blocks = mounts.map((m) => [...siLines(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
+      // after AUFS's lines, the udba mode (live watch count from the daemon), and a mount made
+      // without real root says how, and what fell back
+      const live = mounts.some((m) => m.udba) ? await daemonStatus().catch(() => null) : null;
+      const udba = (m: MountInfo): string[] => {
+        if (!m.udba) return [];
+        return [live?.mounts.find((x) => x.id === m.id)?.udba ?? `udba=${m.udba}`];
+      };
+      const blocks = mounts.map((m) => [...siLines(m), ...udba(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));

@@ -1,0 +1,272 @@
+/**
+ * udba (AUFS's "user's direct branch access"): what the union does about changes made directly in
+ * a branch directory, behind the mount's back.
+ *
+ * - `none` (default): nothing. The lower listings and cached lookups stay as they were; such
+ *   changes show late or never (AUFS udba=none, overlayfs: undefined).
+ * - `reval`: re-check on access. Each directory a lookup or readdir goes through is re-checked at
+ *   most once per REVAL_INTERVAL_MS: one lstat of it in each branch it lives in (plus the writable
+ *   one); when a stamp (inode, mtime, ctime) or the set of branches differs from the last check,
+ *   what the union cached about its entries is dropped (`dirChanged`). The transport keeps the
+ *   kernel's caches short (REVAL_TIMEOUT) so that the kernel asks again.
+ * - `notify`: the transport watches the branch directories the kernel knows (inotify, see
+ *   fuse/udba-watch.ts) and hands each event to `BranchChanges.event`, which drops exactly what the
+ *   event makes stale and says what the kernel must drop; the long kernel timeouts stay.
+ *
+ * The union never writes a lower branch, so every event there is a change from outside. In the
+ * writable branch most events are the union's own writes: `event` recognises the entry events
+ * whose outcome the union already knows (a name it created, one it removed) and asks for nothing.
+ */
+import { ST, fdPath, joinRel, statArray } from '../branch/index.js';
+import { FsError } from '../errors/index.js';
+import { OPQ, PRIVATE, WH, WH_META } from '../format/index.js';
+import type { Core } from './core.js';
+import type { UnionNode } from './node.js';
+import { splitOptionList } from './params.js';
+
+export type UdbaMode = 'none' | 'reval' | 'notify';
+
+export const UDBA_MODES: readonly UdbaMode[] = ['none', 'reval', 'notify'];
+
+/**
+ * Kernel cache timeouts (entries, attributes, negative entries) in seconds with udba=reval: short,
+ * not zero (zero makes the kernel ask for every path component of every access: ~17 requests per
+ * entry of `ls -lR`). A change made in a branch shows within about this long (AUFS reval's lazy check).
+ */
+export const REVAL_TIMEOUT = 1;
+
+/** A directory's stamps are checked at most once in this many ms (udba=reval). */
+export const REVAL_INTERVAL_MS = 500;
+
+/** The udba mode named in a mount option string (`udba=...`), without parsing the rest. */
+export function udbaModeOf(options: string): UdbaMode {
+  let mode: UdbaMode = 'none';
+  for (const raw of splitOptionList(options)) {
+    const opt = raw.trim();
+    if (opt.startsWith('udba=')) mode = parseUdba(opt.slice(5));
+  }
+  return mode;
+}
+
+/** `none|reval|notify`; anything else is a one-line EINVAL naming the option. */
+export function parseUdba(v: string | undefined): UdbaMode {
+  if (v === 'none' || v === 'reval' || v === 'notify') return v;
+  throw new FsError('EINVAL', 'mount', undefined, undefined, `udba must be none, reval or notify, not '${v ?? ''}'`);
+}
+
+/** What the kernel must be told after one branch event. */
+export interface KernelDrop {
+  /** The directory whose entry changed (drop its attributes and listing, and the dentry `name`). */
+  dir: UnionNode | null;
+  /** The name in `dir` whose dentry (positive or negative) is stale. */
+  name: string | null;
+  /** A node whose attributes (size, mtime, mode, nlink...) are stale. */
+  node: UnionNode | null;
+}
+
+const NOTHING: KernelDrop = { dir: null, name: null, node: null };
+
+/** Event kinds, as BranchChanges.event understands them (the transport maps inotify bits to these). */
+export const EV_CREATE = 1; // a name appeared (created, moved in)
+export const EV_DELETE = 2; // a name went (deleted, moved away)
+export const EV_CONTENT = 3; // a file's data or attributes changed
+export const EV_SELF = 4; // the watched directory itself changed (attributes, xattrs such as opaque)
+
+/**
+ * Engine side of udba: drops cached lookups and lower listings made stale by a change in a branch.
+ * No FUSE here: tests drive it directly.
+ */
+export class BranchChanges {
+  private readonly st = statArray();
+
+  constructor(private readonly core: Core) {}
+
+  /** Whether the union itself writes branch `bi` (its events may be the union's own). */
+  private unionWrites(bi: number): boolean {
+    return this.core.rw !== null && this.core.branches[bi] === this.core.rw;
+  }
+
+  /** Where to watch directory node `dir` in each branch holding it: [branch index, path]. */
+  watchPaths(dir: UnionNode): Array<[number, string]> {
+    this.core.ensure(dir);
+    if (dir.unlinked || !dir.isDir) return [];
+    return dir.layers.map((bi) => {
+      const b = this.core.branches[bi]!;
+      return [bi, `${fdPath(b.fd)}/${dir.rel === '' ? '.' : dir.rel}`];
+    });
+  }
+
+  /** Current layers of a node (after re-resolving it if stale). */
+  layersOf(node: UnionNode): readonly number[] {
+    this.core.ensure(node);
+    return node.unlinked ? [] : node.layers;
+  }
+
+  /**
+   * Event `kind` about entry `name` of directory node `dir` in branch `bi` (`isDir`: the entry is,
+   * or was, a directory). Drops what is stale and says what the kernel must drop.
+   */
+  event(dir: UnionNode, bi: number, kind: number, name: string, isDir: boolean): KernelDrop {
+    if (dir.unlinked) return NOTHING;
+    if (kind === EV_SELF) {
+      // attributes or xattrs of the directory in that branch: opaque may have changed
+      this.dirChanged(dir, bi);
+      this.staleTree(dir);
+      return { dir: null, name: null, node: dir };
+    }
+    if (name === OPQ) {
+      this.dirChanged(dir, bi);
+      this.staleTree(dir);
+      return { dir, name: null, node: dir };
+    }
+    if (name.startsWith(WH_META)) return NOTHING; // our private names, AUFS's own (.wh..wh.plnk ...)
+    if (dir.parent === null && name.startsWith(PRIVATE)) return NOTHING;
+    const whiteout = name.startsWith(WH);
+    const target = whiteout ? name.slice(WH.length) : name;
+    const child = dir.children.get(target) ?? null;
+    const live = child !== null && !child.unlinked;
+    if (kind === EV_CONTENT) {
+      if (whiteout || !live) return NOTHING;
+      return { dir: null, name: null, node: child };
+    }
+    if (this.unionWrites(bi) && this.known(child, live, kind, whiteout)) return NOTHING;
+    this.listingChanged(dir, bi);
+    if (child !== null) {
+      if (child.isDir || isDir) this.staleTree(child);
+      else child.stale();
+      if (child.isDir || isDir) this.forgetListingsUnder(joinRel(dir.rel, target));
+    }
+    return { dir, name: target, node: live ? child : null };
+  }
+
+  /**
+   * Whether an entry event of the writable branch only says what the union already did: a name
+   * it holds there now appeared, a name it no longer has went (its own create, unlink, rename,
+   * copy-up). Wrong only in the safe direction: an unknown event costs an invalidation.
+   */
+  private known(child: UnionNode | null, live: boolean, kind: number, whiteout: boolean): boolean {
+    const current = live && child!.gen === this.core.gen && child!.layers[0] !== undefined && this.unionWrites(child!.layers[0]!);
+    const appeared = kind === EV_CREATE;
+    if (!whiteout) return appeared ? current : !live;
+    // a whiteout appearing: the union removed the name; going: the union made the name again
+    return appeared ? !live : current;
+  }
+
+  /** A directory's listing in branch `bi` changed: forget it (and the merged name map built from it). */
+  private listingChanged(dir: UnionNode, bi: number): void {
+    this.core.lowerIndex.forget(bi, dir.rel);
+    dir.forgetMentions();
+  }
+
+  /** Everything cached about the entries of `dir` is stale (its listing in `bi`, or in all its branches). */
+  dirChanged(dir: UnionNode, bi?: number): void {
+    if (bi !== undefined) this.core.lowerIndex.forget(bi, dir.rel);
+    else for (const b of this.core.branches) this.core.lowerIndex.forget(b.index, dir.rel);
+    dir.forgetMentions();
+    for (const c of dir.children.values()) {
+      if (c.isDir) this.staleTree(c);
+      else c.stale();
+    }
+  }
+
+  /** `node` and every cached node below it re-resolve on next use (their layers may have changed). */
+  staleTree(node: UnionNode): void {
+    const todo = [node];
+    for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+      n.stale();
+      n.forgetMentions();
+      if (n.hasChildren) for (const c of n.children.values()) todo.push(c);
+    }
+  }
+
+  private forgetListingsUnder(rel: string): void {
+    this.core.lowerIndex.forgetUnder(rel);
+  }
+
+  /** Names of directory `dir` in branch `bi`, a whiteout as the name it hides ([] when absent there). */
+  namesIn(dir: UnionNode, bi: number): string[] {
+    let names: string[];
+    try {
+      names = this.core.branches[bi]!.readdirNames(dir.rel);
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const n of names) {
+      if (n.startsWith(WH_META)) continue;
+      out.push(n.startsWith(WH) ? n.slice(WH.length) : n);
+    }
+    return out;
+  }
+
+  /** Anything may have changed (the event queue overflowed): drop every listing and cached lookup. */
+  everything(): void {
+    this.core.lowerIndex.clear();
+    this.staleTree(this.core.root);
+  }
+
+  /** Stamps of a directory for reval: per branch it lives in (and the writable one) its index, inode, mtime and ctime. */
+  stamps(dir: UnionNode): number[] {
+    const out: number[] = [];
+    const core = this.core;
+    const visit = (bi: number): void => {
+      const s = this.st;
+      if (!core.branches[bi]!.lstatInto(dir.rel, s)) {
+        out.push(bi, -1);
+        return;
+      }
+      out.push(bi, s[ST.ino]!, s[ST.mtimeSec]!, s[ST.mtimeNsec]!, s[ST.ctimeSec]!, s[ST.ctimeNsec]!);
+    };
+    for (const bi of dir.layers) visit(bi);
+    if (core.rw && dir.layers[0] !== core.rw.index) visit(core.rw.index);
+    return out;
+  }
+}
+
+interface Checked {
+  at: number;
+  stamps: number[];
+}
+
+function sameStamps(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * udba=reval: before a lookup or readdir uses what is cached about a directory's entries, its
+ * stamps are compared with the last check's (at most once per interval); on a difference the
+ * cached entries are dropped. `covers` limits the checks to some directories (udba=notify past the
+ * watch limit: the ones without a watch).
+ */
+export class Reval {
+  private readonly seen = new WeakMap<UnionNode, Checked>();
+  /** Checks that took stamps, and those that found a change (for tests and `layerfs info`). */
+  checks = 0;
+  changes = 0;
+
+  constructor(
+    private readonly changesOf: BranchChanges,
+    private readonly intervalMs: number = REVAL_INTERVAL_MS,
+    private readonly now: () => number = () => performance.now(),
+    private readonly covers: ((dir: UnionNode) => boolean) | null = null,
+  ) {}
+
+  check(dir: UnionNode): void {
+    if (this.covers !== null && !this.covers(dir)) return;
+    const t = this.now();
+    const had = this.seen.get(dir);
+    if (had !== undefined && t - had.at < this.intervalMs) return;
+    this.checks++;
+    const stamps = this.changesOf.stamps(dir);
+    if (had === undefined) {
+      // first check: what was listed before (by this union or one sharing the layer) may predate it
+      this.changesOf.dirChanged(dir);
+    } else if (!sameStamps(had.stamps, stamps)) {
+      this.changes++;
+      this.changesOf.dirChanged(dir);
+    }
+    this.seen.set(dir, { at: t, stamps });
+  }
+}
