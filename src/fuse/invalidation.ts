@@ -14,7 +14,8 @@
  * - from the engine, a node changed as a side effect of another request: a directory that turns
  *   merged when a child is copied up (nlink 1) (`sideEffect`).
  * Changes made to the branch directories beneath a live mount are not seen until the timeouts
- * (AUFS udba=none).
+ * (AUFS udba=none) unless the mount has udba=notify (udba-watch.ts tells the kernel of them) or
+ * udba=reval (short timeouts, udba-serve.ts).
  */
 import type { NodeTable } from './node-table.js';
 

@@ -41,6 +41,12 @@ Union options:
                            crash-safe, as overlayfs volatile)
   userxattr, nouserxattr   private markers as user.* xattrs (user.overlay.opaque, ...), as
                            overlayfs userxattr; default on unless real root (trusted.* needs it)
+  udba=none|reval|notify   changes made directly in a branch behind the mount (AUFS's names):
+                           none (default) not looked for; reval: re-checked on access (1 s
+                           kernel timeouts, dir stamps checked at most every 0.5 s); notify:
+                           inotify watches on the branch dirs the kernel knows, each change
+                           shown at once, long timeouts kept (past fs.inotify.max_user_watches
+                           the rest as reval); layerfs info shows the mode and watches
 fuse-overlayfs options (what podman and Docker pass a mount program):
   fsync=0                  same as volatile
   uidmapping=A:B:N[:...], gidmapping=A:B:N[:...]
@@ -58,8 +64,9 @@ FUSE options:
                            needs user_allow_other in /etc/fuse.conf (mounts go through
                            fusermount3, see README "Rootless")
   entry_timeout=S, attr_timeout=S, negative_timeout=S
-                           kernel cache timeouts in seconds (default 3600); changes made to the
-                           branches behind the mount's back show after these (as AUFS udba=none)
+                           kernel cache timeouts in seconds (default 3600, 1 with udba=reval);
+                           with udba=none changes made to the branches behind the mount's back
+                           show after these at the earliest; udba=notify keeps them long
   spin=US                  after each reply, poll /dev/fuse for US microseconds before
                            sleeping (default 50; 0 = blocking reads): a client asking back
                            to back is served without a wake-up; an idle mount uses no CPU
@@ -71,6 +78,7 @@ Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accept
 Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
   layerfs mount -o lowerdir=/l1:/l2,upperdir=/u,workdir=/w /mnt
+  layerfs mount -o dirs=/srv/rw=rw:/srv/base=ro,udba=notify /mnt   edits in /srv/base show at once
   mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
   layerfs mount -o lowerdir=/ext/usr:/usr /usr     MNT may be a branch itself (or its parent):
                                                    branch roots are held open from before the mount
