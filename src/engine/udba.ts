@@ -19,6 +19,7 @@
  */
 import { ST, fdPath, joinRel, statArray } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
+import { O_ACCMODE } from '../sys/constants.js';
 import { OPQ, PRIVATE, WH, WH_META } from '../format/index.js';
 import type { Core } from './core.js';
 import type { UnionNode } from './node.js';
@@ -127,6 +128,8 @@ export class BranchChanges {
     const live = child !== null && !child.unlinked;
     if (kind === EV_CONTENT) {
       if (whiteout || !live) return NOTHING;
+      // written through the mount (open for writing there): the kernel made the writes itself
+      if (this.unionWrites(bi) && writtenThrough(child!)) return NOTHING;
       return { dir: null, name: null, node: child };
     }
     if (this.unionWrites(bi) && this.known(child, live, kind, whiteout)) return NOTHING;
@@ -145,7 +148,9 @@ export class BranchChanges {
    * copy-up). Wrong only in the safe direction: an unknown event costs an invalidation.
    */
   private known(child: UnionNode | null, live: boolean, kind: number, whiteout: boolean): boolean {
-    const current = live && child!.gen === this.core.gen && child!.layers[0] !== undefined && this.unionWrites(child!.layers[0]!);
+    // gen 0: made stale by an earlier event (not the union's own view); an older generation is
+    // only a rename's lazy re-resolve, the name still the union's
+    const current = live && child!.gen !== 0 && child!.layers[0] !== undefined && this.unionWrites(child!.layers[0]!);
     const appeared = kind === EV_CREATE;
     if (!whiteout) return appeared ? current : !live;
     // a whiteout appearing: the union removed the name; going: the union made the name again
@@ -221,6 +226,13 @@ export class BranchChanges {
     if (core.rw && dir.layers[0] !== core.rw.index) visit(core.rw.index);
     return out;
   }
+}
+
+/** Whether the union holds the node open for writing (its writes come through the mount). */
+function writtenThrough(node: UnionNode): boolean {
+  if (node.openCount === 0) return false;
+  for (const h of node.handles) if ((h.flags & O_ACCMODE) !== 0) return true;
+  return false;
 }
 
 interface Checked {

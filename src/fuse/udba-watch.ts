@@ -23,15 +23,16 @@
  * is listed after its watch is added (what was made there before the watch is not missed).
  */
 import {
-  IN_ATTRIB, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_DONT_FOLLOW, IN_EXCL_UNLINK, IN_IGNORED, IN_ISDIR,
+  IN_ATTRIB, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_DONT_FOLLOW, IN_EXCL_UNLINK, IN_IGNORED, IN_ISDIR,
   IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify,
 } from '../sys/inotify.js';
 import { isCode } from '../errors/index.js';
 import { EV_CONTENT, EV_CREATE, EV_DELETE, EV_SELF, REVAL_TIMEOUT, type BranchChanges, type KernelDrop } from '../engine/udba.js';
 import type { UnionNode } from '../engine/node.js';
 
+/** Every change (IN_MODIFY covers writes and truncates: IN_CLOSE_WRITE would only repeat it). */
 const MASK =
-  IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF |
+  IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
   IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
 /** What the kernel is told: [1, nodeid, pages (1: also the cached pages/listing)] or [2, parent nodeid, name]. */
