@@ -60,7 +60,12 @@ export interface WatcherDeps {
   onLimit(isUnwatched: (dir: UnionNode) => boolean): void;
   /** An event changed attributes or xattrs somewhere (absent-xattr answers are stale). */
   onAttrib?(): void;
+  /** The inotify instance (tests pass one that fails as the kernel may); default a new one. */
+  inotify?: InotifyLike;
 }
+
+/** What the watcher uses of sys/inotify's Inotify. */
+export type InotifyLike = Pick<Inotify, 'fd' | 'add' | 'remove' | 'read' | 'close'>;
 
 /** The line `layerfs info` shows for a mount's udba mode and, with notify, its watches. */
 export function udbaLine(mode: string, watches: number, dirs: number, unwatched: number, limitHit: boolean, maxWatches: number | null): string {
@@ -72,7 +77,7 @@ export function udbaLine(mode: string, watches: number, dirs: number, unwatched:
 }
 
 export class BranchWatcher {
-  private readonly ino = new Inotify();
+  private readonly ino: InotifyLike;
   private readonly byWd = new Map<number, { node: UnionNode; bi: number }>();
   private readonly watches = new Map<UnionNode, Map<number, number>>();
   /** Directories the kernel knows that have no watch (the limit was reached). */
@@ -86,6 +91,7 @@ export class BranchWatcher {
   private seen = new Set<string>();
 
   constructor(private readonly d: WatcherDeps) {
+    this.ino = d.inotify ?? new Inotify();
     this.added(d.root);
   }
 
