@@ -25,6 +25,7 @@ const { values } = parseArgs({
     files: { type: 'string', default: '20000' },
     data: { type: 'string', default: '/var/tmp/lfs-udba-data' },
     modes: { type: 'string', default: 'none,reval,notify' },
+    own: { type: 'string', default: 'yes' },
   },
 });
 const files = Number(values.files);
@@ -63,14 +64,22 @@ function umount(mnt: string): void {
 }
 
 interface Status {
+  pid: number;
   mounts: Array<{ mountpoint: string; requests: number; udba?: string }>;
 }
 
-function status(mnt: string): { requests: number; udba: string } {
+function status(mnt: string): { requests: number; udba: string; cpuMs: number } {
   const r = spawnSync(process.execPath, [cli, 'info', '--daemon', '--json'], { env, encoding: 'utf8' });
   const s = JSON.parse(r.stdout) as Status;
   const m = s.mounts.find((x) => x.mountpoint === mnt)!;
-  return { requests: m.requests, udba: m.udba ?? '' };
+  return { requests: m.requests, udba: m.udba ?? '', cpuMs: cpuMs(s.pid) };
+}
+
+/** CPU time (user + system, all threads) the daemon used so far, in ms. */
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10; // utime, stime in 100 Hz ticks
 }
 
 function lsR(mnt: string): number {
@@ -112,6 +121,25 @@ function latency(mnt: string, n: number, pollMs: number): number[] {
   return out;
 }
 
+/** 2000 creates, 1000 renames, 1000 unlinks through a fresh mount walked once: time and FUSE requests. */
+function ownWrites(mode: string): { ms: number; requests: number } {
+  const mnt = mount(mode);
+  lsR(mnt);
+  const before = status(mnt).requests;
+  const t0 = performance.now();
+  const dir = path.join(mnt, 'd1', 's1');
+  const buf = Buffer.alloc(4096, 120);
+  for (let i = 0; i < 2000; i++) fs.writeFileSync(path.join(dir, `own${i}`), buf);
+  for (let i = 0; i < 2000; i += 2) fs.renameSync(path.join(dir, `own${i}`), path.join(dir, `mv${i}`));
+  for (let i = 1; i < 2000; i += 2) fs.rmSync(path.join(dir, `own${i}`));
+  const ms = performance.now() - t0;
+  sleepMs(300);
+  const after = status(mnt);
+  console.log(JSON.stringify({ what: '2000 creates+1000 renames+1000 unlinks through the mount', mode, ms: Math.round(ms), requests: after.requests - before, udba: after.udba, load: load() }));
+  umount(mnt);
+  return { ms, requests: after.requests - before };
+}
+
 function load(): string {
   return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
@@ -120,42 +148,39 @@ const modes = values.modes!.split(',');
 try {
   console.log(JSON.stringify({ start: new Date().toISOString(), load: load(), files, layers: lowers.length }));
   const times: Record<string, number[]> = {};
+  const cpu: Record<string, number[]> = {};
   for (let r = 0; r < Number(values.rounds); r++) {
     for (const mode of modes) {
       const mnt = mount(mode);
-      const before = status(mnt).requests;
+      const before = status(mnt);
       const ms = lsR(mnt);
       const after = status(mnt);
       (times[mode] ??= []).push(ms);
-      console.log(JSON.stringify({ what: 'ls -lR cold', mode, round: r, ms: Math.round(ms), requests: after.requests - before, udba: after.udba, load: load() }));
+      (cpu[mode] ??= []).push(after.cpuMs - before.cpuMs);
+      console.log(JSON.stringify({ what: 'ls -lR cold', mode, round: r, ms: Math.round(ms), daemonCpuMs: after.cpuMs - before.cpuMs, requests: after.requests - before.requests, udba: after.udba, load: load() }));
       umount(mnt);
     }
   }
-  for (const mode of modes) console.log(JSON.stringify({ what: 'ls -lR median', mode, ms: Math.round(q(times[mode]!, 0.5)) }));
+  for (const mode of modes) console.log(JSON.stringify({ what: 'ls -lR median', mode, ms: Math.round(q(times[mode]!, 0.5)), daemonCpuMs: q(cpu[mode]!, 0.5) }));
+  const own: Record<string, { ms: number[]; req: number[] }> = {};
+  for (let r = 0; r < (values.own === 'yes' ? Number(values.rounds) : 0); r++) {
+    for (const mode of modes) {
+      if (mode === 'reval') continue;
+      const o = ownWrites(mode);
+      (own[mode] ??= { ms: [], req: [] }).ms.push(o.ms);
+      own[mode]!.req.push(o.requests);
+    }
+  }
   for (const [mode, n, poll] of [['notify', Number(values.changes), 0.2], ['reval', Number(values['reval-changes']), 5]] as const) {
-    if (!modes.includes(mode)) continue;
+    if (!modes.includes(mode) || n === 0) continue;
     const mnt = mount(mode);
     lsR(mnt);
     const l = latency(mnt, n, poll);
     console.log(JSON.stringify({ what: 'write in branch -> visible', mode, n, p50ms: +q(l, 0.5).toFixed(2), p95ms: +q(l, 0.95).toFixed(2), max: +Math.max(...l).toFixed(2), load: load() }));
     umount(mnt);
   }
-  for (const mode of ['none', 'notify']) {
-    if (!modes.includes(mode)) continue;
-    const mnt = mount(mode);
-    lsR(mnt);
-    const before = status(mnt).requests;
-    const t0 = performance.now();
-    const dir = path.join(mnt, 'd1', 's1');
-    const buf = Buffer.alloc(4096, 120);
-    for (let i = 0; i < 2000; i++) fs.writeFileSync(path.join(dir, `own${i}`), buf);
-    for (let i = 0; i < 2000; i += 2) fs.renameSync(path.join(dir, `own${i}`), path.join(dir, `mv${i}`));
-    for (let i = 1; i < 2000; i += 2) fs.rmSync(path.join(dir, `own${i}`));
-    const ms = performance.now() - t0;
-    sleepMs(300);
-    const after = status(mnt);
-    console.log(JSON.stringify({ what: '2000 creates+1000 renames+1000 unlinks through the mount', mode, ms: Math.round(ms), requests: after.requests - before, udba: after.udba, load: load() }));
-    umount(mnt);
+  for (const mode of modes) {
+    if (own[mode]) console.log(JSON.stringify({ what: 'own writes median', mode, ms: Math.round(q(own[mode]!.ms, 0.5)), requests: q(own[mode]!.req, 0.5) }));
   }
 } finally {
   for (const m of [...mounted]) umount(m);

@@ -22,12 +22,14 @@ export interface UdbaHooks {
   /** The fd to poll (-1: nothing to poll). */
   readonly fd: number;
   handle(): void;
+  /** The union's branch list changed: watch its branches as they are now (udba=notify). */
+  rebuild(): void;
   close(): void;
 }
 
 export const UDBA_STATS_SLOTS = 6;
 
-const NONE: UdbaHooks = { config: {}, start: () => {}, fd: -1, handle: () => {}, close: () => {} };
+const NONE: UdbaHooks = { config: {}, start: () => {}, fd: -1, handle: () => {}, rebuild: () => {}, close: () => {} };
 
 export function udbaHooks(opened: OpenedUnion, send: (items: Notice[]) => void, stats: Float64Array): UdbaHooks {
   const union = opened.engine;
@@ -87,6 +89,10 @@ export function udbaHooks(opened: OpenedUnion, send: (items: Notice[]) => void, 
     },
     handle() {
       watcher?.handle();
+      count();
+    },
+    rebuild() {
+      watcher?.rebuild();
       count();
     },
     close() {

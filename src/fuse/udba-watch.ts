@@ -240,6 +240,17 @@ export class BranchWatcher {
     this.flush();
   }
 
+  /**
+   * The branch list changed (a branch added, removed or moved: the indices in the watches are
+   * stale): every watch dropped and made again from the union's branches as they are now.
+   */
+  rebuild(): void {
+    const nodes = [...this.watches.keys(), ...this.unwatched];
+    for (const n of nodes) this.forgotten(n);
+    this.d.changes.everything();
+    for (const n of nodes) this.sync(n, false);
+  }
+
   /** After events that may move directories between branches: every watched one brought up to date. */
   private resync(): void {
     for (const node of [...this.watches.keys()]) this.sync(node, true);
