@@ -29,6 +29,7 @@ import {
 import { isCode } from '../errors/index.js';
 import { EV_CONTENT, EV_CREATE, EV_DELETE, EV_SELF, REVAL_TIMEOUT, type BranchChanges, type KernelDrop } from '../engine/udba.js';
 import type { UnionNode } from '../engine/node.js';
+import { OPQ, WH } from '../format/index.js';
 
 /** Every change (IN_MODIFY covers writes and truncates: IN_CLOSE_WRITE would only repeat it). */
 const MASK =
@@ -192,14 +193,21 @@ export class BranchWatcher {
 
   /** The inotify fd is readable: handle what is queued. */
   handle(): void {
-    let structural = false;
+    let overflowed = false;
     let attrib = false;
+    /** Known directories whose branches may have changed: their watches are brought up to date after the batch. */
+    const touched = new Set<UnionNode>();
+    const dirNamed = (dir: UnionNode, name: string): void => {
+      const target = name === OPQ ? null : name.startsWith(WH) ? name.slice(WH.length) : name;
+      const c = target === null ? dir : dir.children.get(target);
+      if (c !== undefined && c.isDir) touched.add(c);
+    };
     for (let evs = this.ino.read(); evs.length > 0; evs = this.ino.read()) {
       for (const ev of evs) {
         this.events++;
         if (ev.mask & IN_Q_OVERFLOW) {
           this.overflow();
-          structural = true;
+          overflowed = true;
           continue;
         }
         const w = this.byWd.get(ev.wd);
@@ -209,7 +217,7 @@ export class BranchWatcher {
           this.count--;
           const m = this.watches.get(w.node);
           if (m && m.get(w.bi) === ev.wd) m.delete(w.bi);
-          structural = true;
+          touched.add(w.node);
           continue;
         }
         const isDir = (ev.mask & IN_ISDIR) !== 0;
@@ -217,18 +225,15 @@ export class BranchWatcher {
         let k: KernelDrop;
         if (ev.name === '') {
           k = this.d.changes.event(w.node, w.bi, EV_SELF, '', true);
-          structural = true;
-        } else if (ev.mask & (IN_CREATE | IN_MOVED_TO)) {
-          k = this.d.changes.event(w.node, w.bi, EV_CREATE, ev.name, isDir);
-          structural ||= isDir;
-        } else if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
-          k = this.d.changes.event(w.node, w.bi, EV_DELETE, ev.name, isDir);
-          structural ||= isDir;
+          touched.add(w.node);
+        } else if (ev.mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM)) {
+          k = this.d.changes.event(w.node, w.bi, ev.mask & (IN_CREATE | IN_MOVED_TO) ? EV_CREATE : EV_DELETE, ev.name, isDir);
+          dirNamed(w.node, ev.name);
         } else if (isDir && ev.mask & IN_ATTRIB) {
           // a subdirectory's attributes or xattrs (opaque?): as if its own watch had said it
           const child = w.node.children.get(ev.name);
           k = child ? this.d.changes.event(child, w.bi, EV_SELF, '', true) : { dir: null, name: null, node: null };
-          structural ||= child !== undefined;
+          if (child) touched.add(child);
         } else {
           k = this.d.changes.event(w.node, w.bi, EV_CONTENT, ev.name, isDir);
         }
@@ -236,9 +241,28 @@ export class BranchWatcher {
       }
     }
     if (attrib) this.d.onAttrib?.();
-    if (structural) this.resync();
+    if (overflowed) this.resync();
+    else if (touched.size > 0) this.resyncUnder(touched);
     this.flush();
   }
+
+  /** The known directories at and below `tops` brought up to date (their branches may have changed). */
+  private resyncUnder(tops: Set<UnionNode>): void {
+    const done = new Set<UnionNode>();
+    for (const top of tops) {
+      const todo = [top];
+      for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+        if (done.has(n)) continue;
+        done.add(n);
+        if (this.watches.has(n) || this.unwatched.has(n)) {
+          this.unwatched.delete(n);
+          this.sync(n, true);
+        }
+        if (n.hasChildren) for (const c of n.children.values()) if (c.isDir) todo.push(c);
+      }
+    }
+  }
+
 
   /**
    * The branch list changed (a branch added, removed or moved: the indices in the watches are
