@@ -126,6 +126,11 @@ for (const [mode, ms] of [['notify', 1500], ['reval', 4000]] as const) {
         t.diagnostic(`${mode}: visible after ${took.toFixed(0)} ms`);
       });
     }
+    test('layerfs info shows the mode', (t) => {
+      if (!requireFuse(t)) return;
+      const info = ok(cli(['info', f.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(f.root, 'run') } }), 'info');
+      assert.match(info, mode === 'notify' ? /^udba=notify: [1-9]\d* inotify watches on [1-9]\d* directories/m : /^udba=reval: directories re-checked on access/m);
+    });
   });
 }
 
