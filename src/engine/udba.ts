@@ -63,6 +63,8 @@ export interface KernelDrop {
   name: string | null;
   /** A node whose attributes (size, mtime, mode, nlink...) are stale. */
   node: UnionNode | null;
+  /** More names of `dir` whose dentries are stale (the directory's merge changed). */
+  names?: string[];
 }
 
 const NOTHING: KernelDrop = { dir: null, name: null, node: null };
@@ -110,16 +112,16 @@ export class BranchChanges {
   event(dir: UnionNode, bi: number, kind: number, name: string, isDir: boolean): KernelDrop {
     if (dir.unlinked) return NOTHING;
     if (kind === EV_SELF) {
-      // attributes or xattrs of the directory in that branch: opaque may have changed
-      this.dirChanged(dir, bi);
-      this.staleTree(dir);
-      return { dir: null, name: null, node: dir };
+      // attributes or xattrs of the directory in that branch (opaque?), or it went away there:
+      // when the branches it merges changed, everything below it is stale (and the kernel's
+      // entries of its children); else only its attributes
+      const before = dir.layers;
+      dir.stale();
+      this.core.ensure(dir);
+      if (!dir.unlinked && sameLayers(before, dir.layers)) return { dir: null, name: null, node: dir };
+      return this.merged(dir, bi);
     }
-    if (name === OPQ) {
-      this.dirChanged(dir, bi);
-      this.staleTree(dir);
-      return { dir, name: null, node: dir };
-    }
+    if (name === OPQ) return this.merged(dir, bi);
     if (name.startsWith(WH_META)) return NOTHING; // our private names, AUFS's own (.wh..wh.plnk ...)
     if (dir.parent === null && name.startsWith(PRIVATE)) return NOTHING;
     const whiteout = name.startsWith(WH);
@@ -140,6 +142,13 @@ export class BranchChanges {
       if (child.isDir || isDir) this.forgetListingsUnder(joinRel(dir.rel, target));
     }
     return { dir, name: target, node: live ? child : null };
+  }
+
+  /** What a directory merges changed: its listing, its cached subtree and the kernel's entries of its children. */
+  private merged(dir: UnionNode, bi: number): KernelDrop {
+    this.dirChanged(dir, bi);
+    this.staleTree(dir);
+    return { dir, name: null, node: dir, names: [...dir.children.keys()] };
   }
 
   /**
@@ -226,6 +235,12 @@ export class BranchChanges {
     if (core.rw && dir.layers[0] !== core.rw.index) visit(core.rw.index);
     return out;
   }
+}
+
+function sameLayers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Whether the union holds the node open for writing (its writes come through the mount). */

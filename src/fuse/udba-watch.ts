@@ -180,6 +180,7 @@ export class BranchWatcher {
       for (const id of this.d.idsFor(k.dir)) {
         this.push(`i${id}`, [1, id, 1]);
         if (k.name !== null) this.push(`e${id}/${k.name}`, [2, id, k.name]);
+        if (k.names) for (const n of k.names) this.push(`e${id}/${n}`, [2, id, n]);
       }
     }
     if (k.node) for (const id of this.d.idsFor(k.node)) this.push(`i${id}`, [1, id, k.node.isDir ? 1 : 0]);

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOptions } from '../../src/engine/index.js';
-import { EV_CONTENT, EV_CREATE, EV_DELETE, Reval, udbaModeOf } from '../../src/engine/udba.js';
+import { EV_CONTENT, EV_CREATE, EV_DELETE, EV_SELF, Reval, udbaModeOf } from '../../src/engine/udba.js';
+import { lsetxattr } from '../../src/sys/native.js';
 import { ctx, setup } from './fixture.js';
 
 /** Set a directory's times (a change in the same clock tick could leave its mtime as it was). */
@@ -78,6 +79,23 @@ test('notify: a whiteout or an opaque marker made in the upper branch hides what
   writeFileSync(join(f.br.up!, 'e', '.wh..wh..opq'), '');
   f.u.changes.event(f.node('e'), 0, EV_CREATE, '.wh..wh..opq', false);
   assert.deepEqual(f.ls('e'), []);
+});
+
+test('notify: an opaque xattr set on an upper directory: the kernel drops its children, the lower ones hide', (t) => {
+  const f = setup(t, { up: { d: { u: '1' } }, lo: { d: { a: '1' } } });
+  const d = f.node('d');
+  f.node('d/a');
+  f.node('d/u');
+  assert.deepEqual(f.ls('d'), ['a', 'u']);
+  const chmodOnly = f.u.changes.event(d, 0, EV_SELF, '', true);
+  assert.equal(chmodOnly.dir, null, 'attributes alone: only the directory itself');
+  assert.equal(chmodOnly.node, d);
+  lsetxattr(join(f.br.up!, 'd'), f.u.core.markers.opaque, Buffer.from('y'), 0);
+  const k = f.u.changes.event(d, 0, EV_SELF, '', true);
+  assert.equal(k.dir, d);
+  assert.deepEqual([...(k.names ?? [])].sort(), ['a', 'u']);
+  assert.deepEqual(f.ls('d'), ['u']);
+  assert.throws(() => f.u.lookup(d, 'a'), { code: 'ENOENT' });
 });
 
 test('notify: a directory made in a branch under a known one merges (the cached subtree re-resolves)', (t) => {

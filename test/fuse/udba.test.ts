@@ -36,6 +36,7 @@ function udbaMount(mode: string): Fixture {
       writeFileSync(join(f.lo, `d${i}`, 'g'), 'g\n');
     }
     mkdirSync(join(f.rw, 'd2'));
+    mkdirSync(join(f.rw, 'd8'));
     const opts = `dirs=${f.rw}=rw:${f.lo}=ro${mode === 'default' ? '' : `,udba=${mode}`}`;
     ok(cli(['mount', '-o', opts, f.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(f.root, 'run') } }), 'mount');
   });
@@ -108,6 +109,8 @@ function changes(f: Fixture): Array<[string, string, string[], () => void, () =>
       () => !existsSync(m('d7/g')) && existsSync(m('d7/h')) && ls(m('d7')).join() === 'f,h'],
     ['a file made in the upper branch root', '.', ['top'], () => writeFileSync(join(f.rw, 'top'), 'top\n'),
       () => ls(f.mnt).includes('top') && readFileSync(m('top'), 'utf8') === 'top\n'],
+    ['an opaque marker added in the upper branch', 'd8', [], () => writeFileSync(join(f.rw, 'd8', '.wh..wh..opq'), ''),
+      () => ls(m('d8')).length === 0 && !existsSync(m('d8/f')) && !existsSync(m('d8/g'))],
   ];
 }
 
