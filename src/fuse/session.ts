@@ -252,7 +252,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     unmount: (lazy = false) => kernelUnmount(mountpoint, lazy, via),
     requests: () => counters[0]!,
     lowerListingsRead: () => counters[1]!,
-    udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches()),
+    udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches(), mount.entryTimeout),
     thread: thread.id,
   };
 }

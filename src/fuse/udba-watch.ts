@@ -69,8 +69,10 @@ export interface WatcherDeps {
 export type InotifyLike = Pick<Inotify, 'fd' | 'add' | 'remove' | 'read' | 'close'>;
 
 /** The line `layerfs info` shows for a mount's udba mode and, with notify, its watches. */
-export function udbaLine(mode: string, watches: number, dirs: number, unwatched: number, limitHit: boolean, maxWatches: number | null): string {
-  if (mode === 'reval') return `udba=reval: directories re-checked on access (kernel cache timeouts ${REVAL_TIMEOUT} s)`;
+export function udbaLine(
+  mode: string, watches: number, dirs: number, unwatched: number, limitHit: boolean, maxWatches: number | null, entryTimeout: number = REVAL_TIMEOUT,
+): string {
+  if (mode === 'reval') return `udba=reval: directories re-checked on access (kernel entry timeout ${entryTimeout} s)`;
   if (mode !== 'notify') return 'udba=none: changes made directly in a branch are not looked for';
   let s = `udba=notify: ${watches} inotify watches on ${dirs} directories (~${Math.ceil((watches * WATCH_BYTES) / 1024)} KiB kernel memory)`;
   if (limitHit) s += `; watch limit reached (fs.inotify.max_user_watches=${maxWatches ?? '?'}): ${unwatched} directories re-checked on access (reval)`;
