@@ -75,7 +75,7 @@ export function udbaLine(
   if (mode === 'reval') return `udba=reval: directories re-checked on access (kernel entry timeout ${entryTimeout} s)`;
   if (mode !== 'notify') return 'udba=none: changes made directly in a branch are not looked for';
   let s = `udba=notify: ${watches} inotify watches on ${dirs} directories (~${Math.ceil((watches * WATCH_BYTES) / 1024)} KiB kernel memory)`;
-  if (limitHit) s += `; watch limit reached (fs.inotify.max_user_watches=${maxWatches ?? '?'}): ${unwatched} directories re-checked on access (reval)`;
+  if (limitHit) s += `; inotify watch limit (${maxWatches ?? '?'}) reached: ${unwatched} directories re-checked on access (reval)`;
   return s;
 }
 

@@ -101,12 +101,18 @@ export class Inotify {
   }
 }
 
-/** fs.inotify.max_user_watches (null when unreadable). */
+/**
+ * The inotify watch limit of this process's user: the user namespace's (user.max_inotify_watches,
+ * which is fs.inotify.max_user_watches in the initial namespace); null when unreadable.
+ */
 export function maxUserWatches(): number | null {
-  try {
-    const v = Number(readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
+  for (const f of ['/proc/sys/user/max_inotify_watches', '/proc/sys/fs/inotify/max_user_watches']) {
+    try {
+      const v = Number(readFileSync(f, 'utf8').trim());
+      if (Number.isFinite(v)) return v;
+    } catch {
+      /* the next one */
+    }
   }
+  return null;
 }

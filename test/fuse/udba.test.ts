@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, daemonPids, forceUnmount, ok, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
+import { spawnSync } from 'node:child_process';
+import { CLI_MAIN, cli, daemonPids, forceUnmount, ok, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
 
 interface Fixture {
   root: string;
@@ -154,6 +155,37 @@ describe('udba=notify: the mount stays right under its own writes', () => {
     const info = ok(cli(['info', f.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(f.root, 'run') } }), 'info');
     assert.match(info, /^udba=notify: \d+ inotify watches on \d+ directories/m);
   });
+});
+
+test('udba=notify past the watch limit: the directories without a watch are re-checked on access', { timeout: 90_000 }, (t) => {
+  if (!requireFuse(t)) return;
+  // a user namespace of its own, whose inotify limit is 3 watches (the root dir takes 2)
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-udba-limit-')));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  for (const d of ['rw', 'lo/a', 'lo/b', 'lo/c', 'mnt']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'lo', 'c', 'f'), '1\n');
+  const script = [
+    'set -e',
+    'echo 3 > /proc/sys/user/max_inotify_watches',
+    `"$NODE" "$CLI" mount -o "dirs=$R/rw=rw:$R/lo=ro,udba=notify" "$R/mnt"`,
+    'ls "$R/mnt/a" "$R/mnt/b" >/dev/null; ls "$R/mnt/c"',
+    '"$NODE" "$CLI" info "$R/mnt" | grep "^udba="',
+    'echo x > "$R/lo/c/new"',
+    'i=0; while [ ! -e "$R/mnt/c/new" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done',
+    'echo "after $i"; ls "$R/mnt/c"',
+    'umount "$R/mnt"',
+  ].join('\n');
+  const r = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    killSignal: 'SIGKILL',
+    env: { ...process.env, R: root, NODE: process.execPath, CLI: CLI_MAIN, LAYERFS_RUN_DIR: join(root, 'run'), LAYERFS_DAEMON_IDLE_MS: '500' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^udba=notify: 3 inotify watches .*inotify watch limit \(3\) reached: [1-9]\d* directories re-checked on access/m);
+  const after = /^after (\d+)$/m.exec(r.stdout);
+  assert.ok(after && Number(after[1]) < 50, `the new file showed within 5 s:\n${r.stdout}`);
+  assert.match(r.stdout, /after \d+\nf\nnew\n/);
 });
 
 describe('udba=none (default): the view the mount had stays', () => {
