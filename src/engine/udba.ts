@@ -144,6 +144,16 @@ export class BranchChanges {
     return { dir, name: target, node: live ? child : null };
   }
 
+  /**
+   * The cached directory an entry event about `name` of `dir` may change the branches of: the
+   * directory NAME (or the one `.wh.NAME` hides), or `dir` itself for its opaque marker; null if none.
+   */
+  dirOfEntry(dir: UnionNode, name: string): UnionNode | null {
+    if (name === OPQ) return dir;
+    const c = dir.children.get(name.startsWith(WH) ? name.slice(WH.length) : name);
+    return c !== undefined && c.isDir ? c : null;
+  }
+
   /** What a directory merges changed: its listing, its cached subtree and the kernel's entries of its children. */
   private merged(dir: UnionNode, bi: number): KernelDrop {
     this.dirChanged(dir, bi);

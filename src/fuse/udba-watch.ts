@@ -29,7 +29,6 @@ import {
 import { isCode } from '../errors/index.js';
 import { EV_CONTENT, EV_CREATE, EV_DELETE, EV_SELF, REVAL_TIMEOUT, type BranchChanges, type KernelDrop } from '../engine/udba.js';
 import type { UnionNode } from '../engine/node.js';
-import { OPQ, WH } from '../format/index.js';
 
 /** Every change (IN_MODIFY covers writes and truncates: IN_CLOSE_WRITE would only repeat it). */
 const MASK =
@@ -201,9 +200,8 @@ export class BranchWatcher {
     /** Known directories whose branches may have changed: their watches are brought up to date after the batch. */
     const touched = new Set<UnionNode>();
     const dirNamed = (dir: UnionNode, name: string): void => {
-      const target = name === OPQ ? null : name.startsWith(WH) ? name.slice(WH.length) : name;
-      const c = target === null ? dir : dir.children.get(target);
-      if (c !== undefined && c.isDir) touched.add(c);
+      const c = this.d.changes.dirOfEntry(dir, name);
+      if (c !== null) touched.add(c);
     };
     for (let evs = this.ino.read(); evs.length > 0; evs = this.ino.read()) {
       for (const ev of evs) {
