@@ -177,8 +177,8 @@ export class Core {
     if (name === '.') return cachedLookup(parent);
     if (name === '..') return cachedLookup(parent.parent ?? parent);
     checkName(name, false, 'lookup');
-    if (parent.unlinked) return GONE;
     if (this.udbaCheck !== null) this.udbaCheck(parent);
+    if (parent.unlinked) return GONE;
     const cached = parent.children.get(name);
     if (cached) {
       this.ensure(cached);

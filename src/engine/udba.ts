@@ -171,15 +171,38 @@ export class BranchChanges {
     // only a rename's lazy re-resolve, the name still the union's
     const current = live && child!.gen !== 0 && child!.layers[0] !== undefined && this.unionWrites(child!.layers[0]!);
     const appeared = kind === EV_CREATE;
-    if (!whiteout) return appeared ? current : !live;
+    if (!whiteout) return appeared ? current && this.sameFile(child!) : !live;
     // a whiteout appearing: the union removed the name; going: the union made the name again
     return appeared ? !live : current;
+  }
+
+  /**
+   * Whether the union's node is still the file its name now leads to (a file moved over the name
+   * from outside, an atomic replace, is another file: its number differs). Directories: yes.
+   */
+  private sameFile(node: UnionNode): boolean {
+    if (node.isDir) return true;
+    const bi = node.layers[0]!;
+    if (!this.core.branches[bi]!.lstatInto(node.rel, this.st)) return false;
+    return this.core.inoOf({ dev: this.st[ST.dev]!, ino: this.st[ST.ino]! }, bi) === node.ino;
   }
 
   /** A directory's listing in branch `bi` changed: forget it (and the merged name map built from it). */
   private listingChanged(dir: UnionNode, bi: number): void {
     this.core.lowerIndex.forget(bi, dir.rel);
     dir.forgetMentions();
+  }
+
+  /**
+   * udba=reval found `dir` changed: it is looked up again (its branches may differ: opaque), and
+   * what was cached about its entries dropped. Whether its branches changed.
+   */
+  revalidated(dir: UnionNode): boolean {
+    const before = dir.layers;
+    dir.stale();
+    this.core.ensure(dir);
+    this.dirChanged(dir);
+    return !sameLayers(before, dir.layers);
   }
 
   /** Everything cached about the entries of `dir` is stale (its listing in `bi`, or in all its branches). */
@@ -296,13 +319,14 @@ export class Reval {
     const had = this.seen.get(dir);
     if (had !== undefined && t - had.at < this.intervalMs) return;
     this.checks++;
-    const stamps = this.changesOf.stamps(dir);
+    let stamps = this.changesOf.stamps(dir);
     if (had === undefined) {
       // first check: what was listed before (by this union or one sharing the layer) may predate it
       this.changesOf.dirChanged(dir);
     } else if (!sameStamps(had.stamps, stamps)) {
       this.changes++;
-      this.changesOf.dirChanged(dir);
+      // the directory itself may merge other branches now (an opaque marker made or removed)
+      if (this.changesOf.revalidated(dir)) stamps = this.changesOf.stamps(dir);
     }
     this.seen.set(dir, { at: t, stamps });
   }

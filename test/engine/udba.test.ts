@@ -125,6 +125,17 @@ test('notify: the union\'s own creates and removes in the rw branch ask the kern
   writeFileSync(join(f.br.up!, 'd', 'out'), 'x');
   assert.equal(f.u.changes.event(d, 0, EV_CREATE, 'out', false).dir, d);
   assert.deepEqual(f.ls('d'), ['out']);
+  // a rename through the union: known; a file moved over a cached name from outside (an atomic
+  // replace, as editors and config tools do): a change
+  f.u.rename(d, 'out', d, 'moved', 0);
+  assert.equal(f.u.changes.event(d, 0, EV_CREATE, 'moved', false).dir, null, 'rename through the union');
+  const moved = f.node('d/moved');
+  writeFileSync(join(f.br.up!, 'd', 'tmp'), 'replaced');
+  renameSync(join(f.br.up!, 'd', 'tmp'), join(f.br.up!, 'd', 'moved'));
+  const k = f.u.changes.event(d, 0, EV_CREATE, 'moved', false);
+  assert.equal(k.dir, d);
+  assert.equal(k.node, moved, 'the kernel drops the old file\'s attributes too');
+  assert.equal(f.cat('d/moved'), 'replaced');
 });
 
 test('notify: a content event names the node (attributes to drop), a private name nothing', (t) => {
