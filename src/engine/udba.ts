@@ -137,11 +137,33 @@ export class BranchChanges {
     if (this.unionWrites(bi) && this.known(child, live, kind, whiteout)) return NOTHING;
     this.listingChanged(dir, bi);
     if (child !== null) {
-      if (child.isDir || isDir) this.staleTree(child);
+      if (child.isDir || isDir) {
+        this.staleTree(child);
+        this.forgetListingsUnder(joinRel(dir.rel, target));
+      } else if (live) this.refile(dir, target, child);
       else child.stale();
-      if (child.isDir || isDir) this.forgetListingsUnder(joinRel(dir.rel, target));
     }
     return { dir, name: target, node: live ? child : null };
+  }
+
+  /**
+   * A file's name changed in a branch: when NAME now leads to another file (removed, replaced,
+   * uncovered below), the node lets go of the name as an unlink would (it lives on for open files)
+   * and the next lookup makes a node for what is there now, with that file's number; when it still
+   * leads to the same file (a copy below it went), the node stays and is looked up again.
+   */
+  private refile(dir: UnionNode, name: string, node: UnionNode): void {
+    dir.children.delete(name);
+    let now: UnionNode | null = null;
+    try {
+      now = this.core.lookupData(dir, name).node;
+    } catch {
+      now = null;
+    }
+    if (now !== null && now.ino === node.ino && now.type === node.type) {
+      dir.children.set(name, node);
+      node.stale();
+    } else node.removed();
   }
 
   /**

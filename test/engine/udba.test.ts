@@ -63,6 +63,28 @@ test('notify: a lower file removed or renamed: the cached node goes, the new nam
   assert.throws(() => f.u.lookup(d, 'b'), { code: 'ENOENT' });
 });
 
+test('notify: a lower file replaced by another: a new node with the new file\'s number, the old one unlinked', (t) => {
+  const f = setup(t, { up: {}, lo: { d: { a: 'old', b: 'new' } } });
+  const d = f.node('d');
+  const a = f.node('d/a');
+  const bIno = f.node('d/b').ino;
+  renameSync(join(f.br.lo!, 'd', 'b'), join(f.br.lo!, 'd', 'a'));
+  f.u.changes.event(d, 1, EV_DELETE, 'b', false);
+  f.u.changes.event(d, 1, EV_CREATE, 'a', false);
+  const now = f.node('d/a');
+  assert.notEqual(now, a);
+  assert.equal(now.ino, bIno, 'the number of the file the name leads to now');
+  assert.equal(a.unlinked, true, 'the old node lives on only for open files');
+  assert.equal(f.cat('d/a'), 'new');
+  // a copy below an upper one going changes nothing visible: the node stays
+  const g = setup(t, { up: { d: { x: 'up' } }, lo: { d: { x: 'low' } } });
+  const x = g.node('d/x');
+  rmSync(join(g.br.lo!, 'd', 'x'));
+  g.u.changes.event(g.node('d'), 1, EV_DELETE, 'x', false);
+  assert.equal(g.node('d/x'), x);
+  assert.equal(x.unlinked, false);
+});
+
 test('notify: a whiteout or an opaque marker made in the upper branch hides what is below', (t) => {
   const f = setup(t, { up: { d: {} }, lo: { d: { a: '1', b: '2' }, e: { x: '1' } } });
   const d = f.node('d');
