@@ -9,7 +9,7 @@ import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
 import { GONE, cachedLookup, lookupScratch, lowerHas, resolveChild, resolveRoot, type LookupData } from './namei.js';
-import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
+import { S_IFDIR, S_IFMT, S_IFREG, UnionNode, type FileHandle } from './node.js';
 import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
@@ -18,19 +18,31 @@ import { checkName } from './whiteout.js';
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
 
+/** The hidden work dir inside the rw branch (made when missing), its crash leftovers dropped. */
+function openWorkDir(rw: Branch): Branch {
+  if (!rw.exists(WORK_NAME)) rw.mkdir(WORK_NAME, 0o700);
+  const work = rw.sub(WORK_NAME, 'rw', -1);
+  // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+  for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+  return work;
+}
+
 export class Core {
   readonly options: UnionOptions;
   /** The private xattrs' names: trusted.* as root, user.* with `userxattr`. */
   readonly markers: MarkerXattrs;
-  readonly branches: Branch[];
+  /** Topmost first. Replaced (never changed in place) by setBranches on a live branch change. */
+  branches: Branch[];
   /** The writable branch (always index 0), or null for a read-only union. */
-  readonly rw: Branch | null;
+  rw: Branch | null;
   /** Where copy-ups are built before being renamed into place. */
-  readonly work: Branch | null;
+  work: Branch | null;
   readonly xino: InodeTable;
   readonly root: UnionNode;
   /** Listings of the branches the union never writes (all but rw): lookups are map hits there. */
-  readonly lowerIndex: LowerIndex;
+  lowerIndex: LowerIndex;
+  /** Open files of the union (a branch with open files cannot leave it: EBUSY). */
+  readonly openFiles = new Set<FileHandle>();
   /** Told when a node's attributes change as a side effect (see UnionOps.setInvalidator). */
   invalidator: ((node: UnionNode) => void) | null = null;
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
@@ -64,12 +76,9 @@ export class Core {
       if (this.rw) {
         if (options.workdir !== undefined) {
           work = new Branch(options.workdir, 'rw', [], -1);
-        } else {
-          if (!this.rw.exists(WORK_NAME)) this.rw.mkdir(WORK_NAME, 0o700);
-          work = this.rw.sub(WORK_NAME, 'rw', -1);
-        }
-        // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
-        for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+          // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+          for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+        } else work = openWorkDir(this.rw);
       }
       this.work = work;
       this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
@@ -87,6 +96,54 @@ export class Core {
     }
     this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches, this.markers.opaque), this.gen);
   }
+
+  /**
+   * THE place where the branch list of a live union changes (engine/branch-set.ts calls it with a
+   * checked plan): `next` is the new list (Branch objects of kept branches reused, new ones
+   * opened), `from[i]` the old index of next[i] (-1: new). Between two requests, so every request
+   * sees one list or the other. What depends on the list follows here: the rw branch and work
+   * dir, the lower listings, the inode table's filesystems, open files' branch indices, and the
+   * generation (every cached node re-resolves on its next use). Branches no longer in `next` are
+   * the caller's to close.
+   */
+  setBranches(next: Branch[], from: readonly number[]): void {
+    const oldRw = this.rw;
+    const rw = next[0]!.writable ? next[0]! : null;
+    if (rw !== oldRw) {
+      // a new rw branch gets its own hidden work dir (a given workdir= only serves the rw branch
+      // of its filesystem); made before anything changes, so a failure leaves the union as it was
+      let work: Branch | null = null;
+      if (rw) {
+        const times = rw.lstatBig('');
+        work = this.options.workdir !== undefined && this.work && this.work.dev === rw.dev ? this.work : openWorkDir(rw);
+        const now = rw.lstatBig('');
+        if (times && now && now.mtimeNs !== times.mtimeNs) rw.setTimes('', times);
+      }
+      if (this.work !== work) this.work?.close();
+      this.work = work;
+    }
+    const oldIndex = this.lowerIndex;
+    this.lowerIndex = new LowerIndex(next, next.map((b) => b !== rw));
+    // a branch the union wrote until now: listings of it kept for other unions may be stale
+    if (oldRw && next.includes(oldRw) && oldRw !== rw) this.lowerIndex.clear();
+    oldIndex.close();
+    for (const b of next) this.xino.addFilesystem(b.dev);
+    const to = new Map<number, number>();
+    from.forEach((f, i) => f >= 0 && to.set(f, i));
+    for (const fh of this.openFiles) fh.branch = to.get(fh.branch) ?? -1;
+    this.branches = next;
+    this.rw = rw;
+    this.gen++;
+    this.root.rootResolved(resolveRoot(this.branches, this.markers.opaque), this.gen);
+  }
+
+  /** The next free AUFS branch id (64 up; ids of branches that left are not reused). */
+  nextBranchId(): number {
+    return Math.max(63, this.lastBranchId, ...this.branches.map((b) => b.id)) + 1;
+  }
+
+  /** Highest branch id given so far (nextBranchId). */
+  lastBranchId = 0;
 
   requireRw(syscall: string): Branch {
     if (!this.rw) throw new FsError('EROFS', syscall);
