@@ -13,6 +13,7 @@ import { startSession } from '../../fuse/index.js';
 import { startMount } from '../../daemon/index.js';
 import { unmountOnSignals } from '../../fuse/daemon-signals.js';
 import { unknownOptionsWarning } from '../../fuse/option-warnings.js';
+import { isRemount } from '../../daemon/remount.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -92,9 +93,11 @@ export function register(program: Command): void {
       const options = flags.options.join(',');
       const what = `mount ${mountpoint}`;
       if (!options.trim()) throw new CliError(what, 'no branches given (use -o dirs=A=rw:B=ro or -o lowerdir=...,upperdir=...,workdir=...)', 2);
-      const warning = unknownOptionsWarning(options);
+      // a remount changes the branches of the mount the daemon serves at MNT: nothing to serve here
+      const remounting = isRemount(options);
+      const warning = remounting ? undefined : unknownOptionsWarning(options);
       if (warning) process.stderr.write(warning + '\n');
-      if (flags.foreground || flags.debug) {
+      if ((flags.foreground || flags.debug) && !remounting) {
         let s;
         try {
           s = await startSession({ options, mountpoint, debug: flags.debug ?? false, ...(source !== undefined ? { source } : {}) });
