@@ -253,6 +253,24 @@ describe('remount: live branch changes', () => {
     assert.equal(fs.readlinkSync('/usr/local/bin/layerfs'), hostLink, 'host link untouched');
   });
 
+  test('a mount over its own branch changes its branches (branches reached by fd, never through the mount)', (t) => {
+    if (!requireFuse(t)) return;
+    const { br } = fresh({ up: { u: 'u' }, lo: { shared: 'lo', l: 'l' }, mid: { shared: 'mid' } });
+    // the lower branch is the mount point: its files are served through the mount over it
+    mount(`dirs=${br.up}=rw:${br.lo}=ro`, br.lo!);
+    const m = br.lo!;
+    assert.equal(cat(join(m, 'shared')), 'lo');
+    ok(remount(`add:1:${br.mid}`, m), 'add under a mount over a branch');
+    assert.equal(cat(join(m, 'shared')), 'mid');
+    assert.deepEqual(siBranches(), [`${br.up}=rw`, `${br.mid}=ro`, `${br.lo}=ro`]);
+    ok(remount(`del:${br.lo}`, m), 'del of the covered branch');
+    assert.equal(fs.existsSync(join(m, 'l')), false);
+    const r = remount(`append:${br.lo}`, m);
+    assert.notEqual(r.status, 0, 'the covered dir cannot come back: it is the mount point now');
+    assert.match(r.stderr, /is the mount point/);
+    assert.equal(cat(join(m, 'shared')), 'mid');
+  });
+
   test('a foreground mount (-f) refuses a remount with a line saying why', async (t) => {
     if (!requireFuse(t)) return;
     const { br, mnt } = fresh({ up: {}, lo: { l: 'l' }, x: {} });

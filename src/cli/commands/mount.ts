@@ -68,6 +68,12 @@ FUSE options:
                            file (default on, Linux 6.9+, root daemon); off: every read and
                            write goes through the daemon
 Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
+Changing the branches of a live mount (-o remount,CHANGE[,CHANGE...]; in order, all or nothing;
+also by mount -o remount,... MNT):
+  add:INDEX:DIR[=PERM]     DIR becomes branch INDEX (0 = topmost); ins:INDEX:DIR[=PERM] the same
+  append:DIR[=PERM]        DIR becomes the bottom branch;  prepend:DIR[=PERM]: the topmost
+  del:DIR                  the branch DIR leaves (EBUSY while files are open on it)
+  mod:DIR=PERM             the branch gets PERM (rw, ro, rr[+ATTR]); PERM defaults to ro
 
 Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
@@ -75,6 +81,9 @@ Examples:
   mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
   layerfs mount -o lowerdir=/ext/usr:/usr /usr     MNT may be a branch itself (or its parent):
                                                    branch roots are held open from before the mount
+  layerfs mount -o remount,add:1:/srv/patch ./mnt  a new branch below the rw one, seen at once
+  mount -o remount,prepend:/srv/up2=rw,mod:/srv/up=ro /mnt
+  layerfs mount -o remount,del:/srv/patch ./mnt
 `;
 
 export function register(program: Command): void {
