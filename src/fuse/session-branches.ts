@@ -79,10 +79,15 @@ export async function changeMountBranches(
   const info = s.info;
   const mnt = info.mountpoint;
   let changes;
+  let others: string[];
   try {
-    ({ changes } = parseBranchChanges(options, isAbsolute(cwd) ? cwd : '/'));
+    ({ changes, others } = parseBranchChanges(options, isAbsolute(cwd) ? cwd : '/'));
   } catch (e) {
     throw new MountError('EINVAL', oneLine(e));
+  }
+  const whole = others.find((o) => /^(dirs|br|lowerdir|upperdir|workdir)[=:]/.test(o));
+  if (whole !== undefined) {
+    throw new MountError('EINVAL', `remount: '${whole.split(/[=:]/)[0]}' cannot change on a live mount; change branches with add:, del:, mod:...`);
   }
   if (changes.length === 0) {
     throw new MountError('EINVAL', 'remount: nothing to change (give add:INDEX:DIR, ins:, append:DIR, prepend:DIR, del:DIR or mod:DIR=PERM)');

@@ -141,6 +141,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
     if (m.t === 'branches') return void branchReplies.get(m.seq)?.(m);
     if (m.t === 'stopped') {
+      for (const [seq, reply] of branchReplies) reply({ t: 'branches', id, seq, ok: false, code: 'ESHUTDOWN', message: 'the mount ended' });
       if (stoppedSeen) return;
       stoppedSeen = true;
     }

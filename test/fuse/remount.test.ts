@@ -206,6 +206,8 @@ describe('remount: live branch changes', () => {
       [`${good},append:${mnt}`, /is the mount point/],
       [`${good},append:${mnt}/u`, /inside the mount|does not exist/],
       [`${good},append:${dir}`, /the mount point .* is inside/],
+      [`${good},dirs=${br.x}`, /'dirs' cannot change on a live mount/],
+      ['rw,relatime', /nothing to change/],
     ];
     fs.mkdirSync(join(br.up!, 'sub'));
     cases.push([`${good},append:${mnt}/sub`, /inside the mount/]);
