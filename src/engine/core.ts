@@ -134,6 +134,7 @@ export class Core {
     this.branches = next;
     this.rw = rw;
     this.gen++;
+    this.branchesGen = this.gen;
     this.root.rootResolved(resolveRoot(this.branches, this.markers.opaque), this.gen);
   }
 
@@ -141,6 +142,9 @@ export class Core {
   nextBranchId(): number {
     return Math.max(63, this.lastBranchId, ...this.branches.map((b) => b.id)) + 1;
   }
+
+  /** The generation of the last branch change: nodes resolved before it check their identity (replaced). */
+  private branchesGen = 0;
 
   /** Highest branch id given so far (nextBranchId). */
   lastBranchId = 0;
@@ -207,11 +211,25 @@ export class Core {
     this.ensure(parent);
     node.parentMoved();
     const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, this.scratch, this.markers.opaque);
-    if (!f || f.type === 0) {
+    if (!f || f.type === 0 || (node.gen < this.branchesGen && this.replaced(node, f))) {
       node.removed();
       return;
     }
     node.resolved(f.layers, f.type, this.aliasOf(f, node.rel), this.isMarked(f.type, f.layers, node.rel), this.gen);
+  }
+
+  /**
+   * After a branch change, whether the name of `node` now leads to another file (`f`: what a lookup
+   * found): a new branch above shows its own file of that name, or the branch it came from left.
+   * Then the node is dropped and a lookup makes a new one (its own number, a new kernel inode):
+   * a file open through the old node keeps its file, as in overlayfs. Directories stay the same
+   * node (a merged directory is one directory, whichever branches hold it).
+   */
+  private replaced(node: UnionNode, f: LookupData): boolean {
+    if (f.type !== node.type) return true;
+    if (node.isDir || !f.nums) return false;
+    const top = f.layers[0]!;
+    return this.xino.inoFor(f.nums[ST.dev]!, f.nums[ST.ino]!, top === 0 && this.rw !== null) !== node.ino;
   }
 
   /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */

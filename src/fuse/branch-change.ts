@@ -8,8 +8,9 @@
  * - FUSE_NOTIFY_INVAL_INODE for every node id it holds: attributes are asked again; for
  *   directories the cached listing (FOPEN_CACHE_DIR pages) is dropped too, since a merged
  *   directory's mtime need not change when a branch below it comes or goes. File pages are not
- *   invalidated from here (a READ waiting on this thread holds its page lock); with
- *   AUTO_INVAL_DATA the kernel drops them when it sees the file's new size or mtime.
+ *   invalidated (from this thread that could wait for a page lock held by a READ queued for it),
+ *   and need not be: files are opened without FOPEN_KEEP_CACHE, so the next open drops them, and a
+ *   file open across the change keeps reading the file it opened (as an open file of overlayfs).
  */
 import { closeSync } from 'node:fs';
 import type { ResolvedChange } from '../engine/branch-changes.js';

@@ -28,8 +28,17 @@ test('add/ins/append/prepend: the new branch shows at its place at once (lookups
   assert.equal(f.cat('shared'), 'low');
   assert.deepEqual(f.ls('d').sort(), ['a']);
   assert.throws(() => f.node('mid-only'), /ENOENT/);
+  const lowShared = f.node('shared');
+  const held = f.u.open(lowShared, O_RDONLY, ctx);
   const mid = mkBranch(f.dir, 'mid', { shared: 'mid', 'mid-only': 'm', 'd/b': 'b' });
   f.u.changeBranches(`add:1:${mid}`);
+  const midShared = f.node('shared');
+  assert.notEqual(midShared, lowShared, 'the name leads to another file: a new node');
+  assert.equal(midShared.ino, fs.statSync(join(mid, 'shared')).ino, 'with the new file\'s number');
+  assert.equal(lowShared.unlinked, true);
+  const b = Buffer.alloc(8);
+  assert.equal(b.toString('utf8', 0, f.u.read(held, b, 0, 8, 0)), 'low', 'a file open before reads its own file');
+  f.u.release(held);
   assert.deepEqual(perms(f.u), [`${f.br.up}=rw`, `${mid}=ro`, `${f.br.low}=ro`]);
   assert.equal(f.cat('shared'), 'mid', 'the new branch is above low');
   assert.equal(f.cat('mid-only'), 'm');

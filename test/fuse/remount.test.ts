@@ -123,6 +123,26 @@ describe('remount: live branch changes', () => {
     assert.deepEqual(siBranches().slice(0, 2), [`${br.pre}=rw`, `${br.up}=ro`]);
   });
 
+  test('a file replaced by one of the same size and mtime in a new branch reads new (page cache, passthrough off); one open before keeps its file', (t) => {
+    if (!requireFuse(t)) return;
+    const { br, mnt } = fresh({ up: {}, lo: { same: 'aaaa' }, mid: { same: 'bbbb' } });
+    const when = new Date('2020-01-02T03:04:05Z');
+    fs.utimesSync(join(br.lo!, 'same'), when, when);
+    fs.utimesSync(join(br.mid!, 'same'), when, when);
+    mount(`dirs=${br.up}=rw:${br.lo}=ro,passthrough=off`, mnt);
+    assert.equal(cat(join(mnt, 'same')), 'aaaa');
+    const fd = fs.openSync(join(mnt, 'same'), 'r');
+    try {
+      ok(remount(`add:1:${br.mid}`, mnt), 'add');
+      assert.equal(cat(join(mnt, 'same')), 'bbbb', 'a new open reads the new branch');
+      const b = Buffer.alloc(4);
+      fs.readSync(fd, b, 0, 4, 0);
+      assert.equal(b.toString(), 'aaaa', 'the file open before the change is still the file it opened');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   test('del and mod via layerfs mount -o remount', (t) => {
     if (!requireFuse(t)) return;
     const { br, mnt } = fresh({ up: { u: 'u' }, mid: { shared: 'mid', m: 'm' }, lo: { shared: 'lo', l: 'l' } });
