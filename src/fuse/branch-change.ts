@@ -67,7 +67,7 @@ export function tellKernel<N extends { readonly ino: number }>(nodes: NodeTable<
 /** Serve one `branches` command: the reply for the main thread. */
 export function serveBranchChange<N extends { readonly ino: number }>(
   c: BranchChangeCommand,
-  target: { change?: ChangeBranches; nodes?: NodeTable<N>; buf: Buffer; notify?: (len: number) => void } | undefined,
+  target: { change?: ChangeBranches; nodes?: NodeTable<N>; buf: Buffer; notify?: (len: number) => void; changed?: () => void } | undefined,
   messageOf: (e: unknown) => string,
   codeOf: (e: unknown) => string,
 ): BranchChangeReply {
@@ -82,6 +82,7 @@ export function serveBranchChange<N extends { readonly ino: number }>(
   } catch (e) {
     return fail(codeOf(e), messageOf(e));
   }
+  target.changed?.();
   const warning = target.nodes && target.notify ? tellKernel(target.nodes, target.buf, target.notify) : undefined;
   return { t: 'branches', id: c.id, seq: c.seq, ok: true, branches, ...(warning ? { warning } : {}) };
 }

@@ -421,6 +421,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.union.removexattr(this.node(hd), name);
   }
 
+  /** The union's branch list changed (fuse/branch-change.ts): what this side remembers of it goes. */
+  branchesChanged(): void {
+    this.xattrAbsent.changed();
+  }
+
   /** Release everything still open (after unmount). */
   releaseAll(): void {
     for (const f of this.files.values()) {

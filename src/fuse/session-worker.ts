@@ -253,7 +253,7 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
       // between two requests: every request sees the old branch list or the new one
       const s = live.find((x) => x.p.id === c.id);
       const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
-      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
+      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => s.ops?.branchesChanged() }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
     } else if (c.t === 'exit') exiting = true;
   }
 }

@@ -143,6 +143,18 @@ describe('remount: live branch changes', () => {
     }
   });
 
+  test('xattrs of a directory whose topmost copy is now in a new branch show at once (absences the transport remembered are dropped)', (t) => {
+    if (!requireFuse(t)) return;
+    const { br, mnt } = fresh({ up: {}, lo: { 'd/': '' }, mid: { 'd/': '' } });
+    ok(sh(`setfattr -n user.tag -v mid ${br.mid}/d`), 'setfattr');
+    mount(`dirs=${br.up}=rw:${br.lo}=ro`, mnt);
+    const get = (): Run => sh(`getfattr --only-values -n user.tag ${mnt}/d`);
+    assert.notEqual(get().status, 0, 'absent before');
+    assert.notEqual(get().status, 0, 'absent, asked again (remembered)');
+    ok(remount(`add:1:${br.mid}`, mnt), 'add');
+    assert.equal(ok(get(), 'getfattr after the change'), 'mid');
+  });
+
   test('del and mod via layerfs mount -o remount', (t) => {
     if (!requireFuse(t)) return;
     const { br, mnt } = fresh({ up: { u: 'u' }, mid: { shared: 'mid', m: 'm' }, lo: { shared: 'lo', l: 'l' } });
