@@ -48,8 +48,8 @@ export class Core {
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
   gen = 1;
   private tmpSeq = 0;
-  /** The branches the union was mounted with (see mergedDirIno). */
-  private readonly mountBranches: ReadonlySet<Branch>;
+  /** The directories (st_dev:st_ino of the root) of the branches the union was mounted with (see mergedDirIno). */
+  private readonly mountBranches: ReadonlySet<string>;
   /** The stat arrays lookups fill (LookupData.nums points into it). */
   private readonly scratch = lookupScratch();
 
@@ -69,7 +69,7 @@ export class Core {
         return br;
       });
       this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
-      this.mountBranches = new Set(this.branches);
+      this.mountBranches = new Set(this.branches.map((b) => `${b.dev}:${b.rootIno}`));
       // Our private files made in the rw root (hidden work dir, inode table) must not change the
       // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
       rootTimes = this.rw?.lstatBig('') ?? null;
@@ -171,14 +171,15 @@ export class Core {
    * The number of a directory kept in the rw branch that merges a directory below (`lowerBi`):
    * the lower directory's, as overlayfs reports for a merged directory. Recorded, so it stays when
    * the lower one goes (a branch removed) and costs one lstat once per directory and table.
-   * Only for a lower branch the union was mounted with: a directory of the rw branch that a branch
-   * added to the live union merges keeps the number it had (its own), as every visible file does.
+   * Only for a lower branch the union was mounted with (known by its root directory, so a permission
+   * change on the live union keeps it one): a directory of the rw branch that a branch added to the
+   * live union merges keeps the number it had (its own), as every visible file does.
    */
   mergedDirIno(dev: number, ino: number, lowerBi: number, rel: string): number {
     const had = this.xino.get(dev, ino);
     if (had !== undefined) return had;
     const lower = this.branches[lowerBi]!;
-    if (!this.mountBranches.has(lower)) return this.xino.inoFor(dev, ino, true);
+    if (!this.mountBranches.has(`${lower.dev}:${lower.rootIno}`)) return this.xino.inoFor(dev, ino, true);
     const low = lower.lstat(rel);
     if (!low || !low.isDirectory()) return this.xino.inoFor(dev, ino, true);
     const n = this.xino.inoFor(low.dev, low.ino, false);

@@ -188,3 +188,12 @@ test('parse: AUFS spellings, relative paths, escapes, others kept', () => {
     ],
   );
 });
+
+test('a permission change keeps a mount branch one: a merged rw dir first looked up after it still takes the lower number', (t) => {
+  const f = setup(t, { up: { d: { u: 'u' } }, low: { d: { l: 'l' } } });
+  f.u.changeBranches(`mod:${f.br.low}=rr`);
+  const n = f.u.getattr(f.node('d')).ino;
+  assert.equal(n, fs.statSync(join(f.br.low!, 'd')).ino, 'the lower directory\'s number, as at mount');
+  f.remount();
+  assert.equal(f.u.getattr(f.node('d')).ino, n, 'and the same after a real remount');
+});
