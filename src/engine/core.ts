@@ -136,6 +136,7 @@ export class Core {
     this.gen++;
     this.branchesGen = this.gen;
     this.root.rootResolved(resolveRoot(this.branches, this.markers.opaque), this.gen);
+    this.settleDirs(this.root);
   }
 
   /** The next free AUFS branch id (64 up; ids of branches that left are not reused). */
@@ -216,6 +217,7 @@ export class Core {
       node.removed();
       return;
     }
+    if (node.gen < this.branchesGen && node.isDir) this.keepDirIno(node, f);
     node.resolved(f.layers, f.type, this.aliasOf(f, node.rel), this.isMarked(f.type, f.layers, node.rel), this.gen);
   }
 
@@ -231,6 +233,29 @@ export class Core {
     if (node.isDir || !f.nums) return false;
     const top = f.layers[0]!;
     return this.xino.inoFor(f.nums[ST.dev]!, f.nums[ST.ino]!, top === 0 && this.rw !== null) !== node.ino;
+  }
+
+  /**
+   * A directory whose topmost copy changed with the branch list (a new branch above holds it too,
+   * or the one that did left) stays the directory it was, with its number: the new topmost copy is
+   * recorded as that number, so a later lookup (after the kernel forgot it) and the next mount of
+   * the union agree.
+   */
+  private keepDirIno(node: UnionNode, f: LookupData): void {
+    if (!f.nums || node === this.root) return;
+    const dev = f.nums[ST.dev]!;
+    const ino = f.nums[ST.ino]!;
+    if (this.xino.inoFor(dev, ino, f.layers[0] === 0 && this.rw !== null) !== node.ino) this.xino.set(dev, ino, node.ino);
+  }
+
+  /** Re-resolve every cached directory now (see keepDirIno): the kernel may forget one before its next use. */
+  private settleDirs(dir: UnionNode): void {
+    if (!dir.hasChildren) return;
+    for (const child of dir.children.values()) {
+      if (!child.isDir || child.unlinked) continue;
+      this.ensure(child);
+      if (!child.unlinked) this.settleDirs(child);
+    }
   }
 
   /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */

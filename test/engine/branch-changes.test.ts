@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { ctx, O_RDONLY, O_RDWR, setup, writeFile } from './fixture.js';
 import { parseBranchChanges } from '../../src/engine/branch-changes.js';
-import type { Union } from '../../src/engine/index.js';
+import { Union } from '../../src/engine/index.js';
 
 const perms = (u: Union) => u.info().branches.map((b) => `${b.path}=${b.perm}`);
 
@@ -196,4 +196,19 @@ test('a permission change keeps a mount branch one: a merged rw dir first looked
   assert.equal(n, fs.statSync(join(f.br.low!, 'd')).ino, 'the lower directory\'s number, as at mount');
   f.remount();
   assert.equal(f.u.getattr(f.node('d')).ino, n, 'and the same after a real remount');
+});
+
+test('a directory whose topmost copy moves to a new branch keeps its number, also once forgotten and after a real mount', (t) => {
+  const f = setup(t, { up: {}, low: { d: { l: 'l' } } });
+  const dn = f.node('d');
+  const before = f.u.getattr(dn).ino;
+  const mid = mkBranch(f.dir, 'mid', { 'd/m': 'm' });
+  f.u.changeBranches(`add:1:${mid}`);
+  f.u.forget(dn); // the kernel forgot it before any use (its dentry was invalidated by the change)
+  assert.equal(f.u.getattr(f.node('d')).ino, before, 'looked up again');
+  assert.deepEqual(f.ls('d').sort(), ['l', 'm']);
+  f.u.close();
+  const again = new Union(`dirs=${f.br.up}=rw:${mid}=ro:${f.br.low}=ro`);
+  t.after(() => again.close());
+  assert.equal(again.getattr(again.lookup(again.root, 'd')).ino, before, 'a new union over the new list (inode table kept)');
 });

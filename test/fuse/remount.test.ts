@@ -80,8 +80,8 @@ describe('remount: live branch changes', () => {
     if (!requireFuse(t)) return;
     const { br, mnt } = fresh({
       up: { 'd/u': 'u', top: 'top' },
-      lo: { shared: 'lo', 'd/l': 'l', only: 'lo-only' },
-      mid: { shared: 'mid', 'd/m': 'm', 'mid-only': 'x' },
+      lo: { shared: 'lo', 'd/l': 'l', only: 'lo-only', 'ld/x': 'x' },
+      mid: { shared: 'mid', 'd/m': 'm', 'mid-only': 'x', 'ld/y': 'y' },
       bot: { 'bot-only': 'b', shared: 'bot' },
       ins: { shared: 'ins' },
       pre: { 'pre-only': 'p' },
@@ -91,8 +91,8 @@ describe('remount: live branch changes', () => {
     assert.equal(cat(join(mnt, 'shared')), 'lo');
     assert.deepEqual(ls(join(mnt, 'd')), ['l', 'u']);
     assert.equal(fs.existsSync(join(mnt, 'mid-only')), false);
-    assert.deepEqual(ls(mnt), ['d', 'only', 'shared', 'top']);
-    const stay = ['d', 'd/u', 'd/l', 'top', 'only'];
+    assert.deepEqual(ls(mnt), ['d', 'ld', 'only', 'shared', 'top']);
+    const stay = ['d', 'd/u', 'd/l', 'top', 'only', 'ld', 'ld/x'];
     const before = stay.map((p) => ino(join(mnt, p)));
 
     const r = remount(`add:1:${br.mid}`, mnt);
@@ -101,7 +101,8 @@ describe('remount: live branch changes', () => {
     assert.equal(cat(join(mnt, 'shared')), 'mid', 'cached name now reads the new branch');
     assert.equal(cat(join(mnt, 'mid-only')), 'x', 'negative entry dropped');
     assert.deepEqual(ls(join(mnt, 'd')), ['l', 'm', 'u'], 'cached listing dropped');
-    assert.deepEqual(ls(mnt), ['d', 'mid-only', 'only', 'shared', 'top']);
+    assert.deepEqual(ls(mnt), ['d', 'ld', 'mid-only', 'only', 'shared', 'top']);
+    assert.deepEqual(ls(join(mnt, 'ld')), ['x', 'y']);
     assert.deepEqual(stay.map((p) => ino(join(mnt, p))), before, 'numbers of files that stay visible');
     assert.deepEqual(siBranches(), [`${br.up}=rw`, `${br.mid}=ro`, `${br.lo}=ro`]);
     assert.deepEqual(infoLines(mnt), [`${br.up}=rw`, `${br.mid}=ro`, `${br.lo}=ro`, '64', '66', '65', `${br.up}/.wh..wh.layerfs.xino`]);
