@@ -63,6 +63,8 @@ export function realDir(p: string): string | null {
 export function applyBranchPlan(core: Core, plan: BranchPlan, fds: ReadonlyMap<string, number> = new Map()): AppliedBranch[] {
   const unused = new Set(fds.values());
   const made: Branch[] = [];
+  let old: Branch[];
+  let next: Branch[];
   try {
     const leaving = new Set(plan.removed);
     const toRo = new Set(plan.branches.filter((b) => b.from >= 0 && core.branches[b.from]!.writable && b.perm !== 'rw').map((b) => b.from));
@@ -77,7 +79,7 @@ export function applyBranchPlan(core: Core, plan: BranchPlan, fds: ReadonlyMap<s
       throw new FsError('EBUSY', 'remount', undefined, undefined, `branch ${bi} (${core.branches[bi]!.root}) has ${n} file${n === 1 ? '' : 's'} ${what} through the mount`);
     }
     let id = core.nextBranchId();
-    const next = plan.branches.map((p, i) => {
+    next = plan.branches.map((p, i) => {
       if (p.from >= 0) {
         const b = core.branches[p.from]!;
         if (b.perm === p.perm && b.attrs.join('+') === p.attrs.join('+')) return b;
@@ -91,20 +93,27 @@ export function applyBranchPlan(core: Core, plan: BranchPlan, fds: ReadonlyMap<s
       made.push(nb);
       return nb;
     });
-    const old = core.branches;
+    old = core.branches;
     core.setBranches(
       next,
       plan.branches.map((p) => p.from),
     );
     core.lastBranchId = id - 1;
-    // what left the list: branches removed, and the Branch objects replaced by a permission change
-    for (const b of old) if (!next.includes(b)) b.close();
-    return next.map((b) => ({ path: b.root, perm: [b.perm, ...b.attrs].join('+'), id: b.id }));
   } catch (e) {
     for (const b of made) b.close();
     for (const fd of unused) closeQuietly(fd);
     throw e;
   }
+  // switched: what left the list goes (branches removed, Branch objects replaced by a permission change)
+  for (const b of old) {
+    if (next.includes(b)) continue;
+    try {
+      b.close();
+    } catch {
+      /* closed already */
+    }
+  }
+  return next.map((b) => ({ path: b.root, perm: [b.perm, ...b.attrs].join('+'), id: b.id }));
 }
 
 function closeQuietly(fd: number): void {

@@ -135,8 +135,13 @@ export class Core {
     this.rw = rw;
     this.gen++;
     this.branchesGen = this.gen;
-    this.root.rootResolved(resolveRoot(this.branches, this.markers.opaque), this.gen);
-    this.settleDirs(this.root);
+    // the switch is made: nothing below may undo it (a failing lookup is tried again on next use)
+    try {
+      this.ensure(this.root);
+      this.settleDirs(this.root);
+    } catch {
+      /* the failing directory re-resolves (and reports) on its next use */
+    }
   }
 
   /** The next free AUFS branch id (64 up; ids of branches that left are not reused). */
@@ -253,7 +258,11 @@ export class Core {
     if (!dir.hasChildren) return;
     for (const child of dir.children.values()) {
       if (!child.isDir || child.unlinked) continue;
-      this.ensure(child);
+      try {
+        this.ensure(child);
+      } catch {
+        continue; // unreadable now: it re-resolves (and reports) on its next use
+      }
       if (!child.unlinked) this.settleDirs(child);
     }
   }
