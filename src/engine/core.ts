@@ -218,8 +218,13 @@ export class Core {
     this.ensure(parent);
     node.parentMoved();
     const f = parent.unlinked ? null : resolveChild(this.branches, parent, node.name, this.lowerIndex, this.scratch, this.markers.opaque);
-    if (!f || f.type === 0 || (node.gen < this.branchesGen && this.replaced(node, f))) {
+    if (!f || f.type === 0) {
       node.removed();
+      return;
+    }
+    if (node.gen < this.branchesGen && this.replaced(node, f)) {
+      node.removed();
+      this.replacedNodes.add(node);
       return;
     }
     if (node.gen < this.branchesGen && node.isDir) this.keepDirIno(node, f);
@@ -251,6 +256,25 @@ export class Core {
     const dev = f.nums[ST.dev]!;
     const ino = f.nums[ST.ino]!;
     if (this.xino.inoFor(dev, ino, f.layers[0] === 0 && this.rw !== null) !== node.ino) this.xino.set(dev, ino, node.ino);
+  }
+
+  /** Nodes a branch change replaced (see replaced), until forgotten. */
+  private readonly replacedNodes = new WeakSet<UnionNode>();
+
+  /**
+   * Whether a request on `node` should be answered ESTALE: a branch change replaced it (its name
+   * leads to another file now) and no handle holds it. A kernel still using it (a path walk done
+   * before it learned of the change) then looks the name up again and finds the new node.
+   */
+  isStale(node: UnionNode): boolean {
+    if (node.gen !== this.gen) {
+      try {
+        this.ensure(node);
+      } catch {
+        return false; // the request itself reports the error
+      }
+    }
+    return node.unlinked && node.openCount === 0 && this.replacedNodes.has(node);
   }
 
   /** Re-resolve every cached directory now (see keepDirIno): the kernel may forget one before its next use. */

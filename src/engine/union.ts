@@ -316,6 +316,10 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
     wrap('removexattr', () => inodeOps.removexattr(this.core, node, name));
   }
 
+  isStale(node: UnionNode): boolean {
+    return this.core.isStale(node);
+  }
+
   setInvalidator(fn: ((node: UnionNode) => void) | null): void {
     this.core.invalidator = fn;
   }

@@ -129,7 +129,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private node(hd: InHeader): N {
     const n = this.nodes.get(hd.nodeid);
-    if (!n) throw fsErr('ESTALE');
+    // unknown, or replaced by a branch change: the kernel retries with a fresh lookup (LOOKUP_REVAL)
+    if (!n || this.union.isStale?.(n)) throw fsErr('ESTALE');
     return n;
   }
 

@@ -212,3 +212,20 @@ test('a directory whose topmost copy moves to a new branch keeps its number, als
   t.after(() => again.close());
   assert.equal(again.getattr(again.lookup(again.root, 'd')).ino, before, 'a new union over the new list (inode table kept)');
 });
+
+test('a node replaced by a branch change is stale (ESTALE for a transport) unless a handle holds it; one merely gone is not', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'a', b: 'b', gone: 'g' } }, 'ro');
+  const a = f.node('a');
+  const b = f.node('b');
+  const gone = f.node('gone');
+  const held = f.u.open(b, O_RDONLY, ctx);
+  const mid = mkBranch(f.dir, 'mid', { a: 'A', b: 'B' });
+  f.u.changeBranches(`add:1:${mid}`);
+  assert.equal(f.u.isStale(a), true, 'replaced, not open');
+  assert.equal(f.u.isStale(b), false, 'replaced but open: its handle still reads its file');
+  assert.equal(f.u.isStale(f.node('a')), false, 'the new node');
+  f.u.release(held);
+  f.u.changeBranches(`del:${f.br.low}`);
+  assert.equal(f.u.isStale(gone), false, 'gone is ENOENT, not stale');
+  assert.equal(gone.unlinked, true);
+});

@@ -312,6 +312,45 @@ describe('remount: live branch changes', () => {
     assert.equal(cat(join(m, 'shared')), 'mid');
   });
 
+  test('readers racing with remounts never see a name that exists in both views missing (ESTALE makes the kernel look it up again)', async (t) => {
+    if (!requireFuse(t)) return;
+    const files: Record<string, string> = {};
+    const mids: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) {
+      files[`f${i}`] = `lo${i}\n`;
+      mids[`f${i}`] = `mid${i}\n`;
+    }
+    const { br, mnt } = fresh({ up: {}, lo: files, mid: mids });
+    mount(`dirs=${br.up}=rw:${br.lo}=ro`, mnt);
+    const script = `end=$((SECONDS+6)); bad=0; n=0; while [ $SECONDS -lt $end ]; do for i in $(seq 0 29); do c=$(cat ${mnt}/f$i 2>&1); n=$((n+1)); case "$c" in lo$i|mid$i) ;; *) bad=$((bad+1)); echo "bad: $c" >&2;; esac; done; done; echo "$n $bad"`;
+    const reader = spawn('/bin/bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    reader.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    reader.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((res) => reader.on('exit', () => res()));
+    let changes = 0;
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      // the CLI is spawned synchronously: the reader (another process) keeps running meanwhile
+      if (remount(`add:1:${br.mid}`, mnt).status === 0) changes++;
+      for (let k = 0; k < 50; k++) {
+        const r = remount(`del:${br.mid}`, mnt);
+        if (r.status === 0) {
+          changes++;
+          break;
+        }
+        assert.match(r.stderr, /EBUSY/, 'only a reader holding a file of mid keeps it');
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    }
+    await exited;
+    const [reads, bad] = out.trim().split(' ').map(Number);
+    assert.ok(changes >= 4, `branch changes made: ${changes}`);
+    assert.ok(reads! > 100, `reads: ${reads}`);
+    assert.equal(bad, 0, `failed reads: ${err.split('\n').slice(0, 3).join('; ')}`);
+  });
+
   test('a foreground mount (-f) refuses a remount with a line saying why', async (t) => {
     if (!requireFuse(t)) return;
     const { br, mnt } = fresh({ up: {}, lo: { l: 'l' }, x: {} });
