@@ -64,8 +64,10 @@ export class ServingThread {
 
   constructor(
     readonly kindKey: string,
-    kind: ThreadKind,
+    readonly kind: ThreadKind,
     private readonly onGone: (t: ServingThread) => void,
+    /** Compile the request path at once, before any mount (a spare thread). */
+    warmAtStart = false,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -78,6 +80,7 @@ export class ServingThread {
       maxWrite: kind.maxWrite,
       spinUs: kind.spinUs,
       ...(kind.unionModule ? { unionModule: kind.unionModule } : {}),
+      ...(warmAtStart ? { warmAtStart: true } : {}),
     };
     this.worker = new Worker(new URL('./session-worker.js', import.meta.url), {
       workerData: params,
@@ -126,10 +129,14 @@ export class ServingThread {
   release(id: string): void {
     this.mounts.delete(id);
     this.listeners.delete(id);
-    if (this.mounts.size === 0 && !this.ending) {
-      this.ending = true;
-      this.send({ t: 'exit' });
-    }
+    if (this.mounts.size === 0 && !keepAsSpare(this)) this.end();
+  }
+
+  /** Tell the thread to end (once its mounts are gone). */
+  end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.send({ t: 'exit' });
   }
 
   get accepting(): boolean {
@@ -162,7 +169,7 @@ function sharedLayers(t: ServingThread, layers: Set<string>): number {
  * else a new thread.
  */
 export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mountsPerThread()): ServingThread {
-  const kindKey = JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+  const kindKey = kindKeyOf(kind);
   if (!kind.unionModule) {
     const layers = new Set(lowerKey.split(':').filter((l) => l !== ''));
     let pick: ServingThread | undefined;
@@ -176,10 +183,89 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
       }
     }
     if (pick) return pick;
+    const s = takeSpare(kind);
+    if (s) return s;
   }
   const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
   threads.add(t);
+  if (!kind.unionModule) startSpareSoon(kind);
   return t;
+}
+
+function kindKeyOf(kind: ThreadKind): string {
+  return JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+}
+
+// ---- The spare thread (the resident daemon only: keepSpareThreads) ---------------------------
+// Starting a thread takes ~0.2 s (loading the engine, compiling the request path on its first
+// mount): a mount that needs a new thread (the first, every 16th, any after all mounts ended) would
+// wait that long. The daemon keeps one started thread without mounts, of the kind last needed, and
+// gives it to such a mount; a thread whose last mount ends becomes the spare when there is none.
+// It costs one idle thread's memory (~8.5 MB). Not counted in threadCount().
+
+let sparesOn = false;
+let spare: ServingThread | null = null;
+let spareTimer: NodeJS.Timeout | null = null;
+/** Delay before starting a replacement spare (not while the mount that took one is in progress). */
+const SPARE_DELAY_MS = 200;
+
+/** Keep a spare thread from now on, starting one of `kind` now. */
+export function keepSpareThreads(kind: ThreadKind): void {
+  sparesOn = true;
+  startSpare(kind);
+}
+
+/** No more spare thread (shutdown): the current one ends. */
+export function dropSpareThreads(): void {
+  sparesOn = false;
+  if (spareTimer) clearTimeout(spareTimer);
+  spareTimer = null;
+  spare?.end();
+  spare = null;
+}
+
+function startSpare(kind: ThreadKind): void {
+  if (!sparesOn || kind.unionModule) return;
+  const key = kindKeyOf(kind);
+  if (spare && spare.kindKey === key && spare.accepting) return;
+  spare?.end();
+  const t: ServingThread = new ServingThread(
+    key,
+    kind,
+    (gone) => {
+      threads.delete(gone);
+      if (spare === gone) spare = null;
+    },
+    true,
+  );
+  spare = t;
+}
+
+function startSpareSoon(kind: ThreadKind): void {
+  if (!sparesOn) return;
+  if (spareTimer) clearTimeout(spareTimer);
+  spareTimer = setTimeout(() => {
+    spareTimer = null;
+    startSpare(kind);
+  }, SPARE_DELAY_MS);
+  spareTimer.unref();
+}
+
+function takeSpare(kind: ThreadKind): ServingThread | null {
+  const t = spare;
+  if (!t || t.kindKey !== kindKeyOf(kind) || !t.accepting) return null;
+  spare = null;
+  threads.add(t);
+  startSpareSoon(kind);
+  return t;
+}
+
+/** A thread left without mounts: kept as the spare (true) when spares are on and there is none. */
+function keepAsSpare(t: ServingThread): boolean {
+  if (!sparesOn || t.kind.unionModule || !t.accepting || (spare && spare.accepting)) return false;
+  threads.delete(t);
+  spare = t;
+  return true;
 }
 
 /** Serving threads alive now. */
