@@ -188,7 +188,7 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
   }
   const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
   threads.add(t);
-  if (!kind.unionModule) startSpareSoon(kind);
+  if (!kind.unionModule && sparesOn) setImmediate(() => startSpare(kind));
   return t;
 }
 
@@ -196,75 +196,67 @@ function kindKeyOf(kind: ThreadKind): string {
   return JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
 }
 
-// ---- The spare thread (the resident daemon only: keepSpareThreads) ---------------------------
-// Starting a thread takes ~0.2 s (loading the engine, compiling the request path on its first
-// mount): a mount that needs a new thread (the first, every 16th, any after all mounts ended) would
-// wait that long. The daemon keeps one started thread without mounts, of the kind last needed, and
-// gives it to such a mount; a thread whose last mount ends becomes the spare when there is none.
-// It costs one idle thread's memory (~8.5 MB). Not counted in threadCount().
+// ---- Spare threads (the resident daemon only: keepSpareThreads) ------------------------------
+// Starting a thread takes ~0.2 s (loading the engine, compiling the request path): a mount that
+// needs a new thread (the first, every 16th in a row, any after all mounts ended) would wait that
+// long. The daemon keeps a started, warmed-up thread without mounts and gives it to such a mount,
+// starting a replacement at once (16 mounts in a row take about as long as a thread needs to start).
+// A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~8.5 MB each); the
+// last kept is given first (it is warm; a replacement may still be starting). Not in threadCount().
 
 let sparesOn = false;
-let spare: ServingThread | null = null;
-let spareTimer: NodeJS.Timeout | null = null;
-/** Delay before starting a replacement spare (not while the mount that took one is in progress). */
-const SPARE_DELAY_MS = 200;
+const spares: ServingThread[] = [];
+/** Idle threads kept at most: mount/umount in turn reuses one, a replacement starts meanwhile. */
+const MAX_SPARES = 2;
 
-/** Keep a spare thread from now on, starting one of `kind` now. */
+/** Keep spare threads from now on, starting one of `kind` now. */
 export function keepSpareThreads(kind: ThreadKind): void {
   sparesOn = true;
   startSpare(kind);
 }
 
-/** No more spare thread (shutdown): the current one ends. */
+/** No more spare threads (shutdown): they end. */
 export function dropSpareThreads(): void {
   sparesOn = false;
-  if (spareTimer) clearTimeout(spareTimer);
-  spareTimer = null;
-  spare?.end();
-  spare = null;
+  for (const t of spares.splice(0)) t.end();
 }
 
 function startSpare(kind: ThreadKind): void {
   if (!sparesOn || kind.unionModule) return;
   const key = kindKeyOf(kind);
-  if (spare && spare.kindKey === key && spare.accepting) return;
-  spare?.end();
+  if (spares.some((t) => t.kindKey === key && t.accepting)) return;
+  if (spares.length >= MAX_SPARES) spares.shift()!.end();
   const t: ServingThread = new ServingThread(
     key,
     kind,
     (gone) => {
       threads.delete(gone);
-      if (spare === gone) spare = null;
+      const i = spares.indexOf(gone);
+      if (i >= 0) spares.splice(i, 1);
     },
     true,
   );
-  spare = t;
-}
-
-function startSpareSoon(kind: ThreadKind): void {
-  if (!sparesOn) return;
-  if (spareTimer) clearTimeout(spareTimer);
-  spareTimer = setTimeout(() => {
-    spareTimer = null;
-    startSpare(kind);
-  }, SPARE_DELAY_MS);
-  spareTimer.unref();
+  spares.push(t);
 }
 
 function takeSpare(kind: ThreadKind): ServingThread | null {
-  const t = spare;
-  if (!t || t.kindKey !== kindKeyOf(kind) || !t.accepting) return null;
-  spare = null;
-  threads.add(t);
-  startSpareSoon(kind);
-  return t;
+  const key = kindKeyOf(kind);
+  for (let i = spares.length - 1; i >= 0; i--) {
+    const t = spares[i]!;
+    if (t.kindKey !== key || !t.accepting) continue;
+    spares.splice(i, 1);
+    threads.add(t);
+    setImmediate(() => startSpare(kind));
+    return t;
+  }
+  return null;
 }
 
-/** A thread left without mounts: kept as the spare (true) when spares are on and there is none. */
+/** A thread left without mounts: kept as a spare (true) when spares are on and there is room. */
 function keepAsSpare(t: ServingThread): boolean {
-  if (!sparesOn || t.kind.unionModule || !t.accepting || (spare && spare.accepting)) return false;
+  if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES) return false;
   threads.delete(t);
-  spare = t;
+  spares.push(t);
   return true;
 }
 
