@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, REPO, forceUnmount, isMounted, requireFuse, residentDaemons, stopDaemons, waitFor } from '../helpers/mount.js';
@@ -299,4 +299,24 @@ test('what the client does not take goes to Node: a name that is not UTF-8, othe
   assert.equal(umount.way, '');
   assert.equal(umount.status, 0, umount.stderr);
   assert.ok(!isMounted(first.mnt));
+});
+
+test('a socket left by a daemon that died (ECONNREFUSED): the client hands over to Node, which starts a new daemon', async (t) => {
+  if (!requireFuse(t)) return;
+  const s = scratch(t);
+  mkdirSync(s.run, { recursive: true });
+  const ns = statSync('/proc/self/ns/mnt').ino;
+  // a bound socket nobody listens on any more
+  const py = spawnSync('python3', ['-c', `import socket; s = socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(join(s.run, `daemon-${ns}.sock`))}); s.close()`]);
+  assert.equal(py.status, 0, String(py.stderr));
+  assert.ok(existsSync(join(s.run, `daemon-${ns}.sock`)));
+  const m = s.fresh();
+  const r = s.layerfs(['-o', m.opts, m.mnt]);
+  assert.equal(r.way, 'node (no daemon)');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(m.mnt, 'hello.txt'), 'utf8'), 'hello\n');
+  const m2 = s.fresh();
+  assert.equal(s.layerfs(['-o', m2.opts, m2.mnt]).way, 'daemon');
+  await s.umount(m.mnt);
+  await s.umount(m2.mnt);
 });
