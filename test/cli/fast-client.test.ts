@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -319,4 +320,76 @@ test('a socket left by a daemon that died (ECONNREFUSED): the client hands over 
   assert.equal(s.layerfs(['-o', m2.opts, m2.mnt]).way, 'daemon');
   await s.umount(m.mnt);
   await s.umount(m2.mnt);
+});
+
+test('against a stand-in daemon: the same request as Node sends, and the same output for every kind of reply', async (t) => {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-fake-daemon-')));
+  const run = join(root, 'run');
+  const cwd = join(root, 'wd "q" \\ é\t😀');
+  mkdirSync(run);
+  mkdirSync(cwd);
+  const ns = statSync('/proc/self/ns/mnt').ino;
+  let reply: string | null = '';
+  const requests: string[] = [];
+  const server = createServer((c) => {
+    let text = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      requests.push(text.slice(0, nl));
+      if (reply === null) c.end();
+      else {
+        // in two pieces, to be put together by the client
+        const r = reply;
+        c.write(r.slice(0, 5));
+        setTimeout(() => c.end(r.slice(5)), 20);
+      }
+    });
+  });
+  await new Promise<void>((res) => server.listen(join(run, `daemon-${ns}.sock`), () => res()));
+  t.after(() => {
+    server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const runBin = (args: string[], node: boolean): Promise<{ status: number | null; stderr: string; way: string }> =>
+    new Promise((res) => {
+      const c = spawn(BIN, args, {
+        cwd,
+        env: { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_CLIENT_TRACE: '1', LAYERFS_NO_CLIENT: node ? '1' : '' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      c.on('exit', (status) => {
+        const lines = err.split(/(?<=\n)/);
+        res({
+          status,
+          stderr: lines.filter((l) => !l.startsWith('layerfs-client: ')).join(''),
+          way: lines.filter((l) => l.startsWith('layerfs-client: ')).join('').trim(),
+        });
+      });
+    });
+  const replies: [string, string | null][] = [
+    ['ok', '{"ok":true,"id":"a1","pid":7}\n'],
+    ['ok with nested fields skipped', '{ "status" : {"a":[1,-2.5e3,{"b":null,"c":[true,false]}],"d":"x\\"}"} , "ok" : true , "id":"x"}\n'],
+    ['a warning', '{"ok":true,"id":"a","warning":"layerfs: warning: unknown \\"x\\" é \\u00e9 \\ud83d\\ude00 \\/"}\n'],
+    ['an error', '{"ok":false,"code":"ENOENT","message":"tab\\there \\\\ back \\"q\\" \\u2028 lone \\ud800 end"}\n'],
+    ['an error without message', '{"ok":false,"code":"EIO"}\n'],
+    ['not JSON', 'this is not json\n'],
+    ['no reply', null],
+  ];
+  const args = ['-o', 'lowerdir=lo "é",upperdir=u\\p,workdir=w\tk', 'mnt "m" \\ 😀'];
+  for (const [what, r] of replies) {
+    reply = r;
+    requests.length = 0;
+    const c = await runBin(args, false);
+    const n = await runBin(args, true);
+    assert.equal(c.way, 'layerfs-client: daemon', what);
+    assert.deepEqual([c.status, c.stderr], [n.status, n.stderr], what);
+    assert.equal(requests.length, 2, what);
+    assert.deepEqual(JSON.parse(requests[0]!), JSON.parse(requests[1]!), `${what}: the same request`);
+  }
+  assert.deepEqual(JSON.parse(requests[0]!), { op: 'mount', options: args[1], mountpoint: args[2], cwd });
 });
