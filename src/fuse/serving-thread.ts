@@ -221,8 +221,14 @@ export function dropSpareThreads(): void {
   for (const t of spares.splice(0)) t.end();
 }
 
+/** Forget spares that ended (a kept thread that died while idle). */
+function pruneSpares(): void {
+  for (let i = spares.length - 1; i >= 0; i--) if (!spares[i]!.accepting) spares.splice(i, 1);
+}
+
 function startSpare(kind: ThreadKind): void {
   if (!sparesOn || kind.unionModule) return;
+  pruneSpares();
   const key = kindKeyOf(kind);
   if (spares.some((t) => t.kindKey === key && t.accepting)) return;
   if (spares.length >= MAX_SPARES) spares.shift()!.end();
@@ -254,6 +260,7 @@ function takeSpare(kind: ThreadKind): ServingThread | null {
 
 /** A thread left without mounts: kept as a spare (true) when spares are on and there is room. */
 function keepAsSpare(t: ServingThread): boolean {
+  pruneSpares();
   if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES) return false;
   threads.delete(t);
   spares.push(t);
