@@ -201,7 +201,7 @@ function kindKeyOf(kind: ThreadKind): string {
 // needs a new thread (the first, every 16th in a row, any after all mounts ended) would wait that
 // long. The daemon keeps a started, warmed-up thread without mounts and gives it to such a mount,
 // starting a replacement at once (16 mounts in a row take about as long as a thread needs to start).
-// A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~8.5 MB each); the
+// A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~14 MB each, warm); the
 // last kept is given first (it is warm; a replacement may still be starting). Not in threadCount().
 
 let sparesOn = false;
