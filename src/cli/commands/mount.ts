@@ -74,6 +74,9 @@ also by mount -o remount,... MNT):
   append:DIR[=PERM]        DIR becomes the bottom branch;  prepend:DIR[=PERM]: the topmost
   del:DIR                  the branch DIR leaves (EBUSY while files are open on it)
   mod:DIR=PERM             the branch gets PERM (rw, ro, rr[+ATTR]); PERM defaults to ro
+Environment: a background mount is sent to the resident daemon by a small C client (no Node
+start; Node when no daemon runs yet): LAYERFS_NO_CLIENT=1 always uses Node, LAYERFS_CLIENT_TRACE=1
+says which way was taken, LAYERFS_MOUNT_TIMING=1 logs each mount's phases to the daemon's log.
 
 Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
