@@ -137,6 +137,11 @@ export class NodeTable<N extends { readonly ino: number }> {
     return typeof ids === 'object' ? ids.filter((i) => i !== nodeid) : [];
   }
 
+  /** Every id the kernel holds, with its node (retired ids included). */
+  *entries(): IterableIterator<[number, N]> {
+    for (const [id, slot] of this.byId) yield [id, slot.node];
+  }
+
   /** Lookup count of an id (0 when unknown). */
   lookups(nodeid: number): number {
     return this.byId.get(nodeid)?.nlookup ?? 0;

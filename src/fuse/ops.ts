@@ -144,7 +144,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private node(hd: InHeader): N {
     const n = this.nodes.get(hd.nodeid);
-    if (!n) throw fsErr('ESTALE');
+    // unknown, or replaced by a branch change: the kernel retries with a fresh lookup (LOOKUP_REVAL)
+    if (!n || this.union.isStale?.(n)) throw fsErr('ESTALE');
     return n;
   }
 
@@ -435,6 +436,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   removexattr(hd: InHeader, name: string): void {
     this.xattrAbsent.changed();
     this.union.removexattr(this.node(hd), name);
+  }
+
+  /** The union's branch list changed (fuse/branch-change.ts): what this side remembers of it goes. */
+  branchesChanged(): void {
+    this.xattrAbsent.changed();
   }
 
   /** Attributes or xattrs changed in a branch behind the mount's back (udba): absent-xattr answers are stale. */

@@ -26,7 +26,8 @@ import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine, type RequestHandler } from './channel.js';
 import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
-import { warmUp } from './warm-up.js';
+import { warmUp, warmUpAlone } from './warm-up.js';
+import { serveBranchChange, type BranchChangeCommand, type BranchChangeReply } from './branch-change.js';
 import { type Notice } from './udba-watch.js';
 import { udbaHooks, type UdbaHooks } from './udba-serve.js';
 
@@ -42,6 +43,8 @@ export interface ThreadParams {
   spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
+  /** A spare thread: warm up at once, over a read-only union of this module's own directory. */
+  warmAtStart?: boolean;
 }
 
 /** One mount to serve. */
@@ -64,6 +67,7 @@ export type Command =
   | { t: 'open'; mount: MountParams }
   | { t: 'go'; id: string; fd: number; noPassthrough?: boolean }
   | { t: 'quit'; id: string }
+  | BranchChangeCommand
   | { t: 'exit' };
 
 export type WorkerMessage =
@@ -71,6 +75,7 @@ export type WorkerMessage =
   | { t: 'error'; id: string; code: string; message: string }
   | { t: 'init'; id: string; flags: string[]; maxWrite: number }
   | { t: 'stopped'; id: string; reason: string; requests: number; error?: string }
+  | BranchChangeReply
   /** udba=notify: notifications for the main thread to write (udba-watch.ts says why not here). */
   | { t: 'inval'; id: string; items: Notice[] };
 
@@ -266,6 +271,11 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
           /* failing anyway */
         }
       }
+    } else if (c.t === 'branches') {
+      // between two requests: every request sees the old branch list or the new one
+      const s = live.find((x) => x.p.id === c.id);
+      const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
+      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => (s.ops?.branchesChanged(), s.udba?.rebuild()) }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
     } else if (c.t === 'exit') exiting = true;
   }
 }
@@ -287,6 +297,7 @@ const SPIN_MISSES = 4;
 const SPIN_PAUSE = 32;
 
 async function main(): Promise<void> {
+  if (params.warmAtStart && !params.unionModule && !warmed) warmed = warmUpAlone(openUnion);
   let opener: typeof openUnion | undefined;
   const getOpener = async (): Promise<typeof openUnion> => (opener ??= await loadOpen());
   rebuildPollSet();

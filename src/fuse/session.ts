@@ -9,13 +9,15 @@ import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo
 import { checkMountpoint, closeQuietly, kernelUnmount, mountFuse, splitOptions, type MountVia } from './mount.js';
 import { privilege } from '../sys/privilege.js';
 import type { MountParams, WorkerMessage } from './session-worker.js';
-import { lowerKeyOf, threadFor } from './serving-thread.js';
+import { lowerKeyOf, threadFor, type ThreadKind } from './serving-thread.js';
 import { MountError } from './mount-error.js';
 import { REVAL_TIMEOUT, udbaModeOf } from '../engine/udba.js';
 import { UDBA_STATS_SLOTS } from './udba-serve.js';
 import { writeNotices } from './udba-notify.js';
 import { udbaLine } from './udba-watch.js';
 import { maxUserWatches } from '../sys/inotify.js';
+import type { BranchChangeReply } from './branch-change.js';
+import { sendBranchChange, type BranchChangeRequest } from './session-branches.js';
 
 export interface SessionParams {
   options: string;
@@ -35,6 +37,8 @@ export interface SessionParams {
   spinUs?: number;
   /** How long to wait for the kernel's INIT after mount(2) (ms). */
   initTimeoutMs?: number;
+  /** Called as each phase of the mount ends (daemon/mount-timing.ts). */
+  timing?: (phase: string) => void;
 }
 
 export interface Session {
@@ -51,6 +55,8 @@ export interface Session {
   thread: number;
   /** The udba mode and, with notify, the watches held now (one line for `layerfs info`). */
   udba(): string;
+  /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
+  changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -60,6 +66,9 @@ const MAX_WRITE = 1 << 20;
  * The daemon's CPU time did not grow (ls -lR 270 ms vs 330 ms at spin=0: fewer sleeps and wake-ups).
  */
 export const DEFAULT_SPIN_US = 50;
+
+/** The serving-thread kind of a mount without -d, spin= or max_write (the daemon keeps a spare one). */
+export const DEFAULT_THREAD_KIND: ThreadKind = { debug: false, maxWrite: MAX_WRITE, spinUs: DEFAULT_SPIN_US };
 
 /**
  * Default kernel cache timeouts (entries, attributes, negative entries), in seconds: one hour.
@@ -139,16 +148,20 @@ export async function startSession(p: SessionParams): Promise<Session> {
     },
     lowerKeyOf(t.unionOptions),
   );
+  p.timing?.('thread');
 
   let onMessage: (m: WorkerMessage) => void = () => {};
   const queue: WorkerMessage[] = [];
   let stoppedSeen = false;
+  const branchReplies = new Map<number, (m: BranchChangeReply) => void>();
   thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
+    if (m.t === 'branches') return void branchReplies.get(m.seq)?.(m);
     if (m.t === 'inval') {
       if (fd >= 0) writeNotices(fd, m.items);
       return;
     }
     if (m.t === 'stopped') {
+      for (const [seq, reply] of branchReplies) reply({ t: 'branches', id, seq, ok: false, code: 'ESHUTDOWN', message: 'the mount ended' });
       if (stoppedSeen) return;
       stoppedSeen = true;
     }
@@ -190,6 +203,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   if (opened.t === 'error') return fail(new MountError(opened.code, opened.message));
   if (opened.t !== 'opened') return fail(new MountError('EIO', `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
 
+  p.timing?.('union');
   const covered = coveredBranch(mountpoint, opened.branches);
   if (covered !== null) {
     return fail(new MountError('EINVAL', `the mount point ${mountpoint} is inside branch ${covered} (a mount may cover a branch itself or its parent, not a directory within it)`));
@@ -200,6 +214,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   } catch (e) {
     return fail(e);
   }
+  p.timing?.('mount(2)');
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
   thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}) });
@@ -216,6 +231,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     return abandon(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`), init?.t === 'stopped' ? init : null);
   }
 
+  p.timing?.('init');
   const info: MountInfo = {
     id,
     mountpoint,
@@ -233,6 +249,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   } catch (e) {
     return abandon(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }
+  p.timing?.('published');
 
   const done = (async () => {
     const stopped = await next([], 2 ** 31 - 1);
@@ -254,5 +271,6 @@ export async function startSession(p: SessionParams): Promise<Session> {
     lowerListingsRead: () => counters[1]!,
     udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches(), mount.entryTimeout),
     thread: thread.id,
+    changeBranches: (c) => sendBranchChange(thread, id, c, branchReplies),
   };
 }
