@@ -194,6 +194,26 @@ test('udba=notify past the watch limit: the directories without a watch are re-c
   assert.match(r.stdout, /after \d+\nf\nnew\n/);
 });
 
+describe('udba=notify with live branch changes (remount add:/del:)', () => {
+  const f = udbaMount('notify');
+  test('a branch added live is watched: a file written into it shows; after del: the others still are', async (t) => {
+    if (!requireFuse(t)) return;
+    const env = { ...process.env, LAYERFS_RUN_DIR: join(f.root, 'run') };
+    const mid = join(f.root, 'mid');
+    mkdirSync(join(mid, 'd1'), { recursive: true });
+    warm(join(f.mnt, 'd1'), ['inmid']);
+    ok(cli(['mount', '-o', `remount,add:1:${mid}`, f.mnt], { env }), 'remount add');
+    warm(join(f.mnt, 'd1'), ['inmid']);
+    writeFileSync(join(mid, 'd1', 'inmid'), 'mid\n');
+    const took = await within(() => ls(join(f.mnt, 'd1')).includes('inmid') && existsSync(join(f.mnt, 'd1', 'inmid')), 1500);
+    assert.ok(took >= 0, 'shows from the added branch');
+    ok(cli(['mount', '-o', `remount,del:${mid}`, f.mnt], { env }), 'remount del');
+    writeFileSync(join(f.lo, 'd1', 'inlo'), 'lo\n');
+    assert.ok((await within(() => existsSync(join(f.mnt, 'd1', 'inlo')), 1500)) >= 0, 'the lower branch is still watched');
+    assert.equal(existsSync(join(f.mnt, 'd1', 'inmid')), false, 'the deleted branch is gone');
+  });
+});
+
 describe('udba=none (default): the view the mount had stays', () => {
   const f = udbaMount('default');
   for (const [i, [title]] of changes({ root: '', rw: '', lo: '', mnt: '' }).entries()) {
