@@ -14,6 +14,8 @@ export interface OpenedUnion {
   xiPath: string;
   /** passthrough=on|off (default on): the transport's option, carried with the union's. */
   passthrough?: boolean;
+  /** POSIX ACLs may be negotiated (not `noacl`, no ownership translation: posix-acl.ts). */
+  posixAcl?: boolean;
   /** The union writes its markers as user.* xattrs (userxattr). */
   userxattr?: boolean;
   /** Lower listings this union read itself (the rest came from unions sharing its layers). */
@@ -45,6 +47,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     xiPath: info.xinoPath ?? '',
     ...(passthrough !== undefined ? { passthrough } : {}),
     ...(parsed.userxattr ? { userxattr: true } : {}),
+    posixAcl: !parsed.noacl && parsed.ownership === undefined,
     indexReads: () => union.core.lowerIndex.reads,
     close: () => union.close(),
   };

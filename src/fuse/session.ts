@@ -119,6 +119,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     options: t.unionOptions,
     cwd,
     ...cacheTimeouts(p, t),
+    posixAcl: t.defaultPermissions,
   };
   const thread = threadFor(
     {
