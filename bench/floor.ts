@@ -57,7 +57,7 @@ function mount(target: string): Mount {
     const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', opts, mnt]);
     if (r.status !== 0) throw new Error(`overlay mount: ${r.stderr}`);
   } else if (target === 'floor') {
-    child = spawn(process.execPath, [join(repo, 'dist/bench/floor-serve.js'), native, mnt], { stdio: 'inherit' });
+    child = spawn(process.execPath, [join(repo, 'dist/bench/floor-serve.js'), '-f', `tree=${native}`, mnt], { stdio: 'inherit' });
   } else {
     child = spawn(join(repo, 'bin/layerfs'), ['mount', '-f', '-o', opts, mnt], { stdio: 'inherit', env: { ...process.env, LAYERFS_RUN_DIR: join(work, 'run') } });
   }
