@@ -403,6 +403,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   setxattr(hd: InHeader, r: rq.SetxattrIn): void {
     this.xattrAbsent.changed();
     this.union.setxattr(this.node(hd), r.name, r.value, r.flags);
+    // the other names of a hard link: their kernel inodes keep the old ACL (and mode) otherwise
+    this.inval.otherNames(hd.nodeid);
   }
 
   getxattr(hd: InHeader, name: string): Buffer | number {
@@ -427,6 +429,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   removexattr(hd: InHeader, name: string): void {
     this.xattrAbsent.changed();
     this.union.removexattr(this.node(hd), name);
+    this.inval.otherNames(hd.nodeid);
   }
 
   /** Release everything still open (after unmount). */

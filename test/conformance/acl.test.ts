@@ -103,6 +103,18 @@ const STEPS: [string, string][] = [
   ['non-root umask where no default ACL', as(NAMED, 'umask 002; : > plain/u && mkdir plain/ud && stat -c "%n %a %u" plain/u plain/ud')],
   ['setfacl -d through the mount', `setfacl -d -m u:${STRANGER}:r-x,g::---,o::--- plain && umask 022 && mkdir plain/later && stat -c "%n %a" plain/later && getfacl -npc plain/later`],
   ['chmod of an inheriting dir', 'chmod 700 inherit/d && getfacl -npc inherit/d | grep -v default'],
+  // hard links: one file, so an ACL set through one name counts through the other
+  ['hard link made', 'echo h > plain/h && chmod 644 plain/h && ln plain/h plain/hl && stat -c %a plain/hl'],
+  ['named user reads through the link (the kernel caches its ACL)', as(NAMED, 'cat plain/hl >/dev/null && stat -c %a plain/hl')],
+  ['hard link sees the ACL of its other name', `setfacl -m u:${NAMED}:--- plain/h && getfacl -npc plain/hl && stat -c %a plain/hl`],
+  ['named user denied through the other name', as(NAMED, 'cat plain/hl')],
+  ['ACL removed through the other name', 'setfacl -b plain/hl && getfacl -npc plain/h'],
+  ['named user reads through the first name', as(NAMED, 'cat plain/h >/dev/null')],
+  // an ACL change that leaves the mode as it is (-n: the mask is not recomputed)
+  ['named user granted by ACL on the first name', `setfacl -m u:${NAMED}:r--,m::r-- plain/h && stat -c %a plain/h plain/hl`],
+  ['named user reads through the other name (cached)', as(NAMED, 'cat plain/hl >/dev/null')],
+  ['ACL change without a mode change', `setfacl -n -m u:${NAMED}:--- plain/h && stat -c %a plain/h plain/hl`],
+  ['named user denied through the other name again', as(NAMED, 'cat plain/hl')],
 ];
 
 function transcript(mnt: string): string {
