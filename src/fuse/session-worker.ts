@@ -26,7 +26,7 @@ import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine, type RequestHandler } from './channel.js';
 import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
-import { warmUp } from './warm-up.js';
+import { warmUp, warmUpAlone } from './warm-up.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -40,6 +40,8 @@ export interface ThreadParams {
   spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
+  /** A spare thread: warm up at once, over a read-only union of this module's own directory. */
+  warmAtStart?: boolean;
 }
 
 /** One mount to serve. */
@@ -270,6 +272,7 @@ const SPIN_MISSES = 4;
 const SPIN_PAUSE = 32;
 
 async function main(): Promise<void> {
+  if (params.warmAtStart && !params.unionModule && !warmed) warmed = warmUpAlone(openUnion);
   let opener: typeof openUnion | undefined;
   const getOpener = async (): Promise<typeof openUnion> => (opener ??= await loadOpen());
   rebuildPollSet();

@@ -70,6 +70,9 @@ FUSE options:
                            file (default on, Linux 6.9+, root daemon); off: every read and
                            write goes through the daemon
 Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
+Environment: a background mount is sent to the resident daemon by a small C client (no Node
+start; Node when no daemon runs yet): LAYERFS_NO_CLIENT=1 always uses Node, LAYERFS_CLIENT_TRACE=1
+says which way was taken, LAYERFS_MOUNT_TIMING=1 logs each mount's phases to the daemon's log.
 
 Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
