@@ -23,6 +23,7 @@ import { ensureRunDir, type MountInfo } from '../fuse/runtime-dir.js';
 import { processAlive } from '../sys/process.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
+import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 
@@ -196,6 +197,7 @@ export class Daemon {
     if (typeof req.mountpoint !== 'string' || typeof req.options !== 'string' || typeof req.cwd !== 'string') {
       return { ok: false, code: 'EINVAL', message: 'mount request needs options, mountpoint and cwd' };
     }
+    if (isRemount(req.options)) return remount(req, this.find(resolve(req.cwd, req.mountpoint)));
     const key = resolve(req.cwd, req.mountpoint);
     if (this.pending.has(key)) return { ok: false, code: 'EBUSY', message: `mount point ${key} is busy (being mounted)` };
     this.pending.add(key);

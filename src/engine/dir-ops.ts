@@ -160,6 +160,7 @@ export function create(
   const node = core.addCreated(parent, name, st);
   const fh = new FileHandle(fd, flags, node, 0);
   node.handles.add(fh);
+  core.openFiles.add(fh);
   return { node, fh };
 }
 

@@ -235,8 +235,8 @@ export class FileHandle implements FileHandleLike {
   fd: number;
   readonly flags: number;
   readonly node: UnionNode;
-  /** Branch index the fd was opened on. */
-  readonly branch: number;
+  /** Branch index the fd was opened on (Core.setBranches moves it with its branch). */
+  branch: number;
   closed = false;
 
   constructor(fd: number, flags: number, node: UnionNode, branch: number) {

@@ -240,4 +240,10 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
    * transport caching attributes (FUSE attr timeout) can invalidate them. One listener; null removes it.
    */
   setInvalidator(fn: ((node: N) => void) | null): void;
+  /**
+   * Whether `node` was replaced by a branch change (its name now leads to another file) and nothing
+   * holds it open: a transport answers ESTALE, so the kernel looks the name up again (optional:
+   * unions without live branch changes have none).
+   */
+  isStale?(node: N): boolean;
 }

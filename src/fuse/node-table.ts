@@ -138,6 +138,11 @@ export class NodeTable<N extends { readonly ino: number }> {
     return typeof ids === 'object' ? ids.filter((i) => i !== nodeid) : [];
   }
 
+  /** Every id the kernel holds, with its node (retired ids included). */
+  *entries(): IterableIterator<[number, N]> {
+    yield* this.byId;
+  }
+
   /** Lookup count of an id (0 when unknown). */
   lookups(nodeid: number): number {
     if (!this.byId.has(nodeid)) return 0;

@@ -5,6 +5,8 @@
 import type { DirHandleLike, FileHandleLike, UnionNodeLike } from '../engine/types.js';
 import { Union, parseOptions } from '../engine/index.js';
 import { MountError } from './mount-error.js';
+import { changeBranches } from '../engine/branch-set.js';
+import type { ChangeBranches } from './branch-change.js';
 import type { ServedUnion } from './ops.js';
 
 /** A union ready to serve, with what introspection shows about it. */
@@ -20,6 +22,8 @@ export interface OpenedUnion {
   userxattr?: boolean;
   /** Lower listings this union read itself (the rest came from unions sharing its layers). */
   indexReads?: () => number;
+  /** Change the branches of the live union (remount add:/del:/mod:...; fuse/branch-change.ts). */
+  changeBranches?: ChangeBranches;
   close(): void;
 }
 
@@ -49,6 +53,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     ...(parsed.userxattr ? { userxattr: true } : {}),
     posixAcl: !parsed.noacl && parsed.ownership === undefined,
     indexReads: () => union.core.lowerIndex.reads,
+    changeBranches: (changes, reals, fds) => changeBranches(union.core, changes, { reals, fds }),
     close: () => union.close(),
   };
 }

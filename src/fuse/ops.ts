@@ -135,7 +135,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private node(hd: InHeader): N {
     const n = this.nodes.get(hd.nodeid);
-    if (!n) throw fsErr('ESTALE');
+    // unknown, or replaced by a branch change: the kernel retries with a fresh lookup (LOOKUP_REVAL)
+    if (!n || this.union.isStale?.(n)) throw fsErr('ESTALE');
     return n;
   }
 
@@ -430,6 +431,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.xattrAbsent.changed();
     this.union.removexattr(this.node(hd), name);
     this.inval.otherNames(hd.nodeid);
+  }
+
+  /** The union's branch list changed (fuse/branch-change.ts): what this side remembers of it goes. */
+  branchesChanged(): void {
+    this.xattrAbsent.changed();
   }
 
   /** Release everything still open (after unmount). */

@@ -27,6 +27,7 @@ import { Channel, traceLine, type RequestHandler } from './channel.js';
 import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
 import { warmUp, warmUpAlone } from './warm-up.js';
+import { serveBranchChange, type BranchChangeCommand, type BranchChangeReply } from './branch-change.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -66,13 +67,15 @@ export type Command =
   | { t: 'open'; mount: MountParams }
   | { t: 'go'; id: string; fd: number; noPassthrough?: boolean }
   | { t: 'quit'; id: string }
+  | BranchChangeCommand
   | { t: 'exit' };
 
 export type WorkerMessage =
   | { t: 'opened'; id: string; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
   | { t: 'error'; id: string; code: string; message: string }
   | { t: 'init'; id: string; flags: string[]; maxWrite: number }
-  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string };
+  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string }
+  | BranchChangeReply;
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
@@ -251,6 +254,11 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
           /* failing anyway */
         }
       }
+    } else if (c.t === 'branches') {
+      // between two requests: every request sees the old branch list or the new one
+      const s = live.find((x) => x.p.id === c.id);
+      const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
+      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => s.ops?.branchesChanged() }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
     } else if (c.t === 'exit') exiting = true;
   }
 }

@@ -11,6 +11,8 @@ import { privilege } from '../sys/privilege.js';
 import type { MountParams, WorkerMessage } from './session-worker.js';
 import { lowerKeyOf, threadFor, type ThreadKind } from './serving-thread.js';
 import { MountError } from './mount-error.js';
+import type { BranchChangeReply } from './branch-change.js';
+import { sendBranchChange, type BranchChangeRequest } from './session-branches.js';
 
 export interface SessionParams {
   options: string;
@@ -46,6 +48,8 @@ export interface Session {
   lowerListingsRead(): number;
   /** Which serving thread serves it (mounts of one thread share lower listings). */
   thread: number;
+  /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
+  changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -140,8 +144,11 @@ export async function startSession(p: SessionParams): Promise<Session> {
   let onMessage: (m: WorkerMessage) => void = () => {};
   const queue: WorkerMessage[] = [];
   let stoppedSeen = false;
+  const branchReplies = new Map<number, (m: BranchChangeReply) => void>();
   thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
+    if (m.t === 'branches') return void branchReplies.get(m.seq)?.(m);
     if (m.t === 'stopped') {
+      for (const [seq, reply] of branchReplies) reply({ t: 'branches', id, seq, ok: false, code: 'ESHUTDOWN', message: 'the mount ended' });
       if (stoppedSeen) return;
       stoppedSeen = true;
     }
@@ -249,5 +256,6 @@ export async function startSession(p: SessionParams): Promise<Session> {
     requests: () => counters[0]!,
     lowerListingsRead: () => counters[1]!,
     thread: thread.id,
+    changeBranches: (c) => sendBranchChange(thread, id, c, branchReplies),
   };
 }
