@@ -17,7 +17,11 @@ export interface Ctx {
   uid: number;
   gid: number;
   pid?: number;
-  /** Applied to the mode of new files/dirs/nodes by the caller (FUSE gives it); the engine uses the mode as given. */
+  /**
+   * The caller's umask, for a transport that leaves it to the filesystem (FUSE with POSIX ACLs and
+   * DONT_MASK): the engine then applies the parent's default ACL, or this umask where it has none
+   * (engine/acl.ts). Absent: the mode of a new file/dir/node is final, the engine uses it as given.
+   */
   umask?: number;
 }
 
@@ -156,6 +160,8 @@ export interface UnionOptions {
   userxattr?: boolean;
   /** Changes made directly in a branch: ignored (none, default), re-checked on access (reval), watched (notify). See udba.ts. */
   udba?: 'reval' | 'notify';
+  /** noacl: the transport must not ask the kernel to enforce and cache POSIX ACLs (as fuse-overlayfs). */
+  noacl?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }

@@ -16,6 +16,8 @@ export interface OpenedUnion {
   xiPath: string;
   /** passthrough=on|off (default on): the transport's option, carried with the union's. */
   passthrough?: boolean;
+  /** POSIX ACLs may be negotiated (not `noacl`, no ownership translation: posix-acl.ts). */
+  posixAcl?: boolean;
   /** The union writes its markers as user.* xattrs (userxattr). */
   userxattr?: boolean;
   /** The engine's union, for udba (reval/notify need its BranchChanges); absent for test unions. */
@@ -52,6 +54,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     ...(passthrough !== undefined ? { passthrough } : {}),
     ...(parsed.userxattr ? { userxattr: true } : {}),
     engine: union,
+    posixAcl: !parsed.noacl && parsed.ownership === undefined,
     indexReads: () => union.core.lowerIndex.reads,
     changeBranches: (changes, reals, fds) => changeBranches(union.core, changes, { reals, fds }),
     close: () => union.close(),

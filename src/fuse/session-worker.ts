@@ -55,6 +55,8 @@ export interface MountParams {
   entryTimeout: number;
   attrTimeout: number;
   negativeTimeout: number;
+  /** default_permissions is on: POSIX ACLs may be negotiated (posix-acl.ts). */
+  posixAcl?: boolean;
   /** Live counters the main thread reads: [0] requests served, [1] lower listings this mount read itself. */
   stats: SharedArrayBuffer;
 }
@@ -167,6 +169,7 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
     ...udba.config,
     devFd: fd,
     passthrough: noPassthrough ? false : s.opened.passthrough,
+    posixAcl: p.posixAcl === true && s.opened.posixAcl === true,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: p.entryTimeout,
     attrTimeout: p.attrTimeout,

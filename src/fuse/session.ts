@@ -138,6 +138,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     options: t.unionOptions,
     cwd,
     ...cacheTimeouts(p, t, udba === 'reval' ? REVAL_TIMEOUT : DEFAULT_CACHE_TIMEOUT),
+    posixAcl: t.defaultPermissions,
   };
   const thread = threadFor(
     {

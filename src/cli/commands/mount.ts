@@ -57,7 +57,10 @@ fuse-overlayfs options (what podman and Docker pass a mount program):
                            every file shows this owner; chown never fails
   xattr_permissions=1|2    chown/chmod recorded in security.|user.containers.override_stat
   static_nlink             directories show link count 1
-  noacl, context=...       accepted (no ACLs, no SELinux labels on FUSE); unknown options are
+  noacl                    no POSIX ACLs from the kernel (default: enforced and cached by the
+                           kernel with default_permissions; new entries get the parent's
+                           default ACL); mode bits only, the kernel applies the umask
+  context=...              accepted (no SELinux labels on FUSE); unknown options are
                            warned about on one line and ignored
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
