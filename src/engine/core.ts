@@ -14,6 +14,7 @@ import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
+import { Placement } from './placement.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
@@ -23,10 +24,15 @@ export class Core {
   /** The private xattrs' names: trusted.* as root, user.* with `userxattr`. */
   readonly markers: MarkerXattrs;
   readonly branches: Branch[];
-  /** The writable branch (always index 0), or null for a read-only union. */
+  /** The topmost writable branch (always index 0), or null for a read-only union. */
   readonly rw: Branch | null;
-  /** Where copy-ups are built before being renamed into place. */
+  /** Where copy-ups to branch 0 are built before being renamed into place. */
   readonly work: Branch | null;
+  /**
+   * The writable branches (rw, the topmost ones) and where new names and copy-ups go (create=,
+   * cpup=); rebuilt from the branch list (placement.ts).
+   */
+  placement: Placement;
   readonly xino: InodeTable;
   readonly root: UnionNode;
   /** Listings of the branches the union never writes (all but rw): lookups are map hits there. */
@@ -50,6 +56,7 @@ export class Core {
     // now on nothing resolves a branch by its path (see branch/branch.ts).
     const opened: Branch[] = [];
     let work: Branch | null = null;
+    let placement: Placement | null = null;
     try {
       this.branches = options.branches.map((b, i) => {
         const br = new Branch(b.path, b.perm, b.attrs, i);
@@ -72,13 +79,16 @@ export class Core {
         for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
       }
       this.work = work;
-      this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
+      placement = new Placement(this.branches, { create: options.create, cpup: options.cpup, work0: work });
+      this.placement = placement;
+      this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => !b.writable));
       const devs = this.branches.map((b) => b.dev);
       if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null, undefined, devs);
       else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600), devs);
     } catch (e) {
       for (const b of opened) b.close();
       work?.close();
+      placement?.close();
       throw e;
     }
     if (this.rw && rootTimes) {
@@ -91,6 +101,16 @@ export class Core {
   requireRw(syscall: string): Branch {
     if (!this.rw) throw new FsError('EROFS', syscall);
     return this.rw;
+  }
+
+  /** Whether branch `bi` is writable: an entry there is changed in place, never copied up. */
+  isUpper(bi: number): boolean {
+    return this.branches[bi]!.writable;
+  }
+
+  /** The work dir on the filesystem of writable branch `b` (copies to `b` are built there). */
+  workFor(b: Branch): Branch {
+    return b.index >= 0 && b.writable ? this.placement.workOf(b.index) : this.work!;
   }
 
   /** A fresh name in the work dir. */
@@ -215,11 +235,11 @@ export class Core {
     return this.branches[layers[0]!]!.tryGetxattr(rel, this.markers.merged) !== undefined;
   }
 
-  /** Register a node just created in the rw branch. */
+  /** Register a node just created in a writable branch (`layers`: [its index]). */
   addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
-    const node = new UnionNode(this.inoOf(st, 0), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
+    const node = new UnionNode(this.inoOf(st, layers[0]!), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;
   }
@@ -236,6 +256,7 @@ export class Core {
   }
 
   close(): void {
+    this.placement.close();
     this.lowerIndex.close();
     this.xino.close();
     for (const b of this.branches) b.close();

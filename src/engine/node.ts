@@ -83,10 +83,10 @@ export class UnionNode implements UnionNodeLike {
     if (this.parent) this.w.rel = joinRel(this.parent.rel, this.name);
   }
 
-  /** Copied up into the rw branch (index 0) at generation `gen`: a directory stays merged with what it had. */
-  copiedUp(gen: number): void {
+  /** Copied up into writable branch `t` (default 0) at generation `gen`: a directory stays merged with what it had. */
+  copiedUp(gen: number, t = 0): void {
     this.w.alias = null;
-    this.w.layers = this.isDir ? [0, ...this.layers] : [0];
+    this.w.layers = this.isDir ? [...this.layers.filter((bi) => bi < t), t, ...this.layers.filter((bi) => bi > t)] : [t];
     this.w.gen = gen;
   }
 
