@@ -234,7 +234,7 @@ export function removexattr(core: Core, node: UnionNode, name: string): void {
 }
 
 export function statfs(core: Core): StatFs {
-  const s = (core.rw ?? core.branches[0]!).statfs();
+  const s = core.placement.several ? pooledStatfs(core) : (core.rw ?? core.branches[0]!).statfs();
   return {
     bsize: s.bsize,
     frsize: s.bsize,
@@ -245,4 +245,29 @@ export function statfs(core: Core): StatFs {
     ffree: s.ffree,
     namelen: 255,
   };
+}
+
+/**
+ * Several writable branches: what df shows is the pool, the sum of the writable branches'
+ * filesystems (each counted once), in the first one's block size.
+ */
+function pooledStatfs(core: Core): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
+  const seen = new Set<number>();
+  let first: { bsize: number } | null = null;
+  const out = { bsize: 0, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0 };
+  for (const bi of core.placement.writable) {
+    const b = core.branches[bi]!;
+    if (seen.has(b.dev)) continue;
+    seen.add(b.dev);
+    const s = b.statfs();
+    first ??= s;
+    const k = s.bsize / first.bsize;
+    out.blocks += Math.floor(s.blocks * k);
+    out.bfree += Math.floor(s.bfree * k);
+    out.bavail += Math.floor(s.bavail * k);
+    out.files += s.files;
+    out.ffree += s.ffree;
+  }
+  out.bsize = first ? first.bsize : 4096;
+  return out;
 }
