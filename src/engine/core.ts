@@ -103,6 +103,17 @@ export class Core {
     return this.rw;
   }
 
+  /**
+   * The hook for a changed branch list (live add/del/mod): a new Placement built from the current
+   * `branches` (and branch 0's work dir `work0`); the old one's work dirs are closed. Nothing about
+   * placement is cached anywhere else.
+   */
+  resetPlacement(work0: Branch | null = this.work): void {
+    const next = new Placement(this.branches, { create: this.options.create, cpup: this.options.cpup, work0 });
+    this.placement.close();
+    this.placement = next;
+  }
+
   /** Whether branch `bi` is writable: an entry there is changed in place, never copied up. */
   isUpper(bi: number): boolean {
     return this.branches[bi]!.writable;
