@@ -134,7 +134,8 @@ export class Core {
    * branch's position; `bi` only says whether the file is in the rw branch (see InodeTable).
    */
   inoOf(st: { dev: number; ino: number }, bi: number): number {
-    return this.xino.inoFor(st.dev, st.ino, bi === 0 && this.rw !== null);
+    // a file of any writable branch is `upper` to the table (a number a copy-up claimed is not reused)
+    return this.xino.inoFor(st.dev, st.ino, this.branches[bi]!.writable);
   }
 
   /**
@@ -221,7 +222,7 @@ export class Core {
     const ino =
       d.type === S_IFDIR && top === 0 && this.rw !== null && d.layers.length > 1
         ? this.mergedDirIno(nums[ST.dev]!, nums[ST.ino]!, d.layers[1]!, rel)
-        : this.xino.inoFor(nums[ST.dev]!, nums[ST.ino]!, top === 0 && this.rw !== null);
+        : this.xino.inoFor(nums[ST.dev]!, nums[ST.ino]!, this.branches[top]!.writable);
     const node = new UnionNode(ino, parent, name, d.type, rel, d.layers, this.gen);
     node.resolved(d.layers, d.type, this.aliasOf(d, rel), this.isMarked(d.type, d.layers, rel), this.gen);
     parent.children.set(name, node);

@@ -353,3 +353,28 @@ test('one writable branch: the work dir is the only one and nothing changes on d
   u.release(fh);
   assert.ok(fs.existsSync(path.join(d1, 'f')));
 });
+
+test('inode numbers: a copy-up to the second writable branch keeps its number, across a remount; pool files have distinct numbers', (t) => {
+  const d1 = tmpfs(t, '512k');
+  const d2 = tmpfs(t, '512k');
+  const base = plainDir(t);
+  fs.mkdirSync(path.join(base, 'dir'));
+  fs.writeFileSync(path.join(base, 'dir', 'f'), 'lower');
+  const opts = 'cpup=bu,create=rr';
+  const p = pool(t, opts, d1, d2, base);
+  const n = p.node('dir/f');
+  const ino = p.u.getattr(n).ino;
+  const dirIno = p.u.getattr(p.node('dir')).ino;
+  p.u.setattr(n, { mode: 0o600 }, ctx); // copied up to d2
+  assert.equal(p.u.originOf(n), 1);
+  assert.equal(p.u.getattr(n).ino, ino);
+  const made = ['a', 'b', 'c', 'd'].map((x) => p.put(`dir/${x}`, x));
+  assert.deepEqual(made, [0, 1, 0, 1]);
+  const inos = ['a', 'b', 'c', 'd', 'f'].map((x) => p.u.getattr(p.node(`dir/${x}`)).ino);
+  assert.equal(new Set([...inos, dirIno, p.u.getattr(p.u.root).ino]).size, 7, `distinct: ${inos}`);
+  p.u.close();
+  const q = pool(t, opts, d1, d2, base);
+  assert.equal(q.u.getattr(q.node('dir/f')).ino, ino, 'same number after a remount');
+  assert.equal(q.u.getattr(q.node('dir')).ino, dirIno, 'the merged dir too');
+  assert.deepEqual(['a', 'b', 'c', 'd', 'f'].map((x) => q.u.getattr(q.node(`dir/${x}`)).ino), inos);
+});
