@@ -378,3 +378,20 @@ test('inode numbers: a copy-up to the second writable branch keeps its number, a
   assert.equal(q.u.getattr(q.node('dir')).ino, dirIno, 'the merged dir too');
   assert.deepEqual(['a', 'b', 'c', 'd', 'f'].map((x) => q.u.getattr(q.node(`dir/${x}`)).ino), inos);
 });
+
+test('EROFS from a writable branch whose filesystem went read-only: mfs moves on, tdp returns it', (t) => {
+  const d1 = tmpfs(t, '512k');
+  const d2 = tmpfs(t, '512k');
+  fs.writeFileSync(path.join(d2, 'used'), Buffer.alloc(200 * KB, 1)); // mfs prefers d1
+  // the inode tables elsewhere: a file open for writing on d1 would keep it from going read-only
+  const x = plainDir(t);
+  const p = pool(t, `create=mfs:0,xino=${x}/p`, d1, d2);
+  const q = pool(t, `xino=${x}/q`, d1, d2, p.base);
+  execFileSync('mount', ['-o', 'remount,ro', d1]);
+  defer(t, () => execFileSync('mount', ['-o', 'remount,rw', d1]));
+  assert.equal(p.put('a', 'a'), 1);
+  assert.equal(p.u.originOf(p.u.mkdir(p.u.root, 'dir', 0o755, ctx)), 1);
+  assert.equal(cat(p.u, p.node('a')), 'a');
+  throwsCode(() => q.put('b', 'b'), 'EROFS');
+  throwsCode(() => q.node('b'), 'ENOENT');
+});
