@@ -149,6 +149,12 @@ describe('several writable branches on a real mount', () => {
     assert.ok(!existsSync(join(d1, 'docs')));
     ok(sh(`echo x > ${tdp}/newtop`), 'create at the root');
     assert.ok(existsSync(join(d1, 'newtop')), 'tdp: the root is on every disk: the topmost');
+    // rename(2) of the d2 file over a name on d1 above it is EXDEV (as AUFS): mv copies instead
+    ok(sh(`mv ${tdp}/docs/lower.txt ${tdp}/newtop`), 'mv across disks');
+    assert.equal(readFileSync(join(tdp, 'newtop'), 'utf8'), 'from the read-only branch\nmore\n');
+    assert.equal(readFileSync(join(d1, 'newtop'), 'utf8'), 'from the read-only branch\nmore\n');
+    assert.ok(!existsSync(join(tdp, 'docs', 'lower.txt')));
+    assert.ok(existsSync(join(d2, 'docs', '.wh.lower.txt')), 'the whiteout next to the removed copy');
     unmount(tdp);
   });
 });
