@@ -59,7 +59,12 @@ export function indexCopy(core: Core, lowerSt: Stats, rw: Branch, rel: string): 
   if (lowerSt.nlink < 2 || !indexEnabled(core)) return;
   const key = keyOf(lowerSt);
   const ix = entryRel(key);
-  if (!rw.exists(INDEX_DIR)) rw.mkdir(INDEX_DIR, 0o700);
+  if (!rw.exists(INDEX_DIR)) {
+    // the index is private: making it must not change the times of the merged root (as a copy-up's parent)
+    const rootTimes = rw.lstatBig('');
+    rw.mkdir(INDEX_DIR, 0o700);
+    if (rootTimes) rw.setTimes('', rootTimes);
+  }
   rw.setxattr(rel, HARDLINK_XATTR, Buffer.from(`${lowerSt.nlink} ${key} ${stampOf(lowerSt)}`), 0);
   if (rw.exists(ix)) rw.unlink(ix); // a stale entry of an earlier copy
   rw.link(rel, ix);

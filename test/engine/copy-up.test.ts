@@ -128,3 +128,20 @@ test('the invalidator hears about directories whose attributes change by a copy-
   assert.equal(f.u.getattr(a).nlink, 1, 'now merged, as overlayfs says');
   f.u.setInvalidator(null);
 });
+
+test('copy-up of a hard-linked lower file leaves the merged root times alone (the private index dir too)', (t) => {
+  const f = setup(t, { up: {}, low: { a: { dir: {} }, c: 'hi' } });
+  const { up, low } = f.br as { up: string; low: string };
+  fs.linkSync(`${low}/c`, `${low}/a/y`);
+  const old = new Date('2020-01-01T00:00:00Z');
+  fs.utimesSync(up, old, old);
+  const u = f.remount();
+  const root = () => fs.statSync(up, { bigint: true }).mtimeNs;
+  const before = root();
+  let a = u.lookup(u.root, 'a');
+  const y = u.lookup(a, 'y');
+  u.release(u.open(y, O_RDWR, ctx));
+  a = u.lookup(u.root, 'a');
+  assert.equal(u.getattr(u.lookup(a, 'y')).nlink, 2, 'still two names of one file');
+  assert.equal(root(), before, 'the upper root (the merged root) keeps its mtime');
+});
