@@ -11,7 +11,7 @@ import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { isPrivateXattr } from '../format/index.js';
-import { indexCopy } from './hardlinks.js';
+import { indexCopy, indexEnabled } from './hardlinks.js';
 import { cpupTargets, placeEach } from './place-ops.js';
 import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
 
@@ -182,9 +182,17 @@ export function copyUp(core: Core, node: UnionNode, syscall: string, noData = fa
     if (top === 0) originCopiedUp(core, node);
     return;
   }
-  // another name of this file was copied up (the hard-link index lives on branch 0): link to it there
-  const order = node.alias !== null ? [0] : cpupTargets(core, node);
+  // another name of this file was copied up (the hard-link index lives on branch 0): link to it
+  // there; a lower file with several names goes there too, so that its names stay one file
+  const order = node.alias !== null || indexedOnTop(core, node) ? [0] : cpupTargets(core, node);
   placeEach(core, order, core.placement.fallsOver('cpup'), syscall, (t) => copyUpTo(core, node, t, syscall, noData));
+}
+
+/** Several rw branches: whether the copy-up of `node` must go to branch 0, where the hard-link index is. */
+function indexedOnTop(core: Core, node: UnionNode): boolean {
+  if (!core.placement.several || node.type !== S_IFREG || !indexEnabled(core)) return false;
+  const st = core.top(node).lstat(node.rel);
+  return st !== null && st.nlink > 1;
 }
 
 /**

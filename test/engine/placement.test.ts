@@ -395,3 +395,21 @@ test('EROFS from a writable branch whose filesystem went read-only: mfs moves on
   throwsCode(() => q.put('b', 'b'), 'EROFS');
   throwsCode(() => q.node('b'), 'ENOENT');
 });
+
+test('a lower file with two names copied up with cpup=bu still goes to the top branch (the hard-link index): the names stay one file', (t) => {
+  const d1 = plainDir(t);
+  const d2 = plainDir(t);
+  const base = plainDir(t);
+  fs.writeFileSync(path.join(base, 'h1'), 'old');
+  fs.linkSync(path.join(base, 'h1'), path.join(base, 'h2'));
+  const p = pool(t, 'cpup=bu', d1, d2, base);
+  const h1 = p.node('h1');
+  const h2 = p.node('h2');
+  const fh = p.u.open(h1, O_WRONLY, ctx);
+  p.u.write(fh, Buffer.from('new'), 0, 3, 0);
+  p.u.release(fh);
+  assert.equal(p.u.originOf(h1), 0);
+  assert.equal(cat(p.u, p.node('h2')), 'new');
+  assert.equal(p.u.getattr(h2).ino, p.u.getattr(h1).ino);
+  assert.equal(p.u.getattr(h1).nlink, 2);
+});
