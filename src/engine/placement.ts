@@ -22,6 +22,8 @@
  *   tdp     as create=tdp (the default); errors are returned.
  *   bup     the writable branch nearest above the file where the parent exists; else as bu.
  *   bu      the writable branch nearest above the file, whether the parent exists there or not.
+ *   (A file with several hard links goes to branch 0 whatever the policy: the hard-link index
+ *   that keeps its names one file lives there; see copy-up.ts.)
  *
  * Fall-over (layerfs's addition, for pooling disks): with every policy but tdp, ENOSPC, EDQUOT or
  * EROFS from one branch moves the operation to the next candidate in the policy's order (mfs:
