@@ -13,6 +13,7 @@ import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
+import { newMode } from './acl.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
 import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
 
@@ -154,10 +155,12 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
   if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', name);
   const probe = probeNew(core, parent, name, 'mknod');
   return placeNew(core, parent, name, 'mknod', ctx, probe, ({ rw, t, rel, owner }) => {
-    rw.mknod(rel, type | (mode & 0o7777), rdev);
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    rw.mknod(rel, type | nm.mode, rdev);
     const st = orRemove(rw, rel, false, () => {
       if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-      rw.chmod(rel, mode & 0o7777);
+      // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
+      rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
       return rw.lstat(rel)!;
     });
     return core.addCreated(parent, name, st, [t]);
@@ -168,11 +171,12 @@ export function mkdir(core: Core, parent: UnionNode, name: string, mode: number,
   const probe = probeNew(core, parent, name, 'mkdir');
   return placeNew(core, parent, name, 'mkdir', ctx, probe, ({ rw, t, rel, hadWhiteout, owner, sgid }) => {
     const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex, t);
-    const m = (mode & 0o7777) | (sgid ? S_ISGID : 0);
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    const m = nm.mode | (sgid ? S_ISGID : 0);
     rw.mkdir(rel, m);
     const st = orRemove(rw, rel, true, () => {
       const st = rw.lstat(rel)!;
-      fixOwnerMode(st, owner, m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
+      fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
       if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
       return st;
     });
@@ -214,11 +218,13 @@ export function create(
   }
   let fd = -1;
   const node = placeNew(core, parent, name, 'open', ctx, probe, ({ rw, t, rel, owner }) => {
-    fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, mode & 0o7777);
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
     const st = orRemove(rw, rel, false, () => {
       try {
         const st = fdops.fstat(fd);
-        fixOwnerMode(st, owner, mode & 0o7777, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
+        const want = nm.inherit ? st.mode & 0o7777 : nm.mode;
+        fixOwnerMode(st, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
         return st;
       } catch (e) {
         fdops.close(fd);
@@ -230,6 +236,7 @@ export function create(
   });
   const fh = new FileHandle(fd, flags, node, node.layers[0]!);
   node.handles.add(fh);
+  core.openFiles.add(fh);
   return { node, fh };
 }
 

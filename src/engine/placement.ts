@@ -66,7 +66,7 @@ export class Placement {
     this.create = opts.create ?? DEFAULT_CREATE;
     this.cpup = opts.cpup ?? DEFAULT_CPUP;
     this.now = opts.now ?? Date.now;
-    this.writable = branches.filter((b) => b.writable).map((b) => b.index);
+    this.writable = branches.flatMap((b, i) => (b.writable ? [i] : []));
     try {
       for (const bi of this.writable) {
         if (bi === this.writable[0] && opts.work0) {

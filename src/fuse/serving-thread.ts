@@ -64,8 +64,10 @@ export class ServingThread {
 
   constructor(
     readonly kindKey: string,
-    kind: ThreadKind,
+    readonly kind: ThreadKind,
     private readonly onGone: (t: ServingThread) => void,
+    /** Compile the request path at once, before any mount (a spare thread). */
+    warmAtStart = false,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -78,6 +80,7 @@ export class ServingThread {
       maxWrite: kind.maxWrite,
       spinUs: kind.spinUs,
       ...(kind.unionModule ? { unionModule: kind.unionModule } : {}),
+      ...(warmAtStart ? { warmAtStart: true } : {}),
     };
     this.worker = new Worker(new URL('./session-worker.js', import.meta.url), {
       workerData: params,
@@ -126,10 +129,14 @@ export class ServingThread {
   release(id: string): void {
     this.mounts.delete(id);
     this.listeners.delete(id);
-    if (this.mounts.size === 0 && !this.ending) {
-      this.ending = true;
-      this.send({ t: 'exit' });
-    }
+    if (this.mounts.size === 0 && !keepAsSpare(this)) this.end();
+  }
+
+  /** Tell the thread to end (once its mounts are gone). */
+  end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.send({ t: 'exit' });
   }
 
   get accepting(): boolean {
@@ -162,7 +169,7 @@ function sharedLayers(t: ServingThread, layers: Set<string>): number {
  * else a new thread.
  */
 export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mountsPerThread()): ServingThread {
-  const kindKey = JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+  const kindKey = kindKeyOf(kind);
   if (!kind.unionModule) {
     const layers = new Set(lowerKey.split(':').filter((l) => l !== ''));
     let pick: ServingThread | undefined;
@@ -176,10 +183,88 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
       }
     }
     if (pick) return pick;
+    const s = takeSpare(kind);
+    if (s) return s;
   }
   const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
   threads.add(t);
+  if (!kind.unionModule && sparesOn) setImmediate(() => startSpare(kind));
   return t;
+}
+
+function kindKeyOf(kind: ThreadKind): string {
+  return JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+}
+
+// ---- Spare threads (the resident daemon only: keepSpareThreads) ------------------------------
+// Starting a thread takes ~0.2 s (loading the engine, compiling the request path): a mount that
+// needs a new thread (the first, every 16th in a row, any after all mounts ended) would wait that
+// long. The daemon keeps a started, warmed-up thread without mounts and gives it to such a mount,
+// starting a replacement at once (16 mounts in a row take about as long as a thread needs to start).
+// A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~14 MB each, warm); the
+// last kept is given first (it is warm; a replacement may still be starting). Not in threadCount().
+
+let sparesOn = false;
+const spares: ServingThread[] = [];
+/** Idle threads kept at most: mount/umount in turn reuses one, a replacement starts meanwhile. */
+const MAX_SPARES = 2;
+
+/** Keep spare threads from now on, starting one of `kind` now. */
+export function keepSpareThreads(kind: ThreadKind): void {
+  sparesOn = true;
+  startSpare(kind);
+}
+
+/** No more spare threads (shutdown): they end. */
+export function dropSpareThreads(): void {
+  sparesOn = false;
+  for (const t of spares.splice(0)) t.end();
+}
+
+/** Forget spares that ended (a kept thread that died while idle). */
+function pruneSpares(): void {
+  for (let i = spares.length - 1; i >= 0; i--) if (!spares[i]!.accepting) spares.splice(i, 1);
+}
+
+function startSpare(kind: ThreadKind): void {
+  if (!sparesOn || kind.unionModule) return;
+  pruneSpares();
+  const key = kindKeyOf(kind);
+  if (spares.some((t) => t.kindKey === key && t.accepting)) return;
+  if (spares.length >= MAX_SPARES) spares.shift()!.end();
+  const t: ServingThread = new ServingThread(
+    key,
+    kind,
+    (gone) => {
+      threads.delete(gone);
+      const i = spares.indexOf(gone);
+      if (i >= 0) spares.splice(i, 1);
+    },
+    true,
+  );
+  spares.push(t);
+}
+
+function takeSpare(kind: ThreadKind): ServingThread | null {
+  const key = kindKeyOf(kind);
+  for (let i = spares.length - 1; i >= 0; i--) {
+    const t = spares[i]!;
+    if (t.kindKey !== key || !t.accepting) continue;
+    spares.splice(i, 1);
+    threads.add(t);
+    setImmediate(() => startSpare(kind));
+    return t;
+  }
+  return null;
+}
+
+/** A thread left without mounts: kept as a spare (true) when spares are on and there is room. */
+function keepAsSpare(t: ServingThread): boolean {
+  pruneSpares();
+  if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES) return false;
+  threads.delete(t);
+  spares.push(t);
+  return true;
 }
 
 /** Serving threads alive now. */
