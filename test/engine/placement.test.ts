@@ -529,3 +529,19 @@ function poolVsSingle(opts: string, seed0: number): void {
     assert.ok(exdev < 100, `EXDEV ${exdev} times`);
   });
 }
+
+test('a live branch change rebuilds the placement: d2 made ro takes no new names, made rw again it does', (t) => {
+  const d1 = plainDir(t);
+  const d2 = plainDir(t);
+  const p = pool(t, 'create=rr', d1, d2);
+  assert.deepEqual(['a', 'b'].map((n) => p.put(n, n)), [0, 1]);
+  p.u.changeBranches(`mod:${d2}=ro`);
+  assert.deepEqual(p.u.core.placement.writable, [0]);
+  assert.deepEqual(['c', 'd'].map((n) => p.put(n, n)), [0, 0]);
+  assert.equal(cat(p.u, p.node('b')), 'b', 'what d2 holds still shows');
+  p.u.changeBranches(`mod:${d2}=rw`);
+  assert.deepEqual(p.u.core.placement.writable, [0, 1]);
+  const got = ['e', 'f'].map((n) => p.put(n, n)).sort();
+  assert.deepEqual(got, [0, 1]);
+  assert.deepEqual(p.u.readdir(p.u.root).map((e) => e.name).sort(), ['a', 'b', 'c', 'd', 'e', 'f']);
+});
