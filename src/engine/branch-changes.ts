@@ -157,8 +157,12 @@ export function planBranchChanges(current: readonly BranchEntry[], changes: read
   }
   // the union's rules on writable branches (as engine/validate.ts at mount time)
   const rws = list.map((b, i) => (b.perm === 'rw' ? i : -1)).filter((i) => i >= 0);
-  if (rws.length > 1) throw bad('EINVAL', `more than one rw branch after the change (branches ${rws.join(' and ')})`);
-  if (rws.length === 1 && rws[0] !== 0) throw bad('EINVAL', `the rw branch must be the topmost (${list[rws[0]!]!.path} would be branch ${rws[0]})`);
+  // several rw branches (create=/cpup= pooling) are the topmost ones
+  rws.forEach((bi, k) => {
+    if (bi === k) return;
+    const where = `${list[bi]!.path} would be branch ${bi}`;
+    throw bad('EINVAL', rws.length === 1 ? `the rw branch must be the topmost (${where})` : `the rw branches must be the topmost ones (${where})`);
+  });
   if (mountRw && rws.length === 0 && current.some((b) => b.perm === 'rw')) {
     throw bad('EINVAL', 'the change leaves no writable branch on a read-write mount (keep one rw branch; a mount made with ro may drop them all)');
   }

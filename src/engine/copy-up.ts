@@ -1,6 +1,6 @@
 /**
  * Copy-up (like overlayfs copy_up.c): before the first change to a node held only by a lower
- * branch, copy it into the rw branch, parents first. Each entry is built in the work dir
+ * branch, copy it into a writable branch (cpup= policy, placement.ts), parents first. Each entry is built in the work dir
  * (contents by reflink / copy_file_range / read-write, then owner, mode, xattrs, ns times) and
  * renamed into place, so a crash never shows a half-built file. Lower branches are only read.
  */
@@ -11,7 +11,8 @@ import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { isPrivateXattr } from '../format/index.js';
-import { indexCopy } from './hardlinks.js';
+import { indexCopy, indexEnabled } from './hardlinks.js';
+import { cpupTargets, placeEach } from './place-ops.js';
 import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
 
 /**
@@ -73,7 +74,7 @@ export interface Copied {
  */
 export function copyEntry(core: Core, plan: CopyPlan): Copied {
   const { from, fromRel, to, toRel } = plan;
-  const work = core.work!;
+  const work = core.workFor(to);
   const source = from.lstatBig(fromRel);
   if (!source) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
   const tmp = core.tmpName();
@@ -168,38 +169,70 @@ function syncWork(work: Branch): void {
 }
 
 /**
- * Make sure `node` has its topmost copy in the rw branch (parents first). Keeps its inode number
- * by recording the new real inode in the table.
+ * Make sure `node` has its topmost copy in a writable branch (parents first): one in place stays
+ * there; one held only by read-only branches goes where the cpup= policy says (branch 0 with one
+ * rw branch), falling over to the next branch on ENOSPC when the policy does (place-ops.ts). Keeps
+ * its inode number by recording the new real inode in the table.
  */
 export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false): void {
-  const rw = core.requireRw(syscall);
+  core.requireRw(syscall);
   core.ensure(node);
-  if (node.layers[0] === 0) {
-    originCopiedUp(core, node);
+  const top = node.layers[0]!;
+  if (core.isUpper(top)) {
+    if (top === 0) originCopiedUp(core, node);
     return;
   }
+  // another name of this file was copied up (the hard-link index lives on branch 0): link to it
+  // there; a lower file with several names goes there too, so that its names stay one file
+  const order = node.alias !== null || indexedOnTop(core, node) ? [0] : cpupTargets(core, node);
+  placeEach(core, order, core.placement.fallsOver('cpup'), syscall, (t) => copyUpTo(core, node, t, syscall, noData));
+}
+
+/** Several rw branches: whether the copy-up of `node` must go to branch 0, where the hard-link index is. */
+function indexedOnTop(core: Core, node: UnionNode): boolean {
+  if (!core.placement.several || node.type !== S_IFREG || !indexEnabled(core)) return false;
+  const st = core.top(node).lstat(node.rel);
+  return st !== null && st.nlink > 1;
+}
+
+/**
+ * Make sure directory `dir` has a copy on writable branch `t` (its parents first; mode, owner,
+ * xattrs and times of its topmost copy), so that a name can be made there.
+ */
+export function ensureDirOn(core: Core, dir: UnionNode, t: number, syscall: string): void {
+  core.ensure(dir);
+  if (dir.layers.includes(t)) {
+    if (t === 0 && dir.layers[0] === 0) originCopiedUp(core, dir);
+    return;
+  }
+  copyUpTo(core, dir, t, syscall, false);
+}
+
+/** Copy `node`'s topmost copy to writable branch `t` (parent dirs made there first). */
+function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noData: boolean): void {
+  const to = core.branches[t]!;
   const parent = node.parent;
-  if (parent) copyUp(core, parent, syscall);
+  if (parent) ensureDirOn(core, parent, t, syscall);
   const src = core.top(node);
   // Adding the copy changes the parent's times; put them back (the merged dir did not change).
-  const pst = parent ? rw.lstatBig(parent.rel) : null;
+  const pst = parent ? to.lstatBig(parent.rel) : null;
   let st: Stats;
   if (node.alias !== null) {
     // Another name of this file was copied up: link to it, all names stay one file.
-    rw.link(node.alias, node.rel);
-    st = rw.lstat(node.rel)!;
+    to.link(node.alias, node.rel);
+    st = to.lstat(node.rel)!;
   } else {
-    const c = copyEntry(core, { from: src, fromRel: node.rel, to: rw, toRel: node.rel, data: !noData, durability: 'fsync' });
+    const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, data: !noData, durability: 'fsync' });
     st = c.st;
     // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
-    if (node.type === S_IFREG && c.source.nlink > 1n) {
+    if (t === 0 && node.type === S_IFREG && c.source.nlink > 1n) {
       const lowerSt = src.lstat(node.rel);
-      if (lowerSt) indexCopy(core, lowerSt, rw, node.rel);
+      if (lowerSt) indexCopy(core, lowerSt, to, node.rel);
     }
   }
-  if (parent && pst) rw.setTimes(parent.rel, pst);
+  if (parent && pst) to.setTimes(parent.rel, pst);
   core.xino.set(st.dev, st.ino, node.ino);
-  node.copiedUp(core.gen);
+  node.copiedUp(core.gen, t);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
   if (node.isDir && core.invalidator) core.invalidator(node);
 }

@@ -14,6 +14,7 @@ import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
+import { Placement } from './placement.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
@@ -33,10 +34,15 @@ export class Core {
   readonly markers: MarkerXattrs;
   /** Topmost first. Replaced (never changed in place) by setBranches on a live branch change. */
   branches: Branch[];
-  /** The writable branch (always index 0), or null for a read-only union. */
+  /** The topmost writable branch (always index 0), or null for a read-only union. */
   rw: Branch | null;
-  /** Where copy-ups are built before being renamed into place. */
+  /** Where copy-ups to branch 0 are built before being renamed into place. */
   work: Branch | null;
+  /**
+   * The writable branches (rw, the topmost ones) and where new names and copy-ups go (create=,
+   * cpup=); rebuilt from the branch list (placement.ts) by setBranches.
+   */
+  placement: Placement;
   readonly xino: InodeTable;
   readonly root: UnionNode;
   /** Listings of the branches the union never writes (all but rw): lookups are map hits there. */
@@ -64,6 +70,7 @@ export class Core {
     // now on nothing resolves a branch by its path (see branch/branch.ts).
     const opened: Branch[] = [];
     let work: Branch | null = null;
+    let placement: Placement | null = null;
     try {
       this.branches = options.branches.map((b, i) => {
         const br = new Branch(b.path, b.perm, b.attrs, i);
@@ -83,13 +90,16 @@ export class Core {
         } else work = openWorkDir(this.rw);
       }
       this.work = work;
-      this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
+      placement = new Placement(this.branches, { create: options.create, cpup: options.cpup, work0: work });
+      this.placement = placement;
+      this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => !b.writable));
       const devs = this.branches.map((b) => b.dev);
       if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null, undefined, devs);
       else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600), devs);
     } catch (e) {
       for (const b of opened) b.close();
       work?.close();
+      placement?.close();
       throw e;
     }
     if (this.rw && rootTimes) {
@@ -124,10 +134,16 @@ export class Core {
       if (this.work !== work) this.work?.close();
       this.work = work;
     }
+    // where new names and copy-ups go, over the new list (made before the switch: may fail)
+    const placement = new Placement(next, { create: this.options.create, cpup: this.options.cpup, work0: this.work });
     const oldIndex = this.lowerIndex;
-    this.lowerIndex = new LowerIndex(next, next.map((b) => b !== rw));
+    this.lowerIndex = new LowerIndex(next, next.map((b) => !b.writable));
     // a branch the union wrote until now: listings of it kept for other unions may be stale
     if (oldRw && next.includes(oldRw) && oldRw !== rw) this.lowerIndex.clear();
+    else {
+      const wrote = new Set(this.branches.filter((b) => b.writable).map((b) => b.root));
+      if (next.some((b) => !b.writable && wrote.has(b.root))) this.lowerIndex.clear();
+    }
     oldIndex.close();
     for (const b of next) this.xino.addFilesystem(b.dev);
     const to = new Map<number, number>();
@@ -135,6 +151,8 @@ export class Core {
     for (const fh of this.openFiles) fh.branch = to.get(fh.branch) ?? -1;
     this.branches = next;
     this.rw = rw;
+    this.placement.close();
+    this.placement = placement;
     this.gen++;
     this.branchesGen = this.gen;
     // the switch is made: nothing below may undo it (a failing lookup is tried again on next use)
@@ -162,6 +180,17 @@ export class Core {
     return this.rw;
   }
 
+  /** Whether branch `bi` is writable: an entry there is changed in place, never copied up. */
+  isUpper(bi: number): boolean {
+    return this.branches[bi]!.writable;
+  }
+
+  /** The work dir on the filesystem of writable branch `b` (copies to `b` are built there). */
+  workFor(b: Branch): Branch {
+    const i = b.writable ? this.branches.indexOf(b) : -1;
+    return i >= 0 ? this.placement.workOf(i) : this.work!;
+  }
+
   /** A fresh name in the work dir. */
   tmpName(): string {
     return `cu-${process.pid}-${++this.tmpSeq}`;
@@ -172,7 +201,8 @@ export class Core {
    * branch's position; `bi` only says whether the file is in the rw branch (see InodeTable).
    */
   inoOf(st: { dev: number; ino: number }, bi: number): number {
-    return this.xino.inoFor(st.dev, st.ino, bi === 0 && this.rw !== null);
+    // a file of any writable branch is `upper` to the table (a number a copy-up claimed is not reused)
+    return this.xino.inoFor(st.dev, st.ino, this.branches[bi]!.writable);
   }
 
   /**
@@ -327,7 +357,7 @@ export class Core {
     const ino =
       d.type === S_IFDIR && top === 0 && this.rw !== null && d.layers.length > 1
         ? this.mergedDirIno(nums[ST.dev]!, nums[ST.ino]!, d.layers[1]!, rel)
-        : this.xino.inoFor(nums[ST.dev]!, nums[ST.ino]!, top === 0 && this.rw !== null);
+        : this.xino.inoFor(nums[ST.dev]!, nums[ST.ino]!, this.branches[top]!.writable);
     const node = new UnionNode(ino, parent, name, d.type, rel, d.layers, this.gen);
     node.resolved(d.layers, d.type, this.aliasOf(d, rel), this.isMarked(d.type, d.layers, rel), this.gen);
     parent.children.set(name, node);
@@ -352,11 +382,11 @@ export class Core {
     return this.branches[layers[0]!]!.tryGetxattr(rel, this.markers.merged) !== undefined;
   }
 
-  /** Register a node just created in the rw branch. */
+  /** Register a node just created in a writable branch (`layers`: [its index]). */
   addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
-    const node = new UnionNode(this.inoOf(st, 0), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
+    const node = new UnionNode(this.inoOf(st, layers[0]!), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;
   }
@@ -373,6 +403,7 @@ export class Core {
   }
 
   close(): void {
+    this.placement.close();
     this.lowerIndex.close();
     this.xino.close();
     for (const b of this.branches) b.close();

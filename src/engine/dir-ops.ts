@@ -6,7 +6,8 @@
 import { ST, fdops, joinRel, statArray, type Branch } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
-import { copyUp, originCopiedUp } from './copy-up.js';
+import { copyUp, ensureDirOn, originCopiedUp } from './copy-up.js';
+import { canPlace, cpupTargets, createTargets, placeEach } from './place-ops.js';
 import { lowerHas, type RwProbe } from './namei.js';
 import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
@@ -60,35 +61,91 @@ export function checkDirParent(core: Core, parent: UnionNode, syscall: string): 
   if (parent.unlinked) throw new FsError('ENOENT', syscall);
 }
 
-/** Common start of every create-type op. Returns the rw branch, the new rel and whether a whiteout was removed. */
-function prepareCreate(
+/** What a create-type op makes its entry with: the branch, the new rel, the owner... */
+interface Placed {
+  rw: Branch;
+  /** The branch's index. */
+  t: number;
+  rel: string;
+  hadWhiteout: boolean;
+  owner: Ctx;
+  sgid: boolean;
+}
+
+/** The lookup every create-type op starts with: EEXIST when the name is there. */
+function probeNew(core: Core, parent: UnionNode, name: string, syscall: string): RwProbe {
+  core.requireRw(syscall);
+  checkDirParent(core, parent, syscall);
+  checkName(name, true, syscall);
+  const d = core.lookupData(parent, name);
+  if (d.node) throw new FsError('EEXIST', syscall, name);
+  return d;
+}
+
+/**
+ * Make a new name: on the writable branch the create= policy chooses (branch 0 with one rw
+ * branch), falling over to the next on ENOSPC/EDQUOT/EROFS when the policy does. `make` builds the
+ * entry on the branch it is given and removes it again if it fails half way; a whiteout removed for
+ * it is put back before the next branch is tried.
+ */
+function placeNew(
   core: Core,
   parent: UnionNode,
   name: string,
   syscall: string,
   ctx: Ctx,
-  lookedUp: RwProbe | null = null,
-): { rw: Branch; rel: string; hadWhiteout: boolean; owner: Ctx; sgid: boolean } {
-  const rw = core.requireRw(syscall);
-  let probe = lookedUp;
-  if (!probe) {
-    checkDirParent(core, parent, syscall);
-    checkName(name, true, syscall);
-    const d = core.lookupData(parent, name);
-    if (d.node) throw new FsError('EEXIST', syscall, name);
-    probe = d;
-  }
-  // the probe counts only if the rw branch already held the parent when it was taken
-  const rwHadParent = parent.layers[0] === 0;
+  probe: RwProbe,
+  make: (p: Placed) => UnionNode,
+): UnionNode {
+  const order = createTargets(core, parent, name);
+  return placeEach(core, order, core.placement.fallsOver('create'), syscall, (t) => {
+    const p = prepareCreate(core, parent, name, syscall, ctx, probe, t);
+    try {
+      return make(p);
+    } catch (e) {
+      if (p.hadWhiteout) {
+        try {
+          writeWhiteout(p.rw, parent.rel, name, core.options.whiteout);
+        } catch {
+          /* best effort: the lookup below shows what is there */
+        }
+      }
+      throw e;
+    }
+  });
+}
+
+/** Start of a create-type op on writable branch `t`: the parent made there, a whiteout of NAME there removed. */
+function prepareCreate(core: Core, parent: UnionNode, name: string, syscall: string, ctx: Ctx, probe: RwProbe, t: number): Placed {
+  const rw = core.branches[t]!;
+  // the probe counts only if branch 0 already held the parent when it was taken
+  const rwHadParent = t === 0 && parent.layers[0] === 0;
   if (!rwHadParent || !parent.copiedUpSince(core.gen)) {
-    copyUp(core, parent, syscall);
-    if (parent.layers[0] === 0) parent.copyUpChecked(core.gen);
+    ensureDirOn(core, parent, t, syscall);
+    if (t === 0 && parent.layers[0] === 0) parent.copyUpChecked(core.gen);
   }
   const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
   const there = rw.lstatInto(parent.rel, parentNums);
   const pmode = there ? parentNums[ST.mode]! : 0;
   const pgid = there ? parentNums[ST.gid]! : 0;
-  return { rw, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
+  return { rw, t, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
+}
+
+/** Run `fix` on a just-made entry; on failure remove the entry (no half-made name is left) and rethrow. */
+function orRemove<T>(rw: Branch, rel: string, dir: boolean, fix: () => T): T {
+  try {
+    return fix();
+  } catch (e) {
+    try {
+      if (dir) {
+        clearMarkers(rw, rel);
+        rw.rmdir(rel);
+      } else rw.unlink(rel);
+    } catch {
+      /* best effort */
+    }
+    throw e;
+  }
 }
 
 export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
@@ -96,33 +153,48 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
   if (type === S_IFDIR) throw new FsError('EINVAL', 'mknod', name);
   // A char device 0/0 is how a whiteout looks on disk: it cannot be a file of the union.
   if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', name);
-  const { rw, rel, owner } = prepareCreate(core, parent, name, 'mknod', ctx);
-  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
-  rw.mknod(rel, type | nm.mode, rdev);
-  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-  // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
-  rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
-  return core.addCreated(parent, name, rw.lstat(rel)!);
+  const probe = probeNew(core, parent, name, 'mknod');
+  return placeNew(core, parent, name, 'mknod', ctx, probe, ({ rw, t, rel, owner }) => {
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    rw.mknod(rel, type | nm.mode, rdev);
+    const st = orRemove(rw, rel, false, () => {
+      if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
+      // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
+      rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
+      return rw.lstat(rel)!;
+    });
+    return core.addCreated(parent, name, st, [t]);
+  });
 }
 
 export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
-  const { rw, rel, hadWhiteout, owner, sgid } = prepareCreate(core, parent, name, 'mkdir', ctx);
-  const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex);
-  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
-  const m = nm.mode | (sgid ? S_ISGID : 0);
-  rw.mkdir(rel, m);
-  const st = rw.lstat(rel)!;
-  fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
-  if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
-  return core.addCreated(parent, name, st);
+  const probe = probeNew(core, parent, name, 'mkdir');
+  return placeNew(core, parent, name, 'mkdir', ctx, probe, ({ rw, t, rel, hadWhiteout, owner, sgid }) => {
+    const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex, t);
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    const m = nm.mode | (sgid ? S_ISGID : 0);
+    rw.mkdir(rel, m);
+    const st = orRemove(rw, rel, true, () => {
+      const st = rw.lstat(rel)!;
+      fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
+      if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
+      return st;
+    });
+    return core.addCreated(parent, name, st, [t]);
+  });
 }
 
 export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
   if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', name);
-  const { rw, rel, owner } = prepareCreate(core, parent, name, 'symlink', ctx);
-  rw.symlink(target, rel);
-  if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-  return core.addCreated(parent, name, rw.lstat(rel)!);
+  const probe = probeNew(core, parent, name, 'symlink');
+  return placeNew(core, parent, name, 'symlink', ctx, probe, ({ rw, t, rel, owner }) => {
+    rw.symlink(target, rel);
+    const st = orRemove(rw, rel, false, () => {
+      if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
+      return rw.lstat(rel)!;
+    });
+    return core.addCreated(parent, name, st, [t]);
+  });
 }
 
 /** create: a new regular file opened with `flags` (O_EXCL on an existing name: EEXIST; else opened). */
@@ -144,37 +216,65 @@ export function create(
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
   }
-  const { rw, rel, owner } = prepareCreate(core, parent, name, 'open', ctx, probe);
-  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
-  const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
-  let st;
-  try {
-    st = fdops.fstat(fd);
-    const want = nm.inherit ? st.mode & 0o7777 : nm.mode;
-    fixOwnerMode(st, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
-  } catch (e) {
-    fdops.close(fd);
-    throw e;
-  }
-  // addCreated reads only dev, ino and the type bits, which a chown/chmod does not change
-  const node = core.addCreated(parent, name, st);
-  const fh = new FileHandle(fd, flags, node, 0);
+  let fd = -1;
+  const node = placeNew(core, parent, name, 'open', ctx, probe, ({ rw, t, rel, owner }) => {
+    const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+    fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
+    const st = orRemove(rw, rel, false, () => {
+      try {
+        const st = fdops.fstat(fd);
+        const want = nm.inherit ? st.mode & 0o7777 : nm.mode;
+        fixOwnerMode(st, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
+        return st;
+      } catch (e) {
+        fdops.close(fd);
+        throw e;
+      }
+    });
+    // addCreated reads only dev, ino and the type bits, which a chown/chmod does not change
+    return core.addCreated(parent, name, st, [t]);
+  });
+  const fh = new FileHandle(fd, flags, node, node.layers[0]!);
   node.handles.add(fh);
   core.openFiles.add(fh);
   return { node, fh };
 }
 
+/**
+ * Where the whiteout for removing NAME (node `node`) goes and what is below it: the branch of its
+ * topmost copy when writable, else where a copy-up would go (AUFS, see place-ops.ts).
+ */
+function hideName(core: Core, parent: UnionNode, name: string, node: UnionNode, needWh: boolean, syscall: string): void {
+  const k = node.layers[0]!;
+  if (!needWh) {
+    originCopiedUp(core, parent);
+    return;
+  }
+  if (core.isUpper(k)) {
+    ensureDirOn(core, parent, k, syscall);
+    writeWhiteout(core.branches[k]!, parent.rel, name, core.options.whiteout);
+    return;
+  }
+  placeEach(core, cpupTargets(core, node), core.placement.fallsOver('cpup'), syscall, (t) => {
+    ensureDirOn(core, parent, t, syscall);
+    writeWhiteout(core.branches[t]!, parent.rel, name, core.options.whiteout);
+  });
+}
+
 export function unlink(core: Core, parent: UnionNode, name: string): void {
-  const rw = core.requireRw('unlink');
+  core.requireRw('unlink');
   checkDirParent(core, parent, 'unlink');
   if (name === '.' || name === '..') throw new FsError('EISDIR', 'unlink', name);
   const node = core.lookup(parent, name);
   if (node.isDir) throw new FsError('EISDIR', 'unlink', name);
-  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex);
+  const k = node.layers[0]!;
+  const upper = core.isUpper(k);
+  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex, upper ? k : undefined);
   const r = core.real(node);
   const count = countOf(core, r.b, r.rel, node.type);
   let nlink = 1;
-  if (node.layers[0] === 0) {
+  if (upper) {
+    const rw = core.branches[k]!;
     const st = rw.lstat(node.rel);
     rw.unlink(node.rel);
     if (st) {
@@ -182,10 +282,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
       if (nlink <= 1 && node.openCount === 0) core.xino.delete(st.dev, st.ino);
     }
   }
-  if (needWh) {
-    copyUp(core, parent, 'unlink');
-    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
-  } else originCopiedUp(core, parent);
+  hideName(core, parent, name, node, needWh, 'unlink');
   nameRemoved(core, count);
   // The node is this name: it is gone (other hard links are other nodes).
   node.removed();
@@ -193,31 +290,35 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
 }
 
 export function rmdir(core: Core, parent: UnionNode, name: string): void {
-  const rw = core.requireRw('rmdir');
+  core.requireRw('rmdir');
   checkDirParent(core, parent, 'rmdir');
   if (name === '.') throw new FsError('EINVAL', 'rmdir', name);
   if (name === '..') throw new FsError('ENOTEMPTY', 'rmdir', name);
   const node = core.lookup(parent, name);
   if (!node.isDir) throw new FsError('ENOTDIR', 'rmdir', name);
   if (!isMergedEmpty(core, node)) throw new FsError('ENOTEMPTY', 'rmdir', name);
-  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex);
-  if (node.layers[0] === 0) {
+  const k = node.layers[0]!;
+  const upper = core.isUpper(k);
+  const needWh = lowerHas(core.branches, parent, name, core.lowerIndex, upper ? k : undefined);
+  if (upper) {
+    const rw = core.branches[k]!;
     clearMarkers(rw, node.rel);
     const st = rw.lstat(node.rel);
     rw.rmdir(node.rel);
     if (st) core.xino.delete(st.dev, st.ino);
   }
-  if (needWh) {
-    copyUp(core, parent, 'rmdir');
-    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
-  } else originCopiedUp(core, parent);
+  hideName(core, parent, name, node, needWh, 'rmdir');
   node.removed();
   parent.children.delete(name);
 }
 
-/** link: copy the file up, then hard-link it in the rw branch. The new name shares the inode number. */
+/**
+ * link: copy the file up, then hard-link it on the branch holding it. The new name shares the
+ * inode number. With several writable branches a name the file's branch cannot show answers EXDEV
+ * (a hard link cannot cross filesystems; AUFS does the same).
+ */
 export function link(core: Core, node: UnionNode, newParent: UnionNode, newName: string): UnionNode {
-  const rw = core.requireRw('link');
+  core.requireRw('link');
   core.ensure(node);
   if (node.unlinked) throw new FsError('ENOENT', 'link', newName);
   if (node.isDir) throw new FsError('EPERM', 'link', newName);
@@ -225,14 +326,17 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   checkName(newName, true, 'link');
   if (core.lookupData(newParent, newName).node) throw new FsError('EEXIST', 'link', newName);
   copyUp(core, node, 'link');
-  copyUp(core, newParent, 'link');
+  const t = node.layers[0]!;
+  const rw = core.branches[t]!;
+  if (!canPlace(core, newParent, newName, t)) throw new FsError('EXDEV', 'link', newName);
+  ensureDirOn(core, newParent, t, 'link');
   removeWhiteout(rw, newParent.rel, newName);
   const rel = joinRel(newParent.rel, newName);
   rw.link(node.rel, rel);
   adjustCount(rw, rel, +1);
   const st = rw.lstat(rel)!;
   core.xino.set(st.dev, st.ino, node.ino);
-  const n = new UnionNode(node.ino, newParent, newName, node.type, rel, [0], core.gen);
+  const n = new UnionNode(node.ino, newParent, newName, node.type, rel, [t], core.gen);
   newParent.children.set(newName, n);
   return n;
 }

@@ -46,7 +46,7 @@ function entryRel(key: string): string {
 
 /** The index entry (rw-relative) a lower file with several links reads through, if its twin was copied up. */
 export function findAlias(core: Core, type: number, topBranch: number, st: Stats): string | null {
-  if (type !== S_IFREG || topBranch === 0 || st.nlink < 2 || !indexEnabled(core)) return null;
+  if (type !== S_IFREG || core.isUpper(topBranch) || st.nlink < 2 || !indexEnabled(core)) return null;
   const rel = entryRel(keyOf(st));
   const rw = core.rw!;
   if (!rw.lstat(rel)) return null;

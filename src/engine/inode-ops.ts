@@ -48,7 +48,7 @@ export function getattr(core: Core, node: UnionNode): Attr {
     const h = anyHandle(node);
     if (!h) throw new FsError('ENOENT', 'getattr');
     const st = fdops.fstatBig(h.fd);
-    return toAttr(node.ino, st, h.branch === 0 ? Number(st.nlink) : 0);
+    return toAttr(node.ino, st, core.isUpper(h.branch) ? Number(st.nlink) : 0);
   }
   const r = core.real(node);
   return attrOf(core, node, r.b, r.rel, lstatNums(r.b, r.rel));
@@ -112,7 +112,7 @@ function timeParts(t: TimeSpec | undefined): [number, number] {
 }
 
 export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, fh?: FileHandle): Attr {
-  const rw = core.requireRw('setattr');
+  core.requireRw('setattr');
   core.ensure(node);
   let set = setIn;
   if (set.mode !== undefined && (set.mode & S_ISGID) && ctx.uid !== 0) {
@@ -142,11 +142,13 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
     if (node.type !== S_IFREG) throw new FsError('EINVAL', 'truncate');
   }
   copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG);
+  // the writable branch holding it now (branch 0 unless the union has several)
+  const rw = core.top(node);
   const rel = node.rel;
   if (owner) rw.lchown(rel, set.uid ?? -1, set.gid ?? -1);
   if (set.mode !== undefined && node.type !== S_IFLNK) rw.chmod(rel, set.mode & 0o7777);
   if (set.size !== undefined) {
-    if (fh && fh.branch === 0 && !fh.closed && (fh.flags & O_ACCMODE) !== O_RDONLY) fdops.ftruncate(fh.fd, set.size);
+    if (fh && fh.branch === node.layers[0] && !fh.closed && (fh.flags & O_ACCMODE) !== O_RDONLY) fdops.ftruncate(fh.fd, set.size);
     else rw.truncate(rel, set.size);
   }
   if (hasTimes) {
@@ -219,7 +221,7 @@ function checkXattrChange(core: Core, node: UnionNode, name: string, syscall: st
 export function setxattr(core: Core, node: UnionNode, name: string, value: Buffer, flags: number): void {
   checkXattrChange(core, node, name, 'setxattr');
   copyUp(core, node, 'setxattr');
-  core.rw!.setxattr(node.rel, name, value, flags);
+  core.top(node).setxattr(node.rel, name, value, flags);
 }
 
 export function removexattr(core: Core, node: UnionNode, name: string): void {
@@ -228,11 +230,11 @@ export function removexattr(core: Core, node: UnionNode, name: string): void {
   const r = core.real(node);
   r.b.getxattr(r.rel, name);
   copyUp(core, node, 'removexattr');
-  core.rw!.removexattr(node.rel, name);
+  core.top(node).removexattr(node.rel, name);
 }
 
 export function statfs(core: Core): StatFs {
-  const s = (core.rw ?? core.branches[0]!).statfs();
+  const s = core.placement.several ? pooledStatfs(core) : (core.rw ?? core.branches[0]!).statfs();
   return {
     bsize: s.bsize,
     frsize: s.bsize,
@@ -243,4 +245,29 @@ export function statfs(core: Core): StatFs {
     ffree: s.ffree,
     namelen: 255,
   };
+}
+
+/**
+ * Several writable branches: what df shows is the pool, the sum of the writable branches'
+ * filesystems (each counted once), in the first one's block size.
+ */
+function pooledStatfs(core: Core): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
+  const seen = new Set<number>();
+  let first: { bsize: number } | null = null;
+  const out = { bsize: 0, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0 };
+  for (const bi of core.placement.writable) {
+    const b = core.branches[bi]!;
+    if (seen.has(b.dev)) continue;
+    seen.add(b.dev);
+    const s = b.statfs();
+    first ??= s;
+    const k = s.bsize / first.bsize;
+    out.blocks += Math.floor(s.blocks * k);
+    out.bfree += Math.floor(s.bfree * k);
+    out.bavail += Math.floor(s.bavail * k);
+    out.files += s.files;
+    out.ffree += s.ffree;
+  }
+  out.bsize = first ? first.bsize : 4096;
+  return out;
 }

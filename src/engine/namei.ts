@@ -258,11 +258,15 @@ export function resolveRoot(branches: readonly Branch[], opaqueXattr: string = O
   return out;
 }
 
-/** Does any branch below the rw branch (within the parent's layers) hold NAME, whited out or not? */
-export function lowerHas(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null): boolean {
+/**
+ * Does any branch below branch `below` (default: the rw branch 0; within the parent's layers) hold
+ * NAME, whited out or not?
+ */
+export function lowerHas(branches: readonly Branch[], parent: UnionNode, name: string, index?: LowerIndex | null, below?: number): boolean {
   const rel = joinRel(parent.rel, name);
+  const skip = below ?? (branches[0]!.writable ? 0 : -1);
   for (const bi of parent.layers) {
-    if (bi === 0 && branches[0]!.writable) continue;
+    if (bi <= skip) continue;
     const list = index ? index.list(bi, parent.rel) : null;
     if (list) {
       const dt = list.get(name);

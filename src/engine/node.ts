@@ -146,10 +146,10 @@ export class UnionNode implements UnionNodeLike {
     if (this.up) this.path = joinRel(this.up.rel, this.nm);
   }
 
-  /** Copied up into the rw branch (index 0) at generation `gen`: a directory stays merged with what it had. */
-  copiedUp(gen: number): void {
+  /** Copied up into writable branch `t` (default 0) at generation `gen`: a directory stays merged with what it had. */
+  copiedUp(gen: number, t = 0): void {
     if (this.x !== null) this.x.alias = null;
-    this.where = this.isDir ? [0, ...this.where] : internLayers([0], this.bits);
+    this.where = this.isDir ? [...this.where.filter((bi) => bi < t), t, ...this.where.filter((bi) => bi > t)] : internLayers([t], this.bits);
     this.g = gen;
   }
 

@@ -8,6 +8,7 @@
  *   squash_to_uid=N, squash_to_gid=N, xattr_permissions=0|1|2, static_nlink, noacl, context=... (ignored)
  *   userxattr[=on|off]: private markers as user.* xattrs (default: on unless real root, see types.ts)
  *   udba=none|reval|notify: changes made directly in a branch (see udba.ts)
+ *   create=tdp|rr|mfs[:SEC]|mfsrr:LOW|pmfs[:SEC]|pmfsrr:LOW  cpup=tdp|bup|bu  (several rw branches, placement-policy.ts)
  *
  * Anything else (rw, ro, dev, suid, allow_other, ...) is kept in `extra`. `\:` and `\,` escape the
  * separators inside paths. Relative paths resolve against `cwd` (default process.cwd()).
@@ -18,6 +19,7 @@ import * as path from 'node:path';
 import { FsError } from '../errors/index.js';
 import { isWritableDir } from '../branch/index.js';
 import { isRealRoot } from '../sys/privilege.js';
+import { DEFAULT_CPUP, formatCreatePolicy, parseCpupPolicy, parseCreatePolicy, type CpupKind, type CreatePolicy } from './placement-policy.js';
 import type { BranchPerm, BranchSpec, DirRenameMode, IdRange, OwnershipOptions, UnionOptions, WhiteoutFormat } from './types.js';
 
 export interface ParseContext {
@@ -152,6 +154,8 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let squashRoot = false;
   let userxattr: boolean | undefined;
   let udba: 'none' | 'reval' | 'notify' = 'none';
+  let create: CreatePolicy | undefined;
+  let cpup: CpupKind | undefined;
   let noacl = false;
   const own: OwnershipOptions = {};
   const extra: Record<string, string | true> = {};
@@ -263,6 +267,12 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
         if (val !== 'none' && val !== 'reval' && val !== 'notify') throw bad(`udba must be none, reval or notify, not '${val ?? ''}'`);
         udba = val;
         break;
+      case 'create':
+        create = parseCreatePolicy(val);
+        break;
+      case 'cpup':
+        cpup = parseCpupPolicy(val);
+        break;
       case 'xino':
         if (!val) throw bad('xino needs a path');
         xino = resolvePath(unescape(val), cwd);
@@ -297,6 +307,8 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   const out: UnionOptions = { branches, whiteout, dirRename, extra };
   if (workdir !== undefined) out.workdir = workdir;
   if (xino !== undefined) out.xino = xino;
+  if (create !== undefined) out.create = create;
+  if (cpup !== undefined) out.cpup = cpup;
   if (volatile) out.volatile = true;
   if (squashRoot) {
     own.squashUid ??= 0;
@@ -317,6 +329,8 @@ export function formatOptions(o: UnionOptions): string {
   if (o.workdir) parts.push(`workdir=${esc(o.workdir)}`);
   parts.push(`whiteout=${o.whiteout}`, `dirrename=${o.dirRename}`);
   if (o.xino) parts.push(`xino=${esc(o.xino)}`);
+  if (o.create && o.create.kind !== 'tdp') parts.push(`create=${formatCreatePolicy(o.create)}`);
+  if (o.cpup && o.cpup !== DEFAULT_CPUP) parts.push(`cpup=${o.cpup}`);
   if (o.volatile) parts.push('volatile');
   const own = o.ownership;
   const triples = (m: IdRange[]) => m.map((r) => `${r.stored}:${r.shown}:${r.count}`).join(':');

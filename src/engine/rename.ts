@@ -13,6 +13,8 @@ import { checkDirParent } from './dir-ops.js';
 import { lowerHas } from './namei.js';
 import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
+import type { Stats } from 'node:fs';
+import { renameOnBranch } from './rename-multi.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
@@ -35,7 +37,7 @@ function checkNames(core: Core, parent: UnionNode, name: string, newParent: Unio
 }
 
 export function rename(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string, flags: number): void {
-  const rw = core.requireRw('rename');
+  core.requireRw('rename');
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw new FsError('EINVAL', 'rename');
   if (flags & RENAME_WHITEOUT) throw new FsError('EINVAL', 'rename');
   if (flags & RENAME_EXCHANGE) {
@@ -56,6 +58,12 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   }
   const oldRel = src.rel;
   const newRel = joinRel(newParent.rel, newName);
+  if (core.placement.several) {
+    const r = renameOnBranch(core, parent, name, newParent, newName, src, dst);
+    renamed(core, parent, name, newParent, newName, src, dst, r.dstUpper, r.dstCount);
+    return;
+  }
+  const rw = core.rw!;
   const srcLower = lowerHas(core.branches, parent, name, core.lowerIndex);
   const dstLower = lowerHas(core.branches, newParent, newName, core.lowerIndex);
   const dstUpper = dst && dst.layers[0] === 0 ? rw.lstat(newRel) : null;
@@ -85,7 +93,22 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout, core.markers.opaque);
     if (srcLower) writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   }
+  renamed(core, parent, name, newParent, newName, src, dst, dstUpper, dstCount);
+}
 
+/** Bookkeeping after a rename: the replaced node is gone, the source has its new name. */
+function renamed(
+  core: Core,
+  parent: UnionNode,
+  name: string,
+  newParent: UnionNode,
+  newName: string,
+  src: UnionNode,
+  dst: UnionNode | null,
+  dstUpper: Stats | null,
+  dstCount: ReturnType<typeof countOf>,
+): void {
+  const newRel = joinRel(newParent.rel, newName);
   if (dst) {
     nameRemoved(core, dstCount);
     newParent.children.delete(newName);
@@ -105,15 +128,19 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
  * rw branch are swapped there atomically; a directory that also exists below cannot be (EXDEV).
  */
 function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionNode, newName: string): void {
-  const rw = core.requireRw('rename');
+  core.requireRw('rename');
   checkNames(core, parent, name, newParent, newName, false);
   const a = core.lookup(parent, name);
   const b = core.lookup(newParent, newName);
   if (a === b) return;
   if ((a.isDir && isAncestor(a, newParent)) || (b.isDir && isAncestor(b, parent))) throw new FsError('EINVAL', 'rename', name, newName);
-  for (const n of [a, b]) if (n.isDir && n.layers.some((bi) => bi !== 0)) throw new FsError('EXDEV', 'rename', name, newName);
-  const aLower = lowerHas(core.branches, parent, name, core.lowerIndex);
-  const bLower = lowerHas(core.branches, newParent, newName, core.lowerIndex);
+  for (const n of [a, b]) if (n.isDir && (n.layers.length > 1 || !core.isUpper(n.layers[0]!))) throw new FsError('EXDEV', 'rename', name, newName);
+  // several writable branches: only two names on one branch can be swapped there (EXDEV as AUFS)
+  if (core.placement.several && !(core.isUpper(a.layers[0]!) && a.layers[0] === b.layers[0])) throw new FsError('EXDEV', 'rename', name, newName);
+  const at = core.placement.several ? a.layers[0]! : undefined;
+  const rw = at === undefined ? core.rw! : core.branches[at]!;
+  const aLower = lowerHas(core.branches, parent, name, core.lowerIndex, at);
+  const bLower = lowerHas(core.branches, newParent, newName, core.lowerIndex, at);
   copyUp(core, a, 'rename');
   copyUp(core, b, 'rename');
   const aRel = a.rel;

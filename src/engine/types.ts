@@ -11,6 +11,7 @@
  * - Open flags and modes are Linux numbers (`fs.constants.O_*`, `S_IF*`).
  */
 import type { BranchPerm } from '../branch/index.js';
+import type { CpupKind, CreatePolicy } from './placement-policy.js';
 
 /** Who is asking: owner of new files, subject of permission checks. */
 export interface Ctx {
@@ -138,8 +139,12 @@ export interface OwnershipOptions {
 
 /** Options of a union, as parsed by engine/params.ts from a mount option string. */
 export interface UnionOptions {
-  /** Topmost first. At most one `rw` branch, and only the topmost may be `rw`. */
+  /** Topmost first. The `rw` branches (any number) must be the topmost ones. */
   branches: BranchSpec[];
+  /** With several rw branches: where a new name goes (AUFS create=; default tdp). */
+  create?: CreatePolicy;
+  /** With several rw branches: where a copy-up goes (AUFS cpup=; default tdp). */
+  cpup?: CpupKind;
   /** Work directory for atomic copy-up; default: a private dir inside the rw branch. */
   workdir?: string;
   whiteout: WhiteoutFormat;

@@ -86,7 +86,7 @@ export class BranchChanges {
 
   /** Whether the union itself writes branch `bi` (its events may be the union's own). */
   private unionWrites(bi: number): boolean {
-    return this.core.rw !== null && this.core.branches[bi] === this.core.rw;
+    return this.core.branches[bi]?.writable === true;
   }
 
   /** Where to watch directory node `dir` in each branch holding it: [branch index, path]. */
@@ -274,7 +274,7 @@ export class BranchChanges {
     this.staleTree(this.core.root);
   }
 
-  /** Stamps of a directory for reval: per branch it lives in (and the writable one) its index, inode, mtime and ctime. */
+  /** Stamps of a directory for reval: per branch it lives in (and each writable one) its index, inode, mtime and ctime. */
   stamps(dir: UnionNode): number[] {
     const out: number[] = [];
     const core = this.core;
@@ -287,7 +287,8 @@ export class BranchChanges {
       out.push(bi, s[ST.ino]!, s[ST.mtimeSec]!, s[ST.mtimeNsec]!, s[ST.ctimeSec]!, s[ST.ctimeNsec]!);
     };
     for (const bi of dir.layers) visit(bi);
-    if (core.rw && dir.layers[0] !== core.rw.index) visit(core.rw.index);
+    // a writable branch the directory is not in yet: a name made there would not show in its own stamps
+    for (let bi = 0; bi < core.branches.length; bi++) if (core.branches[bi]!.writable && !dir.layers.includes(bi)) visit(bi);
     return out;
   }
 }

@@ -17,7 +17,7 @@ function inside(child: string, parent: string): boolean {
 }
 
 /** Throws on: no branch; missing or non-dir path; same branch twice; nesting; rw not topmost or
- * more than one rw; workdir missing, on another filesystem than the rw branch, or nested with it. */
+ * rw branches not the topmost ones; workdir missing, on another filesystem than the rw branch, or nested with it. */
 export function validateOptions(o: UnionOptions): void {
   if (o.branches.length === 0) throw err('EINVAL', undefined, 'no branch specified');
   const reals: string[] = [];
@@ -37,8 +37,13 @@ export function validateOptions(o: UnionOptions): void {
     reals.push(r);
   });
   const rws = o.branches.map((b, i) => (b.perm === 'rw' ? i : -1)).filter((i) => i >= 0);
-  if (rws.length > 1) throw err('EINVAL', o.branches[rws[1]!]!.path, 'more than one rw branch');
-  if (rws.length === 1 && rws[0] !== 0) throw err('EINVAL', o.branches[rws[0]!]!.path, 'the rw branch must be the topmost');
+  // Several rw branches (AUFS create=/cpup= pooling) are the topmost ones: every lower branch is
+  // below every writable one, so a copy-up always goes up (see placement.ts).
+  rws.forEach((bi, k) => {
+    if (bi !== k) {
+      throw err('EINVAL', o.branches[bi]!.path, rws.length === 1 ? 'the rw branch must be the topmost' : 'the rw branches must be the topmost ones');
+    }
+  });
   if (o.workdir !== undefined) {
     if (rws.length === 0) throw err('EINVAL', o.workdir, 'workdir given without a writable branch');
     const wd = checkDir(o.workdir, 'workdir');

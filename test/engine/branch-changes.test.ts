@@ -113,7 +113,7 @@ test('all or nothing: a bad piece anywhere changes nothing and names the problem
     [`add:1:${join(f.br.low!, '..')}`, /is inside/],
     [`add:x:${x}`, /needs a branch index/],
     [`mod:${f.br.low}`, /needs a permission/],
-    [`add:1:${x},mod:${f.br.low}=rw`, /more than one rw branch/],
+    [`add:1:${x},mod:${f.br.low}=rw`, /rw branches must be the topmost ones/],
     ['rw,relatime', /nothing to change/],
   ];
   for (const [opts, re] of cases) {

@@ -96,7 +96,8 @@ test('validation: missing, not a dir, twice, nested, rw placement, workdir', (t)
     ['dirs=a:a/inner', 'EINVAL', /inside branch 0/],
     ['dirs=a/inner:a', 'EINVAL', /inside branch 1/],
     ['dirs=a=ro:b=rw', 'EINVAL', /rw branch must be the topmost/],
-    ['dirs=a=rw:b=rw', 'EINVAL', /more than one rw branch/],
+    ['dirs=a=ro:b=rw:u=rw', 'EINVAL', /rw branches must be the topmost ones/],
+    ['dirs=a=rw:b=ro:u=rw', 'EINVAL', /rw branches must be the topmost ones/],
     ['lowerdir=a,upperdir=u,workdir=missing', 'ENOENT', /workdir does not exist/],
     ['lowerdir=a,upperdir=u,workdir=u', 'EINVAL', /inside each other/],
     ['lowerdir=a,upperdir=b,workdir=a/inner', 'EINVAL', /workdir overlaps branch 1/],
@@ -111,6 +112,7 @@ test('validation: missing, not a dir, twice, nested, rw placement, workdir', (t)
     assert.throws(() => new Union(P(s)), (e: Error & { code?: string }) => e.code === code);
   }
   validateOptions(P('lowerdir=a:b,upperdir=u,workdir=w'));
+  validateOptions(P('dirs=a=rw:b=rw:u=ro')); // several rw branches on top (create=/cpup= pooling)
   // workdir on another filesystem: EXDEV (/dev/shm is a tmpfs)
   if (fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').dev !== fs.statSync(tmp.dir).dev) {
     const other = fs.mkdtempSync(path.join('/dev/shm', 'layerfs-w-'));

@@ -30,6 +30,16 @@ export function daemonLines(d: DaemonStatus | null): string[] {
   ];
 }
 
+/**
+ * With several writable branches, the placement policies in force (`create=mfs cpup=tdp`), as the
+ * mount options say (AUFS's defaults tdp/tdp when absent).
+ */
+export function placementLine(m: MountInfo): string[] {
+  if (m.branches.filter((b) => b.perm.split('+')[0] === 'rw').length < 2) return [];
+  const opt = (k: string): string | undefined => new RegExp(`(?:^|,)${k}=([^,]+)`).exec(m.options)?.[1];
+  return [`create=${opt('create') ?? 'tdp'} cpup=${opt('cpup') ?? 'tdp'}`];
+}
+
 function pick(mnt: string | undefined): MountInfo[] {
   const all = listMounts();
   if (mnt === undefined) return all;
@@ -70,7 +80,7 @@ export function register(program: Command): void {
         if (!m.udba) return [];
         return [live?.mounts.find((x) => x.id === m.id)?.udba ?? `udba=${m.udba}`];
       };
-      const blocks = mounts.map((m) => [...siLines(m), ...udba(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
+      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));

@@ -38,6 +38,16 @@ Union options:
   dirrename=redirect|exdev rename of a dir that exists below: copy it (default) or EXDEV as AUFS
                            (also redirect_dir=on|off, xdev)
   xino=PATH                persistent inode table (default: hidden file in the rw branch)
+Several writable branches (dirs=/d1=rw:/d2=rw:/base=ro; the rw ones topmost), as AUFS:
+  create=tdp|rr|mfs[:SEC]|mfsrr:LOW|pmfs[:SEC]|pmfsrr:LOW
+                           where a new file/dir/link goes: tdp (default) topmost rw branch with
+                           the parent; rr round robin; mfs most free space (kept SEC s, default
+                           30); mfsrr mfs, rr under LOW bytes free (k/m/g); pmfs mfs among the
+                           rw branches with the parent; ENOSPC/EDQUOT/EROFS moves on to the next
+                           branch (not with tdp)
+  cpup=tdp|bup|bu          where a copy-up of a read-only file goes: tdp (default) topmost rw
+                           branch with the parent; bup nearest rw branch above it with the
+                           parent; bu nearest rw branch above it (falls over on ENOSPC)
   volatile                 no fsync of copied-up data before it gets its name (faster; not
                            crash-safe, as overlayfs volatile)
   userxattr, nouserxattr   private markers as user.* xattrs (user.overlay.opaque, ...), as
@@ -93,6 +103,7 @@ Examples:
   layerfs mount -o lowerdir=/l1:/l2,upperdir=/u,workdir=/w /mnt
   layerfs mount -o dirs=/srv/rw=rw:/srv/base=ro,udba=notify /mnt   edits in /srv/base show at once
   mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
+  layerfs mount -o dirs=/disk1=rw:/disk2=rw:/media=ro,create=mfs /pool   pool two disks
   layerfs mount -o lowerdir=/ext/usr:/usr /usr     MNT may be a branch itself (or its parent):
                                                    branch roots are held open from before the mount
   layerfs mount -o remount,add:1:/srv/patch ./mnt  a new branch below the rw one, seen at once
