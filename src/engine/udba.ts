@@ -19,7 +19,8 @@
  */
 import { ST, fdPath, joinRel, statArray } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
-import { O_ACCMODE } from '../sys/constants.js';
+import { closeSync } from 'node:fs';
+import { O_ACCMODE, O_DIRECTORY, O_PATH } from '../sys/constants.js';
 import { OPQ, PRIVATE, WH, WH_META } from '../format/index.js';
 import type { Core } from './core.js';
 import type { UnionNode } from './node.js';
@@ -89,14 +90,25 @@ export class BranchChanges {
     return this.core.branches[bi]?.writable === true;
   }
 
-  /** Where to watch directory node `dir` in each branch holding it: [branch index, path]. */
-  watchPaths(dir: UnionNode): Array<[number, string]> {
+  /** The branches holding directory node `dir` (where to watch it). */
+  watchBranches(dir: UnionNode): readonly number[] {
     this.core.ensure(dir);
     if (dir.unlinked || !dir.isDir) return [];
-    return dir.layers.map((bi) => {
-      const b = this.core.branches[bi]!;
-      return [bi, `${fdPath(b.fd)}/${dir.rel === '' ? '.' : dir.rel}`];
-    });
+    return dir.layers;
+  }
+
+  /**
+   * fn(path) with a path of directory node `dir` in branch `bi` for inotify_add_watch: the magic
+   * link of an O_PATH fd opened beneath the branch root (no symlink or `..` on the way can lead
+   * outside the branch), closed after. Throws the open's FsError when it is gone there.
+   */
+  atWatchPath<T>(dir: UnionNode, bi: number, fn: (path: string) => T): T {
+    const fd = this.core.branches[bi]!.open(dir.rel, O_PATH | O_DIRECTORY);
+    try {
+      return fn(fdPath(fd));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Current layers of a node (after re-resolving it if stale). */

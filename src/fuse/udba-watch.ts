@@ -23,7 +23,7 @@
  * is listed after its watch is added (what was made there before the watch is not missed).
  */
 import {
-  IN_ATTRIB, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_DONT_FOLLOW, IN_EXCL_UNLINK, IN_IGNORED, IN_ISDIR,
+  IN_ATTRIB, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_EXCL_UNLINK, IN_IGNORED, IN_ISDIR,
   IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify,
 } from '../sys/inotify.js';
 import { isCode } from '../errors/index.js';
@@ -33,7 +33,7 @@ import type { UnionNode } from '../engine/node.js';
 /** Every change (IN_MODIFY covers writes and truncates: IN_CLOSE_WRITE would only repeat it). */
 const MASK =
   IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF |
-  IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
+  IN_ONLYDIR | IN_EXCL_UNLINK;
 
 /** What the kernel is told: [1, nodeid, pages (1: also the cached pages/listing)] or [2, parent nodeid, name]. */
 export type Notice = [1, number, number] | [2, number, string];
@@ -131,16 +131,17 @@ export class BranchWatcher {
 
   /** Bring the watches of a known directory in line with the branches it lives in now. */
   private sync(node: UnionNode, rescan: boolean): void {
-    const want = this.d.changes.watchPaths(node);
+    const want = this.d.changes.watchBranches(node);
     let m = this.watches.get(node);
     const had = m !== undefined;
     const keep = new Set<number>();
-    for (const [bi, path] of want) {
+    for (const bi of want) {
       keep.add(bi);
       if (m?.has(bi)) continue;
       let wd: number;
       try {
-        wd = this.ino.add(path, MASK);
+        // the magic link of a dir fd opened beneath the branch: followed by design (it is the dir)
+        wd = this.d.changes.atWatchPath(node, bi, (path) => this.ino.add(path, MASK));
       } catch (e) {
         if (isCode(e, 'ENOSPC')) this.limit(node);
         continue; // gone meanwhile (ENOENT, ENOTDIR): the parent's watch reports it

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseOptions } from '../../src/engine/index.js';
 import { EV_CONTENT, EV_CREATE, EV_DELETE, EV_SELF, Reval, udbaModeOf } from '../../src/engine/udba.js';
@@ -217,4 +217,21 @@ test('reval: a file made in the writable branch over a cached lower one shows af
   touchDir(join(f.br.up!, 'd'), new Date(Date.now() + 5000));
   now += 600;
   assert.equal(f.cat('d/a'), 'upper');
+});
+
+test('notify: where a directory is watched is reached beneath its branch: a dir swapped for a symlink to outside is not watched', (t) => {
+  const f = setup(t, { up: {}, lo: { d: { e: { a: '1' } } } });
+  const e = f.node('d/e');
+  const watched = (): string => f.u.changes.atWatchPath(e, 1, (p) => realpathSync(p));
+  assert.equal(watched(), join(f.br.lo!, 'd', 'e'));
+  const outside = join(f.dir, 'outside');
+  mkdirSync(outside);
+  rmSync(join(f.br.lo!, 'd'), { recursive: true });
+  mkdirSync(join(f.br.lo!, 'd'));
+  symlinkSync(outside, join(f.br.lo!, 'd', 'e'));
+  assert.throws(watched, (err: NodeJS.ErrnoException) => ['ELOOP', 'ENOTDIR', 'EXDEV'].includes(err.code ?? ''), 'the symlink is not followed');
+  rmSync(join(f.br.lo!, 'd'), { recursive: true });
+  symlinkSync(f.dir, join(f.br.lo!, 'd'));
+  mkdirSync(join(f.dir, 'e'));
+  assert.throws(watched, (err: NodeJS.ErrnoException) => ['ELOOP', 'ENOTDIR', 'EXDEV'].includes(err.code ?? ''), 'nor a symlinked parent');
 });
