@@ -11,6 +11,7 @@ import { writeSync, closeSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { eventfd } from '../sys/native.js';
 import type { Command, MountParams, ThreadParams, WorkerMessage } from './session-worker.js';
+import { ThreadLinger, noLinger } from './thread-linger.js';
 
 /**
  * Mounts one thread serves at most (default; $LAYERFS_MOUNTS_PER_THREAD overrides). Measured
@@ -66,6 +67,7 @@ export class ServingThread {
     readonly kindKey: string,
     kind: ThreadKind,
     private readonly onGone: (t: ServingThread) => void,
+    private readonly linger: ThreadLinger<ServingThread> = noLinger,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -92,6 +94,7 @@ export class ServingThread {
     this.worker.on('error', (e) => (this.exitError = e));
     this.worker.once('exit', () => {
       this.exited = true;
+      this.linger.gone(this);
       try {
         closeSync(this.wakeFd);
       } catch {
@@ -117,19 +120,27 @@ export class ServingThread {
 
   /** Give mount `p` to this thread; `listener` gets its messages until `release`. */
   add(p: MountParams, lowerKey: string, listener: Listener): void {
+    this.linger.busy(this);
     this.mounts.set(p.id, lowerKey);
     this.listeners.set(p.id, listener);
     this.send({ t: 'open', mount: p });
   }
 
-  /** The mount ended (or failed): forget it; a thread left without mounts ends. */
+  /**
+   * The mount ended (or failed): forget it. A thread left without mounts lingers idle for the next
+   * mount (thread-linger.ts), or ends.
+   */
   release(id: string): void {
     this.mounts.delete(id);
     this.listeners.delete(id);
-    if (this.mounts.size === 0 && !this.ending) {
-      this.ending = true;
-      this.send({ t: 'exit' });
-    }
+    if (this.mounts.size === 0 && !this.ending && !this.linger.idle(this)) this.end();
+  }
+
+  /** End the thread now (it has no mount). */
+  end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.send({ t: 'exit' });
   }
 
   get accepting(): boolean {
@@ -138,6 +149,7 @@ export class ServingThread {
 }
 
 const threads = new Set<ServingThread>();
+const linger = new ThreadLinger<ServingThread>();
 
 /** The lower layers of a mount's options (`lowerdir=` or the `dirs=`/`br:` list), as a key. */
 export function lowerKeyOf(options: string): string {
@@ -177,7 +189,7 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
     }
     if (pick) return pick;
   }
-  const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
+  const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone), kind.unionModule ? noLinger : linger);
   threads.add(t);
   return t;
 }
