@@ -17,6 +17,26 @@ import type { MetricDef } from '../results.js';
 import type { Target } from '../targets.js';
 import { type Workload } from './workload.js';
 
+/**
+ * The resident daemon of a layerfs target runs with its default idle time (what a podman host
+ * gets: it stays between podman commands); stop it by pid at the end.
+ */
+function stopDaemons(run: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(run).filter((n) => /^daemon-\d+\.pid$/.test(n));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    try {
+      process.kill(Number(fs.readFileSync(path.join(run, n), 'utf8').trim()), 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 export function podmanWorkload(): Workload {
   const pods = new Map<string, Podman>();
   const runs = new Map<string, number>();
@@ -115,6 +135,7 @@ export function podmanWorkload(): Workload {
       for (const [name, p] of pods) {
         ctx.progress(`podman: removing the containers and images of ${name}`);
         p.clean();
+        stopDaemons(path.join(p.dir, 'layerfs-run'));
       }
     },
   };
