@@ -8,7 +8,9 @@
  *     against the merged image: both mounted, both walked), checked to list every new file;
  *   - `podman commit` of it.
  * Containers and images stay until the end (the bench deletes nothing during a run); finish()
- * removes them. layerfs targets use their own resident daemon (LAYERFS_RUN_DIR in the work dir).
+ * removes them. layerfs targets use their own resident daemon (LAYERFS_RUN_DIR in the work dir), with
+ * its default idle time (it stays between rounds, as on a host running containers one after another),
+ * stopped by pid in finish().
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -12,8 +12,8 @@
  * - read-only opens;
  * - opens served through us (no passthrough): each WRITE invalidates the other names itself;
  * - passthrough write opens of a file the kernel knows by no other name. A name linked while the
- *   file is open is told at LINK, and RELEASE tells the other names once more (`needsFlush`'s
- *   caller does that for every passthrough write open).
+ *   file is open is told at LINK, and RELEASE tells the other names once more (ops.ts `release`
+ *   does that for every passthrough write open).
  * Without writeback caching (ours), NOFLUSH makes the kernel return from close at once.
  */
 import { O_ACCMODE } from '../sys/constants.js';
