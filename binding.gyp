@@ -5,6 +5,12 @@
       "sources": ["native/layerfs.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "layerfs-client",
+      "type": "executable",
+      "sources": ["native/client.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -2,11 +2,13 @@
  * The filesystems under test and how each one mounts a set of lower layers with
  * an upper dir: the native directory (no mount: the merged tree copied to one
  * plain dir, the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and
- * layerfs (plus `--variant`/`--baseline` layerfs builds).
+ * layerfs (plus `--variant`/`--baseline` layerfs builds). `floor` (only when --only names it: it
+ * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
+ * in-memory copy of the merged tree: the kernel's own cost per request (floor-union.ts).
  */
 import * as path from 'node:path';
 
-export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs';
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -52,9 +54,19 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
-export function targets(repoRoot: string, variants: string[], baselines: string[]): Target[] {
+export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false): Target[] {
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+  const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   return [
+    ...(floor
+      ? [
+          {
+            name: 'floor',
+            kind: 'floor' as const,
+            command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorServe, `lowerdir=${s.lowers.join(':')}`, mnt] }),
+          },
+        ]
+      : []),
     {
       name: 'native',
       kind: 'native',

@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="fuse3 attr tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar xfsprogs
+PKGS="fuse3 attr acl tree git python3 make g++ fuse-overlayfs unionfs-fuse umoci skopeo util-linux zstd tar xfsprogs
   podman runc uidmap slirp4netns docker.io containerd docker-registry apache2-utils openssl busybox-static"
 
 missing=""

@@ -7,8 +7,19 @@ import { FileHandle } from './file-handle.js';
 import { S_IFLNK, S_IFMT, S_IFREG } from '../sys/constants.js';
 import { isDirMode, MAX_SYMLINKS, type Engine, type Resolver } from './resolve.js';
 
-/** Open (or create) union path `p` as open(2) does; a FileHandle (without engine handle for a dir). */
-export function openPath(e: Engine, r: Resolver, ctx: Ctx, p: string, flags: number, mode: number, umask: number): FileHandle {
+/** `ctx` for a create: with `umask` (the engine applies it, or the parent's default ACL); null: the mode is final. */
+function createCtx(ctx: Ctx, umask: number | null): Ctx {
+  if (umask !== null) return ctx.umask === umask ? ctx : { ...ctx, umask };
+  const { umask: _unused, ...rest } = ctx;
+  return rest;
+}
+
+/**
+ * Open (or create) union path `p` as open(2) does; a FileHandle (without engine handle for a dir).
+ * A new file gets `mode` masked by the parent's default ACL or else by `umask` (engine/acl.ts), as
+ * open(2) on Linux; `umask` null: exactly `mode` (copyFile, which sets the source's mode).
+ */
+export function openPath(e: Engine, r: Resolver, ctx: Ctx, p: string, flags: number, mode: number, umask: number | null): FileHandle {
   let node: UnionNodeLike | undefined;
   if (flags & C.O_CREAT) {
     // open(2) with O_CREAT follows a symlink in the last component even when its target is
@@ -18,8 +29,7 @@ export function openPath(e: Engine, r: Resolver, ctx: Ctx, p: string, flags: num
       const { parent, name, existing, parentPath } = r.resolveParent(path);
       if (!existing) {
         if (/\/$/.test(path)) throw new FsError('EISDIR');
-        const perm = mode & 0o7777 & ~umask;
-        const made = e.create(parent, name, S_IFREG | perm, flags, ctx);
+        const made = e.create(parent, name, S_IFREG | (mode & 0o7777), flags, createCtx(ctx, umask));
         return new FileHandle(e, ctx, made.node, made.fh, flags);
       }
       if (flags & C.O_EXCL) throw new FsError('EEXIST');

@@ -55,7 +55,7 @@ export interface UnionFSOptions {
   /** Who is asking (default: this process's uid/gid). */
   uid?: number;
   gid?: number;
-  /** Applied to modes of new files/dirs (default: the process umask). */
+  /** Applied to modes of new files/dirs where the parent has no default ACL (default: the process umask). */
   umask?: number;
 }
 
@@ -105,7 +105,7 @@ export class UnionFS {
     return this.engine.getattr(node).mode;
   }
 
-  #openPath(p: string, flags: number, mode: number, umask: number = this.#umask): FileHandle {
+  #openPath(p: string, flags: number, mode: number, umask: number | null = this.#umask): FileHandle {
     return openPath(this.engine, this.#r, this.#ctx, p, flags, mode, umask);
   }
 
@@ -172,7 +172,7 @@ export class UnionFS {
         const perm = from.statSync().mode & 0o7777;
         if (isDirMode(from.statSync().mode)) throw new FsError('EISDIR');
         const excl = mode & C.COPYFILE_EXCL ? C.O_EXCL : 0;
-        const to = this.#openPath(d, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | excl, perm, 0);
+        const to = this.#openPath(d, C.O_WRONLY | C.O_CREAT | C.O_TRUNC | excl, perm, null);
         try {
           const buf = Buffer.allocUnsafe(128 * 1024);
           for (let pos = 0; ; ) {
@@ -335,7 +335,8 @@ export class UnionFS {
     const p = pathString(path);
     const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined };
     // mkdir(2) keeps only rwx and sticky bits of the mode (setgid comes from the parent, never the mode)
-    const perm = parseMode(o.mode, 0o777) & 0o1777 & ~this.#umask;
+    // (the engine applies the parent's default ACL, or else the umask: #ctx carries it)
+    const perm = parseMode(o.mode, 0o777) & 0o1777;
     return this.#call('mkdir', p, () => {
       if (!o.recursive) {
         const { parent, name, existing } = this.#r.resolveParent(p);

@@ -7,3 +7,4 @@ export { XINO_OPEN_FLAGS, openXinoFile, appendXinoRecord, rewriteXinoFile, close
 export type { XinoFile } from './xino-file.js';
 /** The array Branch.lstatInto fills and its slots. */
 export { ST, statArray } from '../sys/index.js';
+export { branchWithPerm, newBranch } from './reopen.js';

@@ -17,12 +17,14 @@ import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writ
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { errnoCode } from '../errors/index.js';
-import { startSession, type Session } from '../fuse/session.js';
-import { threadCount } from '../fuse/serving-thread.js';
+import { DEFAULT_THREAD_KIND, startSession, type Session } from '../fuse/session.js';
+import { dropSpareThreads, keepSpareThreads, threadCount } from '../fuse/serving-thread.js';
 import { ensureRunDir, type MountInfo } from '../fuse/runtime-dir.js';
 import { processAlive } from '../sys/process.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
+import { isRemount, remount } from './remount.js';
+import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 
 export interface DaemonOptions {
@@ -113,10 +115,13 @@ export class Daemon {
     server.on('error', (e) => this.log(`socket: ${messageOf(e)}`));
     chmodSync(socket, 0o600);
     this.server = server;
+    // a started thread ready for the next mount that needs one (serving-thread.ts)
+    keepSpareThreads(DEFAULT_THREAD_KIND);
     this.armIdle();
   }
 
   private onConnection(c: Socket): void {
+    const timing = mountTimingOn() ? new MountTiming() : undefined;
     let text = '';
     c.setEncoding('utf8');
     c.on('error', () => {});
@@ -136,10 +141,15 @@ export class Daemon {
         this.reply(c, { ok: false, code: 'EPROTO', message: 'malformed request' });
         return;
       }
-      this.handle(req).then(
-        (r) => this.reply(c, r),
-        (e: unknown) => this.reply(c, { ok: false, code: codeOf(e), message: messageOf(e) }),
-      );
+      timing?.mark('request');
+      const timed = timing && req?.op === 'mount' ? timing : undefined;
+      const replied = (r: Reply): void => {
+        this.reply(c, r);
+        if (!timed) return;
+        timed.mark('reply');
+        this.log(`mount ${(req as MountRequest).mountpoint}: ${timed.line()}${r.ok ? '' : ` (failed: ${r.code})`}`);
+      };
+      (timed ? this.mount(req as MountRequest, timed) : this.handle(req)).then(replied, (e: unknown) => replied({ ok: false, code: codeOf(e), message: messageOf(e) }));
     });
   }
 
@@ -182,11 +192,12 @@ export class Daemon {
     };
   }
 
-  private async mount(req: MountRequest): Promise<Reply> {
+  private async mount(req: MountRequest, timing?: MountTiming): Promise<Reply> {
     if (this.stopping) return { ok: false, code: 'ESHUTDOWN', message: 'the layerfs daemon is shutting down; try again' };
     if (typeof req.mountpoint !== 'string' || typeof req.options !== 'string' || typeof req.cwd !== 'string') {
       return { ok: false, code: 'EINVAL', message: 'mount request needs options, mountpoint and cwd' };
     }
+    if (isRemount(req.options)) return remount(req, this.find(resolve(req.cwd, req.mountpoint)));
     const key = resolve(req.cwd, req.mountpoint);
     if (this.pending.has(key)) return { ok: false, code: 'EBUSY', message: `mount point ${key} is busy (being mounted)` };
     this.pending.add(key);
@@ -197,6 +208,7 @@ export class Daemon {
         mountpoint: req.mountpoint,
         cwd: req.cwd,
         debug: req.debug === true,
+        ...(timing ? { timing: (phase: string) => timing.mark(phase) } : {}),
         ...(req.source !== undefined ? { source: req.source } : {}),
         ...(this.o.testHooks && req.unionModule ? { unionModule: req.unionModule } : {}),
       });
@@ -276,6 +288,7 @@ export class Daemon {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.disarmIdle();
+    dropSpareThreads();
     const server = this.server;
     this.server = null;
     // stop taking requests first, then remove the files (a client arriving now starts a new daemon)

@@ -9,7 +9,7 @@ import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
 import { GONE, cachedLookup, lookupScratch, lowerHas, resolveChild, resolveRoot, type LookupData } from './namei.js';
-import { S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
+import { S_IFDIR, S_IFMT, S_IFREG, UnionNode, type FileHandle } from './node.js';
 import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
@@ -18,26 +18,38 @@ import { checkName } from './whiteout.js';
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
 
+/** The hidden work dir inside the rw branch (made when missing), its crash leftovers dropped. */
+function openWorkDir(rw: Branch): Branch {
+  if (!rw.exists(WORK_NAME)) rw.mkdir(WORK_NAME, 0o700);
+  const work = rw.sub(WORK_NAME, 'rw', -1);
+  // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+  for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+  return work;
+}
+
 export class Core {
   readonly options: UnionOptions;
   /** The private xattrs' names: trusted.* as root, user.* with `userxattr`. */
   readonly markers: MarkerXattrs;
-  readonly branches: Branch[];
+  /** Topmost first. Replaced (never changed in place) by setBranches on a live branch change. */
+  branches: Branch[];
   /** The writable branch (always index 0), or null for a read-only union. */
-  readonly rw: Branch | null;
+  rw: Branch | null;
   /** Where copy-ups are built before being renamed into place. */
-  readonly work: Branch | null;
+  work: Branch | null;
   readonly xino: InodeTable;
   readonly root: UnionNode;
   /** Listings of the branches the union never writes (all but rw): lookups are map hits there. */
-  readonly lowerIndex: LowerIndex;
+  lowerIndex: LowerIndex;
+  /** Open files of the union (a branch with open files cannot leave it: EBUSY). */
+  readonly openFiles = new Set<FileHandle>();
   /** Told when a node's attributes change as a side effect (see UnionOps.setInvalidator). */
   invalidator: ((node: UnionNode) => void) | null = null;
   /** Bumped by operations that move names around (rename); nodes re-resolve lazily. */
   gen = 1;
   private tmpSeq = 0;
-  /** The branches the union was mounted with (see mergedDirIno). */
-  private readonly mountBranches: ReadonlySet<Branch>;
+  /** The directories (st_dev:st_ino of the root) of the branches the union was mounted with (see mergedDirIno). */
+  private readonly mountBranches: ReadonlySet<string>;
   /** The stat arrays lookups fill (LookupData.nums points into it). */
   private readonly scratch = lookupScratch();
 
@@ -57,19 +69,16 @@ export class Core {
         return br;
       });
       this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
-      this.mountBranches = new Set(this.branches);
+      this.mountBranches = new Set(this.branches.map((b) => `${b.dev}:${b.rootIno}`));
       // Our private files made in the rw root (hidden work dir, inode table) must not change the
       // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
       rootTimes = this.rw?.lstatBig('') ?? null;
       if (this.rw) {
         if (options.workdir !== undefined) {
           work = new Branch(options.workdir, 'rw', [], -1);
-        } else {
-          if (!this.rw.exists(WORK_NAME)) this.rw.mkdir(WORK_NAME, 0o700);
-          work = this.rw.sub(WORK_NAME, 'rw', -1);
-        }
-        // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
-        for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+          // Leftovers of a crash: half-built copy-ups. Never visible, safe to drop.
+          for (const n of work.readdirNames('')) if (n.startsWith('cu-')) work.removeTree(n);
+        } else work = openWorkDir(this.rw);
       }
       this.work = work;
       this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => b !== this.rw));
@@ -87,6 +96,64 @@ export class Core {
     }
     this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches, this.markers.opaque), this.gen);
   }
+
+  /**
+   * THE place where the branch list of a live union changes (engine/branch-set.ts calls it with a
+   * checked plan): `next` is the new list (Branch objects of kept branches reused, new ones
+   * opened), `from[i]` the old index of next[i] (-1: new). Between two requests, so every request
+   * sees one list or the other. What depends on the list follows here: the rw branch and work
+   * dir, the lower listings, the inode table's filesystems, open files' branch indices, and the
+   * generation (every cached node re-resolves on its next use). Branches no longer in `next` are
+   * the caller's to close.
+   */
+  setBranches(next: Branch[], from: readonly number[]): void {
+    const oldRw = this.rw;
+    const rw = next[0]!.writable ? next[0]! : null;
+    if (rw !== oldRw) {
+      // a new rw branch gets its own hidden work dir (a given workdir= only serves the rw branch
+      // of its filesystem); made before anything changes, so a failure leaves the union as it was
+      let work: Branch | null = null;
+      if (rw) {
+        const times = rw.lstatBig('');
+        work = this.options.workdir !== undefined && this.work && this.work.dev === rw.dev ? this.work : openWorkDir(rw);
+        const now = rw.lstatBig('');
+        if (times && now && now.mtimeNs !== times.mtimeNs) rw.setTimes('', times);
+      }
+      if (this.work !== work) this.work?.close();
+      this.work = work;
+    }
+    const oldIndex = this.lowerIndex;
+    this.lowerIndex = new LowerIndex(next, next.map((b) => b !== rw));
+    // a branch the union wrote until now: listings of it kept for other unions may be stale
+    if (oldRw && next.includes(oldRw) && oldRw !== rw) this.lowerIndex.clear();
+    oldIndex.close();
+    for (const b of next) this.xino.addFilesystem(b.dev);
+    const to = new Map<number, number>();
+    from.forEach((f, i) => f >= 0 && to.set(f, i));
+    for (const fh of this.openFiles) fh.branch = to.get(fh.branch) ?? -1;
+    this.branches = next;
+    this.rw = rw;
+    this.gen++;
+    this.branchesGen = this.gen;
+    // the switch is made: nothing below may undo it (a failing lookup is tried again on next use)
+    try {
+      this.ensure(this.root);
+      this.settleDirs(this.root);
+    } catch {
+      /* the failing directory re-resolves (and reports) on its next use */
+    }
+  }
+
+  /** The next free AUFS branch id (64 up; ids of branches that left are not reused). */
+  nextBranchId(): number {
+    return Math.max(63, this.lastBranchId, ...this.branches.map((b) => b.id)) + 1;
+  }
+
+  /** The generation of the last branch change: nodes resolved before it check their identity (replaced). */
+  private branchesGen = 0;
+
+  /** Highest branch id given so far (nextBranchId). */
+  lastBranchId = 0;
 
   requireRw(syscall: string): Branch {
     if (!this.rw) throw new FsError('EROFS', syscall);
@@ -110,14 +177,15 @@ export class Core {
    * The number of a directory kept in the rw branch that merges a directory below (`lowerBi`):
    * the lower directory's, as overlayfs reports for a merged directory. Recorded, so it stays when
    * the lower one goes (a branch removed) and costs one lstat once per directory and table.
-   * Only for a lower branch the union was mounted with: a directory of the rw branch that a branch
-   * added to the live union merges keeps the number it had (its own), as every visible file does.
+   * Only for a lower branch the union was mounted with (known by its root directory, so a permission
+   * change on the live union keeps it one): a directory of the rw branch that a branch added to the
+   * live union merges keeps the number it had (its own), as every visible file does.
    */
   mergedDirIno(dev: number, ino: number, lowerBi: number, rel: string): number {
     const had = this.xino.get(dev, ino);
     if (had !== undefined) return had;
     const lower = this.branches[lowerBi]!;
-    if (!this.mountBranches.has(lower)) return this.xino.inoFor(dev, ino, true);
+    if (!this.mountBranches.has(`${lower.dev}:${lower.rootIno}`)) return this.xino.inoFor(dev, ino, true);
     const low = lower.lstat(rel);
     if (!low || !low.isDirectory()) return this.xino.inoFor(dev, ino, true);
     const n = this.xino.inoFor(low.dev, low.ino, false);
@@ -154,7 +222,73 @@ export class Core {
       node.removed();
       return;
     }
+    if (node.gen < this.branchesGen && this.replaced(node, f)) {
+      node.removed();
+      this.replacedNodes.add(node);
+      return;
+    }
+    if (node.gen < this.branchesGen && node.isDir) this.keepDirIno(node, f);
     node.resolved(f.layers, f.type, this.aliasOf(f, node.rel), this.isMarked(f.type, f.layers, node.rel), this.gen);
+  }
+
+  /**
+   * After a branch change, whether the name of `node` now leads to another file (`f`: what a lookup
+   * found): a new branch above shows its own file of that name, or the branch it came from left.
+   * Then the node is dropped and a lookup makes a new one (its own number, a new kernel inode):
+   * a file open through the old node keeps its file, as in overlayfs. Directories stay the same
+   * node (a merged directory is one directory, whichever branches hold it).
+   */
+  private replaced(node: UnionNode, f: LookupData): boolean {
+    if (f.type !== node.type) return true;
+    if (node.isDir || !f.nums) return false;
+    const top = f.layers[0]!;
+    return this.xino.inoFor(f.nums[ST.dev]!, f.nums[ST.ino]!, top === 0 && this.rw !== null) !== node.ino;
+  }
+
+  /**
+   * A directory whose topmost copy changed with the branch list (a new branch above holds it too,
+   * or the one that did left) stays the directory it was, with its number: the new topmost copy is
+   * recorded as that number, so a later lookup (after the kernel forgot it) and the next mount of
+   * the union agree.
+   */
+  private keepDirIno(node: UnionNode, f: LookupData): void {
+    if (!f.nums || node === this.root) return;
+    const dev = f.nums[ST.dev]!;
+    const ino = f.nums[ST.ino]!;
+    if (this.xino.inoFor(dev, ino, f.layers[0] === 0 && this.rw !== null) !== node.ino) this.xino.set(dev, ino, node.ino);
+  }
+
+  /** Nodes a branch change replaced (see replaced), until forgotten. */
+  private readonly replacedNodes = new WeakSet<UnionNode>();
+
+  /**
+   * Whether a request on `node` should be answered ESTALE: a branch change replaced it (its name
+   * leads to another file now) and no handle holds it. A kernel still using it (a path walk done
+   * before it learned of the change) then looks the name up again and finds the new node.
+   */
+  isStale(node: UnionNode): boolean {
+    if (node.gen !== this.gen) {
+      try {
+        this.ensure(node);
+      } catch {
+        return false; // the request itself reports the error
+      }
+    }
+    return node.unlinked && node.openCount === 0 && this.replacedNodes.has(node);
+  }
+
+  /** Re-resolve every cached directory now (see keepDirIno): the kernel may forget one before its next use. */
+  private settleDirs(dir: UnionNode): void {
+    if (!dir.hasChildren) return;
+    for (const child of dir.children.values()) {
+      if (!child.isDir || child.unlinked) continue;
+      try {
+        this.ensure(child);
+      } catch {
+        continue; // unreadable now: it re-resolves (and reports) on its next use
+      }
+      if (!child.unlinked) this.settleDirs(child);
+    }
   }
 
   /** lookup: the child node NAME of `parent` (ENOENT/ENOTDIR). */

@@ -12,6 +12,7 @@ import { adjustCount, countOf, nameRemoved } from './hardlinks.js';
 import { FileHandle, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG, UnionNode } from './node.js';
 import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
+import { newMode } from './acl.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
 import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
 
@@ -96,19 +97,22 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
   // A char device 0/0 is how a whiteout looks on disk: it cannot be a file of the union.
   if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', name);
   const { rw, rel, owner } = prepareCreate(core, parent, name, 'mknod', ctx);
-  rw.mknod(rel, type | (mode & 0o7777), rdev);
+  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+  rw.mknod(rel, type | nm.mode, rdev);
   if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-  rw.chmod(rel, mode & 0o7777);
+  // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
+  rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
   return core.addCreated(parent, name, rw.lstat(rel)!);
 }
 
 export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
   const { rw, rel, hadWhiteout, owner, sgid } = prepareCreate(core, parent, name, 'mkdir', ctx);
   const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex);
-  const m = (mode & 0o7777) | (sgid ? S_ISGID : 0);
+  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+  const m = nm.mode | (sgid ? S_ISGID : 0);
   rw.mkdir(rel, m);
   const st = rw.lstat(rel)!;
-  fixOwnerMode(st, owner, m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
+  fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
   if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
   return core.addCreated(parent, name, st);
 }
@@ -141,11 +145,13 @@ export function create(
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
   }
   const { rw, rel, owner } = prepareCreate(core, parent, name, 'open', ctx, probe);
-  const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, mode & 0o7777);
+  const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
+  const fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
   let st;
   try {
     st = fdops.fstat(fd);
-    fixOwnerMode(st, owner, mode & 0o7777, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
+    const want = nm.inherit ? st.mode & 0o7777 : nm.mode;
+    fixOwnerMode(st, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
   } catch (e) {
     fdops.close(fd);
     throw e;
@@ -154,6 +160,7 @@ export function create(
   const node = core.addCreated(parent, name, st);
   const fh = new FileHandle(fd, flags, node, 0);
   node.handles.add(fh);
+  core.openFiles.add(fh);
   return { node, fh };
 }
 

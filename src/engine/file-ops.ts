@@ -23,6 +23,7 @@ export function open(core: Core, node: UnionNode, flags: number): FileHandle {
   const fd = r.b.open(r.rel, flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
   const fh = new FileHandle(fd, flags, node, node.layers[0]!);
   node.handles.add(fh);
+  core.openFiles.add(fh);
   return fh;
 }
 
@@ -43,10 +44,11 @@ export function fsync(fh: FileHandle, datasync: boolean): void {
   fdops.fsync(live(fh, 'fsync'), datasync);
 }
 
-export function release(fh: FileHandle): void {
+export function release(core: Core, fh: FileHandle): void {
   if (fh.closed) return;
   fh.closed = true;
   fh.node.handles.delete(fh);
+  core.openFiles.delete(fh);
   fdops.close(fh.fd);
 }
 

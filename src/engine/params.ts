@@ -150,6 +150,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   let staticNlink = false;
   let squashRoot = false;
   let userxattr: boolean | undefined;
+  let noacl = false;
   const own: OwnershipOptions = {};
   const extra: Record<string, string | true> = {};
 
@@ -247,8 +248,9 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
         userxattr = false;
         break;
       case 'noacl':
-        // POSIX ACLs are never asked of the kernel: nothing to turn off
+        // the transport does not negotiate POSIX ACLs with the kernel
         if (val !== undefined) throw bad(`noacl takes no value, got '${val}'`);
+        noacl = true;
         break;
       case 'context':
       case 'fscontext':
@@ -296,6 +298,7 @@ export function parseOptions(str: string, ctx: ParseContext = {}): UnionOptions 
   }
   if (Object.keys(own).length > 0) out.ownership = own;
   if (staticNlink) out.staticNlink = true;
+  if (noacl) out.noacl = true;
   if (userxattr ?? !isRealRoot()) out.userxattr = true;
   return out;
 }
@@ -316,6 +319,7 @@ export function formatOptions(o: UnionOptions): string {
   if (own?.squashGid !== undefined) parts.push(`squash_to_gid=${own.squashGid}`);
   if (own?.xattrPermissions) parts.push(`xattr_permissions=${own.xattrPermissions}`);
   if (o.staticNlink) parts.push('static_nlink');
+  if (o.noacl) parts.push('noacl');
   if (o.userxattr) parts.push('userxattr');
   for (const [k, v] of Object.entries(o.extra)) parts.push(v === true ? k : `${k}=${v}`);
   return parts.join(',');

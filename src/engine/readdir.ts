@@ -88,6 +88,8 @@ export function mergedEntries(core: Core, dir: UnionNode): DirEntry[] {
   const out: DirEntry[] = [];
   forEachMerged(core, dir, (name, bi, dt) => {
     const cached = dir.children.get(name);
+    // a cached node keeps its number when names move or branches change (gen bumped): listing and stat agree
+    if (cached && cached.gen !== core.gen && !cached.unlinked) core.ensure(cached);
     if (cached && cached.gen === core.gen && !cached.unlinked) {
       out.push(new MergedEntry(name, dtOf(cached.type), cached.ino, null, bi, ''));
       return;

@@ -17,7 +17,11 @@ export interface Ctx {
   uid: number;
   gid: number;
   pid?: number;
-  /** Applied to the mode of new files/dirs/nodes by the caller (FUSE gives it); the engine uses the mode as given. */
+  /**
+   * The caller's umask, for a transport that leaves it to the filesystem (FUSE with POSIX ACLs and
+   * DONT_MASK): the engine then applies the parent's default ACL, or this umask where it has none
+   * (engine/acl.ts). Absent: the mode of a new file/dir/node is final, the engine uses it as given.
+   */
   umask?: number;
 }
 
@@ -154,6 +158,8 @@ export interface UnionOptions {
    * normal user or a user namespace's root can write. parseOptions turns it on unless we are real root.
    */
   userxattr?: boolean;
+  /** noacl: the transport must not ask the kernel to enforce and cache POSIX ACLs (as fuse-overlayfs). */
+  noacl?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
 }
@@ -234,4 +240,10 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
    * transport caching attributes (FUSE attr timeout) can invalidate them. One listener; null removes it.
    */
   setInvalidator(fn: ((node: N) => void) | null): void;
+  /**
+   * Whether `node` was replaced by a branch change (its name now leads to another file) and nothing
+   * holds it open: a transport answers ESTALE, so the kernel looks the name up again (optional:
+   * unions without live branch changes have none).
+   */
+  isStale?(node: N): boolean;
 }

@@ -15,6 +15,7 @@ import { Ownership, formatOverride, parseOverride } from './ownership.js';
 import type { LookupData } from './namei.js';
 import { mergedEntries } from './readdir.js';
 import { rename } from './rename.js';
+import { changeBranchesByOptions } from './branch-set.js';
 import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
 
 function wrap<T>(syscall: string, fn: () => T): T {
@@ -97,12 +98,21 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
 
   info(): UnionInfo {
     return {
-      branches: this.core.branches.map((b) => ({ index: b.index, path: b.root, perm: [b.perm, ...b.attrs].join('+'), id: b.id })),
+      branches: this.core.branches.map((b, index) => ({ index, path: b.root, perm: [b.perm, ...b.attrs].join('+'), id: b.id })),
       xinoPath: this.core.xino.path,
       workdir: this.core.work ? this.core.work.root : null,
       whiteout: this.core.options.whiteout,
       dirRename: this.core.options.dirRename,
     };
+  }
+
+  /**
+   * Change the branches of the live union (AUFS remount options `add:1:/x=ro,del:/y,mod:/z=rw`,
+   * paths relative to `cwd`): all or nothing; the new list as info() shows it.
+   */
+  changeBranches(options: string, cwd: string = process.cwd()): UnionInfo['branches'] {
+    changeBranchesByOptions(this.core, options, cwd); // FsErrors with their one-line messages
+    return this.info().branches;
   }
 
   /** Which branch (index) holds the node's topmost copy. */
@@ -241,7 +251,7 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   release(fh: FileHandle): void {
-    wrap('close', () => fileOps.release(fh));
+    wrap('close', () => fileOps.release(this.core, fh));
   }
 
   fallocate(fh: FileHandle, mode: number, offset: number, length: number): void {
@@ -304,6 +314,10 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
 
   removexattr(node: UnionNode, name: string): void {
     wrap('removexattr', () => inodeOps.removexattr(this.core, node, name));
+  }
+
+  isStale(node: UnionNode): boolean {
+    return this.core.isStale(node);
   }
 
   setInvalidator(fn: ((node: UnionNode) => void) | null): void {

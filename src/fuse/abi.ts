@@ -186,6 +186,9 @@ export const NotifyCode = {
   STORE: 4,
   RETRIEVE: 5,
   DELETE: 6,
+  RESEND: 7,
+  /** Protocol 7.44 (Linux 6.16): every cached dentry is revalidated (LOOKUP) on its next use. */
+  INC_EPOCH: 8,
 } as const;
 
 /** Struct sizes in bytes. */

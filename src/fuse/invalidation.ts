@@ -9,8 +9,9 @@
  * NOTIFY_INVAL_INODE (attributes only: no page-cache locks are taken, so this cannot deadlock; with
  * AUTO_INVAL_DATA the kernel drops stale pages itself when it sees the new size/mtime):
  * - the other names of a hard link (separate kernel inodes here) after SETATTR, WRITE, FALLOCATE,
- *   a write open (copy-up changes ctime), the FLUSH of a passthrough write open, LINK, UNLINK and a
- *   RENAME over one of them (`otherNames`, `linked`);
+ *   a write open (copy-up changes ctime), the FLUSH of a passthrough write open, LINK, UNLINK, a
+ *   RENAME over one of them, SETXATTR and REMOVEXATTR (the kernel keeps each inode's ACLs with
+ *   POSIX ACLs on, and drops them with its attributes) (`otherNames`, `linked`);
  * - from the engine, a node changed as a side effect of another request: a directory that turns
  *   merged when a child is copied up (nlink 1) (`sideEffect`).
  * Changes made to the branch directories beneath a live mount are not seen until the timeouts

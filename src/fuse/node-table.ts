@@ -15,22 +15,25 @@ import { ROOT_ID } from './abi.js';
 
 export const GENERATION = 1;
 
-interface Slot<N> {
-  node: N;
-  nlookup: number;
-}
-
 /**
  * Hard links: the engine gives each name its own node, so the kernel holds one inode per name.
  * `sameIno` lists the other ids of one inode number, so the transport can refresh their cached
  * attributes after a change through one of them.
+ *
+ * Memory (one entry per node the kernel holds: 20k after an `ls -lR` of 20k files): two map entries
+ * per id. `byId` maps id -> node; `byIno` maps inode number -> id (an array only for hard links and
+ * retired ids), which also answers "the id of this node" (the id of its inode number whose node it
+ * is), so no node -> id map is kept; lookup counts live in `counts` only when not 1 (the usual
+ * count of a name looked up once), and retired ids in two small maps.
  */
 export class NodeTable<N extends { readonly ino: number }> {
-  private readonly byId = new Map<number, Slot<N>>();
-  private readonly idOf = new Map<N, number>();
-  /** Ids per inode number: a plain id for the usual one, an array only for hard links (memory). */
-  private readonly idsByIno = new Map<number, number | number[]>();
-  /** Retired ids still held by the kernel, per node. */
+  private readonly byId = new Map<number, N>();
+  /** Lookup counts other than 1 (absent: 1). */
+  private readonly counts = new Map<number, number>();
+  /** Ids per inode number: a plain id for the usual one, an array for hard links and retired ids. */
+  private readonly byIno = new Map<number, number | number[]>();
+  /** Retired ids (still held by the kernel, never handed out again), and per node. */
+  private readonly retiredIds = new Set<number>();
   private readonly retired = new Map<N, number[]>();
   private nextId = ROOT_ID + 1;
 
@@ -38,34 +41,36 @@ export class NodeTable<N extends { readonly ino: number }> {
     root: N,
     private readonly onForget: (node: N) => void = () => {},
   ) {
-    this.byId.set(ROOT_ID, { node: root, nlookup: 1 });
-    this.idOf.set(root, ROOT_ID);
+    this.byId.set(ROOT_ID, root);
+    this.byIno.set(root.ino, ROOT_ID);
   }
 
   /** The node behind an id, or undefined for an id the kernel should not have. */
   get(nodeid: number): N | undefined {
-    return this.byId.get(nodeid)?.node;
+    return this.byId.get(nodeid);
   }
 
   /** The id the kernel knows `node` by, if any (counts nothing). */
   idFor(node: N): number | undefined {
-    return this.idOf.get(node);
+    const ids = this.byIno.get(node.ino);
+    if (ids === undefined) return undefined;
+    if (typeof ids === 'number') return this.byId.get(ids) === node && !this.retiredIds.has(ids) ? ids : undefined;
+    for (const id of ids) if (this.byId.get(id) === node && !this.retiredIds.has(id)) return id;
+    return undefined;
   }
 
   /** Id for a node the kernel is about to receive; counts one lookup. */
   add(node: N): number {
-    const known = this.idOf.get(node);
+    const known = this.idFor(node);
     if (known !== undefined) {
-      const slot = this.byId.get(known);
-      if (slot) slot.nlookup++;
+      this.counts.set(known, (this.counts.get(known) ?? 1) + 1);
       return known;
     }
     const id = this.nextId++;
-    this.byId.set(id, { node, nlookup: 1 });
-    this.idOf.set(node, id);
-    const ids = this.idsByIno.get(node.ino);
-    if (ids === undefined) this.idsByIno.set(node.ino, id);
-    else if (typeof ids === 'number') this.idsByIno.set(node.ino, [ids, id]);
+    this.byId.set(id, node);
+    const ids = this.byIno.get(node.ino);
+    if (ids === undefined) this.byIno.set(node.ino, id);
+    else if (typeof ids === 'number') this.byIno.set(node.ino, [ids, id]);
     else ids.push(id);
     return id;
   }
@@ -73,22 +78,26 @@ export class NodeTable<N extends { readonly ino: number }> {
   /** The kernel dropped `n` references to `nodeid`. */
   forget(nodeid: number, n: number): void {
     if (nodeid === ROOT_ID) return;
-    const slot = this.byId.get(nodeid);
-    if (!slot) return;
-    slot.nlookup -= n;
-    if (slot.nlookup > 0) return;
+    const node = this.byId.get(nodeid);
+    if (node === undefined) return;
+    const left = (this.counts.get(nodeid) ?? 1) - n;
+    if (left > 0) {
+      if (left === 1) this.counts.delete(nodeid);
+      else this.counts.set(nodeid, left);
+      return;
+    }
+    this.counts.delete(nodeid);
     this.byId.delete(nodeid);
-    if (this.idOf.get(slot.node) === nodeid) this.idOf.delete(slot.node);
-    else this.dropRetired(slot.node, nodeid);
-    const ids = this.idsByIno.get(slot.node.ino);
-    if (ids === nodeid) this.idsByIno.delete(slot.node.ino);
+    if (this.retiredIds.delete(nodeid)) this.dropRetired(node, nodeid);
+    const ids = this.byIno.get(node.ino);
+    if (ids === nodeid) this.byIno.delete(node.ino);
     else if (typeof ids === 'object') {
       const rest = ids.filter((i) => i !== nodeid);
-      if (rest.length > 1) this.idsByIno.set(slot.node.ino, rest);
-      else if (rest.length === 1) this.idsByIno.set(slot.node.ino, rest[0]!);
-      else this.idsByIno.delete(slot.node.ino);
+      if (rest.length > 1) this.byIno.set(node.ino, rest);
+      else if (rest.length === 1) this.byIno.set(node.ino, rest[0]!);
+      else this.byIno.delete(node.ino);
     }
-    if (!this.idOf.has(slot.node) && !this.retired.has(slot.node)) this.onForget(slot.node);
+    if (this.idFor(node) === undefined && !this.retired.has(node)) this.onForget(node);
   }
 
   /**
@@ -97,18 +106,18 @@ export class NodeTable<N extends { readonly ino: number }> {
    */
   retire(nodeid: number): boolean {
     if (nodeid === ROOT_ID) return false;
-    const slot = this.byId.get(nodeid);
-    if (!slot || this.idOf.get(slot.node) !== nodeid) return false;
-    this.idOf.delete(slot.node);
-    const list = this.retired.get(slot.node);
+    const node = this.byId.get(nodeid);
+    if (node === undefined || this.retiredIds.has(nodeid)) return false;
+    this.retiredIds.add(nodeid);
+    const list = this.retired.get(node);
     if (list) list.push(nodeid);
-    else this.retired.set(slot.node, [nodeid]);
+    else this.retired.set(node, [nodeid]);
     return true;
   }
 
   /** Every id the kernel holds for `node`: the current one first, then retired ones. */
   idsFor(node: N): number[] {
-    const cur = this.idOf.get(node);
+    const cur = this.idFor(node);
     const old = this.retired.get(node) ?? [];
     return cur === undefined ? [...old] : [cur, ...old];
   }
@@ -123,15 +132,21 @@ export class NodeTable<N extends { readonly ino: number }> {
 
   /** Other ids the kernel holds for the same inode number (hard links), or none. */
   sameIno(nodeid: number): number[] {
-    const slot = this.byId.get(nodeid);
-    if (!slot) return [];
-    const ids = this.idsByIno.get(slot.node.ino);
+    const node = this.byId.get(nodeid);
+    if (node === undefined) return [];
+    const ids = this.byIno.get(node.ino);
     return typeof ids === 'object' ? ids.filter((i) => i !== nodeid) : [];
+  }
+
+  /** Every id the kernel holds, with its node (retired ids included). */
+  *entries(): IterableIterator<[number, N]> {
+    yield* this.byId;
   }
 
   /** Lookup count of an id (0 when unknown). */
   lookups(nodeid: number): number {
-    return this.byId.get(nodeid)?.nlookup ?? 0;
+    if (!this.byId.has(nodeid)) return 0;
+    return this.counts.get(nodeid) ?? 1;
   }
 
   /** Number of ids the kernel holds, root included. */

@@ -5,6 +5,8 @@
 import type { DirHandleLike, FileHandleLike, UnionNodeLike } from '../engine/types.js';
 import { Union, parseOptions } from '../engine/index.js';
 import { MountError } from './mount-error.js';
+import { changeBranches } from '../engine/branch-set.js';
+import type { ChangeBranches } from './branch-change.js';
 import type { ServedUnion } from './ops.js';
 
 /** A union ready to serve, with what introspection shows about it. */
@@ -14,10 +16,14 @@ export interface OpenedUnion {
   xiPath: string;
   /** passthrough=on|off (default on): the transport's option, carried with the union's. */
   passthrough?: boolean;
+  /** POSIX ACLs may be negotiated (not `noacl`, no ownership translation: posix-acl.ts). */
+  posixAcl?: boolean;
   /** The union writes its markers as user.* xattrs (userxattr). */
   userxattr?: boolean;
   /** Lower listings this union read itself (the rest came from unions sharing its layers). */
   indexReads?: () => number;
+  /** Change the branches of the live union (remount add:/del:/mod:...; fuse/branch-change.ts). */
+  changeBranches?: ChangeBranches;
   close(): void;
 }
 
@@ -45,7 +51,9 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     xiPath: info.xinoPath ?? '',
     ...(passthrough !== undefined ? { passthrough } : {}),
     ...(parsed.userxattr ? { userxattr: true } : {}),
+    posixAcl: !parsed.noacl && parsed.ownership === undefined,
     indexReads: () => union.core.lowerIndex.reads,
+    changeBranches: (changes, reals, fds) => changeBranches(union.core, changes, { reals, fds }),
     close: () => union.close(),
   };
 }

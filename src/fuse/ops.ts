@@ -4,8 +4,9 @@
  * that calls the engine. Requests arrive decoded and answers leave typed; errors thrown here and by
  * the engine (FsError) become `-errno` in the protocol layer.
  *
- * Choices: the kernel applies the umask (FUSE_DONT_MASK is not negotiated), so modes arrive
- * final and the umask fields are ignored. O_TRUNC comes as a separate SETATTR (no
+ * Choices: POSIX ACLs are negotiated with DONT_MASK where the mount wants them (posix-acl.ts):
+ * the umask fields then go to the engine, which applies default ACLs; otherwise the kernel applies
+ * the umask and modes arrive final. O_TRUNC comes as a separate SETATTR (no
  * ATOMIC_O_TRUNC). Regular files are opened in FUSE passthrough mode when the kernel offers it
  * (passthrough.ts): the kernel then reads and writes the branch file itself. No writeback cache
  * (the kernel refuses passthrough with it), no keep_cache. What a request changes beyond what its
@@ -25,6 +26,7 @@ import { type Entry, FuseProtocol, type Opened, type RawFileSystem } from './pro
 import type * as rq from './requests.js';
 import { type Clock, XattrAbsence } from './xattr-absence.js';
 import { noFlushBit } from './flush-policy.js';
+import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
 
 export { NO_REPLY } from './protocol.js';
 
@@ -54,6 +56,8 @@ export interface OpsConfig {
   backingDevice?: BackingDevice;
   /** The clock cache deadlines are kept on, in ms (default performance.now; tests pass their own). */
   clock?: Clock;
+  /** Ask for FUSE_POSIX_ACL + DONT_MASK (posix-acl.ts; only with default_permissions). */
+  posixAcl?: boolean;
 }
 
 interface OpenFile<F> {
@@ -97,6 +101,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   /** Set when INIT negotiated passthrough. */
   passthrough: Passthrough | null = null;
   private negotiated: InitOut | null = null;
+  /** POSIX ACLs granted: create-type requests carry the caller's umask to the engine. */
+  private aclUmask = false;
   private readonly protocol: FuseProtocol;
   private readonly inval: Invalidation<N>;
   /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
@@ -131,7 +137,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   private node(hd: InHeader): N {
     const n = this.nodes.get(hd.nodeid);
-    if (!n) throw fsErr('ESTALE');
+    // unknown, or replaced by a branch change: the kernel retries with a fresh lookup (LOOKUP_REVAL)
+    if (!n || this.union.isStale?.(n)) throw fsErr('ESTALE');
     return n;
   }
 
@@ -179,7 +186,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         Init.ABORT_ERROR |
         Init.AUTO_INVAL_DATA |
         Init.CACHE_SYMLINKS |
-        Init.INIT_EXT,
+        Init.INIT_EXT |
+        (this.cfg.posixAcl ? ACL_INIT_FLAGS : 0),
       flags2: Init2.NO_EXPORT_SUPPORT | (this.wantsPassthrough() ? Init2.PASSTHROUGH : 0),
       maxWrite: this.cfg.maxWrite,
       maxBackground: 64,
@@ -188,6 +196,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     });
     if (!reply) return null;
     this.negotiated = reply;
+    this.aclUmask = aclGranted(reply.flags);
     if ((reply.flags2 & Init2.PASSTHROUGH) !== 0) {
       this.passthrough = new Passthrough(this.cfg.backingDevice ?? fuseBackingDevice(this.cfg.devFd!));
     }
@@ -231,11 +240,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   mknod(hd: InHeader, r: rq.MknodIn): Entry {
-    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, ctxOf(hd)));
+    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, createCtx(ctxOf(hd), r.umask, this.aclUmask)));
   }
 
   mkdir(hd: InHeader, r: rq.MkdirIn): Entry {
-    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, ctxOf(hd)));
+    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, createCtx(ctxOf(hd), r.umask, this.aclUmask)));
   }
 
   unlink(hd: InHeader, name: string): void {
@@ -285,7 +294,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   create(hd: InHeader, r: rq.CreateIn): { entry: Entry; opened: Opened } {
-    const { node, fh } = this.union.create(this.node(hd), r.name, r.mode, r.flags, ctxOf(hd));
+    const { node, fh } = this.union.create(this.node(hd), r.name, r.mode, r.flags, createCtx(ctxOf(hd), r.umask, this.aclUmask));
     // an existing node (O_CREAT without O_EXCL) may already serve another file: a new id then
     const known = this.nodes.idFor(node);
     let m = known === undefined ? undefined : openMode(this.passthrough, known, fh.fd);
@@ -405,6 +414,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   setxattr(hd: InHeader, r: rq.SetxattrIn): void {
     this.xattrAbsent.changed();
     this.union.setxattr(this.node(hd), r.name, r.value, r.flags);
+    // the other names of a hard link: their kernel inodes keep the old ACL (and mode) otherwise
+    this.inval.otherNames(hd.nodeid);
   }
 
   getxattr(hd: InHeader, name: string): Buffer | number {
@@ -434,6 +445,12 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   removexattr(hd: InHeader, name: string): void {
     this.xattrAbsent.changed();
     this.union.removexattr(this.node(hd), name);
+    this.inval.otherNames(hd.nodeid);
+  }
+
+  /** The union's branch list changed (fuse/branch-change.ts): what this side remembers of it goes. */
+  branchesChanged(): void {
+    this.xattrAbsent.changed();
   }
 
   /** Release everything still open (after unmount). */

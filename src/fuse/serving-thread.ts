@@ -11,7 +11,6 @@ import { writeSync, closeSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { eventfd } from '../sys/native.js';
 import type { Command, MountParams, ThreadParams, WorkerMessage } from './session-worker.js';
-import { ThreadLinger, noLinger } from './thread-linger.js';
 
 /**
  * Mounts one thread serves at most (default; $LAYERFS_MOUNTS_PER_THREAD overrides). Measured
@@ -65,9 +64,10 @@ export class ServingThread {
 
   constructor(
     readonly kindKey: string,
-    kind: ThreadKind,
+    readonly kind: ThreadKind,
     private readonly onGone: (t: ServingThread) => void,
-    private readonly linger: ThreadLinger<ServingThread> = noLinger,
+    /** Compile the request path at once, before any mount (a spare thread). */
+    warmAtStart = false,
   ) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -80,6 +80,7 @@ export class ServingThread {
       maxWrite: kind.maxWrite,
       spinUs: kind.spinUs,
       ...(kind.unionModule ? { unionModule: kind.unionModule } : {}),
+      ...(warmAtStart ? { warmAtStart: true } : {}),
     };
     this.worker = new Worker(new URL('./session-worker.js', import.meta.url), {
       workerData: params,
@@ -94,7 +95,6 @@ export class ServingThread {
     this.worker.on('error', (e) => (this.exitError = e));
     this.worker.once('exit', () => {
       this.exited = true;
-      this.linger.gone(this);
       try {
         closeSync(this.wakeFd);
       } catch {
@@ -120,23 +120,19 @@ export class ServingThread {
 
   /** Give mount `p` to this thread; `listener` gets its messages until `release`. */
   add(p: MountParams, lowerKey: string, listener: Listener): void {
-    this.linger.busy(this);
     this.mounts.set(p.id, lowerKey);
     this.listeners.set(p.id, listener);
     this.send({ t: 'open', mount: p });
   }
 
-  /**
-   * The mount ended (or failed): forget it. A thread left without mounts lingers idle for the next
-   * mount (thread-linger.ts), or ends.
-   */
+  /** The mount ended (or failed): forget it; a thread left without mounts ends. */
   release(id: string): void {
     this.mounts.delete(id);
     this.listeners.delete(id);
-    if (this.mounts.size === 0 && !this.ending && !this.linger.idle(this)) this.end();
+    if (this.mounts.size === 0 && !keepAsSpare(this)) this.end();
   }
 
-  /** End the thread now (it has no mount). */
+  /** Tell the thread to end (once its mounts are gone). */
   end(): void {
     if (this.ending) return;
     this.ending = true;
@@ -149,7 +145,6 @@ export class ServingThread {
 }
 
 const threads = new Set<ServingThread>();
-const linger = new ThreadLinger<ServingThread>();
 
 /** The lower layers of a mount's options (`lowerdir=` or the `dirs=`/`br:` list), as a key. */
 export function lowerKeyOf(options: string): string {
@@ -174,7 +169,7 @@ function sharedLayers(t: ServingThread, layers: Set<string>): number {
  * else a new thread.
  */
 export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mountsPerThread()): ServingThread {
-  const kindKey = JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+  const kindKey = kindKeyOf(kind);
   if (!kind.unionModule) {
     const layers = new Set(lowerKey.split(':').filter((l) => l !== ''));
     let pick: ServingThread | undefined;
@@ -188,10 +183,88 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
       }
     }
     if (pick) return pick;
+    const s = takeSpare(kind);
+    if (s) return s;
   }
-  const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone), kind.unionModule ? noLinger : linger);
+  const t = new ServingThread(kindKey, kind, (gone) => threads.delete(gone));
   threads.add(t);
+  if (!kind.unionModule && sparesOn) setImmediate(() => startSpare(kind));
   return t;
+}
+
+function kindKeyOf(kind: ThreadKind): string {
+  return JSON.stringify([kind.debug, kind.spinUs, kind.maxWrite, kind.unionModule ?? '']);
+}
+
+// ---- Spare threads (the resident daemon only: keepSpareThreads) ------------------------------
+// Starting a thread takes ~0.2 s (loading the engine, compiling the request path): a mount that
+// needs a new thread (the first, every 16th in a row, any after all mounts ended) would wait that
+// long. The daemon keeps a started, warmed-up thread without mounts and gives it to such a mount,
+// starting a replacement at once (16 mounts in a row take about as long as a thread needs to start).
+// A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~14 MB each, warm); the
+// last kept is given first (it is warm; a replacement may still be starting). Not in threadCount().
+
+let sparesOn = false;
+const spares: ServingThread[] = [];
+/** Idle threads kept at most: mount/umount in turn reuses one, a replacement starts meanwhile. */
+const MAX_SPARES = 2;
+
+/** Keep spare threads from now on, starting one of `kind` now. */
+export function keepSpareThreads(kind: ThreadKind): void {
+  sparesOn = true;
+  startSpare(kind);
+}
+
+/** No more spare threads (shutdown): they end. */
+export function dropSpareThreads(): void {
+  sparesOn = false;
+  for (const t of spares.splice(0)) t.end();
+}
+
+/** Forget spares that ended (a kept thread that died while idle). */
+function pruneSpares(): void {
+  for (let i = spares.length - 1; i >= 0; i--) if (!spares[i]!.accepting) spares.splice(i, 1);
+}
+
+function startSpare(kind: ThreadKind): void {
+  if (!sparesOn || kind.unionModule) return;
+  pruneSpares();
+  const key = kindKeyOf(kind);
+  if (spares.some((t) => t.kindKey === key && t.accepting)) return;
+  if (spares.length >= MAX_SPARES) spares.shift()!.end();
+  const t: ServingThread = new ServingThread(
+    key,
+    kind,
+    (gone) => {
+      threads.delete(gone);
+      const i = spares.indexOf(gone);
+      if (i >= 0) spares.splice(i, 1);
+    },
+    true,
+  );
+  spares.push(t);
+}
+
+function takeSpare(kind: ThreadKind): ServingThread | null {
+  const key = kindKeyOf(kind);
+  for (let i = spares.length - 1; i >= 0; i--) {
+    const t = spares[i]!;
+    if (t.kindKey !== key || !t.accepting) continue;
+    spares.splice(i, 1);
+    threads.add(t);
+    setImmediate(() => startSpare(kind));
+    return t;
+  }
+  return null;
+}
+
+/** A thread left without mounts: kept as a spare (true) when spares are on and there is room. */
+function keepAsSpare(t: ServingThread): boolean {
+  pruneSpares();
+  if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES) return false;
+  threads.delete(t);
+  spares.push(t);
+  return true;
 }
 
 /** Serving threads alive now. */

@@ -26,7 +26,8 @@ import { openUnion, type OpenedUnion } from './open-union.js';
 import { Channel, traceLine, type RequestHandler } from './channel.js';
 import { initFlagNames } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
-import { warmUp } from './warm-up.js';
+import { warmUp, warmUpAlone } from './warm-up.js';
+import { serveBranchChange, type BranchChangeCommand, type BranchChangeReply } from './branch-change.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -40,6 +41,8 @@ export interface ThreadParams {
   spinUs: number;
   /** A module exporting `openUnion(options, cwd)` instead of the engine (transport tests). */
   unionModule?: string;
+  /** A spare thread: warm up at once, over a read-only union of this module's own directory. */
+  warmAtStart?: boolean;
 }
 
 /** One mount to serve. */
@@ -50,6 +53,8 @@ export interface MountParams {
   entryTimeout: number;
   attrTimeout: number;
   negativeTimeout: number;
+  /** default_permissions is on: POSIX ACLs may be negotiated (posix-acl.ts). */
+  posixAcl?: boolean;
   /** Live counters the main thread reads: [0] requests served, [1] lower listings this mount read itself. */
   stats: SharedArrayBuffer;
 }
@@ -62,13 +67,15 @@ export type Command =
   | { t: 'open'; mount: MountParams }
   | { t: 'go'; id: string; fd: number; noPassthrough?: boolean }
   | { t: 'quit'; id: string }
+  | BranchChangeCommand
   | { t: 'exit' };
 
 export type WorkerMessage =
   | { t: 'opened'; id: string; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
   | { t: 'error'; id: string; code: string; message: string }
   | { t: 'init'; id: string; flags: string[]; maxWrite: number }
-  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string };
+  | { t: 'stopped'; id: string; reason: string; requests: number; error?: string }
+  | BranchChangeReply;
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
@@ -154,6 +161,7 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
   const ops = new FuseOps(s.opened.union, {
     devFd: fd,
     passthrough: noPassthrough ? false : s.opened.passthrough,
+    posixAcl: p.posixAcl === true && s.opened.posixAcl === true,
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: p.entryTimeout,
     attrTimeout: p.attrTimeout,
@@ -246,6 +254,11 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
           /* failing anyway */
         }
       }
+    } else if (c.t === 'branches') {
+      // between two requests: every request sees the old branch list or the new one
+      const s = live.find((x) => x.p.id === c.id);
+      const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
+      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => s.ops?.branchesChanged() }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
     } else if (c.t === 'exit') exiting = true;
   }
 }
@@ -267,6 +280,7 @@ const SPIN_MISSES = 4;
 const SPIN_PAUSE = 32;
 
 async function main(): Promise<void> {
+  if (params.warmAtStart && !params.unionModule && !warmed) warmed = warmUpAlone(openUnion);
   let opener: typeof openUnion | undefined;
   const getOpener = async (): Promise<typeof openUnion> => (opener ??= await loadOpen());
   rebuildPollSet();

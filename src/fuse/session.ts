@@ -9,8 +9,10 @@ import { FIRST_BRID, newMountId, removeMountInfo, writeMountInfo, type MountInfo
 import { checkMountpoint, closeQuietly, kernelUnmount, mountFuse, splitOptions, type MountVia } from './mount.js';
 import { privilege } from '../sys/privilege.js';
 import type { MountParams, WorkerMessage } from './session-worker.js';
-import { lowerKeyOf, threadFor } from './serving-thread.js';
+import { lowerKeyOf, threadFor, type ThreadKind } from './serving-thread.js';
 import { MountError } from './mount-error.js';
+import type { BranchChangeReply } from './branch-change.js';
+import { sendBranchChange, type BranchChangeRequest } from './session-branches.js';
 
 export interface SessionParams {
   options: string;
@@ -30,6 +32,8 @@ export interface SessionParams {
   spinUs?: number;
   /** How long to wait for the kernel's INIT after mount(2) (ms). */
   initTimeoutMs?: number;
+  /** Called as each phase of the mount ends (daemon/mount-timing.ts). */
+  timing?: (phase: string) => void;
 }
 
 export interface Session {
@@ -44,6 +48,8 @@ export interface Session {
   lowerListingsRead(): number;
   /** Which serving thread serves it (mounts of one thread share lower listings). */
   thread: number;
+  /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
+  changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -53,6 +59,9 @@ const MAX_WRITE = 1 << 20;
  * The daemon's CPU time did not grow (ls -lR 270 ms vs 330 ms at spin=0: fewer sleeps and wake-ups).
  */
 export const DEFAULT_SPIN_US = 50;
+
+/** The serving-thread kind of a mount without -d, spin= or max_write (the daemon keeps a spare one). */
+export const DEFAULT_THREAD_KIND: ThreadKind = { debug: false, maxWrite: MAX_WRITE, spinUs: DEFAULT_SPIN_US };
 
 /**
  * Default kernel cache timeouts (entries, attributes, negative entries), in seconds: one hour.
@@ -119,6 +128,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     options: t.unionOptions,
     cwd,
     ...cacheTimeouts(p, t),
+    posixAcl: t.defaultPermissions,
   };
   const thread = threadFor(
     {
@@ -129,12 +139,16 @@ export async function startSession(p: SessionParams): Promise<Session> {
     },
     lowerKeyOf(t.unionOptions),
   );
+  p.timing?.('thread');
 
   let onMessage: (m: WorkerMessage) => void = () => {};
   const queue: WorkerMessage[] = [];
   let stoppedSeen = false;
+  const branchReplies = new Map<number, (m: BranchChangeReply) => void>();
   thread.add(mount, lowerKeyOf(t.unionOptions), (m) => {
+    if (m.t === 'branches') return void branchReplies.get(m.seq)?.(m);
     if (m.t === 'stopped') {
+      for (const [seq, reply] of branchReplies) reply({ t: 'branches', id, seq, ok: false, code: 'ESHUTDOWN', message: 'the mount ended' });
       if (stoppedSeen) return;
       stoppedSeen = true;
     }
@@ -176,6 +190,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   if (opened.t === 'error') return fail(new MountError(opened.code, opened.message));
   if (opened.t !== 'opened') return fail(new MountError('EIO', `worker stopped: ${'error' in opened && opened.error ? opened.error : 'unknown'}`));
 
+  p.timing?.('union');
   const covered = coveredBranch(mountpoint, opened.branches);
   if (covered !== null) {
     return fail(new MountError('EINVAL', `the mount point ${mountpoint} is inside branch ${covered} (a mount may cover a branch itself or its parent, not a directory within it)`));
@@ -186,6 +201,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   } catch (e) {
     return fail(e);
   }
+  p.timing?.('mount(2)');
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
   thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}) });
@@ -202,6 +218,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     return abandon(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`), init?.t === 'stopped' ? init : null);
   }
 
+  p.timing?.('init');
   const info: MountInfo = {
     id,
     mountpoint,
@@ -218,6 +235,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   } catch (e) {
     return abandon(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }
+  p.timing?.('published');
 
   const done = (async () => {
     const stopped = await next([], 2 ** 31 - 1);
@@ -238,5 +256,6 @@ export async function startSession(p: SessionParams): Promise<Session> {
     requests: () => counters[0]!,
     lowerListingsRead: () => counters[1]!,
     thread: thread.id,
+    changeBranches: (c) => sendBranchChange(thread, id, c, branchReplies),
   };
 }

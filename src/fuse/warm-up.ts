@@ -9,6 +9,7 @@
  * READDIRPLUS, RELEASEDIR, FORGET) to a throw-away FuseOps over the same union. Nothing is
  * written; every lookup reference taken is forgotten again. Bounded in time.
  */
+import { fileURLToPath } from 'node:url';
 import { Op, Size } from './abi.js';
 import { decodeEntryOut, decodeInHeader, decodeOpenOutFh, encodeInHeader } from './codec.js';
 import { decodeDirents, decodeDirentsPlus } from './dirent-codec.js';
@@ -23,6 +24,26 @@ const REPLY = Size.OUT_HEADER;
 export interface WarmUpResult {
   requests: number;
   ms: number;
+}
+
+/**
+ * Warm up without a mount (a spare serving thread, before its first mount): over a read-only union
+ * of this module's own directory (nothing is written to it). False when that cannot be opened.
+ */
+export function warmUpAlone(open: (options: string, cwd: string) => { union: ServedUnion<UnionNodeLike & object, FileHandleLike, DirHandleLike>; close(): void }): boolean {
+  const dir = fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, '');
+  if (/[,:=\\]/.test(dir)) return false; // not expressible in a lowerdir= option
+  try {
+    const o = open(`lowerdir=${dir}`, '/');
+    try {
+      warmUp(o.union);
+    } finally {
+      o.close();
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function warmUp<N extends UnionNodeLike & object, F extends FileHandleLike, D extends DirHandleLike>(

@@ -24,6 +24,7 @@ test('podman option strings: empty options, trailing comma, volatile, context wi
   assert.deepEqual(o.branches.map((b) => b.path), ['/u', '/l/A', '/l/B']);
   assert.equal(o.volatile, true);
   assert.equal(o.staticNlink, true);
+  assert.equal(o.noacl, true, 'noacl reaches the transport (no FUSE_POSIX_ACL)');
   assert.deepEqual(o.extra, {}, 'nothing left over for the transport to refuse');
   assert.equal(parseOptions('dirs=/a,fsync=0', always).volatile, true);
   assert.equal(parseOptions('dirs=/a,fsync=1', always).volatile, undefined);

@@ -2,7 +2,7 @@
  * What podman does through a mount program, request by request (docs/performance.md, "podman
  * through layerfs: where the time goes"): a container's shell making files (`echo x > f`: open,
  * dup2, close, close), podman's naive diff reading every file (lstat, getxattr of
- * security.capability, listxattr), and podman mounting and unmounting one container after another.
+ * security.capability, listxattr), and a process whose last mount ended.
  * Real mounts in this process (startSession); counts are the requests the mount served.
  */
 import { test, type TestContext } from 'node:test';
@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { startSession, type Session } from '../../src/fuse/session.js';
 import { Fopen } from '../../src/fuse/abi.js';
 import { noFlushBit } from '../../src/fuse/flush-policy.js';
-import { ThreadLinger } from '../../src/fuse/thread-linger.js';
 import * as native from '../../src/sys/native.js';
 import { forceUnmount, ok, requireFuse, sh } from '../helpers/mount.js';
 
@@ -117,27 +116,6 @@ test("podman's naive diff walk: lstat + getxattr + listxattr of every file is 2 
   assert.deepEqual(native.llistxattr(join(l.mnt, 'd1', 'f1-link')), ['user.x']);
 });
 
-test('a serving thread left without mounts serves the next mount; LAYERFS_THREAD_LINGER_MS=0 ends it', async (t) => {
-  if (!requireFuse(t)) return;
-  const l = layers(t, 10);
-  const saved = process.env.LAYERFS_THREAD_LINGER_MS;
-  t.after(() => {
-    if (saved === undefined) delete process.env.LAYERFS_THREAD_LINGER_MS;
-    else process.env.LAYERFS_THREAD_LINGER_MS = saved;
-  });
-  delete process.env.LAYERFS_THREAD_LINGER_MS;
-  const s1 = await startSession({ options: l.opts, mountpoint: l.mnt });
-  await unmount(s1);
-  const s2 = await startSession({ options: l.opts, mountpoint: l.mnt });
-  assert.equal(readdirSync(join(l.mnt, 'd3')).length, 1);
-  assert.equal(s2.thread, s1.thread, 'the idle thread took the next mount');
-  process.env.LAYERFS_THREAD_LINGER_MS = '0';
-  await unmount(s2);
-  const s3 = await startSession({ options: l.opts, mountpoint: l.mnt });
-  assert.notEqual(s3.thread, s2.thread, 'with linger 0 the thread ended with its last mount');
-  await unmount(s3);
-});
-
 test('a process whose last mount ended exits by itself (an idle serving thread does not hold it)', (t) => {
   if (!requireFuse(t)) return;
   const l = layers(t, 1);
@@ -153,21 +131,4 @@ await s.unmount(); await s.done; ${how === 'return' ? '' : how};`;
     assert.equal(r.status, 0, `${how}: status ${r.status} signal ${r.signal} ${r.stderr}`);
     assert.ok(performance.now() - t0 < 10_000, `${how}: exited in ${(performance.now() - t0).toFixed(0)} ms`);
   }
-});
-
-test('ThreadLinger keeps one idle thread per kind, ends it after the time, and none at 0', async () => {
-  const ended: string[] = [];
-  const mk = (name: string, kindKey = 'k') => ({ name, kindKey, refs: 1, worker: { ref() {}, unref() {} }, end: () => ended.push(name) });
-  const lg = new ThreadLinger<ReturnType<typeof mk>>(() => 30);
-  const a = mk('a');
-  const b = mk('b');
-  const c = mk('c', 'other');
-  assert.equal(lg.idle(a), true);
-  assert.equal(lg.idle(b), false, 'a second idle thread of the kind ends at once');
-  assert.equal(lg.idle(c), true, 'another kind lingers too');
-  lg.busy(c);
-  assert.equal(lg.size, 1);
-  await new Promise((r) => setTimeout(r, 80));
-  assert.deepEqual(ended, ['a']);
-  assert.equal(new ThreadLinger<ReturnType<typeof mk>>(() => 0).idle(mk('d')), false);
 });

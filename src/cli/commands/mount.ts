@@ -13,6 +13,7 @@ import { startSession } from '../../fuse/index.js';
 import { startMount } from '../../daemon/index.js';
 import { unmountOnSignals } from '../../fuse/daemon-signals.js';
 import { unknownOptionsWarning } from '../../fuse/option-warnings.js';
+import { isRemount } from '../../daemon/remount.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -50,7 +51,10 @@ fuse-overlayfs options (what podman and Docker pass a mount program):
                            every file shows this owner; chown never fails
   xattr_permissions=1|2    chown/chmod recorded in security.|user.containers.override_stat
   static_nlink             directories show link count 1
-  noacl, context=...       accepted (no ACLs, no SELinux labels on FUSE); unknown options are
+  noacl                    no POSIX ACLs from the kernel (default: enforced and cached by the
+                           kernel with default_permissions; new entries get the parent's
+                           default ACL); mode bits only, the kernel applies the umask
+  context=...              accepted (no SELinux labels on FUSE); unknown options are
                            warned about on one line and ignored
 FUSE options:
   allow_other, default_permissions   on by default for root (noallow_other,
@@ -67,6 +71,15 @@ FUSE options:
                            file (default on, Linux 6.9+, root daemon); off: every read and
                            write goes through the daemon
 Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
+Changing the branches of a live mount (-o remount,CHANGE[,CHANGE...]; in order, all or nothing;
+also by mount -o remount,... MNT):
+  add:INDEX:DIR[=PERM]     DIR becomes branch INDEX (0 = topmost); ins:INDEX:DIR[=PERM] the same
+  append:DIR[=PERM]        DIR becomes the bottom branch;  prepend:DIR[=PERM]: the topmost
+  del:DIR                  the branch DIR leaves (EBUSY while files are open on it)
+  mod:DIR=PERM             the branch gets PERM (rw, ro, rr[+ATTR]); PERM defaults to ro
+Environment: a background mount is sent to the resident daemon by a small C client (no Node
+start; Node when no daemon runs yet): LAYERFS_NO_CLIENT=1 always uses Node, LAYERFS_CLIENT_TRACE=1
+says which way was taken, LAYERFS_MOUNT_TIMING=1 logs each mount's phases to the daemon's log.
 
 Examples:
   layerfs mount -o dirs=./container-layer:./image-layer4:./image-layer3 ./mnt
@@ -74,6 +87,9 @@ Examples:
   mount -t fuse.layerfs -o dirs=/rw=rw:/ro=ro none /mnt
   layerfs mount -o lowerdir=/ext/usr:/usr /usr     MNT may be a branch itself (or its parent):
                                                    branch roots are held open from before the mount
+  layerfs mount -o remount,add:1:/srv/patch ./mnt  a new branch below the rw one, seen at once
+  mount -o remount,prepend:/srv/up2=rw,mod:/srv/up=ro /mnt
+  layerfs mount -o remount,del:/srv/patch ./mnt
 `;
 
 export function register(program: Command): void {
@@ -92,9 +108,11 @@ export function register(program: Command): void {
       const options = flags.options.join(',');
       const what = `mount ${mountpoint}`;
       if (!options.trim()) throw new CliError(what, 'no branches given (use -o dirs=A=rw:B=ro or -o lowerdir=...,upperdir=...,workdir=...)', 2);
-      const warning = unknownOptionsWarning(options);
+      // a remount changes the branches of the mount the daemon serves at MNT: nothing to serve here
+      const remounting = isRemount(options);
+      const warning = remounting ? undefined : unknownOptionsWarning(options);
       if (warning) process.stderr.write(warning + '\n');
-      if (flags.foreground || flags.debug) {
+      if ((flags.foreground || flags.debug) && !remounting) {
         let s;
         try {
           s = await startSession({ options, mountpoint, debug: flags.debug ?? false, ...(source !== undefined ? { source } : {}) });
