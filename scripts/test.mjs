@@ -33,7 +33,9 @@ if (files.length === 0) {
 // Mounts made by these tests go through a resident daemon of THIS checkout: its own runtime dir (a
 // daemon already serving /run/layerfs may run another checkout's code), unless the caller chose one.
 const ownRun = process.env.LAYERFS_RUN_DIR ? null : mkdtempSync(join(tmpdir(), 'layerfs-test-run-'));
-const env = ownRun ? { ...process.env, LAYERFS_RUN_DIR: ownRun } : process.env;
+const env = ownRun ? { ...process.env, LAYERFS_RUN_DIR: ownRun } : { ...process.env };
+// Daemons a test starts (any runtime dir) exit soon after their last mount, not after the 5-minute default.
+env.LAYERFS_DAEMON_IDLE_MS ??= '2000';
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit', cwd: root, env });
 if (ownRun) stopOwnDaemons(ownRun);
 process.exit(r.status ?? 1);

@@ -8,7 +8,9 @@
  *     against the merged image: both mounted, both walked), checked to list every new file;
  *   - `podman commit` of it.
  * Containers and images stay until the end (the bench deletes nothing during a run); finish()
- * removes them. layerfs targets use their own resident daemon (LAYERFS_RUN_DIR in the work dir).
+ * removes them. layerfs targets use their own resident daemon (LAYERFS_RUN_DIR in the work dir), with
+ * its default idle time (it stays between rounds, as on a host running containers one after another),
+ * stopped by pid in finish().
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,6 +18,26 @@ import { PODMAN, Podman, VM_RUN_FLAGS, busyboxImageTar } from '../../test/podman
 import type { MetricDef } from '../results.js';
 import type { Target } from '../targets.js';
 import { type Workload } from './workload.js';
+
+/**
+ * The resident daemon of a layerfs target runs with its default idle time (what a podman host
+ * gets: it stays between podman commands); stop it by pid at the end.
+ */
+function stopDaemons(run: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(run).filter((n) => /^daemon-\d+\.pid$/.test(n));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    try {
+      process.kill(Number(fs.readFileSync(path.join(run, n), 'utf8').trim()), 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
+}
 
 export function podmanWorkload(): Workload {
   const pods = new Map<string, Podman>();
@@ -115,6 +137,7 @@ export function podmanWorkload(): Workload {
       for (const [name, p] of pods) {
         ctx.progress(`podman: removing the containers and images of ${name}`);
         p.clean();
+        stopDaemons(path.join(p.dir, 'layerfs-run'));
       }
     },
   };

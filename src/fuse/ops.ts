@@ -25,12 +25,14 @@ import { type BackingDevice, Passthrough, THROUGH_US, fuseBackingDevice, openMod
 import { type Entry, FuseProtocol, type Opened, type RawFileSystem } from './protocol.js';
 import type * as rq from './requests.js';
 import { type Clock, XattrAbsence } from './xattr-absence.js';
+import { noFlushBit } from './flush-policy.js';
 import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
 
 export { NO_REPLY } from './protocol.js';
 
 const ENODATA = -errnoOf('ENODATA');
 const EOPNOTSUPP = -errnoOf('EOPNOTSUPP');
+const EMPTY = Buffer.alloc(0);
 
 export interface OpsConfig {
   entryTimeout: number;
@@ -303,7 +305,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const fh = this.files.add({ file: f, nodeid: hd.nodeid });
     // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
     if ((r.flags & O_ACCMODE) !== 0) this.inval.otherNames(hd.nodeid);
-    return { fh, ...m };
+    return { fh, ...this.withNoFlush(m, r.flags, hd.nodeid) };
   }
 
   create(hd: InHeader, r: rq.CreateIn): { entry: Entry; opened: Opened } {
@@ -316,7 +318,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (m === undefined || m === 'conflict') m = openMode(this.passthrough, entry.nodeid, fh.fd);
     // (a fresh id serves no file yet)
     if (m === 'conflict') m = THROUGH_US;
-    return { entry, opened: { fh: this.files.add({ file: fh, nodeid: entry.nodeid }), ...m } };
+    return { entry, opened: { fh: this.files.add({ file: fh, nodeid: entry.nodeid }), ...this.withNoFlush(m, r.flags, entry.nodeid) } };
   }
 
   read(r: rq.ReadWriteIn, buf: Buffer, at: number, size: number): number {
@@ -345,6 +347,14 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (!f) return;
     this.union.release(f.file);
     this.passthrough?.release(f.nodeid);
+    // passthrough writes of an open that skipped FLUSH (flush-policy.ts): a name linked meanwhile
+    if (this.passthrough && (f.file.flags & O_ACCMODE) !== 0) this.inval.otherNames(f.nodeid);
+  }
+
+  /** An open reply's mode with FOPEN_NOFLUSH where its FLUSH would do nothing (flush-policy.ts). */
+  private withNoFlush(m: { openFlags: number; backingId: number }, flags: number, nodeid: number): { openFlags: number; backingId: number } {
+    const through = (m.openFlags & Fopen.PASSTHROUGH) !== 0;
+    return { ...m, openFlags: m.openFlags | noFlushBit(flags, through, through ? this.nodes.sameIno(nodeid).length : 0) };
   }
 
   fsync(fh: number, datasync: boolean): void {
@@ -439,7 +449,12 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   listxattr(hd: InHeader): Buffer {
-    const names = this.union.listxattr(this.node(hd));
+    const node = this.node(hd);
+    // podman's diff asks getxattr(security.capability) then listxattr of every file: the first
+    // already listed the names (xattr-absence.ts)
+    if (this.xattrAbsent.knownEmpty(node)) return EMPTY;
+    const names = this.union.listxattr(node);
+    this.xattrAbsent.rememberNames(node, names);
     return Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
   }
 

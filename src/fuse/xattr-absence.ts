@@ -78,6 +78,18 @@ export class XattrAbsence<N extends object> {
     return names.includes(name) ? PRESENT : ENODATA_NEG;
   }
 
+  /**
+   * True when the node is known to have no xattr at all (a remembered empty listing): LISTXATTR can
+   * answer empty without a syscall. Only an empty list is trusted for this: through the mount a
+   * name appears only by SETXATTR (which forgets everything), while a listed name may have gone.
+   */
+  knownEmpty(node: N): boolean {
+    if (this.ttlMs <= 0) return false;
+    const k = this.map.get(node);
+    if (!k || k.names === null || k.names.length !== 0) return false;
+    return this.now() < k.until;
+  }
+
   /** Remember the node's whole name list (names not in it are absent: ENODATA). */
   rememberNames(node: N, names: readonly string[]): void {
     if (this.ttlMs <= 0) return;
