@@ -21,6 +21,8 @@ export const layerfsBin: string = process.env.LAYERFS_BIN || join(repoRoot, 'bin
 
 const MOUNT_TIMEOUT_MS = 20_000;
 const UMOUNT_TIMEOUT_MS = 20_000;
+/** How long an overlay mount answering EBUSY (a layer still in use by a detached mount) is retried. */
+const BUSY_WAIT_MS = 10_000;
 
 export function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -240,11 +242,23 @@ export function mountUnion(kind: UnionKind, layers: UnionLayers, mnt: string, o:
     // index=on: hard links stay hard links across copy-up, as design.md asks of layerfs (with the
     // default index=off overlayfs breaks a lower hard link in two on copy-up).
     const opts = optionString(layers, ['redirect_dir=on', 'index=on', ...extra]);
-    const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', opts, mnt], {
-      timeout: MOUNT_TIMEOUT_MS,
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) throw new Error(`overlay mount failed: ${opts}: ${r.stderr ?? ''}${r.error ? String(r.error) : ''}`);
+    // EBUSY: with index=on a layer dir that was the upper or work dir of an overlay mount is "in use"
+    // until that superblock ends, and a copy of the mount in a mount namespace made meanwhile (any
+    // `unshare -m`, a container start elsewhere on the machine) keeps it alive after our umount:
+    // wait for such a namespace to go (up to BUSY_WAIT_MS) before calling the reference broken.
+    const end = Date.now() + BUSY_WAIT_MS;
+    for (;;) {
+      const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', opts, mnt], {
+        timeout: MOUNT_TIMEOUT_MS,
+        encoding: 'utf8',
+      });
+      if (r.status === 0) break;
+      if (/busy/i.test(r.stderr ?? '') && Date.now() < end) {
+        sleepMs(200);
+        continue;
+      }
+      throw new Error(`overlay mount failed: ${opts}: ${r.stderr ?? ''}${r.error ? String(r.error) : ''}`);
+    }
     let done = false;
     return {
       kind,
