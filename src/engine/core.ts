@@ -5,7 +5,7 @@
 import type { Stats } from 'node:fs';
 import { Branch, ST, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
-import { findAlias } from './hardlinks.js';
+import { findAlias, mayHaveAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
 import { GONE, cachedLookup, lookupScratch, lowerHas, resolveChild, resolveRoot, type LookupData } from './namei.js';
@@ -368,7 +368,9 @@ export class Core {
   /** The hard-link index entry a lower file with several links reads through, if any. */
   private aliasOf(f: LookupData, rel: string): string | null {
     if (f.type !== S_IFREG || f.nums![ST.nlink]! < 2) return null;
-    // findAlias wants the full Stats (birth time); only multiply linked files get here.
+    // findAlias wants the full Stats (birth time): taken only when the index has an entry for
+    // the (dev, ino) this lookup already lstat'ed (most multiply linked lower files have none).
+    if (!mayHaveAlias(this, f.type, f.layers[0]!, f.nums!)) return null;
     const st = this.branches[f.layers[0]!]!.lstat(rel);
     return st ? findAlias(this, f.type, f.layers[0]!, st) : null;
   }

@@ -11,7 +11,7 @@
  * Real root only (trusted.* xattrs: a user namespace's root may not write them either).
  */
 import type { Stats } from 'node:fs';
-import type { Branch } from '../branch/index.js';
+import { ST, type Branch } from '../branch/index.js';
 import type { Core } from './core.js';
 import { S_IFREG } from './node.js';
 import { PRIVATE } from '../format/index.js';
@@ -52,6 +52,17 @@ export function findAlias(core: Core, type: number, topBranch: number, st: Stats
   if (!rw.lstat(rel)) return null;
   const c = readCount(rw, rel);
   return c && c.stamp === stampOf(st) ? rel : null;
+}
+
+/**
+ * Whether the index holds an entry for the lower file whose lstat numbers (sys ST slots: a
+ * lookup's) are `nums`: findAlias's own first test, asked with the lookup's (dev, ino) and one
+ * fstatat beneath the rw root, so that the full Stats (for the birth time) is taken only when an
+ * entry is there. False exactly when findAlias would answer null without reading the entry.
+ */
+export function mayHaveAlias(core: Core, type: number, topBranch: number, nums: Float64Array): boolean {
+  if (type !== S_IFREG || core.isUpper(topBranch) || nums[ST.nlink]! < 2 || !indexEnabled(core)) return false;
+  return core.rw!.exists(entryRel(`${nums[ST.dev]!}-${nums[ST.ino]!}`));
 }
 
 /** After copying up a lower file with several links: record it in the index. */
