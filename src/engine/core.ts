@@ -5,11 +5,11 @@
 import type { Stats } from 'node:fs';
 import { Branch, ST, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
-import { findAlias, mayHaveAlias } from './hardlinks.js';
+import { findAlias } from './hardlinks.js';
 import { InodeTable } from './inode-table.js';
 import { LowerIndex } from './lower-index.js';
 import { GONE, cachedLookup, lookupScratch, lowerHas, resolveChild, resolveRoot, type LookupData } from './namei.js';
-import { S_IFDIR, S_IFMT, S_IFREG, UnionNode, type FileHandle } from './node.js';
+import { S_IFDIR, S_IFMT, UnionNode, type FileHandle } from './node.js';
 import type { UnionOptions } from './types.js';
 import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
@@ -367,12 +367,8 @@ export class Core {
 
   /** The hard-link index entry a lower file with several links reads through, if any. */
   private aliasOf(f: LookupData, rel: string): string | null {
-    if (f.type !== S_IFREG || f.nums![ST.nlink]! < 2) return null;
-    // findAlias wants the full Stats (birth time): taken only when the index has an entry for
-    // the (dev, ino) this lookup already lstat'ed (most multiply linked lower files have none).
-    if (!mayHaveAlias(this, f.type, f.layers[0]!, f.nums!)) return null;
-    const st = this.branches[f.layers[0]!]!.lstat(rel);
-    return st ? findAlias(this, f.type, f.layers[0]!, st) : null;
+    const top = f.layers[0]!;
+    return findAlias(this, f.type, top, f.nums!, () => this.branches[top]!.lstat(rel));
   }
 
   /**

@@ -44,25 +44,21 @@ function entryRel(key: string): string {
   return `${INDEX_DIR}/${key}`;
 }
 
-/** The index entry (rw-relative) a lower file with several links reads through, if its twin was copied up. */
-export function findAlias(core: Core, type: number, topBranch: number, st: Stats): string | null {
-  if (type !== S_IFREG || core.isUpper(topBranch) || st.nlink < 2 || !indexEnabled(core)) return null;
-  const rel = entryRel(keyOf(st));
-  const rw = core.rw!;
-  if (!rw.lstat(rel)) return null;
-  const c = readCount(rw, rel);
-  return c && c.stamp === stampOf(st) ? rel : null;
-}
-
 /**
- * Whether the index holds an entry for the lower file whose lstat numbers (sys ST slots: a
- * lookup's) are `nums`: findAlias's own first test, asked with the lookup's (dev, ino) and one
- * fstatat beneath the rw root, so that the full Stats (for the birth time) is taken only when an
- * entry is there. False exactly when findAlias would answer null without reading the entry.
+ * The index entry (rw-relative) a lower file with several links reads through, if its twin was
+ * copied up. `nums` are the lookup's lstat numbers (sys ST slots): its (dev, ino) name the entry,
+ * probed with one fstatat beneath the rw root; `full` gives the file's Stats for the birth-time
+ * stamp, asked only when an entry is there (most multiply linked lower files have none).
  */
-export function mayHaveAlias(core: Core, type: number, topBranch: number, nums: Float64Array): boolean {
-  if (type !== S_IFREG || core.isUpper(topBranch) || nums[ST.nlink]! < 2 || !indexEnabled(core)) return false;
-  return core.rw!.exists(entryRel(`${nums[ST.dev]!}-${nums[ST.ino]!}`));
+export function findAlias(core: Core, type: number, topBranch: number, nums: Float64Array, full: () => Stats | null): string | null {
+  if (type !== S_IFREG || core.isUpper(topBranch) || nums[ST.nlink]! < 2 || !indexEnabled(core)) return null;
+  const rel = entryRel(`${nums[ST.dev]!}-${nums[ST.ino]!}`);
+  const rw = core.rw!;
+  if (!rw.exists(rel)) return null;
+  const c = readCount(rw, rel);
+  if (!c) return null;
+  const st = full();
+  return st && c.stamp === stampOf(st) ? rel : null;
 }
 
 /** After copying up a lower file with several links: record it in the index. */
