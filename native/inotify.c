@@ -10,74 +10,39 @@
 #include <stdlib.h>
 #include <sys/inotify.h>
 #include <node_api.h>
-
-static napi_value in_int(napi_env env, int64_t n) {
-  napi_value v;
-  napi_create_int64(env, n, &v);
-  return v;
-}
-
-static int in_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
-  size_t argc = n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
-  if (argc < n) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-    return 0;
-  }
-  return 1;
-}
-
-static int in_i32(napi_env env, napi_value v, int32_t *out, const char *what) {
-  if (napi_get_value_int32(env, v, out) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return 0;
-  }
-  return 1;
-}
+#include "napi-args.h"
 
 /* inotifyInit() -> fd (IN_NONBLOCK | IN_CLOEXEC) or -errno */
 static napi_value n_inotify_init(napi_env env, napi_callback_info info) {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  return in_int(env, fd < 0 ? -errno : fd);
+  return num64(env, fd < 0 ? -errno : fd);
 }
 
 /* inotifyAddWatch(fd, path, mask) -> watch descriptor or -errno */
 static napi_value n_inotify_add_watch(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!in_args(env, info, 3, argv)) return NULL;
+  if (!get_args(env, info, 3, argv)) return NULL;
   int32_t fd;
   uint32_t mask;
-  if (!in_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
-  if (napi_get_value_uint32(env, argv[2], &mask) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "mask must be a number");
-    return NULL;
-  }
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
-    return NULL;
-  }
-  char *path = malloc(len + 1);
-  if (path == NULL) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  napi_get_value_string_utf8(env, argv[1], path, len + 1, &len);
+  if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  if (napi_get_value_uint32(env, argv[2], &mask) != napi_ok) return throw_type(env, "mask must be a number");
+  char *path = get_str(env, argv[1], "path must be a string");
+  if (path == NULL) return NULL;
   int wd = inotify_add_watch(fd, path, mask);
   int err = errno;
   free(path);
-  return in_int(env, wd < 0 ? -err : wd);
+  return num64(env, wd < 0 ? -err : wd);
 }
 
 /* inotifyRmWatch(fd, wd) -> 0 or -errno */
 static napi_value n_inotify_rm_watch(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!in_args(env, info, 2, argv)) return NULL;
+  if (!get_args(env, info, 2, argv)) return NULL;
   int32_t fd, wd;
-  if (!in_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
-  if (!in_i32(env, argv[1], &wd, "wd must be a number")) return NULL;
+  if (!get_i32(env, argv[0], &fd, "fd must be a number")) return NULL;
+  if (!get_i32(env, argv[1], &wd, "wd must be a number")) return NULL;
   int r = inotify_rm_watch(fd, wd);
-  return in_int(env, r < 0 ? -errno : 0);
+  return num64(env, r < 0 ? -errno : 0);
 }
 
 void register_inotify(napi_env env, napi_value exports) {
