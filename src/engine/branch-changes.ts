@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { FsError } from '../errors/index.js';
 import { parseBranchElement, splitOptionList } from './params.js';
 import type { BranchPerm } from './types.js';
+import { rwNotTopmost } from './validate.js';
 
 export type BranchChange =
   | { op: 'add'; index: number | 'end'; path: string; perm?: BranchPerm; attrs: string[]; text: string }
@@ -156,14 +157,9 @@ export function planBranchChanges(current: readonly BranchEntry[], changes: read
     }
   }
   // the union's rules on writable branches (as engine/validate.ts at mount time)
-  const rws = list.map((b, i) => (b.perm === 'rw' ? i : -1)).filter((i) => i >= 0);
-  // several rw branches (create=/cpup= pooling) are the topmost ones
-  rws.forEach((bi, k) => {
-    if (bi === k) return;
-    const where = `${list[bi]!.path} would be branch ${bi}`;
-    throw bad('EINVAL', rws.length === 1 ? `the rw branch must be the topmost (${where})` : `the rw branches must be the topmost ones (${where})`);
-  });
-  if (mountRw && rws.length === 0 && current.some((b) => b.perm === 'rw')) {
+  const misplaced = rwNotTopmost(list.map((b) => b.perm));
+  if (misplaced) throw bad('EINVAL', `${misplaced.rule} (${list[misplaced.index]!.path} would be branch ${misplaced.index})`);
+  if (mountRw && !list.some((b) => b.perm === 'rw') && current.some((b) => b.perm === 'rw')) {
     throw bad('EINVAL', 'the change leaves no writable branch on a read-write mount (keep one rw branch; a mount made with ro may drop them all)');
   }
   const kept = new Set(list.map((b) => b.from));

@@ -12,6 +12,18 @@ function err(code: string, p: string | undefined, detail: string): FsError {
   return new FsError(code, 'mount', p, undefined, detail);
 }
 
+/**
+ * The first rw branch that is not among the topmost ones, with the rule it breaks, or null. Several
+ * rw branches (AUFS create=/cpup= pooling) are the topmost ones: every lower branch is below every
+ * writable one, so a copy-up always goes up (see placement.ts). Asked at mount and by a live change.
+ */
+export function rwNotTopmost(perms: readonly string[]): { index: number; rule: string } | null {
+  const rws = perms.map((p, i) => (p === 'rw' ? i : -1)).filter((i) => i >= 0);
+  const k = rws.findIndex((bi, pos) => bi !== pos);
+  if (k < 0) return null;
+  return { index: rws[k]!, rule: rws.length === 1 ? 'the rw branch must be the topmost' : 'the rw branches must be the topmost ones' };
+}
+
 function inside(child: string, parent: string): boolean {
   return child.startsWith(parent.endsWith('/') ? parent : parent + '/');
 }
@@ -36,16 +48,10 @@ export function validateOptions(o: UnionOptions): void {
     if (i === 0) upperDev = d.dev;
     reals.push(r);
   });
-  const rws = o.branches.map((b, i) => (b.perm === 'rw' ? i : -1)).filter((i) => i >= 0);
-  // Several rw branches (AUFS create=/cpup= pooling) are the topmost ones: every lower branch is
-  // below every writable one, so a copy-up always goes up (see placement.ts).
-  rws.forEach((bi, k) => {
-    if (bi !== k) {
-      throw err('EINVAL', o.branches[bi]!.path, rws.length === 1 ? 'the rw branch must be the topmost' : 'the rw branches must be the topmost ones');
-    }
-  });
+  const misplaced = rwNotTopmost(o.branches.map((b) => b.perm));
+  if (misplaced) throw err('EINVAL', o.branches[misplaced.index]!.path, misplaced.rule);
   if (o.workdir !== undefined) {
-    if (rws.length === 0) throw err('EINVAL', o.workdir, 'workdir given without a writable branch');
+    if (!o.branches.some((b) => b.perm === 'rw')) throw err('EINVAL', o.workdir, 'workdir given without a writable branch');
     const wd = checkDir(o.workdir, 'workdir');
     const w = wd.real;
     const upper = reals[0]!;
