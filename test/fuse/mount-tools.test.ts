@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, daemonPids, stopDaemons, forceUnmount, fuseUnavailable, isMounted, layerfsMounts, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
+import { cli, daemonPids, stopDaemons, forceUnmount, removeScratch, fuseUnavailable, isMounted, layerfsMounts, ok, requireFuse, sh, waitFor } from '../helpers/mount.js';
 
 const canMount = fuseUnavailable() === null;
 
@@ -40,11 +40,7 @@ describe('tools on a layerfs mount', () => {
   });
 
   after(async () => {
-    if (!root) return;
-    forceUnmount(mnt);
-    await waitFor(() => daemonPids(mnt, env.LAYERFS_RUN_DIR).length === 0);
-    await stopDaemons(join(root, 'run'));
-    rmSync(root, { recursive: true, force: true });
+    if (root) await removeScratch(root, [mnt]);
   });
 
   const inMnt = (cmd: string): string => ok(sh(`set -e; ${cmd}`, { cwd: mnt }), cmd);

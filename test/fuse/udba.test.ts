@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpath
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CLI_MAIN, cli, daemonPids, forceUnmount, ok, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
+import { CLI_MAIN, cli, ok, removeScratch, requireFuse } from '../helpers/mount.js';
 
 interface Fixture {
   root: string;
@@ -44,11 +44,7 @@ function udbaMount(mode: string): Fixture {
     ok(cli(['mount', '-o', opts, f.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(f.root, 'run') } }), 'mount');
   });
   after(async () => {
-    if (!f.root) return;
-    forceUnmount(f.mnt);
-    await waitFor(() => daemonPids(f.mnt, join(f.root, 'run')).length === 0);
-    await stopDaemons(join(f.root, 'run'));
-    rmSync(f.root, { recursive: true, force: true });
+    if (f.root) await removeScratch(f.root, [f.mnt]);
   });
   return f;
 }

@@ -188,11 +188,21 @@ export function suiteMount(prefix: string, fill: (lo: string) => void): { root: 
     ok(cli(['mount', '-o', `dirs=${s.root}/rw=rw:${s.lo}=ro`, s.mnt], { env: { ...process.env, LAYERFS_RUN_DIR: join(s.root, 'run') } }), 'mount');
   });
   after(async () => {
-    if (!s.root) return;
-    forceUnmount(s.mnt);
-    await waitFor(() => daemonPids(s.mnt, join(s.root, 'run')).length === 0);
-    await stopDaemons(join(s.root, 'run'));
-    rmSync(s.root, { recursive: true, force: true });
+    if (s.root) await removeScratch(s.root, [s.mnt]);
   });
   return s;
+}
+
+/**
+ * After a test's mounts made with LAYERFS_RUN_DIR=`root`/run: unmount each of `mnts`, wait for its
+ * daemon to let go, stop the daemons of that runtime dir, remove `root`.
+ */
+export async function removeScratch(root: string, mnts: readonly string[]): Promise<void> {
+  const run = join(root, 'run');
+  for (const m of mnts) {
+    forceUnmount(m);
+    await waitFor(() => daemonPids(m, run).length === 0);
+  }
+  await stopDaemons(run);
+  rmSync(root, { recursive: true, force: true });
 }
