@@ -8,7 +8,8 @@
  * they name, records when, then waits until the probe says the mount answers again.
  * Worker thread (the probe): `stat(MNT/.kill-probe-N)` with a new N each time (a LOOKUP the kernel
  * cannot answer from its caches; ENOENT is the answer), every `probeMs`, each start and end written
- * to shared memory (answered ones only: ENOENT; any other answer is an error a user saw), so the killer reads "the first request started after the kill was answered at T".
+ * to shared memory (answered ones only: ENOENT; any other answer is an error a user saw), so the
+ * killer reads "the first request started after the kill was answered at T".
  *
  * Recovery of one kill = end of the first probe request that started after the kill - the kill time.
  * On SIGTERM (or after `lifeMs`, the hard limit if the test that started it is gone) it stops killing,
@@ -58,8 +59,9 @@ export interface DriverReport {
   /** Why the loop stopped killing before it was told to (a kill without recovery, ...), or null. */
   gaveUp: string | null;
   probes: number;
-  /** Probe answers other than ENOENT (ENOTCONN, EIO, ...): a user saw these. */
+  /** Probe answers other than ENOENT (ENOTCONN, EIO, ...): a user saw these. The first 20. */
   probeErrors: ProbeError[];
+  probeErrorCount: number;
   /** Longest single probe request (ms), kills or not. */
   probeMaxMs: number;
   /** A probe request still unanswered at the end (ms it had waited), or null. */
@@ -141,6 +143,7 @@ async function killerMain(cfg: DriverConfig): Promise<void> {
     gaveUp: null,
     probes: 0,
     probeErrors: [],
+    probeErrorCount: 0,
     probeMaxMs: 0,
     probeStuckMs: null,
   };
@@ -148,9 +151,15 @@ async function killerMain(cfg: DriverConfig): Promise<void> {
     if (m.lat !== undefined) {
       report.probes++;
       report.probeMaxMs = Math.max(report.probeMaxMs, m.lat);
-    } else report.probeErrors.push({ atMs: ms(BigInt(m.t0!)), code: m.code!, message: m.message! });
+    } else {
+      report.probeErrorCount++;
+      if (report.probeErrors.length < 20) report.probeErrors.push({ atMs: ms(BigInt(m.t0!)), code: m.code!, message: m.message! });
+    }
   });
-  worker.on('error', (e) => report.probeErrors.push({ atMs: ms(process.hrtime.bigint()), code: 'WORKER', message: String(e) }));
+  worker.on('error', (e) => {
+    report.probeErrorCount++;
+    report.probeErrors.push({ atMs: ms(process.hrtime.bigint()), code: 'WORKER', message: String(e) });
+  });
 
   let stopping = false;
   process.on('SIGTERM', () => (stopping = true));

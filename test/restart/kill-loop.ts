@@ -279,7 +279,7 @@ export function recoveryStats(r: DriverReport): RecoveryStats {
 export function describeReport(name: string, r: DriverReport): string {
   const s = recoveryStats(r);
   const rec = r.kill ? `${s.kills} kills, recovery p50 ${s.p50.toFixed(0)} ms p95 ${s.p95.toFixed(0)} ms max ${s.max.toFixed(0)} ms` : 'no kills';
-  const errs = r.probeErrors.length ? `, ${r.probeErrors.length} probe errors (first: ${r.probeErrors[0]!.code} at ${r.probeErrors[0]!.atMs.toFixed(0)} ms)` : '';
+  const errs = r.probeErrorCount ? `, ${r.probeErrorCount} probe errors (first: ${r.probeErrors[0]!.code} at ${r.probeErrors[0]!.atMs.toFixed(0)} ms)` : '';
   return `${name}: seed ${r.seed}, ${(r.durationMs / 1000).toFixed(1)} s, ${rec}, ${r.probes} probes, longest ${r.probeMaxMs.toFixed(0)} ms${errs}${r.gaveUp ? `; gave up: ${r.gaveUp}` : ''}`;
 }
 
@@ -288,7 +288,7 @@ export function reportProblems(r: DriverReport): string[] {
   const out: string[] = [];
   if (r.gaveUp) out.push(`kill loop: ${r.gaveUp}`);
   for (const e of r.probeErrors.slice(0, 5)) out.push(`probe stat on the mount at ${e.atMs.toFixed(0)} ms: ${e.code} (${e.message})`);
-  if (r.probeErrors.length > 5) out.push(`... ${r.probeErrors.length - 5} more probe errors`);
+  if (r.probeErrorCount > 5) out.push(`... ${r.probeErrorCount - 5} more probe errors`);
   if (r.probeStuckMs !== null) out.push(`a probe request was still unanswered after ${r.probeStuckMs.toFixed(0)} ms at the end`);
   return out;
 }
