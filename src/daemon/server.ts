@@ -200,6 +200,9 @@ export class Daemon {
     };
   }
 
+  /** The supervisor's restart count when this daemon took over (a mount's count starts from it). */
+  private restartsSeen = 0;
+
   /** Why a new mount would not be supervised (null: it will be, if the kernel allows). */
   private unsupervised(options: string): string | null {
     if (!this.o.supervisor) return 'the daemon runs without a supervisor (LAYERFS_SUPERVISOR=0)';
@@ -217,7 +220,7 @@ export class Daemon {
     let warning: string | undefined;
     if (link && s.resend && s.init) {
       link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}) });
-      s.info.supervision = restartsLine(restarts, last?.reason, last?.at);
+      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
     } else {
       const why =
         this.unsupervised(s.info.options) ??
@@ -235,6 +238,7 @@ export class Daemon {
 
   /** Serve the mounts a dead (or upgraded) daemon served, handed over by the supervisor. */
   async resume(h: Handover): Promise<void> {
+    this.restartsSeen = h.restarts;
     await Promise.all(h.mounts.map((m) => this.resumeOne(m, h)));
   }
 
@@ -252,7 +256,7 @@ export class Daemon {
         resume: { fd: m.fd, init: b.init, info: b.info, via: b.via },
       });
       this.adopt(s);
-      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}) }, b.restarts + 1, h);
+      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}) }, b.restarts, h);
     } catch (e) {
       this.log(`${b.info.mountpoint}: cannot serve it again after the restart: ${messageOf(e)}`);
     }
@@ -296,6 +300,7 @@ export class Daemon {
     const server = this.server;
     this.server = null;
     if (server) await new Promise<void>((r) => server.close(() => r()));
+    dropSpareThreads();
     await drainAll();
     link.upgrade();
     this.log('restart: every mount handed to the supervisor');
@@ -327,7 +332,7 @@ export class Daemon {
         ...(this.o.testHooks && req.unionModule ? { unionModule: req.unionModule } : {}),
       });
       this.adopt(s);
-      const notSupervised = this.supervise(s, req, 0);
+      const notSupervised = this.supervise(s, req, this.restartsSeen);
       const warning = [unknownOptionsWarning(req.options), notSupervised].filter((w) => w).join('; ');
       return { ok: true, id, pid: process.pid, ...(warning ? { warning } : {}) };
     } catch (e) {

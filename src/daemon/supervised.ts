@@ -18,7 +18,7 @@ export interface MountBlob {
   via: MountVia;
   init: InitOut;
   debug?: boolean;
-  /** Restarts this mount lived through. */
+  /** The supervisor's restart count when the mount was made (its own count is the difference). */
   restarts: number;
 }
 
@@ -43,9 +43,9 @@ export function journalPath(id: string): string {
   return join(runDir(), 'mounts', `${id}.journal`);
 }
 
-/** One line for `layerfs info`: `restarts: N (last: REASON at TIME)`. */
+/** One line for `layerfs info`: `restarts: N (last: REASON at TIME); supervised, passthrough off`. */
 export function restartsLine(count: number, reason?: string, at?: string): string {
-  return `restarts: ${count}${count > 0 && reason ? ` (last: ${reason} at ${at})` : ''}`;
+  return `restarts: ${count}${count > 0 && reason ? ` (last: ${reason} at ${at})` : ''}; supervised, passthrough off`;
 }
 
 export class SupervisorLink {

@@ -301,8 +301,10 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
       // between two requests: nothing of any mount is half-served; the journals stay for the next daemon
       for (const s of live) s.closeJournal?.(false);
       live = [];
+      opening.clear();
       rebuildPollSet();
       post({ t: 'drained' });
+      exiting = true; // and end: a thread blocked in poll(2) would hold the process's exit
     } else if (c.t === 'exit') exiting = true;
   }
 }
