@@ -60,6 +60,7 @@ static struct daemon active = {0, -1, 1, 0}, standby = {0, -1, 1, 0};
 static const char *sup_pidfile, *daemon_pidfile, *node_path, *daemon_main;
 static int sigpipe_fds[2];
 static int upgrade_asked;
+static int stop_asked; /* SIGTERM/INT/HUP: the daemon was told to stop; follow it, never restart */
 static unsigned restarts;
 static char last_reason[64] = "-";
 static char last_time[32] = "-";
@@ -357,6 +358,7 @@ static void active_ended(int status) {
   close_daemon(&active);
   upgrade_asked = 0;
   drop_pidfile(daemon_pidfile, dead);
+  if (stop_asked) finish(0);
   if (nmounts == 0 && !upgrade) {
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) logf_("daemon %d ended (%s) with no mount: exiting", (int)dead, reason);
     finish(0);
@@ -443,7 +445,10 @@ int main(int argc, char **argv) {
       ssize_t got = read(sigpipe_fds[0], sigs, sizeof sigs);
       for (ssize_t i = 0; i < got; i++) {
         /* stop: the daemon unmounts everything and exits 0; we follow */
-        if (sigs[i] != SIGCHLD && active.pid > 0) kill(active.pid, SIGTERM);
+        if (sigs[i] != SIGCHLD) {
+          stop_asked = 1;
+          if (active.pid > 0) kill(active.pid, SIGTERM);
+        }
       }
     }
     if (n > 0 && p[1].revents) {
