@@ -93,7 +93,7 @@ test('kill -9 while idle: the mount answers, info counts the restart, open files
   assert.equal(b.toString(), 'lower 1\n');
   writeSync(fd, 'UPPER', 0);
   closeSync(fd);
-  assert.equal(readFileSync(join(m, 'f1'), 'utf8').slice(0, 8), 'UPPERr 1');
+  assert.equal(readFileSync(join(m, 'f1'), 'utf8').slice(0, 8), 'UPPER 1\n');
   await newDaemon(s.daemonPid, old);
   const info = s.cli('info', m).stdout;
   assert.match(info, /^restarts: 1 \(last: killed by SIGKILL at \d{4}-\d\d-\d\dT[\d:]+Z\); supervised/m);
