@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "layerfs",
-      "sources": ["native/layerfs.c", "native/inotify.c"],
+      "sources": ["native/layerfs.c", "native/inotify.c", "native/supervise.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
     },
@@ -10,6 +10,12 @@
       "target_name": "layerfs-client",
       "type": "executable",
       "sources": ["native/client.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "layerfs-supervisor",
+      "type": "executable",
+      "sources": ["native/supervisor.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -16,6 +16,7 @@ const COMMANDS: readonly CommandSource[] = [
   { name: 'mount', load: () => import('./commands/mount.js') },
   { name: 'umount', load: () => import('./commands/umount.js') },
   { name: 'info', load: () => import('./commands/info.js') },
+  { name: 'daemon', load: () => import('./commands/daemon.js') },
   { name: 'layer', load: () => import('./commands/layer.js') },
   { name: 'container', load: () => import('./commands/container.js') },
   { name: 'image', load: () => import('./commands/image.js') },

@@ -8,7 +8,7 @@
 import type { MountRequest } from '../daemon/protocol.js';
 
 /** Command names that are not mounts (a first positional naming one leaves the fast path). */
-const OTHER_COMMANDS = new Set(['tree', 'diff', 'umount', 'unmount', 'info', 'layer', 'container', 'image', 'docker-plugin', 'containerd-snapshotter', 'help']);
+const OTHER_COMMANDS = new Set(['tree', 'diff', 'umount', 'unmount', 'info', 'daemon', 'layer', 'container', 'image', 'docker-plugin', 'containerd-snapshotter', 'help']);
 
 /** The mount request `argv` stands for, or null when the full CLI must handle it. */
 export function plainMount(argv: readonly string[], cwd: string): MountRequest | null {

@@ -8,7 +8,7 @@
  * exit at once, so exactly one listens. Clients just retry connecting until one answers.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { ensureRunDir } from '../fuse/runtime-dir.js';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,14 @@ import { daemonPaths, type DaemonPaths } from './paths.js';
 import { MAX_LINE, type Reply, type Request } from './protocol.js';
 
 const DAEMON_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+// dist/src/daemon/client.js -> <repo>/build/Release/layerfs-supervisor
+const SUPERVISOR = fileURLToPath(new URL('../../../build/Release/layerfs-supervisor', import.meta.url));
+
+/** The supervisor program, unless $LAYERFS_SUPERVISOR=0 or it is not built (then the daemon runs alone). */
+function supervisorProgram(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.LAYERFS_SUPERVISOR === '0') return null;
+  return existsSync(SUPERVISOR) ? SUPERVISOR : null;
+}
 
 /** A failure with an errno code and the daemon's one-line message. */
 export class DaemonError extends Error {
@@ -67,12 +75,17 @@ function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent
   });
 }
 
-/** Start a daemon, detached, its stderr in its log. */
+/**
+ * Start a daemon, detached, its stderr in its log: under the supervisor (README "Surviving a daemon
+ * crash"), which starts it, or alone.
+ */
 function spawnDaemon(p: DaemonPaths): void {
   ensureRunDir();
   const log = openSync(p.log, 'a', 0o600);
   try {
-    const child = spawn(process.execPath, [DAEMON_MAIN], { cwd: '/', detached: true, stdio: ['ignore', log, log] });
+    const sup = supervisorProgram();
+    const [cmd, args] = sup ? [sup, [p.supervisorPid, p.pid, process.execPath, DAEMON_MAIN]] : [process.execPath, [DAEMON_MAIN]];
+    const child = spawn(cmd, args, { cwd: '/', detached: true, stdio: ['ignore', log, log] });
     child.on('error', () => {});
     child.unref();
   } finally {

@@ -3,7 +3,8 @@
  * /run/layerfs for root, $XDG_RUNTIME_DIR/layerfs for a normal user, ...) and mount namespace (its inode number keys the files):
  *   <run>/daemon-<mntns>.sock   the request socket
  *   <run>/daemon-<mntns>.pid    its pid; created O_EXCL, it is also the lock one daemon holds
- *   <run>/daemon-<mntns>.log    its stderr
+ *   <run>/daemon-<mntns>.log    its stderr (and the supervisor's)
+ *   <run>/supervisor-<mntns>.pid the supervisor's pid (its lock), when the daemon runs under one
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ export interface DaemonPaths {
   socket: string;
   pid: string;
   log: string;
+  supervisorPid: string;
 }
 
 export function daemonPaths(key: string = mountNamespaceKey()): DaemonPaths {
@@ -32,6 +34,7 @@ export function daemonPaths(key: string = mountNamespaceKey()): DaemonPaths {
     socket: join(dir, `daemon-${key}.sock`),
     pid: join(dir, `daemon-${key}.pid`),
     log: join(dir, `daemon-${key}.log`),
+    supervisorPid: join(dir, `supervisor-${key}.pid`),
   };
 }
 

@@ -22,7 +22,9 @@ export type Request =
   | MountRequest
   | { op: 'umount'; mountpoint: string; lazy?: boolean }
   | { op: 'list' }
-  | { op: 'info' };
+  | { op: 'info' }
+  /** Hand every mount to a new daemon (supervised daemons only). */
+  | { op: 'restart' };
 
 export interface MountStatus extends MountInfo {
   requests: number;

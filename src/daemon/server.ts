@@ -26,6 +26,10 @@ import type { DaemonPaths } from './paths.js';
 import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
+import { drainAll } from '../fuse/serving-thread.js';
+import { newMountId, writeMountInfo } from '../fuse/runtime-dir.js';
+import { splitOptions } from '../fuse/mount.js';
+import { journalPath, restartsLine, type Handover, type HandedMount, type SupervisorLink } from './supervised.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -33,6 +37,8 @@ export interface DaemonOptions {
   /** Accept `unionModule` in mount requests (fault-isolation tests). */
   testHooks?: boolean;
   log?: (line: string) => void;
+  /** Started by the supervisor (supervised.ts): mounts are registered with it. */
+  supervisor?: SupervisorLink | null;
 }
 
 function codeOf(e: unknown): string {
@@ -167,6 +173,8 @@ export class Daemon {
         return { ok: true, mounts: [...this.mounts.values()].map((m) => m.info) };
       case 'info':
         return { ok: true, status: this.status() };
+      case 'restart':
+        return this.restart();
       default:
         return { ok: false, code: 'EINVAL', message: `unknown request '${String((req as { op?: unknown })?.op)}'` };
     }
@@ -192,6 +200,113 @@ export class Daemon {
     };
   }
 
+  /** The supervisor's restart count when this daemon took over (a mount's count starts from it). */
+  private restartsSeen = 0;
+
+  /** Why a new mount would not be supervised (null: it will be, if the kernel allows). */
+  private unsupervised(options: string): string | null {
+    if (!this.o.supervisor) return 'the daemon runs without a supervisor (LAYERFS_SUPERVISOR=0)';
+    try {
+      if (splitOptions(options).supervise === false) return 'supervise=off';
+    } catch {
+      /* startSession reports bad options */
+    }
+    return null;
+  }
+
+  /** Tell the supervisor of a live mount, and say in its info whether it survives a daemon crash. */
+  private supervise(s: Session, req: { cwd: string; debug?: boolean }, restarts: number, last?: Handover): string | undefined {
+    const link = this.o.supervisor;
+    let warning: string | undefined;
+    if (link && s.resend && s.init) {
+      link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}) });
+      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
+    } else {
+      const why =
+        this.unsupervised(s.info.options) ??
+        `the kernel's FUSE protocol 7.${s.init?.minor ?? '?'} has no FUSE_NOTIFY_RESEND (needs 7.40, Linux 6.9)${process.env.LAYERFS_TEST_NO_RESEND === '1' ? ' [LAYERFS_TEST_NO_RESEND]' : ''}`;
+      s.info.supervision = `restarts: not supervised (${why})`;
+      if (link) warning = `${s.info.mountpoint}: not supervised: ${why}; a daemon crash ends this mount`;
+    }
+    try {
+      writeMountInfo(s.info);
+    } catch {
+      /* the info stays as first written */
+    }
+    return warning;
+  }
+
+  /** Serve the mounts a dead (or upgraded) daemon served, handed over by the supervisor. */
+  async resume(h: Handover): Promise<void> {
+    this.restartsSeen = h.restarts;
+    await Promise.all(h.mounts.map((m) => this.resumeOne(m, h)));
+  }
+
+  private async resumeOne(m: HandedMount, h: Handover): Promise<void> {
+    const b = m.blob;
+    try {
+      const s = await startSession({
+        options: b.info.options,
+        mountpoint: b.info.mountpoint,
+        cwd: b.cwd,
+        debug: b.debug === true,
+        id: b.info.id,
+        source: b.info.source,
+        supervision: { journal: journalPath(b.info.id) },
+        resume: { fd: m.fd, init: b.init, info: b.info, via: b.via },
+      });
+      this.adopt(s);
+      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}) }, b.restarts, h);
+    } catch (e) {
+      this.log(`${b.info.mountpoint}: cannot serve it again after the restart: ${messageOf(e)}`);
+    }
+  }
+
+  /** Count a live session in, and out when it ends. */
+  private adopt(s: Session): void {
+    const id = s.info.id;
+    this.mounts.set(id, { session: s, info: s.info });
+    this.mountsServed++;
+    void s.done.then((r) => {
+      this.endedRequests += r.requests || s.requests();
+      this.mounts.delete(id);
+      try {
+        this.o.supervisor?.unregister(id);
+      } catch {
+        /* the supervisor is gone */
+      }
+      if (r.error) this.log(`${s.info.mountpoint}: serving stopped: ${r.error}`);
+      this.afterEnd();
+    });
+  }
+
+  /**
+   * `layerfs daemon restart`: stop taking requests, let every serving thread finish the request in
+   * hand and stop, then exit; the supervisor starts the new build and hands it every mount.
+   */
+  private async restart(): Promise<Reply> {
+    const link = this.o.supervisor;
+    if (!link) return { ok: false, code: 'ENOTSUP', message: 'the daemon runs without a supervisor (LAYERFS_SUPERVISOR=0): a restart would end every mount' };
+    const lost = [...this.mounts.values()].filter((m) => !m.session.resend).map((m) => m.info.mountpoint);
+    if (lost.length > 0) return { ok: false, code: 'EBUSY', message: `not supervised, a restart would end them: ${lost.join(', ')}` };
+    if (this.pending.size > 0) return { ok: false, code: 'EBUSY', message: 'a mount is in progress; try again' };
+    this.stopping = true;
+    setImmediate(() => void this.handOver(link));
+    return { ok: true, pid: process.pid };
+  }
+
+  private async handOver(link: SupervisorLink): Promise<void> {
+    this.disarmIdle();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    dropSpareThreads();
+    await drainAll();
+    link.upgrade();
+    this.log('restart: every mount handed to the supervisor');
+    process.exit(0);
+  }
+
   private async mount(req: MountRequest, timing?: MountTiming): Promise<Reply> {
     if (this.stopping) return { ok: false, code: 'ESHUTDOWN', message: 'the layerfs daemon is shutting down; try again' };
     if (typeof req.mountpoint !== 'string' || typeof req.options !== 'string' || typeof req.cwd !== 'string') {
@@ -203,7 +318,11 @@ export class Daemon {
     this.pending.add(key);
     this.disarmIdle();
     try {
+      const id = newMountId();
+      const supervised = this.unsupervised(req.options) === null;
       const s = await startSession({
+        id,
+        ...(supervised ? { supervision: { journal: journalPath(id), ...(process.env.LAYERFS_TEST_NO_RESEND === '1' ? { pretendNoResend: true } : {}) } } : {}),
         options: req.options,
         mountpoint: req.mountpoint,
         cwd: req.cwd,
@@ -212,16 +331,9 @@ export class Daemon {
         ...(req.source !== undefined ? { source: req.source } : {}),
         ...(this.o.testHooks && req.unionModule ? { unionModule: req.unionModule } : {}),
       });
-      const id = s.info.id;
-      this.mounts.set(id, { session: s, info: s.info });
-      this.mountsServed++;
-      void s.done.then((r) => {
-        this.endedRequests += r.requests || s.requests();
-        this.mounts.delete(id);
-        if (r.error) this.log(`${s.info.mountpoint}: serving stopped: ${r.error}`);
-        this.afterEnd();
-      });
-      const warning = unknownOptionsWarning(req.options);
+      this.adopt(s);
+      const notSupervised = this.supervise(s, req, this.restartsSeen);
+      const warning = [unknownOptionsWarning(req.options), notSupervised].filter((w) => w).join('; ');
       return { ok: true, id, pid: process.pid, ...(warning ? { warning } : {}) };
     } catch (e) {
       return { ok: false, code: codeOf(e), message: messageOf(e) };

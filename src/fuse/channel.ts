@@ -181,11 +181,12 @@ export class Channel {
     if (r === noReply || isNoReply(hd.opcode)) return false;
     if (r < 0) {
       encodeOutHeader(this.outBuf, Size.OUT_HEADER, r, hd.unique);
-      this.writeReply(Size.OUT_HEADER);
     } else {
       encodeOutHeader(this.outBuf, Size.OUT_HEADER + r, 0, hd.unique);
-      this.writeReply(Size.OUT_HEADER + r);
     }
+    // the unique as sent: a resent request's has bit 63 set (FUSE_UNIQUE_RESEND), past a number's precision
+    this.inBuf.copy(this.outBuf, 8, 8, 16);
+    this.writeReply(Size.OUT_HEADER + (r < 0 ? 0 : r));
     if (hd.opcode === Op.INIT && r >= 0) handler.initDone?.();
     return hd.opcode === Op.DESTROY;
   }

@@ -75,6 +75,8 @@ export interface TransportOptions {
   negativeTimeout?: number;
   /** spin=US: how long the serving thread polls /dev/fuse after a reply before it sleeps (0 = never). */
   spinUs?: number;
+  /** supervise=off: a daemon crash ends this mount (no journal; passthrough as usual). Default on. */
+  supervise?: boolean;
   /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
   unionOptions: string;
 }
@@ -97,6 +99,7 @@ export function splitOptions(options: string): TransportOptions {
   let allowOtherGiven = false;
   let defaultPermissions = true;
   let spinUs: number | undefined;
+  let supervise: boolean | undefined;
   for (const raw of splitOptionList(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
@@ -121,12 +124,16 @@ export function splitOptions(options: string): TransportOptions {
       const v = Number(text);
       if (text === '' || !Number.isInteger(v) || v < 0 || v > MAX_SPIN_US) throw new MountError('EINVAL', `spin needs a whole number of microseconds (0..${MAX_SPIN_US}), got '${opt.slice(eq + 1)}'`);
       spinUs = v;
+    } else if (eq >= 0 && key === 'supervise') {
+      const v = opt.slice(eq + 1).trim();
+      if (v !== 'on' && v !== 'off') throw new MountError('EINVAL', `supervise must be 'on' or 'off', got '${v}'`);
+      supervise = v === 'on';
     } else if (eq < 0 && IGNORED.has(key)) continue;
     else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
+  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), ...(supervise !== undefined ? { supervise } : {}), unionOptions: rest.join(',') };
 }
 
 /** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */

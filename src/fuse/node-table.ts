@@ -15,6 +15,9 @@ import { ROOT_ID } from './abi.js';
 
 export const GENERATION = 1;
 
+/** Lookup count of an id adopted after a restart: more than the kernel will ever forget. */
+const PINNED = 2 ** 40;
+
 /**
  * Hard links: the engine gives each name its own node, so the kernel holds one inode per name.
  * `sameIno` lists the other ids of one inode number, so the transport can refresh their cached
@@ -76,6 +79,25 @@ export class NodeTable<N extends { readonly ino: number }> {
     else ids.push(id);
     if (this.onNew !== null && !this.retired.has(node)) this.onNew(node);
     return id;
+  }
+
+  /**
+   * A node id a dead daemon handed out, found again after a restart (restore.ts): the kernel's
+   * lookup count is not known, so the id stays until unmount (PINNED lookups).
+   */
+  adopt(id: number, node: N): void {
+    this.byId.set(id, node);
+    this.counts.set(id, PINNED);
+    const ids = this.byIno.get(node.ino);
+    if (ids === undefined) this.byIno.set(node.ino, id);
+    else if (typeof ids === 'number') this.byIno.set(node.ino, [ids, id]);
+    else ids.push(id);
+    this.reserve(id);
+  }
+
+  /** Never hand out ids up to `id` (a dead daemon's). */
+  reserve(id: number): void {
+    if (id >= this.nextId) this.nextId = id + 1;
   }
 
   /** Every node the kernel holds an id for. */
@@ -176,6 +198,17 @@ export class HandleTable<T> {
 
   get(fh: number): T | undefined {
     return this.items.get(fh);
+  }
+
+  /** A handle a dead daemon gave out, reopened after a restart (restore.ts). */
+  adopt(fh: number, item: T): void {
+    this.items.set(fh, item);
+    this.reserve(fh);
+  }
+
+  /** Never give out handles up to `fh`. */
+  reserve(fh: number): void {
+    if (fh >= this.next) this.next = fh + 1;
   }
 
   remove(fh: number): T | undefined {

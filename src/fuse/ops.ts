@@ -26,6 +26,8 @@ import { type Entry, FuseProtocol, type Opened, type RawFileSystem } from './pro
 import type * as rq from './requests.js';
 import { type Clock, XattrAbsence } from './xattr-absence.js';
 import { noFlushBit } from './flush-policy.js';
+import { Restorer, type OpsJournal } from './restore.js';
+import type { JournalState } from './node-journal.js';
 import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
 
 export { NO_REPLY } from './protocol.js';
@@ -74,6 +76,8 @@ interface OpenFile<F> {
 interface OpenDir<N, D> {
   node: N;
   dh: D;
+  /** The node id it was opened by (READDIRPLUS entries' parent, for the journal). */
+  nodeid: number;
 }
 
 /** What the union must offer to be served: the contract plus identity objects. */
@@ -113,6 +117,10 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   /** Absent xattrs already answered (ls -l asks for the same few names of every file). */
   private readonly xattrAbsent: XattrAbsence<N>;
   private readonly xattrNames = (n: N): readonly string[] | null => this.union.xattrNames(n);
+  /** Supervised mounts: what the kernel is handed is journaled (node-journal.ts). */
+  journal: OpsJournal | null = null;
+  /** After a restart: the dead daemon's ids and handles, found again on first use (restore.ts). */
+  private restorer: Restorer<N, F, D> | null = null;
 
   constructor(
     private readonly union: ServedUnion<N, F, D>,
@@ -150,23 +158,80 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     if (this.negotiated) this.cfg.onInit?.(this.negotiated);
   }
 
+  /** The node of an id: the table's, else (after a restart) the journal's. */
+  private byId(nodeid: number): N | undefined {
+    return this.nodes.get(nodeid) ?? this.restorer?.node(nodeid);
+  }
+
   private node(hd: InHeader): N {
-    const n = this.nodes.get(hd.nodeid);
+    const n = this.byId(hd.nodeid);
     // unknown, or replaced by a branch change: the kernel retries with a fresh lookup (LOOKUP_REVAL)
     if (!n || this.union.isStale?.(n)) throw fsErr('ESTALE');
     return n;
   }
 
   private file(fh: number): OpenFile<F> {
-    const f = this.files.get(fh);
+    const f = this.files.get(fh) ?? (this.restorer?.file(fh) ? this.files.get(fh) : undefined);
     if (!f) throw fsErr('EBADF');
     return f;
   }
 
   /** Hand `node` to the kernel (counting one lookup), with `attr` or a fresh getattr. */
-  private entry(node: N, attr?: Attr): Entry {
+  private entry(node: N, parent: number, name: string, attr?: Attr): Entry {
     const a = attr ?? this.union.getattr(node);
-    return { nodeid: this.nodes.add(node), attr: a };
+    return { nodeid: this.addNamed(node, parent, name), attr: a };
+  }
+
+  /** nodes.add, journaling a new id's name. */
+  private addNamed(node: N, parent: number, name: string): number {
+    if (this.journal === null) return this.nodes.add(node);
+    const before = this.nodes.size;
+    const id = this.nodes.add(node);
+    if (this.nodes.size > before) this.journal.named(id, parent, name);
+    return id;
+  }
+
+  /** Every id the kernel holds for `name` in `dir` (none when absent). */
+  private idsOfName(dir: N, name: string): number[] {
+    try {
+      return this.nodes.idsFor(this.union.lookup(dir, name));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Serve again after a daemon crash: INIT as negotiated by the dead daemon (the kernel sends no
+   * new one), the dead daemon's ids and handles from its journal.
+   */
+  resume(init: InitOut, state: JournalState): void {
+    this.negotiated = init;
+    this.aclUmask = aclGranted(init.flags);
+    this.protocol.resumed(init);
+    this.nodes.reserve(state.maxId);
+    this.files.reserve(state.maxFh);
+    this.dirs.reserve(state.maxFh);
+    const u = this.union;
+    this.restorer = new Restorer<N, F, D>(state, {
+      root: u.root,
+      lookup: (p, n) => u.lookup(p, n),
+      open: (n, f, c) => u.open(n, f, c),
+      opendir: (n, c) => u.opendir(n, c),
+      adoptNode: (id, n) => this.nodes.adopt(id, n),
+      adoptFile: (fh, file, nodeid) => this.files.adopt(fh, { file, nodeid }),
+      adoptDir: (fh, node, dh, nodeid) => this.dirs.adopt(fh, { node, dh, nodeid }),
+      known: (id) => this.nodes.get(id),
+    });
+  }
+
+  /** The INIT this session negotiated (for a restart). */
+  get initState(): InitOut | null {
+    return this.negotiated;
+  }
+
+  /** A resent request that the dead daemon may have done: answer a create-type one with the entry now there. */
+  entryOf(hd: InHeader, name: string, out: Buffer): number {
+    return this.protocol.lookupReply(out, this.lookup(hd, name));
   }
 
   /** The child `name` of `parent` with its attributes; null when there is none. */
@@ -224,11 +289,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   lookup(hd: InHeader, name: string): Entry | null {
     const r = this.lookupAttr(this.node(hd), name);
-    return r && this.entry(r.node, r.attr);
+    return r && this.entry(r.node, hd.nodeid, name, r.attr);
   }
 
   forget(nodeid: number, nlookup: number): void {
     this.nodes.forget(nodeid, nlookup);
+    if (this.journal !== null && this.nodes.get(nodeid) === undefined && nodeid !== 1) {
+      this.journal.dropped(nodeid);
+      this.restorer?.forget(nodeid);
+    }
   }
 
   getattr(hd: InHeader): Attr {
@@ -251,43 +320,58 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   symlink(hd: InHeader, r: rq.SymlinkIn): Entry {
-    return this.entry(this.union.symlink(this.node(hd), r.name, r.target, ctxOf(hd)));
+    return this.entry(this.union.symlink(this.node(hd), r.name, r.target, ctxOf(hd)), hd.nodeid, r.name);
   }
 
   mknod(hd: InHeader, r: rq.MknodIn): Entry {
-    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, createCtx(ctxOf(hd), r.umask, this.aclUmask)));
+    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
   }
 
   mkdir(hd: InHeader, r: rq.MkdirIn): Entry {
-    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, createCtx(ctxOf(hd), r.umask, this.aclUmask)));
+    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
   }
 
   unlink(hd: InHeader, name: string): void {
     const parent = this.node(hd);
     const gone = this.idOfName(parent, name);
+    const ids = this.journal !== null ? this.idsOfName(parent, name) : null;
     this.union.unlink(parent, name);
+    if (ids) for (const id of ids) this.journal!.dropped(id);
     // the other names of a hard-linked file have one link less (the kernel holds them apart)
     this.inval.otherNames(gone);
   }
 
   rmdir(hd: InHeader, name: string): void {
-    this.union.rmdir(this.node(hd), name);
+    const parent = this.node(hd);
+    const ids = this.journal !== null ? this.idsOfName(parent, name) : null;
+    this.union.rmdir(parent, name);
+    if (ids) for (const id of ids) this.journal!.dropped(id);
   }
 
   rename(hd: InHeader, r: rq.RenameIn): void {
     this.xattrAbsent.changed();
-    const newdir = this.nodes.get(r.newdir);
+    const newdir = this.byId(r.newdir);
     if (!newdir) throw fsErr('ENOENT');
     const replaced = (r.flags & RENAME_EXCHANGE) === 0 ? this.idOfName(newdir, r.newName) : undefined;
-    this.union.rename(this.node(hd), r.oldName, newdir, r.newName, r.flags);
+    const olddir = this.node(hd);
+    const j = this.journal;
+    const moved = j !== null ? this.idsOfName(olddir, r.oldName) : null;
+    const other = j !== null ? this.idsOfName(newdir, r.newName) : null;
+    this.union.rename(olddir, r.oldName, newdir, r.newName, r.flags);
+    if (j !== null) {
+      for (const id of moved!) j.named(id, r.newdir, r.newName);
+      const exchanged = (r.flags & RENAME_EXCHANGE) !== 0;
+      for (const id of other!) if (exchanged) j.named(id, hd.nodeid, r.oldName);
+      else j.dropped(id);
+    }
     this.inval.otherNames(replaced);
   }
 
   link(hd: InHeader, r: rq.LinkIn): Entry {
     this.xattrAbsent.changed();
-    const old = this.nodes.get(r.oldnodeid);
+    const old = this.byId(r.oldnodeid);
     if (!old) throw fsErr('ENOENT');
-    const e = this.entry(this.union.link(old, this.node(hd), r.name));
+    const e = this.entry(this.union.link(old, this.node(hd), r.name), hd.nodeid, r.name);
     this.inval.linked(r.oldnodeid);
     return e;
   }
@@ -303,6 +387,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       throw fsErr('ESTALE');
     }
     const fh = this.files.add({ file: f, nodeid: hd.nodeid });
+    this.journal?.fileOpened(fh, hd.nodeid, r.flags);
     // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
     if ((r.flags & O_ACCMODE) !== 0) this.inval.otherNames(hd.nodeid);
     return { fh, ...this.withNoFlush(m, r.flags, hd.nodeid) };
@@ -314,11 +399,13 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const known = this.nodes.idFor(node);
     let m = known === undefined ? undefined : openMode(this.passthrough, known, fh.fd);
     if (m === 'conflict') this.nodes.retire(known!);
-    const entry = this.entry(node);
+    const entry = this.entry(node, hd.nodeid, r.name);
     if (m === undefined || m === 'conflict') m = openMode(this.passthrough, entry.nodeid, fh.fd);
     // (a fresh id serves no file yet)
     if (m === 'conflict') m = THROUGH_US;
-    return { entry, opened: { fh: this.files.add({ file: fh, nodeid: entry.nodeid }), ...this.withNoFlush(m, r.flags, entry.nodeid) } };
+    const handle = this.files.add({ file: fh, nodeid: entry.nodeid });
+    this.journal?.fileOpened(handle, entry.nodeid, r.flags);
+    return { entry, opened: { fh: handle, ...this.withNoFlush(m, r.flags, entry.nodeid) } };
   }
 
   read(r: rq.ReadWriteIn, buf: Buffer, at: number, size: number): number {
@@ -344,6 +431,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   release(fh: number): void {
     const f = this.files.remove(fh);
+    this.journal?.fileClosed(fh);
     if (!f) return;
     this.union.release(f.file);
     this.passthrough?.release(f.nodeid);
@@ -375,7 +463,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const node = this.node(hd);
     const dh = this.union.opendir(node, ctxOf(hd));
     const cache = this.cfg.dirCache === undefined || (this.cfg.dirCache as (n: N) => boolean)(node);
-    return { fh: this.dirs.add({ node, dh }), openFlags: cache ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0, backingId: 0 };
+    const fh = this.dirs.add({ node, dh, nodeid: hd.nodeid });
+    this.journal?.dirOpened(fh, hd.nodeid);
+    return { fh, openFlags: cache ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0, backingId: 0 };
   }
 
   /**
@@ -385,7 +475,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * skipped.
    */
   readdir(r: rq.ReadWriteIn, list: DirentList, plus: boolean): void {
-    const od = this.dirs.get(r.fh);
+    const od = this.dirs.get(r.fh) ?? (this.restorer?.dir(r.fh) ? this.dirs.get(r.fh) : undefined);
     if (!od) throw fsErr('EBADF');
     const entries = od.dh.entries;
     for (let i = r.offset; i < entries.length; i++) {
@@ -406,17 +496,18 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         continue; // gone since opendir
       }
       if (child === null) continue;
-      list.addPlus(this.nodes.add(child.node), child.attr, i + 1, e.type, e.name);
+      list.addPlus(this.addNamed(child.node, od.nodeid, e.name), child.attr, i + 1, e.type, e.name);
     }
   }
 
   releasedir(fh: number): void {
     const od = this.dirs.remove(fh);
+    this.journal?.dirClosed(fh);
     if (od) this.union.releasedir(od.dh);
   }
 
   fsyncdir(fh: number): void {
-    if (!this.dirs.get(fh)) throw fsErr('EBADF');
+    if (!this.dirs.get(fh) && !this.restorer?.dir(fh)) throw fsErr('EBADF');
   }
 
   statfs(hd: InHeader): StatFs {

@@ -219,6 +219,12 @@ export class FuseProtocol {
     }
   }
 
+  /** Serving again after a daemon crash: INIT was answered by the dead daemon. */
+  resumed(reply: InitOut): void {
+    this.init = reply;
+    this.setxattrExt = (reply.flags & Init.SETXATTR_EXT) !== 0;
+  }
+
   initReply(out: Buffer, offered: rq.InitIn): number {
     const reply = this.fs.init(offered);
     if (!reply) return encodeInitVersionOnly(out, OUT) - OUT;

@@ -32,6 +32,8 @@ export interface MountInfo {
   startedAt: string;
   /** udba mode when not `none` (reval, notify). */
   udba?: string;
+  /** Under the supervisor: `restarts: N (last: REASON at TIME)`, or `restarts: not supervised (WHY)`. */
+  supervision?: string;
   /** Without real root: how it was mounted and what fell back, one line (`layerfs info` shows it). */
   rootless?: string;
 }

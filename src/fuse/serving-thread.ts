@@ -91,7 +91,7 @@ export class ServingThread {
       // Tracking would only close node:fs fds on a thread's death, not the addon's: off.
       trackUnmanagedFds: false,
     });
-    this.worker.on('message', (m: WorkerMessage) => this.listeners.get(m.id)?.(m));
+    this.worker.on('message', (m: WorkerMessage) => (m.t === 'drained' ? this.onDrained?.() : this.listeners.get(m.id)?.(m)));
     this.worker.on('error', (e) => (this.exitError = e));
     this.worker.once('exit', () => {
       this.exited = true;
@@ -130,6 +130,18 @@ export class ServingThread {
     this.mounts.delete(id);
     this.listeners.delete(id);
     if (this.mounts.size === 0 && !keepAsSpare(this)) this.end();
+  }
+
+  private onDrained: (() => void) | undefined;
+
+  /** Stop serving every mount (between two requests), leaving them mounted: a daemon upgrade. */
+  drain(): Promise<void> {
+    if (this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.onDrained = resolve;
+      this.worker.once('exit', () => resolve());
+      this.send({ t: 'drain' });
+    });
   }
 
   /** Tell the thread to end (once its mounts are gone). */
@@ -265,6 +277,11 @@ function keepAsSpare(t: ServingThread): boolean {
   threads.delete(t);
   spares.push(t);
   return true;
+}
+
+/** Stop every serving thread's serving, leaving the mounts mounted (daemon upgrade). */
+export async function drainAll(): Promise<void> {
+  await Promise.all([...threads].map((t) => t.drain()));
 }
 
 /** Serving threads alive now. */

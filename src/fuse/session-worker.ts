@@ -30,6 +30,8 @@ import { warmUp, warmUpAlone } from './warm-up.js';
 import { serveBranchChange, type BranchChangeCommand, type BranchChangeReply } from './branch-change.js';
 import { type Notice } from './udba-watch.js';
 import { udbaHooks, type UdbaHooks } from './udba-serve.js';
+import { superviseServing, type Supervision } from './supervise-serve.js';
+import type { InitOut } from './codec.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -67,7 +69,9 @@ export interface MountParams {
  */
 export type Command =
   | { t: 'open'; mount: MountParams }
-  | { t: 'go'; id: string; fd: number; noPassthrough?: boolean }
+  | { t: 'go'; id: string; fd: number; noPassthrough?: boolean; supervision?: Supervision }
+  /** Stop serving every mount without ending it (a daemon upgrade hands the fds over); answers 'drained'. */
+  | { t: 'drain' }
   | { t: 'quit'; id: string }
   | BranchChangeCommand
   | { t: 'exit' };
@@ -75,7 +79,8 @@ export type Command =
 export type WorkerMessage =
   | { t: 'opened'; id: string; branches: { path: string; perm: string }[]; xiPath: string; userxattr: boolean }
   | { t: 'error'; id: string; code: string; message: string }
-  | { t: 'init'; id: string; flags: string[]; maxWrite: number }
+  | { t: 'init'; id: string; flags: string[]; maxWrite: number; state: InitOut; resend: boolean }
+  | { t: 'drained' }
   | { t: 'stopped'; id: string; reason: string; requests: number; error?: string }
   | BranchChangeReply
   /** udba=notify: notifications for the main thread to write (udba-watch.ts says why not here). */
@@ -116,6 +121,8 @@ interface Served {
   stats: Float64Array;
   /** udba=notify's watcher (polled with the mounts). */
   udba?: UdbaHooks;
+  /** Supervised: its journal, to close when the mount ends. */
+  closeJournal?: (remove: boolean) => void;
 }
 
 const opening = new Map<string, Served>();
@@ -160,7 +167,7 @@ function open(p: MountParams, opener: typeof openUnion): void {
   post({ t: 'opened', id: p.id, branches: opened.branches, xiPath: opened.xiPath, userxattr: opened.userxattr ?? false });
 }
 
-function start(s: Served, fd: number, noPassthrough: boolean): void {
+function start(s: Served, fd: number, noPassthrough: boolean, supervision?: Supervision): void {
   const p = s.p;
   s.fd = fd;
   let channel: Channel | undefined;
@@ -178,7 +185,7 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
     onInit: (init) => {
       const flags = initFlagNames(init.flags, init.flags2);
       if (params.debug) debugLine(`layerfs: INIT 7.${init.minor} max_write=${init.maxWrite} max_pages=${init.maxPages} flags=${flags.join('|')}\n`);
-      post({ t: 'init', id: p.id, flags, maxWrite: init.maxWrite });
+      post({ t: 'init', id: p.id, flags, maxWrite: init.maxWrite, state: init, resend: sup?.initDone(init) ?? false });
     },
     onBug: (opcode, e) => debugLine(`layerfs: unexpected error in opcode ${opcode}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
   });
@@ -194,10 +201,14 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
   setNonBlocking(fd, true);
   const indexReads = s.opened.indexReads;
   const stats = s.stats;
+  // supervised: journal what the kernel is handed, resume a dead daemon's mount (supervise-serve.ts)
+  const sup = supervision ? superviseServing(ops, supervision, (len) => channel!.notify(notifyBuf, len), notifyBuf) : null;
+  if (sup) s.closeJournal = (remove) => sup.close(remove);
+  const serve = sup ? sup.dispatch : (hd: Parameters<RequestHandler['dispatch']>[0], b: Buffer, end: number, out: Buffer) => ops.dispatch(hd, b, end, out);
   s.handler = {
     dispatch: (hd, b, end, out) => {
       stats[0]!++;
-      const r = ops.dispatch(hd, b, end, out);
+      const r = serve(hd, b, end, out);
       if (indexReads) stats[1] = indexReads();
       return r;
     },
@@ -209,11 +220,18 @@ function start(s: Served, fd: number, noPassthrough: boolean): void {
   s.channel = channel;
   live.push(s);
   rebuildPollSet();
+  // resumed: the kernel sends again what the dead daemon read and did not answer
+  sup?.resend();
 }
 
 function end(s: Served, reason: string, error?: string): void {
   live = live.filter((x) => x !== s);
   rebuildPollSet();
+  try {
+    s.closeJournal?.(true);
+  } catch {
+    /* ending anyway */
+  }
   try {
     s.udba?.close();
   } catch {
@@ -263,7 +281,7 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
     else if (c.t === 'go') {
       const s = opening.get(c.id);
       opening.delete(c.id);
-      if (s) start(s, c.fd, c.noPassthrough ?? false);
+      if (s) start(s, c.fd, c.noPassthrough ?? false, c.supervision);
     } else if (c.t === 'quit') {
       const s = opening.get(c.id);
       opening.delete(c.id);
@@ -279,6 +297,14 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
       const s = live.find((x) => x.p.id === c.id);
       const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
       post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => (s.ops?.branchesChanged(), s.udba?.rebuild()) }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
+    } else if (c.t === 'drain') {
+      // between two requests: nothing of any mount is half-served; the journals stay for the next daemon
+      for (const s of live) s.closeJournal?.(false);
+      live = [];
+      opening.clear();
+      rebuildPollSet();
+      post({ t: 'drained' });
+      exiting = true; // and end: a thread blocked in poll(2) would hold the process's exit
     } else if (c.t === 'exit') exiting = true;
   }
 }

@@ -18,6 +18,8 @@ import { udbaLine } from './udba-watch.js';
 import { maxUserWatches } from '../sys/inotify.js';
 import type { BranchChangeReply } from './branch-change.js';
 import { sendBranchChange, type BranchChangeRequest } from './session-branches.js';
+import type { InitOut } from './codec.js';
+import type { Supervision } from './supervise-serve.js';
 
 export interface SessionParams {
   options: string;
@@ -39,6 +41,10 @@ export interface SessionParams {
   initTimeoutMs?: number;
   /** Called as each phase of the mount ends (daemon/mount-timing.ts). */
   timing?: (phase: string) => void;
+  /** Under the supervisor: journal to this file (passthrough off; see supervise-serve.ts). */
+  supervision?: { journal: string; pretendNoResend?: boolean };
+  /** Taking over a live mount from a daemon that died: its /dev/fuse fd, INIT and published info. */
+  resume?: { fd: number; init: InitOut; info: MountInfo; via: MountVia };
 }
 
 export interface Session {
@@ -57,6 +63,12 @@ export interface Session {
   udba(): string;
   /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
   changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;
+  /** Its /dev/fuse fd, how it was mounted and the INIT negotiated (what a restart needs). */
+  fd: number;
+  via: MountVia;
+  init: InitOut | null;
+  /** Supervised: the kernel has FUSE_NOTIFY_RESEND and the journal is kept. */
+  resend: boolean;
 }
 
 const MAX_WRITE = 1 << 20;
@@ -126,9 +138,10 @@ export function coveredBranch(mountpoint: string, branches: readonly { path: str
 export async function startSession(p: SessionParams): Promise<Session> {
   const cwd = p.cwd ?? process.cwd();
   const t = splitOptions(p.options);
-  const mountpoint = checkMountpoint(p.mountpoint, cwd);
+  const resume = p.resume;
+  const mountpoint = resume ? resume.info.mountpoint : checkMountpoint(p.mountpoint, cwd);
   let fd = -1;
-  const id = p.id ?? newMountId();
+  const id = resume?.info.id ?? p.id ?? newMountId();
   const stats = new SharedArrayBuffer(8 * UDBA_STATS_SLOTS);
   // udba=reval: short kernel timeouts (the kernel asks again, the engine re-checks); given ones win
   const udba = udbaModeOf(t.unionOptions);
@@ -210,15 +223,20 @@ export async function startSession(p: SessionParams): Promise<Session> {
     return fail(new MountError('EINVAL', `the mount point ${mountpoint} is inside branch ${covered} (a mount may cover a branch itself or its parent, not a directory within it)`));
   }
   let via: MountVia;
-  try {
-    ({ fd, via } = await mountFuse(mountpoint, p.source ?? 'layerfs', t));
-  } catch (e) {
-    return fail(e);
+  if (resume) ({ fd, via } = resume);
+  else {
+    try {
+      ({ fd, via } = await mountFuse(mountpoint, p.source ?? 'layerfs', t));
+    } catch (e) {
+      return fail(e);
+    }
   }
   p.timing?.('mount(2)');
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
-  thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}) });
+  const supervision: Supervision | undefined = p.supervision ? { ...p.supervision, ...(resume ? { resume: { init: resume.init } } : {}) } : undefined;
+  // a supervised mount serves reads and writes itself: passthrough's backing files do not survive a restart reliably
+  thread.send({ t: 'go', id, fd, ...(rootless || supervision ? { noPassthrough: true } : {}), ...(supervision ? { supervision } : {}) });
   /** Failing once the thread serves the fd: detach the mount, then close the fd only once the thread has let go of it. */
   const abandon = async (e: MountError, stoppedAlready: WorkerMessage | null = null): Promise<never> => {
     await kernelUnmount(mountpoint, true, via).catch(() => {});
@@ -227,13 +245,19 @@ export async function startSession(p: SessionParams): Promise<Session> {
     if (stopped) closeQuietly(fd);
     throw e;
   };
-  const init = await next(['init'], p.initTimeoutMs ?? 15_000);
-  if (!init || init.t !== 'init') {
-    return abandon(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`), init?.t === 'stopped' ? init : null);
+  let initState: InitOut | null = resume?.init ?? null;
+  let resend = resume !== undefined;
+  if (!resume) {
+    const init = await next(['init'], p.initTimeoutMs ?? 15_000);
+    if (!init || init.t !== 'init') {
+      return abandon(new MountError('EIO', `the kernel's INIT for ${mountpoint} was not answered`), init?.t === 'stopped' ? init : null);
+    }
+    initState = init.state;
+    resend = init.resend;
   }
 
   p.timing?.('init');
-  const info: MountInfo = {
+  const info: MountInfo = resume ? { ...resume.info, pid: process.pid } : {
     id,
     mountpoint,
     source: p.source ?? 'layerfs',
@@ -273,5 +297,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
     udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches(), mount.entryTimeout),
     thread: thread.id,
     changeBranches: (c) => sendBranchChange(thread, id, c, branchReplies),
+    fd,
+    via,
+    init: initState,
+    resend: supervision !== undefined && resend,
   };
 }

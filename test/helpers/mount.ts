@@ -158,9 +158,21 @@ export function residentDaemons(run: string): number[] {
   return out;
 }
 
+/** PIDs of the live supervisors of the runtime dir `run` (supervisor-<mntns>.pid). */
+export function supervisors(run: string): number[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(run).filter((n) => /^supervisor-\d+\.pid$/.test(n));
+  } catch {
+    return [];
+  }
+  return names.map((n) => Number(readFileSync(join(run, n), 'utf8').trim())).filter((pid) => pid > 0 && processAlive(pid));
+}
+
 /** Stop (SIGTERM, by pid) the resident daemons of the runtime dir `run` and wait until they are gone. */
 export async function stopDaemons(run: string, ms = 10_000): Promise<void> {
-  const pids = residentDaemons(run);
+  // a supervisor first: told to stop, it stops its daemon and never starts another
+  const pids = [...supervisors(run), ...residentDaemons(run)];
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGTERM');

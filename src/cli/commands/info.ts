@@ -4,7 +4,8 @@
  * (pid, mounts, memory, requests served); `--daemon` shows the daemon only; `--json` for programs.
  * A mount made without real root adds one line: `rootless: fusermount3; passthrough off (needs
  * root); xattrs user.overlay.*; ...`. A mount with udba=reval|notify adds its udba line (with notify:
- * the inotify watches held now).
+ * the inotify watches held now). Every daemon mount adds `restarts: N (last: REASON at TIME)` when
+ * it survives a daemon crash (supervised), or `restarts: not supervised (WHY)`.
  */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -80,7 +81,7 @@ export function register(program: Command): void {
         if (!m.udba) return [];
         return [live?.mounts.find((x) => x.id === m.id)?.udba ?? `udba=${m.udba}`];
       };
-      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...(m.rootless ? [m.rootless] : [])].join('\n') + '\n');
+      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...(m.rootless ? [m.rootless] : []), ...(m.supervision ? [m.supervision] : [])].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));

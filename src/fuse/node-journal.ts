@@ -1,0 +1,249 @@
+/**
+ * The node journal of a supervised mount: what a daemon started after a crash needs to serve the
+ * node ids and file handles the kernel still holds (restore.ts reads it back).
+ *
+ * Records, appended before the reply that hands something to the kernel:
+ *   NAME id parent name   a node id was handed out for `name` in the directory `parent` (LOOKUP,
+ *                         CREATE, MKDIR, MKNOD, SYMLINK, LINK, READDIRPLUS), or got it by RENAME
+ *   DROP id               forgotten by the kernel, or its name was removed (unlink, rmdir,
+ *                         replaced by a rename): it cannot be found by name any more
+ *   FOPEN fh id flags / FCLOSE fh, DOPEN fh id / DCLOSE fh   open handles
+ * and one slot, the request being served now (its unique and opcode; 0 when none), so the daemon
+ * after a crash knows which resent request may have been done already (replay.ts).
+ *
+ * Cost: the file is mapped shared (native mmapShared) on the runtime dir: a record is a few stores
+ * into memory, no syscall, and every store made before the process dies is in the page cache for
+ * the next daemon. A record counts once `used` (written after it) covers it. When the file is
+ * full it is compacted (the live records written to a new file, renamed over the old) and grows
+ * when the live records fill more than half of it.
+ */
+import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
+import { mmapShared } from '../sys/supervise.js';
+
+const MAGIC = 0x314a464c; // 'LFJ1'
+const HEADER = 64;
+const H_USED = 4;
+const H_UNIQUE = 8;
+const H_OPCODE = 16;
+const REC = 23; // type u8, name length u16, a f64, b f64, c u32, then the name
+const INITIAL = 1 << 20;
+
+export const enum Rec {
+  NAME = 1,
+  DROP = 2,
+  FOPEN = 3,
+  FCLOSE = 4,
+  DOPEN = 5,
+  DCLOSE = 6,
+}
+
+/** What a journal says is live. */
+export interface JournalState {
+  names: Map<number, { parent: number; name: string }>;
+  files: Map<number, { id: number; flags: number }>;
+  dirs: Map<number, number>;
+  /** The request the dead daemon was serving (unique, opcode), if any. */
+  inflight: { unique: number; opcode: number } | null;
+  maxId: number;
+  maxFh: number;
+}
+
+function emptyState(): JournalState {
+  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: null, maxId: 1, maxFh: 0 };
+}
+
+/** Replay the records of a mapped journal. */
+function replay(buf: Buffer): JournalState {
+  const s = emptyState();
+  if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) return s;
+  const end = Math.min(HEADER + buf.readUInt32LE(H_USED), buf.length);
+  const unique = buf.readDoubleLE(H_UNIQUE);
+  if (unique !== 0) s.inflight = { unique, opcode: buf.readUInt32LE(H_OPCODE) };
+  for (let at = HEADER; at + REC <= end; ) {
+    const type = buf[at]!;
+    const len = buf.readUInt16LE(at + 1);
+    const a = buf.readDoubleLE(at + 3);
+    const b = buf.readDoubleLE(at + 11);
+    const c = buf.readUInt32LE(at + 19);
+    if (at + REC + len > end) break;
+    switch (type) {
+      case Rec.NAME:
+        s.names.set(a, { parent: b, name: buf.toString('utf8', at + REC, at + REC + len) });
+        if (a > s.maxId) s.maxId = a;
+        break;
+      case Rec.DROP:
+        s.names.delete(a);
+        break;
+      case Rec.FOPEN:
+        s.files.set(a, { id: b, flags: c });
+        if (a > s.maxFh) s.maxFh = a;
+        break;
+      case Rec.FCLOSE:
+        s.files.delete(a);
+        break;
+      case Rec.DOPEN:
+        s.dirs.set(a, b);
+        if (a > s.maxFh) s.maxFh = a;
+        break;
+      case Rec.DCLOSE:
+        s.dirs.delete(a);
+        break;
+      default:
+        return s; // torn or foreign: what came before stands
+    }
+    at += REC + len;
+  }
+  return s;
+}
+
+export class NodeJournal {
+  private fd = -1;
+  private buf: Buffer = Buffer.alloc(0);
+  private used = 0;
+  /** Ids and handles only grow: a compacted journal keeps the highest seen (restore starts above). */
+  private maxId = 1;
+  private maxFh = 0;
+
+  private constructor(readonly path: string) {}
+
+  /** A new, empty journal at `path` (replacing any). */
+  static create(path: string): NodeJournal {
+    const j = new NodeJournal(path);
+    j.mapFresh(emptyState(), INITIAL);
+    return j;
+  }
+
+  /** Read the journal a dead daemon left, then go on journaling (compacted) in the same file. */
+  static resume(path: string): { journal: NodeJournal; state: JournalState } {
+    let state = emptyState();
+    try {
+      const fd = openSync(path, 'r+');
+      try {
+        const { size } = fstatSync(fd);
+        if (size >= HEADER) state = replay(Buffer.from(mmapShared(fd, size)));
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      /* no journal: nothing known beyond the root */
+    }
+    const j = new NodeJournal(path);
+    let cap = INITIAL;
+    while (cap < liveBytes(state) * 2) cap *= 2;
+    j.mapFresh(state, cap);
+    return { journal: j, state };
+  }
+
+  /** Write `state` into a new file of `cap` bytes and rename it over the journal. */
+  private mapFresh(state: JournalState, cap: number): void {
+    const tmp = `${this.path}.new`;
+    const fd = openSync(tmp, 'w+', 0o600);
+    ftruncateSync(fd, cap);
+    const buf = Buffer.from(mmapShared(fd, cap));
+    buf.writeUInt32LE(MAGIC, 0);
+    this.maxId = Math.max(this.maxId, state.maxId);
+    this.maxFh = Math.max(this.maxFh, state.maxFh);
+    let at = HEADER;
+    const put = (type: Rec, a: number, b: number, c: number, name: string): void => {
+      const len = buf.write(name, at + REC, 'utf8');
+      buf[at] = type;
+      buf.writeUInt16LE(len, at + 1);
+      buf.writeDoubleLE(a, at + 3);
+      buf.writeDoubleLE(b, at + 11);
+      buf.writeUInt32LE(c, at + 19);
+      at += REC + len;
+    };
+    // the highest ids first, so that a later restore starts above them even when they are gone
+    put(Rec.NAME, this.maxId, 0, 0, '');
+    put(Rec.DROP, this.maxId, 0, 0, '');
+    put(Rec.DOPEN, this.maxFh, 0, 0, '');
+    put(Rec.DCLOSE, this.maxFh, 0, 0, '');
+    for (const [id, n] of state.names) put(Rec.NAME, id, n.parent, 0, n.name);
+    for (const [fh, f] of state.files) put(Rec.FOPEN, fh, f.id, f.flags, '');
+    for (const [fh, id] of state.dirs) put(Rec.DOPEN, fh, id, 0, '');
+    buf.writeUInt32LE(at - HEADER, H_USED);
+    renameSync(tmp, this.path);
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = fd;
+    this.buf = buf;
+    this.used = at - HEADER;
+  }
+
+  private append(type: Rec, a: number, b: number, c: number, name: string): void {
+    const need = REC + Buffer.byteLength(name, 'utf8');
+    if (HEADER + this.used + need > this.buf.length) this.compact(need);
+    const buf = this.buf;
+    const at = HEADER + this.used;
+    if (name.length > 0) buf.write(name, at + REC, 'utf8');
+    buf[at] = type;
+    buf.writeUInt16LE(need - REC, at + 1);
+    buf.writeDoubleLE(a, at + 3);
+    buf.writeDoubleLE(b, at + 11);
+    buf.writeUInt32LE(c, at + 19);
+    this.used += need;
+    buf.writeUInt32LE(this.used, H_USED);
+  }
+
+  private compact(need: number): void {
+    const state = replay(this.buf);
+    let cap = this.buf.length;
+    while (liveBytes(state) * 2 + need > cap) cap *= 2;
+    this.mapFresh(state, cap);
+  }
+
+  named(id: number, parent: number, name: string): void {
+    if (id > this.maxId) this.maxId = id;
+    this.append(Rec.NAME, id, parent, 0, name);
+  }
+
+  dropped(id: number): void {
+    this.append(Rec.DROP, id, 0, 0, '');
+  }
+
+  fileOpened(fh: number, id: number, flags: number): void {
+    if (fh > this.maxFh) this.maxFh = fh;
+    this.append(Rec.FOPEN, fh, id, flags >>> 0, '');
+  }
+
+  fileClosed(fh: number): void {
+    this.append(Rec.FCLOSE, fh, 0, 0, '');
+  }
+
+  dirOpened(fh: number, id: number): void {
+    if (fh > this.maxFh) this.maxFh = fh;
+    this.append(Rec.DOPEN, fh, id, 0, '');
+  }
+
+  dirClosed(fh: number): void {
+    this.append(Rec.DCLOSE, fh, 0, 0, '');
+  }
+
+  /** The request served from now until `end` (its unique and opcode). */
+  begin(unique: number, opcode: number): void {
+    this.buf.writeUInt32LE(opcode, H_OPCODE);
+    this.buf.writeDoubleLE(unique, H_UNIQUE);
+  }
+
+  end(): void {
+    this.buf.writeDoubleLE(0, H_UNIQUE);
+  }
+
+  /** Bytes of records now (tests, compaction). */
+  get size(): number {
+    return this.used;
+  }
+
+  /** Close; `remove`: the mount ended, the journal is of no more use. */
+  close(remove: boolean): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    this.buf = Buffer.alloc(0);
+    if (remove) rmSync(this.path, { force: true });
+  }
+}
+
+function liveBytes(s: JournalState): number {
+  let n = HEADER + 4 * REC;
+  for (const v of s.names.values()) n += REC + Buffer.byteLength(v.name, 'utf8');
+  return n + (s.files.size + s.dirs.size) * REC;
+}

@@ -1,0 +1,84 @@
+/**
+ * A serving thread's side of a supervised mount (docs: README "Surviving a daemon crash"): the
+ * node journal kept while serving (node-journal.ts), and, for a mount taken over from a daemon that
+ * died, its resumption: INIT state and journal restored into FuseOps (restore.ts), then
+ * FUSE_NOTIFY_RESEND so the kernel sends again what the dead daemon read and did not answer, the
+ * one it was handling served by replay.ts's rules.
+ */
+import { NotifyCode } from './abi.js';
+import type { InHeader, InitOut } from './codec.js';
+import type { FuseOps } from './ops.js';
+import { NodeJournal } from './node-journal.js';
+import { serveReplayed, uniqueOf } from './replay.js';
+
+/** Protocol minor that has FUSE_NOTIFY_RESEND (Linux 6.9). */
+export const RESEND_MINOR = 40;
+
+export interface Supervision {
+  /** The journal file (in the runtime dir). */
+  journal: string;
+  /** Taking over from a dead daemon: the INIT it negotiated. */
+  resume?: { init: InitOut };
+  /** Tests: act as if the kernel had no FUSE_NOTIFY_RESEND. */
+  pretendNoResend?: boolean;
+}
+
+export interface SupervisedServing {
+  dispatch(hd: InHeader, b: Buffer, end: number, out: Buffer): number;
+  /** After INIT: whether the mount can be supervised (else the journal is dropped). */
+  initDone(init: InitOut): boolean;
+  /** Resumed: ask the kernel to send the unanswered requests again. */
+  resend(): void;
+  close(remove: boolean): void;
+}
+
+type Ops = FuseOps<never, never, never>;
+
+export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: number) => void, buf: Buffer): SupervisedServing {
+  const ops = opsIn as Ops;
+  let journal: NodeJournal | null;
+  let inflight: { unique: number; opcode: number } | null = null;
+  if (sv.resume) {
+    const r = NodeJournal.resume(sv.journal);
+    journal = r.journal;
+    ops.journal = journal;
+    ops.resume(sv.resume.init, r.state);
+    inflight = r.state.inflight;
+  } else {
+    journal = NodeJournal.create(sv.journal);
+    ops.journal = journal;
+  }
+  const close = (remove: boolean): void => {
+    journal?.close(remove);
+    journal = null;
+    ops.journal = null;
+  };
+  return {
+    dispatch(hd, b, end, out) {
+      const j = journal;
+      if (j === null) return ops.dispatch(hd, b, end, out);
+      const { unique, resent } = uniqueOf(b);
+      j.begin(unique, hd.opcode);
+      let r: number;
+      if (resent && inflight !== null && unique === inflight.unique) {
+        inflight = null;
+        r = serveReplayed(ops, hd, b, end, out);
+      } else r = ops.dispatch(hd, b, end, out);
+      j.end();
+      return r;
+    },
+    initDone(init) {
+      if (init.minor >= RESEND_MINOR && !sv.pretendNoResend) return true;
+      close(true);
+      return false;
+    },
+    resend() {
+      if (!sv.resume) return;
+      buf.writeUInt32LE(16, 0);
+      buf.writeInt32LE(NotifyCode.RESEND, 4);
+      buf.writeBigUInt64LE(0n, 8);
+      notify(16);
+    },
+    close,
+  };
+}
