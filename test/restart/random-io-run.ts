@@ -188,6 +188,7 @@ function opRenameFile(): void {
   const to = rand() < 0.4 && fl.length > 1 ? pick(fl.filter((x) => x !== from)) : freshPath();
   desc(`rename file ${from} -> ${to}${model.has(to) ? ' (over an existing file)' : ''}`);
   must('rename', () => fs.renameSync(abs(from), abs(to)));
+  for (const h of held) if (h.path === to) h.path = ''; // the file renamed over is unlinked now
   renameInModel(from, to);
   for (const h of held) if (h.path === from) h.path = to;
   mustFail(`stat of the old name ${from}`, 'ENOENT', () => fs.lstatSync(abs(from)));
@@ -283,8 +284,11 @@ function opHeldOpen(): void {
 }
 
 function opHeldWrite(): void {
-  if (!held.length) return;
-  const h = pick(held);
+  // LAYERFS_IO_UNLINKED_FDS=0: no writes through fds of unlinked files (a restarted daemon cannot
+  // find such a file again: EBADF, README "Surviving a daemon crash")
+  const usable = process.env.LAYERFS_IO_UNLINKED_FDS === '0' ? held.filter((x) => x.path !== '') : held;
+  if (!usable.length) return;
+  const h = pick(usable);
   const off = int(0, h.file.data.length + 5000);
   const data = bytes(int(1, 12_000));
   desc(`write via a held fd (${h.path || 'unlinked'}) off=${off} len=${data.length}`);
