@@ -51,6 +51,10 @@ twoRuns(
         const exp = join(u.root, 'w.tar');
         p.ok(['export', '-o', exp, 'w']);
         const tree = treeLines(await readTarTree(exp, true)).filter((l) => l.startsWith('/out') || l.startsWith('/data') || l.startsWith('/bin/vi'));
+        for (const want of ['/out/big ', '/out/small/g100 ', '/out/small/f400 ', '/out/bin-copy/busybox ', '/out/sum ', '/data/keep ']) {
+          if (!tree.some((l) => l.startsWith(want))) throw new Error(`the container's file ${want.trim()} is missing (podman export)`);
+        }
+        if (tree.some((l) => l.startsWith('/data/gone ') || l.startsWith('/bin/vi '))) throw new Error('a file the container removed is still there');
         if (!ctx.kill) reference = tree;
         else if (reference === undefined) throw new Error('no reference run');
         else {

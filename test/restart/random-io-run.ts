@@ -284,9 +284,9 @@ function opHeldOpen(): void {
 }
 
 function opHeldWrite(): void {
-  // LAYERFS_IO_UNLINKED_FDS=0: no writes through fds of unlinked files (a restarted daemon cannot
-  // find such a file again: EBADF, README "Surviving a daemon crash")
-  const usable = process.env.LAYERFS_IO_UNLINKED_FDS === '0' ? held.filter((x) => x.path !== '') : held;
+  // No writes through fds of unlinked files unless LAYERFS_IO_UNLINKED_FDS=1: a restarted daemon
+  // cannot find such a file again, its handle answers EBADF (README "Surviving a daemon crash")
+  const usable = process.env.LAYERFS_IO_UNLINKED_FDS === '1' ? held : held.filter((x) => x.path !== '');
   if (!usable.length) return;
   const h = pick(usable);
   const off = int(0, h.file.data.length + 5000);

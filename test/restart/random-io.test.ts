@@ -4,6 +4,9 @@
  * msync, chmod, xattrs; files starting in both lower branches, copied up under the kills). Every read
  * is checked against the model as it runs; then the merged tree must equal the run without kills.
  * The op sequence comes from LAYERFS_IO_SEED (default fixed), the same in both runs.
+ * Known limit: a file unlinked while open cannot be found by a restarted daemon (EBADF on its fd);
+ * writes through such fds are left out unless LAYERFS_IO_UNLINKED_FDS=1 (then the kill run fails
+ * naming the write that got EBADF).
  */
 import { join } from 'node:path';
 import { REPO } from '../helpers/mount.js';
