@@ -221,7 +221,7 @@ export interface ChildResult {
 export function runChild(u: Union, argv: readonly string[], o: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<ChildResult> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env ?? u.env, stdio: ['pipe', 'pipe', 'pipe'], detached: false });
+    const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { cwd: o.cwd, env: o.env ?? u.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }); // own process group: a timeout kills its children too
     if (child.pid !== undefined) u.children.add(child.pid);
     let stdout = '';
     let stderr = '';
@@ -231,7 +231,11 @@ export function runChild(u: Union, argv: readonly string[], o: { timeoutMs: numb
     child.stdin!.end(o.input ?? '');
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, o.timeoutMs);
     child.on('error', (e) => {
       stderr += String(e);
