@@ -11,7 +11,7 @@
 import { joinRel } from '../branch/index.js';
 import type { Core } from './core.js';
 import { GONE_INO } from './inode-table.js';
-import { DT_CHR, DT_UNKNOWN, dtOfDirent } from './lower-index.js';
+import { DT_CHR, DT_UNKNOWN } from './lower-index.js';
 import { dtOf, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
 import { WH, isOverlayWhiteout } from '../format/index.js';
@@ -52,7 +52,7 @@ export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi:
     if (list) {
       for (const [name, dt] of list) if (!visit(name, dt)) return;
     } else {
-      for (const d of b.readdir(dir.rel)) if (!visit(d.name, dtOfDirent(d))) return;
+      for (const [name, dt] of b.readdirTypes(dir.rel)) if (!visit(name, dt)) return;
     }
     if (whHere !== null) {
       hidden ??= new Set();
