@@ -2,7 +2,8 @@
  * Metadata reads relative to a directory fd, for the branch's hottest read paths (lookups,
  * listings, `ls -l`'s xattr questions): thin syscalls, every decision in TypeScript.
  *
- *   getxattrAt(dirfd, path, name)  getxattrat(2) (Linux 6.13), never following the last name:
+ *   getxattrAt(dirfd, path, name)  getxattrat(2) (Linux 6.13), never following the last name ('': the
+ *                                  directory itself):
  *                                  a Buffer, or a negative errno (-ENOSYS: the kernel lacks it)
  *   listxattrAt(dirfd, path)       listxattrat(2) likewise: an array of names, or a negative errno
  *   listDirAt(dirfd, path, resolve) openat2(dirfd, path, O_RDONLY|O_DIRECTORY|O_NOFOLLOW, resolve)
@@ -41,9 +42,10 @@ static napi_value neg(napi_env env, int err) {
   return v;
 }
 
-/* '' is the directory itself (AT_EMPTY_PATH); the last name is never followed. */
-static unsigned at_flags(const char *path) {
-  return path[0] == 0 ? AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW : AT_SYMLINK_NOFOLLOW;
+/* '' is the directory itself, named "." (AT_EMPTY_PATH would take the fd as a file, which an
+ * O_PATH fd is not: EBADF); the last name is never followed. */
+static const char *at_path(const char *path) {
+  return path[0] == 0 ? "." : path;
 }
 
 static ssize_t x_getat(int dirfd, const char *path, const char *name, void *buf, size_t size) {
@@ -51,11 +53,11 @@ static ssize_t x_getat(int dirfd, const char *path, const char *name, void *buf,
   memset(&a, 0, sizeof a);
   a.value = (uint64_t)(uintptr_t)buf;
   a.size = (uint32_t)size;
-  return syscall(SYS_getxattrat, dirfd, path, at_flags(path), name, &a, sizeof a);
+  return syscall(SYS_getxattrat, dirfd, at_path(path), AT_SYMLINK_NOFOLLOW, name, &a, sizeof a);
 }
 
 static ssize_t x_listat(int dirfd, const char *path, char *buf, size_t size) {
-  return syscall(SYS_listxattrat, dirfd, path, at_flags(path), buf, size);
+  return syscall(SYS_listxattrat, dirfd, at_path(path), AT_SYMLINK_NOFOLLOW, buf, size);
 }
 
 static napi_value n_getxattr_at(napi_env env, napi_callback_info info) {

@@ -31,7 +31,7 @@ export function xattrAtWorks(): boolean {
   return xattrAt;
 }
 
-/** getxattrat(dirfd, path, AT_SYMLINK_NOFOLLOW; '' is the directory itself): the value or -errno. */
+/** X: the value or -errno. */
 export function getxattrAt(dirfd: number, path: string, name: string): Buffer | number {
   return b.getxattrAt(dirfd, path, name);
 }
