@@ -41,6 +41,7 @@ import {
   VALID_OPEN_FLAGS,
 } from '../sys/constants.js';
 import * as native from '../sys/native.js';
+import { getxattrAt, listDirAt, listxattrAt, xattrAtWorks } from '../sys/meta-at.js';
 import type { CopyCaps } from './copy-data.js';
 
 
@@ -49,6 +50,12 @@ const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
 
 /** A `/proc/self/fd/N/...` path longer than this goes through the parent directory's fd. */
 const PROC_PATH_MAX = 4000;
+
+/** Longest `rel` (UTF-16 units, so under 3,000 bytes) read with the *xattrat calls from the root fd. */
+const AT_REL_MAX = 1000;
+
+/** Errors of an xattr read that mean "no such value here" (tryGetxattr answers undefined). */
+const XATTR_ABSENT = new Set(['ENODATA', 'EOPNOTSUPP', 'ENOTSUP', 'ENOENT', 'ENOTDIR', 'EPERM', 'ELOOP', 'EXDEV']);
 
 /** `/proc/self/fd/N`: a magic link to the open file N (for node:fs calls that want a path). */
 export function fdPath(fd: number): string {
@@ -236,6 +243,20 @@ export class Branch {
     return this.withDir(rel, (p) => fs.readdirSync(p, { withFileTypes: true }));
   }
 
+  /**
+   * The entries of directory `rel` (opened beneath the root, as readdir) as name -> d_type (DT_*,
+   * 0 when the filesystem does not say), in directory order: one openat2 and getdents64 on that
+   * fd, no Dirent objects (lower-index listings and merged readdir).
+   */
+  readdirTypes(rel: string): Map<string, number> {
+    const r = listDirAt(this.fd, rel, BENEATH);
+    if (typeof r === 'number') throw new FsError(codeOf(-r), 'scandir', this.hostPath(rel));
+    const [names, types] = r;
+    const m = new Map<string, number>();
+    for (let i = 0; i < names.length; i++) m.set(names[i]!, types[i]!);
+    return m;
+  }
+
   readdirNames(rel: string): string[] {
     return this.withDir(rel, (p) => fs.readdirSync(p));
   }
@@ -350,11 +371,24 @@ export class Branch {
   }
 
   getxattr(rel: string, name: string): Buffer {
+    if (rel.length < AT_REL_MAX && xattrAtWorks()) {
+      const r = getxattrAt(this.fd, rel, name);
+      if (typeof r === 'number') throw new FsError(codeOf(-r), 'lgetxattr', this.hostPath(rel));
+      return r;
+    }
     return this.statPath(rel, (p) => native.lgetxattr(p, name));
   }
 
   /** Value of an xattr or undefined when absent/unsupported. */
   tryGetxattr(rel: string, name: string): Buffer | undefined {
+    if (rel.length < AT_REL_MAX && xattrAtWorks()) {
+      // from the root fd, as lstatInto: no /proc path built or walked
+      const r = getxattrAt(this.fd, rel, name);
+      if (typeof r !== 'number') return r;
+      const code = codeOf(-r);
+      if (XATTR_ABSENT.has(code)) return undefined;
+      throw new FsError(code, 'lgetxattr', this.hostPath(rel));
+    }
     try {
       // ENODATA (the common miss: lookups ask every lower dir for its opaque xattr) without an exception
       return this.statPath(rel, (p) => native.tryLgetxattr(p, name));
@@ -369,6 +403,13 @@ export class Branch {
   }
 
   listxattr(rel: string): string[] {
+    if (rel.length < AT_REL_MAX && xattrAtWorks()) {
+      const r = listxattrAt(this.fd, rel);
+      if (typeof r !== 'number') return r;
+      const code = codeOf(-r);
+      if (code === 'EOPNOTSUPP' || code === 'ENOTSUP') return [];
+      throw new FsError(code, 'llistxattr', this.hostPath(rel));
+    }
     try {
       return this.statPath(rel, (p) => native.llistxattr(p));
     } catch (e) {
@@ -379,6 +420,10 @@ export class Branch {
 
   /** The entry's xattr names, with no exception: null when the host cannot say (any error). */
   tryListxattr(rel: string): string[] | null {
+    if (rel.length < AT_REL_MAX && xattrAtWorks()) {
+      const r = listxattrAt(this.fd, rel);
+      return typeof r === 'number' ? null : r;
+    }
     try {
       const names = this.statPath(rel, (p) => native.tryLlistxattr(p));
       return typeof names === 'number' ? null : names;

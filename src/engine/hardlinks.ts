@@ -27,8 +27,62 @@ interface Count {
   stamp: string;
 }
 
+/**
+ * What a union knows of its index, asked on every lookup of a multiply linked file: kept per Core
+ * and made again when its rw branch or work dir changes (a live branch change), so that a lookup
+ * neither asks the process's euid (isRealRoot) nor probes the rw branch for an index that is not there.
+ */
+interface IndexState {
+  readonly rw: Branch | null;
+  readonly work: Branch | null;
+  /** indexEnabled's answer. */
+  readonly on: boolean;
+  /** The rw branch holds INDEX_DIR (set when indexCopy makes it). */
+  rwIndexed: boolean;
+}
+
+const states = new WeakMap<Core, IndexState>();
+
+function stateOf(core: Core): IndexState {
+  let s = states.get(core);
+  if (s === undefined || s.rw !== core.rw || s.work !== core.work) {
+    const on = !core.options.userxattr && core.rw !== null && core.work !== null && isRealRoot();
+    s = { rw: core.rw, work: core.work, on, rwIndexed: on && core.rw!.exists(INDEX_DIR) };
+    states.set(core, s);
+  }
+  return s;
+}
+
 export function indexEnabled(core: Core): boolean {
-  return !core.options.userxattr && isRealRoot() && core.rw !== null && core.work !== null;
+  return stateOf(core).on;
+}
+
+/**
+ * Whether the rw branch may hold index entries: it has INDEX_DIR (known since the union was made,
+ * or since indexCopy made it); with udba (changes behind the union's back are looked for) a
+ * missing INDEX_DIR is asked again each time.
+ */
+function rwIndexed(core: Core, s: IndexState): boolean {
+  if (s.rwIndexed) return true;
+  if (core.udbaCheck === null) return false;
+  return (s.rwIndexed = core.rw!.exists(INDEX_DIR));
+}
+
+/**
+ * Whether a multiply linked regular file of branch `b` may carry a recorded union-wide count
+ * (HARDLINK_XATTR): the index is on, and `b` is a branch where the index was kept: the rw branch
+ * once it holds INDEX_DIR, another writable branch, or a read-only one whose root lists INDEX_DIR
+ * (a former rw branch). A count is only ever written next to an index (indexCopy makes INDEX_DIR
+ * before it sets the first one), so a branch without one has none to read: no lgetxattr per lookup.
+ */
+export function mayHaveCount(core: Core, b: Branch): boolean {
+  const s = stateOf(core);
+  if (!s.on) return false;
+  if (b === core.rw) return rwIndexed(core, s);
+  if (b.writable) return true;
+  const bi = core.branches.indexOf(b);
+  const root = bi >= 0 ? core.lowerIndex.list(bi, '') : null;
+  return root === null || root.has(INDEX_DIR);
 }
 
 function keyOf(st: Stats): string {
@@ -51,7 +105,10 @@ function entryRel(key: string): string {
  * stamp, asked only when an entry is there (most multiply linked lower files have none).
  */
 export function findAlias(core: Core, type: number, topBranch: number, nums: Float64Array, full: () => Stats | null): string | null {
-  if (type !== S_IFREG || core.isUpper(topBranch) || nums[ST.nlink]! < 2 || !indexEnabled(core)) return null;
+  if (type !== S_IFREG || core.isUpper(topBranch) || nums[ST.nlink]! < 2) return null;
+  const s = stateOf(core);
+  // no index in the rw branch: no entry to probe
+  if (!s.on || !rwIndexed(core, s)) return null;
   const rel = entryRel(`${nums[ST.dev]!}-${nums[ST.ino]!}`);
   const rw = core.rw!;
   if (!rw.exists(rel)) return null;
@@ -72,6 +129,7 @@ export function indexCopy(core: Core, lowerSt: Stats, rw: Branch, rel: string): 
     rw.mkdir(INDEX_DIR, 0o700);
     if (rootTimes) rw.setTimes('', rootTimes);
   }
+  if (rw === core.rw) stateOf(core).rwIndexed = true;
   rw.setxattr(rel, HARDLINK_XATTR, Buffer.from(`${lowerSt.nlink} ${key} ${stampOf(lowerSt)}`), 0);
   if (rw.exists(ix)) rw.unlink(ix); // a stale entry of an earlier copy
   rw.link(rel, ix);

@@ -10,7 +10,7 @@ import { copyUp } from './copy-up.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
 import { isPrivateXattr } from '../format/index.js';
-import { indexEnabled, readCount } from './hardlinks.js';
+import { mayHaveCount, readCount } from './hardlinks.js';
 import { O_ACCMODE, O_RDONLY, R_OK, S_IFMT, S_ISGID, W_OK, X_OK } from '../sys/constants.js';
 
 export function toAttr(ino: number, st: BigIntStats, nlink?: number): Attr {
@@ -68,7 +68,7 @@ function attrOf(core: Core, node: UnionNode, b: Branch, rel: string, st: Float64
   // A merged directory's link count is unknown: 1, as overlayfs and find(1) agree.
   if (node.isDir) return attrOfNums(node.ino, st, node.layers.length > 1 || node.marked ? 1 : undefined);
   // A hard-linked copy-up: the union-wide count is recorded on the file.
-  if (st[ST.nlink]! > 1 && node.type === S_IFREG && indexEnabled(core)) {
+  if (st[ST.nlink]! > 1 && node.type === S_IFREG && mayHaveCount(core, b)) {
     const c = readCount(b, rel);
     if (c) return attrOfNums(node.ino, st, c.n);
   }

@@ -101,9 +101,8 @@ export class LowerIndex {
     if (have) return have;
     let l: Listing | null;
     try {
-      const names = new Map<string, number>();
-      for (const d of this.branches[bi]!.readdir(rel)) names.set(d.name, dtOfDirent(d));
-      l = names;
+      // one openat2 + getdents64 beneath the branch root: names and d_types, no Dirent objects
+      l = this.branches[bi]!.readdirTypes(rel);
     } catch (e) {
       // absent there (or not a directory there): nothing of it in this branch
       l = isCode(e, 'ENOENT', 'ENOTDIR') ? ABSENT : null;

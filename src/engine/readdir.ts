@@ -8,15 +8,18 @@
  * Types come from d_type; an entry's inode number needs an lstat and is taken only when someone
  * reads it (FUSE READDIRPLUS answers each entry from its lookup instead, so `ls -l` never pays it).
  */
-import { joinRel } from '../branch/index.js';
+import { ST, joinRel, statArray } from '../branch/index.js';
 import type { Core } from './core.js';
 import { GONE_INO } from './inode-table.js';
-import { DT_CHR, DT_UNKNOWN, dtOfDirent } from './lower-index.js';
-import { dtOf, S_IFMT, type UnionNode } from './node.js';
+import { DT_CHR, DT_UNKNOWN } from './lower-index.js';
+import { dtOf, S_IFCHR, S_IFMT, type UnionNode } from './node.js';
 import type { DirEntry } from './types.js';
-import { WH, isOverlayWhiteout } from '../format/index.js';
+import { WH } from '../format/index.js';
 
 const WH_LEN = WH.length;
+
+/** lstat numbers of a listed entry that may be an overlay whiteout (the engine is synchronous: one user at a time). */
+const whScratch = statArray();
 
 /**
  * Visit the merged entries of `dir` (unsorted) with the branch index and d_type (DT_UNKNOWN when
@@ -38,8 +41,9 @@ export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi:
         return true;
       }
       if (dt === DT_CHR || dt === DT_UNKNOWN) {
-        const st = b.lstat(joinRel(dir.rel, name));
-        if (st && isOverlayWhiteout(st)) {
+        // into a scratch array from the root fd: no Stats object, no /proc path per whiteout
+        const st = whScratch;
+        if (b.lstatInto(joinRel(dir.rel, name), st) && (st[ST.mode]! & S_IFMT) === S_IFCHR && st[ST.rdev] === 0) {
           (whHere ??= []).push(name);
           return true;
         }
@@ -52,7 +56,7 @@ export function forEachMerged(core: Core, dir: UnionNode, fn: (name: string, bi:
     if (list) {
       for (const [name, dt] of list) if (!visit(name, dt)) return;
     } else {
-      for (const d of b.readdir(dir.rel)) if (!visit(d.name, dtOfDirent(d))) return;
+      for (const [name, dt] of b.readdirTypes(dir.rel)) if (!visit(name, dt)) return;
     }
     if (whHere !== null) {
       hidden ??= new Set();
