@@ -55,6 +55,9 @@ export interface FileCopy {
   tmpName: () => string;
 }
 
+/** Tests turn `tmpfile` off to take the named way where O_TMPFILE works. */
+export const copyFileWays = { tmpfile: true };
+
 /** Work dirs whose filesystem refused O_TMPFILE (asked once per work dir). */
 const noTmpfile = new WeakSet<Branch>();
 
@@ -83,7 +86,7 @@ export function copyFile(c: FileCopy): Stats {
 
 /** An O_TMPFILE file in the work dir, or -1 when its filesystem has none. */
 function openTmpfile(work: Branch): number {
-  if (noTmpfile.has(work)) return -1;
+  if (!copyFileWays.tmpfile || noTmpfile.has(work)) return -1;
   try {
     return work.openTmpfile('', 0o600);
   } catch (e) {

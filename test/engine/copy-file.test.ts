@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { fdops } from '../../src/branch/index.js';
+import { copyFileWays } from '../../src/engine/copy-file.js';
 import { ctx, O_WRONLY, setup } from './fixture.js';
 import { getXattr, setXattr } from '../helpers/tree-spec.js';
 
@@ -76,5 +77,31 @@ test('a name a racing writer made in the upper dir meanwhile is replaced by the 
   fs.writeFileSync(`${f.br.up}/a`, 'racing writer'); // behind the union's back
   f.u.release(f.u.open(node, O_WRONLY, ctx));
   assert.equal(fs.readFileSync(`${f.br.up}/a`, 'utf8'), 'lower data');
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+});
+
+test('without O_TMPFILE (the named way): the same copy, nothing left in the work dir, also after a failure', (t) => {
+  copyFileWays.tmpfile = false;
+  t.after(() => (copyFileWays.tmpfile = true));
+  const f = setup(t, { up: {}, low: { a: 'data', b: 'more' } });
+  setXattr(`${f.br.low}/a`, 'user.color', 'red');
+  const src = fs.statSync(`${f.br.low}/a`, { bigint: true });
+  const a = f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  assert.equal(a.mode & 0o7777, 0o600);
+  const up = fs.statSync(`${f.br.up}/a`, { bigint: true });
+  assert.equal(up.mode & 0o7777n, 0o600n);
+  assert.equal(up.mtimeNs, src.mtimeNs);
+  assert.equal(getXattr(`${f.br.up}/a`, 'user.color'), 'red');
+  assert.equal(fs.readFileSync(`${f.br.up}/a`, 'utf8'), 'data');
+  const real = copySys.fsync;
+  copySys.fsync = () => {
+    throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+  };
+  try {
+    assert.throws(() => f.u.setattr(f.node('b'), { mode: 0o600 }, ctx), (e: NodeJS.ErrnoException) => e.code === 'EIO');
+  } finally {
+    copySys.fsync = real;
+  }
+  assert.equal(fs.existsSync(`${f.br.up}/b`), false);
   assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
 });
