@@ -6,7 +6,7 @@
  */
 import type { BigIntStats, Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
-import { fdops } from '../branch/index.js';
+import { ST, fdops, statArray } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
@@ -183,7 +183,9 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
   if (parent) ensureDirOn(core, parent, t, syscall);
   const src = core.top(node);
   // Adding the copy changes the parent's times; put them back (the merged dir did not change).
-  const pst = parent ? to.lstatBig(parent.rel) : null;
+  // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
+  const parentTimes = statArray();
+  const hadParent = parent !== null && to.lstatInto(parent.rel, parentTimes);
   let st: Stats;
   let applied = false;
   if (node.alias !== null) {
@@ -200,7 +202,10 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
       if (lowerSt) indexCopy(core, lowerSt, to, node.rel);
     }
   }
-  if (parent && pst) to.setTimes(parent.rel, pst);
+  if (parent && hadParent) {
+    const p = parentTimes;
+    to.utimens(parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
+  }
   core.xino.set(st.dev, st.ino, node.ino);
   node.copiedUp(core.gen, t);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
