@@ -34,6 +34,7 @@ function goals(sizes: Sizes): Goal[] {
     { what: 'sequential read (cold) MB/s vs kernel overlayfs', op: 'ge', limit: 0.9, measure: vsPeer('seqread', 'read cold', 'kernel overlayfs') },
     { what: 'sequential read (warm) MB/s vs kernel overlayfs', op: 'ge', limit: 0.9, measure: vsPeer('seqread', 'read warm', 'kernel overlayfs') },
     { what: 'copy-up (first write) time vs kernel overlayfs', op: 'le', limit: 1.1, measure: vsPeer('copyup', 'first write', 'kernel overlayfs') },
+    { what: 'small-file copy-up (1,000 x 4 KiB, chmod) time vs kernel overlayfs', op: 'le', limit: 1.2, measure: vsPeer('smallcpup', 'chmod', 'kernel overlayfs') },
     {
       what: `lookup time, ${deepest} layers vs 1 layer (own)`,
       op: 'le',

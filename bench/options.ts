@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'mounts', 'scale', 'podman'] as const;
+export const WORKLOADS = ['stat', 'list', 'readdir', 'small', 'seqread', 'copyup', 'untar', 'lookup', 'mounts', 'scale', 'podman', 'smallcpup'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
 
 export interface Sizes {
@@ -27,6 +27,8 @@ export interface Sizes {
   /** podman workload: files in the base image, and files a container creates before diff/commit. */
   podmanImageFiles: number;
   podmanFiles: number;
+  /** smallcpup: lower files of 4 KiB copied up (and as many created). */
+  copyupFiles: number;
 }
 
 export interface Options {
@@ -52,6 +54,7 @@ const FULL: Sizes = {
   scaleMounts: [1, 10, 100],
   podmanImageFiles: 5_000,
   podmanFiles: 3_000,
+  copyupFiles: 1_000,
 };
 
 const QUICK: Sizes = {
@@ -65,6 +68,7 @@ const QUICK: Sizes = {
   scaleMounts: [1, 5, 10],
   podmanImageFiles: 1_000,
   podmanFiles: 500,
+  copyupFiles: 1_000,
 };
 
 export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts, drop_caches)
@@ -80,6 +84,8 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
                       live mounts: e.g. --workloads mounts,scale --only layerfs,fuse-overlayfs,kernel)
                       podman: run --rm, diff and commit through each target as
                       podman's overlay driver, alone: --workloads podman
+                      smallcpup: chmod / append 1 byte to 1,000 lower 4 KiB
+                      files (copy-up), create 1,000 new ones
   --quick             small sizes (2k files, 64 MiB big file, at most 10 layers), ~2 minutes
   --variant OPTS      also layerfs mounted with the extra options OPTS, e.g. spin=0 (repeatable)
   --baseline DIR      also the layerfs built in checkout DIR, named layerfs@BASENAME (repeatable)

@@ -26,6 +26,7 @@ import { podmanWorkload } from './workloads/podman.js';
 import { readdirWorkload } from './workloads/readdir.js';
 import { seqreadWorkload } from './workloads/seqread.js';
 import { smallWorkload } from './workloads/small.js';
+import { smallCopyupWorkload } from './workloads/small-copyup.js';
 import { statWorkload } from './workloads/stat.js';
 import { untarWorkload } from './workloads/untar.js';
 import type { Workload } from './workloads/workload.js';
@@ -134,6 +135,7 @@ const registry: Record<Options['workloads'][number], () => Workload> = {
   mounts: mountsWorkload,
   scale: scaleWorkload,
   podman: podmanWorkload,
+  smallcpup: smallCopyupWorkload,
 };
 
 async function main(): Promise<void> {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Sizes } from '../options.js';
 import { buildBigFile, type BigFile } from './big-file.js';
+import { buildCopyupFiles, type CopyupFiles } from './copyup-files.js';
 import { buildLookupStacks, type LookupStacks } from './lookup-layers.js';
 import { buildSmallFiles, type SmallFiles } from './small-files.js';
 import { buildTree, type Tree } from './tree.js';
@@ -45,6 +46,11 @@ export class DataSets {
   big(): BigFile {
     const n = this.sizes.bigBytes;
     return this.once('b', `a ${n >> 20} MiB file`, (d) => buildBigFile(d, n));
+  }
+
+  copyupFiles(): CopyupFiles {
+    const n = this.sizes.copyupFiles;
+    return this.once('c', `${n} files of 4 KiB to copy up`, (d) => buildCopyupFiles(d, n, 4096));
   }
 
   lookup(): LookupStacks {

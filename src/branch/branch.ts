@@ -27,7 +27,9 @@ import * as fs from 'node:fs';
 import { FsError, codeOf, isCode } from '../errors/index.js';
 import {
   AT_EMPTY_PATH,
+  AT_FDCWD,
   AT_REMOVEDIR,
+  AT_SYMLINK_FOLLOW,
   AT_SYMLINK_NOFOLLOW,
   O_CREAT,
   O_DIRECTORY,
@@ -35,6 +37,7 @@ import {
   O_NOFOLLOW,
   O_PATH,
   O_RDONLY,
+  O_TMPFILE,
   O_WRONLY,
   RESOLVE_BENEATH,
   RESOLVE_NO_SYMLINKS,
@@ -279,6 +282,25 @@ export class Branch {
   /** Create an empty regular file exclusively (whiteouts, markers). */
   createEmpty(rel: string, mode: number): void {
     fs.closeSync(this.open(rel, O_WRONLY | O_CREAT | O_EXCL, mode));
+  }
+
+  /**
+   * An unnamed regular file (O_TMPFILE, open for writing) on the filesystem of directory `dirRel`:
+   * it has no name until linkTmpfile gives it one, and vanishes when closed before that (a crash
+   * leaves nothing behind). Throws EOPNOTSUPP (or EISDIR, EINVAL on old kernels) where the
+   * filesystem cannot.
+   */
+  openTmpfile(dirRel: string, mode: number): number {
+    return native.openat2(this.fd, dirRel === '' ? '.' : dirRel, O_TMPFILE | O_WRONLY, mode, BENEATH);
+  }
+
+  /**
+   * Give the file of `fd` (from openTmpfile on this filesystem) the name `rel`; EEXIST when the
+   * name is taken (nothing is replaced). Through its /proc/self/fd link, followed (the way open(2)
+   * documents; AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+   */
+  linkTmpfile(fd: number, rel: string): void {
+    this.at(rel, (d, n) => native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW));
   }
 
   mkdir(rel: string, mode: number): void {

@@ -63,3 +63,13 @@ export { copyData, copySys, CHUNK, type CopyCaps, type CopyMethod, type CopyOpti
 /** utimensat/futimens special nanosecond values. */
 export const UTIME_NOW: number = native.UTIME_NOW;
 export const UTIME_OMIT: number = native.UTIME_OMIT;
+
+/** The xattr names of an open file (throws EOPNOTSUPP where the filesystem has none). */
+export function flistxattr(fd: number): string[] {
+  return native.flistxattr(fd);
+}
+
+/** An open file's xattr value, undefined when absent (ENODATA, without an exception). */
+export function tryFgetxattr(fd: number, name: string): Buffer | undefined {
+  return native.tryFgetxattr(fd, name);
+}

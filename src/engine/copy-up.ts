@@ -6,14 +6,14 @@
  */
 import type { BigIntStats, Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
-import { fdops, nsParts } from '../branch/index.js';
+import { ST, fdops, statArray } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
 import { isPrivateXattr } from '../format/index.js';
 import { indexCopy, indexEnabled } from './hardlinks.js';
 import { cpupTargets, placeEach } from './place-ops.js';
-import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
+import { copyFile, type CopyAttrs } from './copy-file.js';
 
 /**
  * Copy xattrs (except ours; with `userxattr` also user.overlay.*: a copied opaque mark would hide
@@ -56,6 +56,8 @@ export interface CopyPlan {
    * work dir's filesystem once (syncWork) before making the copies visible (Copied.unsynced).
    */
   durability: 'fsync' | 'syncfs';
+  /** A regular file's mode/times to set instead of the source's (a setattr folded in, see CopyAttrs). */
+  attrs?: CopyAttrs;
 }
 
 /** What copyEntry made. */
@@ -77,25 +79,35 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
   const work = core.workFor(to);
   const source = from.lstatBig(fromRel);
   if (!source) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
-  const tmp = core.tmpName();
   const type = Number(source.mode) & S_IFMT;
   const mode = Number(source.mode) & 0o7777;
-  let unsynced = false;
+  if (type === S_IFREG) {
+    const flushed = plan.data && source.size > 0n && durable(core);
+    const flush = !flushed ? 'none' : plan.durability === 'fsync' ? 'fsync' : 'writeback';
+    const st = copyFile({
+      from,
+      fromRel,
+      work,
+      to,
+      toRel,
+      st: source,
+      data: plan.data,
+      flush,
+      attrs: plan.attrs,
+      userxattr: false, // as before: a file's user.overlay.* are copied (only a directory's would hide entries)
+      tmpName: () => core.tmpName(),
+    });
+    return { st, source, unsynced: flush === 'writeback' };
+  }
+  const tmp = core.tmpName();
   try {
-    if (type === S_IFREG) {
-      const flushed = plan.data && source.size > 0n && durable(core);
-      const flush = !flushed ? 'none' : plan.durability === 'fsync' ? 'fsync' : 'writeback';
-      copyFile({ from, fromRel, work, tmp, st: source, data: plan.data, flush });
-      unsynced = flush === 'writeback';
-    } else {
-      if (type === S_IFDIR) work.mkdir(tmp, 0o700);
-      else if (type === S_IFLNK) work.symlink(from.readlink(fromRel), tmp);
-      else work.mknod(tmp, type | mode, Number(source.rdev));
-      work.lchown(tmp, Number(source.uid), Number(source.gid));
-      if (type !== S_IFLNK) work.chmod(tmp, mode);
-      copyXattrs(from, fromRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
-      work.setTimes(tmp, source);
-    }
+    if (type === S_IFDIR) work.mkdir(tmp, 0o700);
+    else if (type === S_IFLNK) work.symlink(from.readlink(fromRel), tmp);
+    else work.mknod(tmp, type | mode, Number(source.rdev));
+    work.lchown(tmp, Number(source.uid), Number(source.gid));
+    if (type !== S_IFLNK) work.chmod(tmp, mode);
+    copyXattrs(from, fromRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
+    work.setTimes(tmp, source);
     to.renameFrom(work, tmp, toRel);
   } catch (e) {
     try {
@@ -105,54 +117,7 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
     }
     throw e;
   }
-  return { st: to.lstat(toRel)!, source, unsynced };
-}
-
-/** A regular file to build in the work dir (copyFile). */
-interface FileCopy {
-  from: Branch;
-  fromRel: string;
-  work: Branch;
-  tmp: string;
-  /** The source's lstat. */
-  st: BigIntStats;
-  /** Copy the contents (else an empty file). */
-  data: boolean;
-  /**
-   * 'fsync': start writing big data out while copying and fsync last, so that once renamed into
-   * place a crash cannot show it half copied (delayed allocation would otherwise commit the rename
-   * before the data); 'writeback': only start writing out (a syncfs follows); 'none'.
-   */
-  flush: 'none' | 'fsync' | 'writeback';
-}
-
-/** Build a regular file: data (reflink / copy_file_range / read-write, holes kept), owner, mode, xattrs, ns times. */
-function copyFile(c: FileCopy): void {
-  const { st, work, tmp } = c;
-  const sfd = c.data ? c.from.open(c.fromRel, O_RDONLY) : -1;
-  try {
-    const dfd = work.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
-    try {
-      if (sfd >= 0) {
-        fdops.copyData(sfd, dfd, Number(st.size), {
-          caps: work.copyCaps(Number(st.dev)),
-          sparse: st.blocks * 512n < st.size,
-          writeback: c.flush !== 'none',
-        });
-      }
-      fdops.fchown(dfd, Number(st.uid), Number(st.gid));
-      fdops.fchmod(dfd, Number(st.mode) & 0o7777);
-      copyXattrs(c.from, c.fromRel, (n, v) => fdops.fsetxattr(dfd, n, v, 0));
-      const [as, an] = nsParts(st.atimeNs);
-      const [ms, mn] = nsParts(st.mtimeNs);
-      fdops.futimens(dfd, as, an, ms, mn);
-      if (c.flush === 'fsync') fdops.copySys.fsync(dfd);
-    } finally {
-      fdops.close(dfd);
-    }
-  } finally {
-    if (sfd >= 0) fdops.close(sfd);
-  }
+  return { st: to.lstat(toRel)!, source, unsynced: false };
 }
 
 /**
@@ -174,18 +139,18 @@ function syncWork(work: Branch): void {
  * rw branch), falling over to the next branch on ENOSPC when the policy does (place-ops.ts). Keeps
  * its inode number by recording the new real inode in the table.
  */
-export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false): void {
+export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false, attrs?: CopyAttrs): boolean {
   core.requireRw(syscall);
   core.ensure(node);
   const top = node.layers[0]!;
   if (core.isUpper(top)) {
     if (top === 0) originCopiedUp(core, node);
-    return;
+    return false;
   }
   // another name of this file was copied up (the hard-link index lives on branch 0): link to it
   // there; a lower file with several names goes there too, so that its names stay one file
   const order = node.alias !== null || indexedOnTop(core, node) ? [0] : cpupTargets(core, node);
-  placeEach(core, order, core.placement.fallsOver('cpup'), syscall, (t) => copyUpTo(core, node, t, syscall, noData));
+  return placeEach(core, order, core.placement.fallsOver('cpup'), syscall, (t) => copyUpTo(core, node, t, syscall, noData, attrs));
 }
 
 /** Several rw branches: whether the copy-up of `node` must go to branch 0, where the hard-link index is. */
@@ -208,33 +173,44 @@ export function ensureDirOn(core: Core, dir: UnionNode, t: number, syscall: stri
   copyUpTo(core, dir, t, syscall, false);
 }
 
-/** Copy `node`'s topmost copy to writable branch `t` (parent dirs made there first). */
-function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noData: boolean): void {
+/**
+ * Copy `node`'s topmost copy to writable branch `t` (parent dirs made there first). Returns whether
+ * `attrs` (regular files only) were given to the copy.
+ */
+function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noData: boolean, attrs?: CopyAttrs): boolean {
   const to = core.branches[t]!;
   const parent = node.parent;
   if (parent) ensureDirOn(core, parent, t, syscall);
   const src = core.top(node);
   // Adding the copy changes the parent's times; put them back (the merged dir did not change).
-  const pst = parent ? to.lstatBig(parent.rel) : null;
+  // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
+  const parentTimes = statArray();
+  const hadParent = parent !== null && to.lstatInto(parent.rel, parentTimes);
   let st: Stats;
+  let applied = false;
   if (node.alias !== null) {
     // Another name of this file was copied up: link to it, all names stay one file.
     to.link(node.alias, node.rel);
     st = to.lstat(node.rel)!;
   } else {
-    const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, data: !noData, durability: 'fsync' });
+    const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, data: !noData, durability: 'fsync', attrs });
     st = c.st;
+    applied = attrs !== undefined && (Number(c.source.mode) & S_IFMT) === S_IFREG;
     // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
     if (t === 0 && node.type === S_IFREG && c.source.nlink > 1n) {
       const lowerSt = src.lstat(node.rel);
       if (lowerSt) indexCopy(core, lowerSt, to, node.rel);
     }
   }
-  if (parent && pst) to.setTimes(parent.rel, pst);
+  if (parent && hadParent) {
+    const p = parentTimes;
+    to.utimens(parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
+  }
   core.xino.set(st.dev, st.ino, node.ino);
   node.copiedUp(core.gen, t);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
   if (node.isDir && core.invalidator) core.invalidator(node);
+  return applied;
 }
 
 /**

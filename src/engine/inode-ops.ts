@@ -7,6 +7,7 @@ import { ST, fdops, nsParts, statArray, type Branch } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyUp } from './copy-up.js';
+import type { CopyAttrs } from './copy-file.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type FileHandle, type UnionNode } from './node.js';
 import type { Attr, Ctx, SetAttr, StatFs, TimeSpec } from './types.js';
 import { isPrivateXattr } from '../format/index.js';
@@ -141,7 +142,9 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
     if (node.isDir) throw new FsError('EISDIR', 'truncate');
     if (node.type !== S_IFREG) throw new FsError('EINVAL', 'truncate');
   }
-  copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG);
+  // chmod/utimes alone of a lower file: the copy is made with them (no second pass over the path)
+  const fold = !owner && set.size === undefined && node.type === S_IFREG ? foldedAttrs(set) : undefined;
+  if (copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG, fold)) return getattr(core, node);
   // the writable branch holding it now (branch 0 unless the union has several)
   const rw = core.top(node);
   const rel = node.rel;
@@ -157,6 +160,15 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
     rw.utimens(rel, as, an, ms, mn);
   }
   return getattr(core, node);
+}
+
+/** The mode and times of a setattr as a copy-up takes them (CopyAttrs); times omitted stay the source's. */
+function foldedAttrs(set: SetAttr): CopyAttrs {
+  const out: CopyAttrs = {};
+  if (set.mode !== undefined) out.mode = set.mode & 0o7777;
+  if (set.atime !== undefined && set.atime !== 'omit') out.atime = timeParts(set.atime);
+  if (set.mtime !== undefined && set.mtime !== 'omit') out.mtime = timeParts(set.mtime);
+  return out;
 }
 
 export function readlink(core: Core, node: UnionNode): string {

@@ -31,6 +31,8 @@ export const O_TRUNC = fsc.O_TRUNC;
 export const O_APPEND = fsc.O_APPEND;
 export const O_NOFOLLOW = fsc.O_NOFOLLOW;
 export const O_DIRECTORY = fsc.O_DIRECTORY;
+/** open(2) flag node:fs lacks: an unnamed regular file in the given directory (O_DIRECTORY included). */
+export const O_TMPFILE = 0o20200000;
 /** open(2) flag node:fs lacks: a handle to a place in the tree, not to a file's contents. */
 export const O_PATH = 0o10000000;
 /**
@@ -44,6 +46,8 @@ export const VALID_OPEN_FLAGS = 0o3 | 0o100 | 0o200 | 0o400 | 0o1000 | 0o2000 | 
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
+export const AT_SYMLINK_FOLLOW = 0x400;
+export const AT_FDCWD = -100;
 export const RESOLVE_NO_XDEV = 0x01;
 export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_NO_SYMLINKS = 0x04;

@@ -1,0 +1,107 @@
+/**
+ * The copy-up of a regular file (engine/copy-file.ts): an O_TMPFILE file linked into place, with a
+ * setattr's mode and times folded in; what a failure half way leaves (nothing), and a name taken
+ * by a racing writer of the branch (replaced, as the rename of the named way did).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { fdops } from '../../src/branch/index.js';
+import { copyFileWays } from '../../src/engine/copy-file.js';
+import { ctx, O_WRONLY, setup } from './fixture.js';
+import { getXattr, setXattr } from '../helpers/tree-spec.js';
+
+const { copySys } = fdops;
+
+const WORK = '.wh..wh.layerfs.work';
+
+test('chmod of a lower file: the copy has the new mode, the source data, owner, xattrs and times; ino kept, work dir empty', (t) => {
+  const f = setup(t, { up: {}, low: { d: { dir: { 'f.txt': { mode: 0o644, content: 'four kib?', uid: 1234, gid: 2345 } } } } });
+  const low = `${f.br.low}/d/f.txt`;
+  setXattr(low, 'user.color', 'blue');
+  fs.utimesSync(low, 1500000000.5, 1400000000.25);
+  const src = fs.statSync(low, { bigint: true });
+  const node = f.node('d/f.txt');
+  const ino = f.u.getattr(node).ino;
+  const a = f.u.setattr(node, { mode: 0o4750 }, ctx);
+  const up = fs.statSync(`${f.br.up}/d/f.txt`, { bigint: true });
+  assert.equal(up.mode & 0o7777n, 0o4750n);
+  assert.equal(a.mode & 0o7777, 0o4750, 'the reply shows the new mode');
+  assert.equal(up.uid, 1234n);
+  assert.equal(up.gid, 2345n);
+  assert.equal(up.mtimeNs, src.mtimeNs);
+  assert.equal(up.atimeNs, src.atimeNs);
+  assert.equal(up.nlink, 1n);
+  assert.equal(fs.readFileSync(`${f.br.up}/d/f.txt`, 'utf8'), 'four kib?');
+  assert.equal(getXattr(`${f.br.up}/d/f.txt`, 'user.color'), 'blue');
+  assert.equal(a.ino, ino);
+  assert.equal(fs.statSync(low).mode & 0o7777, 0o644, 'lower untouched');
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+});
+
+test('utimens of a lower file: the times given are the copy\'s, an omitted one stays the source\'s', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'x' } });
+  fs.utimesSync(`${f.br.low}/a`, 1500000000, 1500000000);
+  const src = fs.statSync(`${f.br.low}/a`, { bigint: true });
+  const a = f.u.setattr(f.node('a'), { mtime: { sec: 1000, nsec: 5 }, atime: 'omit' }, ctx);
+  assert.equal(a.mtimeSec, 1000);
+  assert.equal(a.mtimeNsec, 5);
+  const up = fs.statSync(`${f.br.up}/a`, { bigint: true });
+  assert.equal(up.atimeNs, src.atimeNs);
+  assert.equal(up.mtimeNs, 1000n * 1000000000n + 5n);
+  const b = f.u.setattr(f.node('a'), { atime: 'now', mtime: 'now' }, ctx);
+  assert.ok(b.mtimeSec > 1500000000, 'now on the copy (already up: set on it)');
+});
+
+test('a copy-up failing half way (fsync EIO) leaves no name in the upper dir and nothing in the work dir', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'data' } });
+  const real = copySys.fsync;
+  copySys.fsync = () => {
+    throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+  };
+  try {
+    assert.throws(() => f.u.setattr(f.node('a'), { mode: 0o600 }, ctx), (e: NodeJS.ErrnoException) => e.code === 'EIO');
+  } finally {
+    copySys.fsync = real;
+  }
+  assert.deepEqual(fs.readdirSync(f.br.up!).filter((n) => n !== WORK && !n.startsWith('.wh..wh.')), []);
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+  assert.equal(f.u.getattr(f.node('a')).mode & 0o7777, 0o644, 'still the lower file');
+  f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  assert.equal(fs.statSync(`${f.br.up}/a`).mode & 0o7777, 0o600);
+});
+
+test('a name a racing writer made in the upper dir meanwhile is replaced by the copy, as a rename into place did', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'lower data' } });
+  const node = f.node('a'); // looked up: the lower file
+  fs.writeFileSync(`${f.br.up}/a`, 'racing writer'); // behind the union's back
+  f.u.release(f.u.open(node, O_WRONLY, ctx));
+  assert.equal(fs.readFileSync(`${f.br.up}/a`, 'utf8'), 'lower data');
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+});
+
+test('without O_TMPFILE (the named way): the same copy, nothing left in the work dir, also after a failure', (t) => {
+  copyFileWays.tmpfile = false;
+  t.after(() => (copyFileWays.tmpfile = true));
+  const f = setup(t, { up: {}, low: { a: 'data', b: 'more' } });
+  setXattr(`${f.br.low}/a`, 'user.color', 'red');
+  const src = fs.statSync(`${f.br.low}/a`, { bigint: true });
+  const a = f.u.setattr(f.node('a'), { mode: 0o600 }, ctx);
+  assert.equal(a.mode & 0o7777, 0o600);
+  const up = fs.statSync(`${f.br.up}/a`, { bigint: true });
+  assert.equal(up.mode & 0o7777n, 0o600n);
+  assert.equal(up.mtimeNs, src.mtimeNs);
+  assert.equal(getXattr(`${f.br.up}/a`, 'user.color'), 'red');
+  assert.equal(fs.readFileSync(`${f.br.up}/a`, 'utf8'), 'data');
+  const real = copySys.fsync;
+  copySys.fsync = () => {
+    throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+  };
+  try {
+    assert.throws(() => f.u.setattr(f.node('b'), { mode: 0o600 }, ctx), (e: NodeJS.ErrnoException) => e.code === 'EIO');
+  } finally {
+    copySys.fsync = real;
+  }
+  assert.equal(fs.existsSync(`${f.br.up}/b`), false);
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+});
