@@ -956,6 +956,7 @@ static napi_value n_utimensat_at(napi_env env, napi_callback_info info) {
 /* ---- module --------------------------------------------------------------- */
 
 void register_inotify(napi_env env, napi_value exports);
+void register_uring(napi_env env, napi_value exports);
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
   napi_set_named_property(env, exports, name, num64(env, v));
@@ -1010,5 +1011,6 @@ NAPI_MODULE_INIT() {
   set_int(env, exports, "UTIME_OMIT", UTIME_OMIT);
   set_int(env, exports, "FICLONE", FICLONE);
   register_inotify(env, exports);
+  register_uring(env, exports);
   return exports;
 }

@@ -75,6 +75,8 @@ export interface TransportOptions {
   negativeTimeout?: number;
   /** spin=US: how long the serving thread polls /dev/fuse after a reply before it sleeps (0 = never). */
   spinUs?: number;
+  /** uring / nouring: serve over FUSE-over-io_uring when the kernel offers it (fuse/uring-transport.ts). */
+  uring?: boolean;
   /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
   unionOptions: string;
 }
@@ -97,6 +99,7 @@ export function splitOptions(options: string): TransportOptions {
   let allowOtherGiven = false;
   let defaultPermissions = true;
   let spinUs: number | undefined;
+  let uring: boolean | undefined;
   for (const raw of splitOptionList(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
@@ -121,12 +124,13 @@ export function splitOptions(options: string): TransportOptions {
       const v = Number(text);
       if (text === '' || !Number.isInteger(v) || v < 0 || v > MAX_SPIN_US) throw new MountError('EINVAL', `spin needs a whole number of microseconds (0..${MAX_SPIN_US}), got '${opt.slice(eq + 1)}'`);
       spinUs = v;
-    } else if (eq < 0 && IGNORED.has(key)) continue;
+    } else if (eq < 0 && (key === 'uring' || key === 'nouring')) uring = key === 'uring';
+    else if (eq < 0 && IGNORED.has(key)) continue;
     else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), unionOptions: rest.join(',') };
+  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), ...(uring !== undefined ? { uring } : {}), unionOptions: rest.join(',') };
 }
 
 /** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */
