@@ -178,7 +178,7 @@ export class Daemon {
     const mounts = [...this.mounts.values()].map((s) => {
       const requests = s.session.requests();
       live += requests;
-      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba(), transport: s.session.transport() };
+      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba(), ...(s.session.transport() ? { transport: s.session.transport() } : {}) };
     });
     return {
       pid: process.pid,

@@ -56,7 +56,7 @@ export interface Session {
   thread: number;
   /** The udba mode and, with notify, the watches held now (one line for `layerfs info`). */
   udba(): string;
-  /** Which transport serves it (io_uring or /dev/fuse, and why), one line for `layerfs info`. */
+  /** With -o uring: which transport serves it (io_uring or /dev/fuse, and why), one line for `layerfs info`; '' with nouring. */
   transport(): string;
   /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
   changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;

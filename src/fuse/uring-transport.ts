@@ -74,7 +74,7 @@ export const TransportState = {
   PENDING: 5,
 } as const;
 
-/** One line for `layerfs info` from a mount's stats slots (at `at`). */
+/** One line for `layerfs info` from a mount's stats slots (at `at`); '' for a nouring mount. */
 export function transportLine(stats: Float64Array, at: number): string {
   const state = stats[at]!;
   const requests = stats[at + 1]!;
@@ -91,7 +91,8 @@ export function transportLine(stats: Float64Array, at: number): string {
     case TransportState.PENDING:
       return 'transport: not negotiated yet';
     default:
-      return 'transport: /dev/fuse read/write (nouring)';
+      // nouring: /dev/fuse, the plain case, no line (`layerfs info MNT` stays AUFS's si_ lines)
+      return '';
   }
 }
 
