@@ -133,6 +133,11 @@ export class UringLoop {
   private readonly cq32 = new Int32Array(this.cqes.buffer, this.cqes.byteOffset, this.cqes.length / 4);
   /** FUSE requests served by the last poll. */
   served = 0;
+  /** How long (ms) the last poll's first wait took: the caller's spin accounting (serving is not waiting). */
+  waitedMs = 0;
+  /** The poll set changed since the last poll (rescan it; else only rearm the fds that fired). */
+  private rescan = true;
+  private readonly fired: number[] = [];
 
   constructor(sqEntries = 256) {
     this.ring = Ring.open(sqEntries, sqEntries * 4);
@@ -147,37 +152,57 @@ export class UringLoop {
     this.waiting.set(id, done);
   }
 
+  /** The pollfds given to `poll` changed (a mount or watcher came or went). */
+  pollSetChanged(): void {
+    this.rescan = true;
+  }
+
+  private arm(fd: number): void {
+    if (this.armed.has(fd)) return;
+    const id = this.id();
+    this.ring.pollIn(fd, id);
+    this.armed.set(fd, id);
+    this.pollIds.set(id, fd);
+  }
+
   /** Like poll(2) over `count` pollfds of `pollBuf` (revents filled), plus the ring's requests. */
   poll(pollBuf: Buffer, count: number, spinUs: number): number {
-    const inSet = new Set<number>();
-    for (let i = 0; i < count; i++) {
-      const fd = pollBuf.readInt32LE(i * POLLFD_SIZE);
-      pollBuf.writeInt16LE(0, i * POLLFD_SIZE + 6);
-      inSet.add(fd);
-      if (this.armed.has(fd)) continue;
-      const id = this.id();
-      this.ring.pollIn(fd, id);
-      this.armed.set(fd, id);
-      this.pollIds.set(id, fd);
+    if (this.rescan) {
+      this.rescan = false;
+      this.fired.length = 0;
+      const inSet = new Set<number>();
+      for (let i = 0; i < count; i++) {
+        const fd = pollBuf.readInt32LE(i * POLLFD_SIZE);
+        inSet.add(fd);
+        this.arm(fd);
+      }
+      // an fd that left the set may be closed and its number reused: forget its poll
+      for (const [fd, id] of this.armed) {
+        if (inSet.has(fd)) continue;
+        this.armed.delete(fd);
+        this.pollIds.delete(id);
+        this.readyFds.delete(fd);
+      }
+    } else {
+      for (const fd of this.fired) this.arm(fd);
+      this.fired.length = 0;
     }
-    // an fd that left the set may be closed and its number reused: forget its poll
-    for (const [fd, id] of this.armed) {
-      if (inSet.has(fd)) continue;
-      this.armed.delete(fd);
-      this.pollIds.delete(id);
-      this.readyFds.delete(fd);
-    }
+    for (let i = 0; i < count; i++) pollBuf.writeInt16LE(0, i * POLLFD_SIZE + 6);
     this.served = 0;
+    this.waitedMs = 0;
     let ready = 0;
-    for (let spin = spinUs; ready === 0 && this.served === 0; spin = 0) {
+    for (let spin = spinUs, first = true; ready === 0 && this.served === 0; spin = 0, first = false) {
       if (this.readyFds.size === 0) {
+        const t0 = first ? performance.now() : 0;
         const n = this.ring.enter(true, spin, this.cqes);
+        if (first) this.waitedMs = performance.now() - t0;
         for (let k = 0; k < n; k++) this.complete(k);
       }
       for (let i = 0; i < count; i++) {
         const fd = pollBuf.readInt32LE(i * POLLFD_SIZE);
         if (!this.readyFds.delete(fd)) continue;
         pollBuf.writeInt16LE(1, i * POLLFD_SIZE + 6);
+        this.fired.push(fd);
         ready++;
       }
     }
