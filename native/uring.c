@@ -279,8 +279,8 @@ static unsigned cq_ready(struct ring *r) {
 /*
  * uringEnter(ring, wait, spinUs, out) -> completions copied into `out` (16 bytes each: user_data
  * low and high 32 bits, res, flags; as many as fit) or -errno. Submits what was queued; with
- * `wait`, and no completion there yet, first watches the completion ring for spinUs microseconds
- * (no system call: the kernel posts completions from task work that interrupts this thread), then
+ * `wait`, and no completion there yet, first polls the ring for spinUs microseconds (entering the
+ * kernel without waiting, which runs the task work that posts completions), then
  * sleeps in io_uring_enter until one arrives. Without spinning, submitting and waiting are one
  * system call.
  */
@@ -321,8 +321,9 @@ static napi_value n_enter(napi_env env, napi_callback_info info) {
     if (e < 0 && cq_ready(r) == 0) return num64(env, e);
     if (wait && cq_ready(r) == 0) {
       int64_t deadline = now_ns() + (int64_t)spin_us * 1000;
-      while (cq_ready(r) == 0 && now_ns() < deadline) {
-      }
+      /* each turn enters the kernel (GETEVENTS, no wait): that runs the task work that posts a
+         delivered request at once, where a pure memory spin would wait for the kernel's IPI */
+      while (cq_ready(r) == 0 && now_ns() < deadline) enter(r->fd, 0, 0, IORING_ENTER_GETEVENTS);
       while (cq_ready(r) == 0) {
         int n = enter(r->fd, 0, 1, IORING_ENTER_GETEVENTS);
         if (n < 0 && errno != EINTR) return num64(env, -errno);
