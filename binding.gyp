@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "layerfs",
-      "sources": ["native/layerfs.c", "native/inotify.c", "native/supervise.c", "native/meta-at.c"],
+      "sources": ["native/layerfs.c", "native/inotify.c", "native/supervise.c", "native/meta-at.c", "native/uring.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
     },

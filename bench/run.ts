@@ -18,7 +18,7 @@ import { isMounted } from './mount.js';
 import { parseOptions, USAGE, type Options } from './options.js';
 import { renderMarkdown, renderPlain, workloadTables } from './report.js';
 import { Results } from './results.js';
-import { targets, type Target } from './targets.js';
+import { ENABLE_URING, targets, usesUring, type Target } from './targets.js';
 import { copyupWorkload } from './workloads/copyup.js';
 import { listWorkload } from './workloads/list.js';
 import { lookupWorkload } from './workloads/lookup.js';
@@ -58,6 +58,13 @@ const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => t.na
 if (chosen.length === 0) {
   console.error(`bench: --only matched none of: ${all.map((t) => t.name).join(', ')}`);
   process.exit(1);
+}
+
+// A -o uring target needs the fuse module's enable_uring for the run: set, and put back at exit.
+const uringWas = chosen.some(usesUring) ? fs.readFileSync(ENABLE_URING, 'utf8').trim() : undefined;
+if (uringWas !== undefined) {
+  fs.writeFileSync(ENABLE_URING, 'Y');
+  process.on('exit', () => fs.writeFileSync(ENABLE_URING, uringWas));
 }
 
 // Short paths: kernel overlayfs takes at most a page of mount options (100 lower dirs).

@@ -6,7 +6,20 @@
  * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
  * in-memory copy of the merged tree: the kernel's own cost per request (floor-union.ts).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+/** The fuse module parameter that lets a mount use FUSE over io_uring (Linux 6.14+). */
+export const ENABLE_URING = '/sys/module/fuse/parameters/enable_uring';
+
+function uringAvailable(): boolean {
+  return fs.existsSync(ENABLE_URING);
+}
+
+/** A layerfs target mounted with -o uring. */
+export function usesUring(t: Target): boolean {
+  return t.kind === 'layerfs' && /(^|,)uring(,|$)/.test(t.layerfs?.options({ lowers: [], unionfsLowers: [], upper: '', work: '' }) ?? '');
+}
 
 export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor';
 
@@ -100,6 +113,8 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
       }),
     },
     layerfs('layerfs', cli),
+    // the same build over FUSE-over-io_uring (run.ts turns the fuse module's enable_uring on for the run)
+    ...(uringAvailable() ? [layerfs('layerfs-uring', cli, 'uring')] : []),
     ...variants.map((v) => layerfs(`layerfs ${v}`, cli, v)),
     ...baselines.map((d) => layerfs(`layerfs@${path.basename(d)}`, path.join(path.resolve(d), 'dist/src/cli/main.js'))),
   ];

@@ -958,6 +958,7 @@ static napi_value n_utimensat_at(napi_env env, napi_callback_info info) {
 void register_inotify(napi_env env, napi_value exports);
 void register_supervise(napi_env env, napi_value exports);
 void register_meta_at(napi_env env, napi_value exports);
+void register_uring(napi_env env, napi_value exports);
 
 static void set_int(napi_env env, napi_value exports, const char *name, int64_t v) {
   napi_set_named_property(env, exports, name, num64(env, v));
@@ -1014,5 +1015,6 @@ NAPI_MODULE_INIT() {
   register_inotify(env, exports);
   register_supervise(env, exports);
   register_meta_at(env, exports);
+  register_uring(env, exports);
   return exports;
 }

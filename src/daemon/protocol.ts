@@ -34,6 +34,8 @@ export interface MountStatus extends MountInfo {
   lowerListingsRead: number;
   /** The udba mode and, with notify, the watches held now (one line). */
   udba?: string;
+  /** Which transport serves it: io_uring or /dev/fuse read/write, and why (one line). */
+  transport?: string;
 }
 
 export interface DaemonStatus {

@@ -21,6 +21,7 @@ import { DEFAULT_THREAD_KIND, startSession, type Session } from '../fuse/session
 import { dropSpareThreads, keepSpareThreads, threadCount } from '../fuse/serving-thread.js';
 import { ensureRunDir, type MountInfo } from '../fuse/runtime-dir.js';
 import { processAlive } from '../sys/process.js';
+import { defaultUring } from '../fuse/uring-transport.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
 import type { DaemonPaths } from './paths.js';
 import { isRemount, remount } from './remount.js';
@@ -186,7 +187,7 @@ export class Daemon {
     const mounts = [...this.mounts.values()].map((s) => {
       const requests = s.session.requests();
       live += requests;
-      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba() };
+      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba(), ...(s.session.transport() ? { transport: s.session.transport() } : {}) };
     });
     return {
       pid: process.pid,
@@ -207,7 +208,10 @@ export class Daemon {
   private unsupervised(options: string): string | null {
     if (!this.o.supervisor) return 'the daemon runs without a supervisor (LAYERFS_SUPERVISOR=0)';
     try {
-      if (splitOptions(options).supervise === false) return 'supervise=off';
+      const o = splitOptions(options);
+      if (o.supervise === false) return 'supervise=off';
+      // a ring's entries die with the process that registered them: a new daemon could not take them
+      if (o.uring ?? defaultUring()) return 'uring: the io_uring transport cannot be handed to a new daemon';
     } catch {
       /* startSession reports bad options */
     }
@@ -218,7 +222,7 @@ export class Daemon {
   private supervise(s: Session, req: { cwd: string; debug?: boolean }, restarts: number, last?: Handover): string | undefined {
     const link = this.o.supervisor;
     let warning: string | undefined;
-    if (link && s.resend && s.init) {
+    if (link && s.resend && s.init && this.unsupervised(s.info.options) === null) {
       link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}) });
       s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
     } else {

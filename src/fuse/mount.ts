@@ -77,6 +77,8 @@ export interface TransportOptions {
   spinUs?: number;
   /** supervise=off: a daemon crash ends this mount (no journal; passthrough as usual). Default on. */
   supervise?: boolean;
+  /** uring / nouring: serve over FUSE-over-io_uring when the kernel offers it (fuse/uring-transport.ts). */
+  uring?: boolean;
   /** The options for the union (dirs=, lowerdir=, ..., anything unknown) joined with commas. */
   unionOptions: string;
 }
@@ -100,6 +102,7 @@ export function splitOptions(options: string): TransportOptions {
   let defaultPermissions = true;
   let spinUs: number | undefined;
   let supervise: boolean | undefined;
+  let uring: boolean | undefined;
   for (const raw of splitOptionList(options)) {
     const opt = raw.trim();
     if (opt === '') continue;
@@ -128,12 +131,13 @@ export function splitOptions(options: string): TransportOptions {
       const v = opt.slice(eq + 1).trim();
       if (v !== 'on' && v !== 'off') throw new MountError('EINVAL', `supervise must be 'on' or 'off', got '${v}'`);
       supervise = v === 'on';
-    } else if (eq < 0 && IGNORED.has(key)) continue;
+    } else if (eq < 0 && (key === 'uring' || key === 'nouring')) uring = key === 'uring';
+    else if (eq < 0 && IGNORED.has(key)) continue;
     else if (eq >= 0 && IGNORED_VALUED.has(key)) continue;
     else if (key.startsWith('x-') || key.startsWith('comment=')) continue;
     else rest.push(opt);
   }
-  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), ...(supervise !== undefined ? { supervise } : {}), unionOptions: rest.join(',') };
+  return { flags, allowOther, ...(allowOtherGiven ? { allowOtherGiven } : {}), defaultPermissions, ...timeouts, ...(spinUs !== undefined ? { spinUs } : {}), ...(supervise !== undefined ? { supervise } : {}), ...(uring !== undefined ? { uring } : {}), unionOptions: rest.join(',') };
 }
 
 /** Resolve and check a mount point: exists, is a directory, nothing mounted on it. */

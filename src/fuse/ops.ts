@@ -32,6 +32,11 @@ import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
 
 export { NO_REPLY } from './protocol.js';
 
+/** The kernel's INIT offers FUSE_OVER_IO_URING (flags2 counts only with INIT_EXT). */
+function offersUring(offered: rq.InitIn): boolean {
+  return (offered.flags & Init.INIT_EXT) !== 0 && (offered.flags2 & Init2.OVER_IO_URING) !== 0;
+}
+
 const ENODATA = -errnoOf('ENODATA');
 const EOPNOTSUPP = -errnoOf('EOPNOTSUPP');
 const EMPTY = Buffer.alloc(0);
@@ -65,6 +70,8 @@ export interface OpsConfig {
   dirCache?: (node: never) => boolean;
   /** Ask for FUSE_POSIX_ACL + DONT_MASK (posix-acl.ts; only with default_permissions). */
   posixAcl?: boolean;
+  /** Whether to agree to FUSE_OVER_IO_URING, told whether the kernel offers it (uring-transport.ts). */
+  overIoUring?: (offered: boolean) => boolean;
 }
 
 interface OpenFile<F> {
@@ -268,7 +275,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
         Init.CACHE_SYMLINKS |
         Init.INIT_EXT |
         (this.cfg.posixAcl ? ACL_INIT_FLAGS : 0),
-      flags2: Init2.NO_EXPORT_SUPPORT | (this.wantsPassthrough() ? Init2.PASSTHROUGH : 0),
+      flags2: Init2.NO_EXPORT_SUPPORT | (this.wantsPassthrough() ? Init2.PASSTHROUGH : 0) | (this.cfg.overIoUring?.(offersUring(offered)) ? Init2.OVER_IO_URING : 0),
       maxWrite: this.cfg.maxWrite,
       maxBackground: 64,
       // backing files on a plain filesystem; layerfs itself may still be a lower layer of overlayfs

@@ -29,7 +29,8 @@ import { encodeNotifyInvalInode } from './dirent-codec.js';
 import { warmUp, warmUpAlone } from './warm-up.js';
 import { serveBranchChange, type BranchChangeCommand, type BranchChangeReply } from './branch-change.js';
 import { type Notice } from './udba-watch.js';
-import { udbaHooks, type UdbaHooks } from './udba-serve.js';
+import { udbaHooks, type UdbaHooks, UDBA_STATS_SLOTS } from './udba-serve.js';
+import { TransportState, UringLoop, UringMount, agreedUring, errnoNumberOf } from './uring-transport.js';
 import { superviseServing, type Supervision } from './supervise-serve.js';
 import type { InitOut } from './codec.js';
 
@@ -59,8 +60,10 @@ export interface MountParams {
   negativeTimeout: number;
   /** default_permissions is on: POSIX ACLs may be negotiated (posix-acl.ts). */
   posixAcl?: boolean;
-  /** Live counters the main thread reads: [0] requests served, [1] lower listings this mount read itself. */
+  /** Live counters the main thread reads: [0] requests served, [1] lower listings this mount read itself (then udba's, then the transport's: uring-transport.ts). */
   stats: SharedArrayBuffer;
+  /** Serve over io_uring when the kernel offers it (-o uring). */
+  uring?: boolean;
 }
 
 /**
@@ -123,6 +126,9 @@ interface Served {
   udba?: UdbaHooks;
   /** Supervised: its journal, to close when the mount ends. */
   closeJournal?: (remove: boolean) => void;
+  /** What INIT agreed, and the ring entries when it agreed to io_uring. */
+  init?: InitOut;
+  uring?: UringMount;
 }
 
 const opening = new Map<string, Served>();
@@ -135,6 +141,10 @@ const inBuf = Buffer.allocUnsafe(params.maxWrite + 8192 + 128);
 const outBuf = Buffer.allocUnsafe(params.maxWrite + 8192 + 16);
 const notifyBuf = Buffer.alloc(64);
 let pollBuf = Buffer.alloc(POLLFD_SIZE * 8);
+/** The thread's io_uring, from the first mount that agreed to it on: the thread then waits in it. */
+let ring: UringLoop | undefined;
+/** Where the transport's slots start in a mount's stats. */
+const URING_AT = UDBA_STATS_SLOTS;
 let pollCount = 0;
 
 async function loadOpen(): Promise<typeof openUnion> {
@@ -177,12 +187,14 @@ function start(s: Served, fd: number, noPassthrough: boolean, supervision?: Supe
     devFd: fd,
     passthrough: noPassthrough ? false : s.opened.passthrough,
     posixAcl: p.posixAcl === true && s.opened.posixAcl === true,
+    overIoUring: (offered) => wantsUring(s, offered),
     invalInode: (nodeid) => channel?.notify(notifyBuf, encodeNotifyInvalInode(notifyBuf, nodeid, -1, 0)),
     entryTimeout: p.entryTimeout,
     attrTimeout: p.attrTimeout,
     negativeTimeout: p.negativeTimeout,
     maxWrite: params.maxWrite,
     onInit: (init) => {
+      s.init = init;
       const flags = initFlagNames(init.flags, init.flags2);
       if (params.debug) debugLine(`layerfs: INIT 7.${init.minor} max_write=${init.maxWrite} max_pages=${init.maxPages} flags=${flags.join('|')}\n`);
       post({ t: 'init', id: p.id, flags, maxWrite: init.maxWrite, state: init, resend: sup?.initDone(init) ?? false });
@@ -212,8 +224,12 @@ function start(s: Served, fd: number, noPassthrough: boolean, supervision?: Supe
       if (indexReads) stats[1] = indexReads();
       return r;
     },
-    initDone: () => ops.initDone(),
+    initDone: () => {
+      ops.initDone();
+      if (s.init && agreedUring(s.init)) startUring(s);
+    },
   };
+  stats[URING_AT] = p.uring ? TransportState.PENDING : TransportState.OFF;
   s.ops = ops as unknown as FuseOps<never, never, never>;
   udba.start(s.ops);
   if (udba.fd >= 0) s.udba = udba;
@@ -224,7 +240,58 @@ function start(s: Served, fd: number, noPassthrough: boolean, supervision?: Supe
   sup?.resend();
 }
 
+/** INIT: agree to io_uring? (-o uring, offered, and this thread has a ring.) */
+function wantsUring(s: Served, offered: boolean): boolean {
+  const st = s.stats;
+  if (!s.p.uring) return false;
+  if (!offered) {
+    st[URING_AT] = TransportState.NOT_OFFERED;
+    return false;
+  }
+  if (!ring) {
+    try {
+      ring = new UringLoop();
+    } catch (e) {
+      st[URING_AT] = TransportState.SETUP_FAILED;
+      st[URING_AT + 3] = errnoNumberOf(e);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** INIT answered with FUSE_OVER_IO_URING: register the mount's entries on every queue at once. */
+function startUring(s: Served): void {
+  const st = s.stats;
+  s.uring = new UringMount(ring!, {
+    fd: s.fd,
+    init: s.init!,
+    handler: s.handler!,
+    inBuf,
+    outBuf,
+    noReply: NO_REPLY,
+    onRequest: () => {
+      st[URING_AT + 1]!++;
+      s.channel!.requests++;
+    },
+    trace: params.debug ? (hd, r) => debugLine(traceLine(hd, r, codeOf).replace(/\n$/, ' (io_uring)\n')) : undefined,
+    onRegisterFailed: (err) => {
+      st[URING_AT] = TransportState.REGISTER_FAILED;
+      st[URING_AT + 3] = -err;
+    },
+  });
+  st[URING_AT] = TransportState.URING;
+  st[URING_AT + 2] = s.uring.queues;
+  try {
+    s.uring.register();
+  } catch (e) {
+    st[URING_AT] = TransportState.REGISTER_FAILED;
+    st[URING_AT + 3] = errnoNumberOf(e);
+  }
+}
+
 function end(s: Served, reason: string, error?: string): void {
+  s.uring?.close();
   live = live.filter((x) => x !== s);
   rebuildPollSet();
   try {
@@ -264,6 +331,7 @@ function rebuildPollSet(): void {
     pollBuf.writeInt16LE(0, i * POLLFD_SIZE + 6);
   };
   put(0, params.wakeFd);
+  ring?.pollSetChanged();
   pollTargets.forEach((x, i) => put(i + 1, x.watch ? x.s.udba!.fd : x.s.fd));
 }
 
@@ -339,16 +407,17 @@ async function main(): Promise<void> {
     const spin = served && pause === 0 && params.spinUs > 0 ? params.spinUs : 0;
     if (pause > 0) pause--;
     const t0 = spin > 0 ? performance.now() : 0;
-    const n = pollIn(pollBuf, pollCount, spin);
+    const n = ring ? ring.poll(pollBuf, pollCount, spin) : pollIn(pollBuf, pollCount, spin);
     if (spin > 0) {
-      if (performance.now() - t0 > spin / 1000) {
+      // over the ring, requests are served inside the wait: only the wait counts
+      if ((ring ? ring.waitedMs : performance.now() - t0) > spin / 1000) {
         if (++misses >= SPIN_MISSES) {
           misses = 0;
           pause = SPIN_PAUSE;
         }
       } else misses = 0;
     }
-    served = false;
+    served = ring !== undefined && ring.served > 0;
     if (n < 0) throw new Error(`poll failed: errno ${-n}`);
     // the mounts first (in poll order), commands last: they change the poll set
     const ready: Served[] = [];
@@ -373,6 +442,7 @@ async function main(): Promise<void> {
     }
     if (wake) await commands(getOpener);
   }
+  ring?.close();
 }
 
 void main();

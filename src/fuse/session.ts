@@ -13,6 +13,7 @@ import { lowerKeyOf, threadFor, type ThreadKind } from './serving-thread.js';
 import { MountError } from './mount-error.js';
 import { REVAL_TIMEOUT, udbaModeOf } from '../engine/udba.js';
 import { UDBA_STATS_SLOTS } from './udba-serve.js';
+import { URING_STATS_SLOTS, defaultUring, transportLine } from './uring-transport.js';
 import { writeNotices } from './udba-notify.js';
 import { udbaLine } from './udba-watch.js';
 import { maxUserWatches } from '../sys/inotify.js';
@@ -61,6 +62,8 @@ export interface Session {
   thread: number;
   /** The udba mode and, with notify, the watches held now (one line for `layerfs info`). */
   udba(): string;
+  /** With -o uring: which transport serves it (io_uring or /dev/fuse, and why), one line for `layerfs info`; '' with nouring. */
+  transport(): string;
   /** Change its branches (remount add:/del:/mod:...): see fuse/session-branches.ts. */
   changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply>;
   /** Its /dev/fuse fd, how it was mounted and the INIT negotiated (what a restart needs). */
@@ -142,7 +145,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   const mountpoint = resume ? resume.info.mountpoint : checkMountpoint(p.mountpoint, cwd);
   let fd = -1;
   const id = resume?.info.id ?? p.id ?? newMountId();
-  const stats = new SharedArrayBuffer(8 * UDBA_STATS_SLOTS);
+  const stats = new SharedArrayBuffer(8 * (UDBA_STATS_SLOTS + URING_STATS_SLOTS));
   // udba=reval: short kernel timeouts (the kernel asks again, the engine re-checks); given ones win
   const udba = udbaModeOf(t.unionOptions);
   const mount: MountParams = {
@@ -152,6 +155,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     cwd,
     ...cacheTimeouts(p, t, udba === 'reval' ? REVAL_TIMEOUT : DEFAULT_CACHE_TIMEOUT),
     posixAcl: t.defaultPermissions,
+    uring: t.uring ?? defaultUring(),
   };
   const thread = threadFor(
     {
@@ -296,6 +300,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     lowerListingsRead: () => counters[1]!,
     udba: () => udbaLine(udba, counters[2]!, counters[3]!, counters[4]!, counters[5] === 1, maxUserWatches(), mount.entryTimeout),
     thread: thread.id,
+    transport: () => transportLine(counters, UDBA_STATS_SLOTS),
     changeBranches: (c) => sendBranchChange(thread, id, c, branchReplies),
     fd,
     via,

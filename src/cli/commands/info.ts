@@ -76,12 +76,17 @@ export function register(program: Command): void {
       }
       // after AUFS's lines, the udba mode (live watch count from the daemon), and a mount made
       // without real root says how, and what fell back
-      const live = mounts.some((m) => m.udba) ? await daemonStatus().catch(() => null) : null;
+      const live = mounts.length > 0 ? await daemonStatus().catch(() => null) : null;
       const udba = (m: MountInfo): string[] => {
         if (!m.udba) return [];
         return [live?.mounts.find((x) => x.id === m.id)?.udba ?? `udba=${m.udba}`];
       };
-      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...(m.rootless ? [m.rootless] : []), ...(m.supervision ? [m.supervision] : [])].join('\n') + '\n');
+      // the transport serving it (io_uring or /dev/fuse, and why), from the live daemon
+      const transport = (m: MountInfo): string[] => {
+        const line = live?.mounts.find((x) => x.id === m.id)?.transport;
+        return line ? [line] : [];
+      };
+      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...transport(m), ...(m.rootless ? [m.rootless] : []), ...(m.supervision ? [m.supervision] : [])].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));

@@ -84,6 +84,10 @@ FUSE options:
   spin=US                  after each reply, poll /dev/fuse for US microseconds before
                            sleeping (default 50; 0 = blocking reads): a client asking back
                            to back is served without a wake-up; an idle mount uses no CPU
+  uring, nouring           carry requests over FUSE-over-io_uring (Linux 6.14+, fuse module
+                           parameter enable_uring=Y) instead of /dev/fuse read/write; falls
+                           back to /dev/fuse where the kernel lacks it (layerfs info says
+                           which serves the mount). Default nouring ($LAYERFS_URING=1 flips it)
   passthrough=on|off       the kernel reads/writes regular files straight from the branch
                            file (default on, Linux 6.9+, root daemon); off: every read and
                            write goes through the daemon
