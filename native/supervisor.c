@@ -60,7 +60,8 @@ static struct daemon active = {0, -1, 1, 0}, standby = {0, -1, 1, 0};
 static const char *sup_pidfile, *daemon_pidfile, *node_path, *daemon_main;
 static int sigpipe_fds[2];
 static int upgrade_asked;
-static int stop_asked; /* SIGTERM/INT/HUP: the daemon was told to stop; follow it, never restart */
+static int stop_asked;
+static pid_t dead_daemon; /* the last daemon that ended (its pid file is ours to remove) */ /* SIGTERM/INT/HUP: the daemon was told to stop; follow it, never restart */
 static unsigned restarts;
 static char last_reason[64] = "-";
 static char last_time[32] = "-";
@@ -340,6 +341,7 @@ static void describe(int status, char *out, size_t len) {
 }
 
 static void finish(int code) {
+  if (dead_daemon > 0) drop_pidfile(daemon_pidfile, dead_daemon);
   if (standby.pid > 0) kill(standby.pid, SIGTERM);
   drop_pidfile(sup_pidfile, getpid());
   exit(code);
@@ -357,7 +359,9 @@ static void active_ended(int status) {
   long long lived = now_ms() - active.started_ms;
   close_daemon(&active);
   upgrade_asked = 0;
-  drop_pidfile(daemon_pidfile, dead);
+  /* the pid file keeps naming the dead daemon until the next one is written over it (no moment
+     without one); removed only when no daemon follows */
+  dead_daemon = dead;
   if (stop_asked) finish(0);
   if (nmounts == 0 && !upgrade) {
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) logf_("daemon %d ended (%s) with no mount: exiting", (int)dead, reason);

@@ -15,6 +15,7 @@ import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
 import type { Stats } from 'node:fs';
 import { renameOnBranch } from './rename-multi.js';
+import { renameLeavingWhiteout } from './rename-whiteout.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
@@ -89,9 +90,10 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     copyUp(core, newParent, 'rename');
     if (dstUpper && dstUpper.isDirectory()) clearMarkers(rw, newRel);
     removeWhiteout(rw, newParent.rel, newName);
-    rw.rename(oldRel, newRel);
+    // with a whiteout left at once where the name exists below (a crash leaves no half-rename)
+    if (srcLower) renameLeavingWhiteout(rw, parent.rel, name, newRel, core.options.whiteout);
+    else rw.rename(oldRel, newRel);
     if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout, core.markers.opaque);
-    if (srcLower) writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   }
   renamed(core, parent, name, newParent, newName, src, dst, dstUpper, dstCount);
 }
