@@ -191,8 +191,8 @@ describe('CLI errors leave nothing mounted', () => {
     assert.match(lines[0]!, pattern);
     assert.ok(!isMounted(mnt), 'nothing mounted');
     const run = env.LAYERFS_RUN_DIR!;
-    // the resident daemon's own socket/pid/log stay until it idles out; nothing of the failed mount
-    const left = existsSync(run) ? readdirSync(run).filter((n) => n !== 'mounts' && !n.startsWith('daemon-')) : [];
+    // the resident daemon's (and its supervisor's) own files stay until it idles out; nothing of the failed mount
+    const left = existsSync(run) ? readdirSync(run).filter((n) => n !== 'mounts' && !n.startsWith('daemon-') && !n.startsWith('supervisor-')) : [];
     const meta = existsSync(join(run, 'mounts')) ? readdirSync(join(run, 'mounts')) : [];
     assert.deepEqual([...left, ...meta], [], 'nothing left in the runtime dir');
   }

@@ -86,7 +86,9 @@ export function register(program: Command): void {
         const line = live?.mounts.find((x) => x.id === m.id)?.transport;
         return line ? [line] : [];
       };
-      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...transport(m), ...(m.rootless ? [m.rootless] : []), ...(m.supervision ? [m.supervision] : [])].join('\n') + '\n');
+      // a supervised mount that never restarted says nothing (as the other lines, only what is not the default)
+      const supervisionLine = (m: MountInfo): string[] => (m.supervision && !/^restarts: 0;/.test(m.supervision) ? [m.supervision] : []);
+      const blocks = mounts.map((m) => [...siLines(m), ...placementLine(m), ...udba(m), ...transport(m), ...(m.rootless ? [m.rootless] : []), ...supervisionLine(m)].join('\n') + '\n');
       if (mnt === undefined && mounts.length > 1) {
         process.stdout.write(mounts.map((m, i) => `si_${m.id} ${m.mountpoint}\n${blocks[i]}`).join('\n'));
       } else process.stdout.write(blocks.join(''));
