@@ -100,6 +100,7 @@ test('concurrent mounts start one daemon, which serves them all; every unmount f
   assert.equal(readFileSync(join(mnts[3]!, 'hello.txt'), 'utf8'), 'hello\n');
   ok(cli(['umount', mnts[3]!], { env }), 'layerfs umount (last)');
   assert.ok(await waitFor(() => !pidAlive(pid), 10_000), 'the daemon exits after its idle time');
+  await waitFor(() => daemonFiles(run).length === 0, 5_000); // the supervisor follows its daemon out a moment later
   assert.deepEqual(daemonFiles(run), [], 'no socket, pid file or si_ dir left');
   assert.deepEqual(readdirSync(join(run, 'mounts')), []);
 });
