@@ -34,36 +34,10 @@
 #include <linux/openat2.h>
 #include <limits.h>
 
-
 #include <node_api.h>
 #include "napi-args.h"
-
-
-/*
- * Syscall failures are not thrown from C: the function returns the negative
- * errno as a number and src/sys/native.ts throws one FsError. (Throwing here
- * and rethrowing there cost two stack captures; ENODATA from getxattr is hot.)
- */
-static napi_value fail(napi_env env, int err) {
-  napi_value v;
-  napi_create_int32(env, -err, &v);
-  return v;
-}
-
-
-
-
-
-static int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t != napi_number) {
-    throw_type(env, what);
-    return 0;
-  }
-  return napi_get_value_int64(env, v, out) == napi_ok;
-}
-
+#include "fd-pass.h"
+#include "xattr-read.h"
 
 static int get_bool(napi_env env, napi_value v, bool *out) {
   napi_valuetype t;
@@ -77,22 +51,11 @@ static int get_bool(napi_env env, napi_value v, bool *out) {
   return napi_get_value_bool(env, b, out) == napi_ok;
 }
 
-static int get_buf(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
-  bool isbuf = false;
-  napi_is_buffer(env, v, &isbuf);
-  if (!isbuf) {
-    throw_type(env, what);
-    return 0;
-  }
-  return napi_get_buffer_info(env, v, data, len) == napi_ok;
-}
-
 static napi_value undef(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
   return u;
 }
-
 
 /* ---- xattrs --------------------------------------------------------------- */
 
@@ -110,11 +73,18 @@ static int get_target(napi_env env, napi_value v, int by_fd, xtarget *t) {
   return t->path != NULL;
 }
 
-static ssize_t x_get(const xtarget *t, const char *name, void *buf, size_t size) {
-  return t->path ? lgetxattr(t->path, name, buf, size) : fgetxattr(t->fd, name, buf, size);
+struct xget {
+  const xtarget *t;
+  const char *name;
+};
+
+static ssize_t x_get(const void *ctx, void *buf, size_t size) {
+  const struct xget *g = ctx;
+  return g->t->path ? lgetxattr(g->t->path, g->name, buf, size) : fgetxattr(g->t->fd, g->name, buf, size);
 }
 
-static ssize_t x_list(const xtarget *t, char *buf, size_t size) {
+static ssize_t x_list(const void *ctx, void *buf, size_t size) {
+  const xtarget *t = ctx;
   return t->path ? llistxattr(t->path, buf, size) : flistxattr(t->fd, buf, size);
 }
 
@@ -128,35 +98,8 @@ static napi_value do_getxattr(napi_env env, napi_callback_info info, int by_fd) 
     free(t.path);
     return NULL;
   }
-  napi_value result = NULL;
-  char small[256];
-  char *buf = small;
-  size_t cap = sizeof small;
-  for (int tries = 0;; tries++) {
-    ssize_t n = x_get(&t, name, buf, cap);
-    if (n >= 0) {
-      napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result);
-      break;
-    }
-    if (errno != ERANGE || tries > 8) {
-      result = fail(env, errno);
-      break;
-    }
-    ssize_t need = x_get(&t, name, NULL, 0); /* size changed under us or too small: ask */
-    if (need < 0) {
-      result = fail(env, errno);
-      break;
-    }
-    if (buf != small) free(buf);
-    cap = (size_t)need + 1;
-    buf = malloc(cap);
-    if (buf == NULL) {
-      result = fail(env, ENOMEM);
-      buf = small;
-      break;
-    }
-  }
-  if (buf != small) free(buf);
+  struct xget g = {&t, name};
+  napi_value result = xattr_value(env, x_get, &g);
   free(name);
   free(t.path);
   return result;
@@ -190,52 +133,7 @@ static napi_value do_listxattr(napi_env env, napi_callback_info info, int by_fd)
   if (!get_args(env, info, 1, argv)) return NULL;
   xtarget t;
   if (!get_target(env, argv[0], by_fd, &t)) return NULL;
-  char small[1024];
-  char *buf = small;
-  size_t cap = sizeof small;
-  ssize_t n;
-  int ok = 1, err = 0;
-  for (int tries = 0;; tries++) {
-    n = x_list(&t, buf, cap);
-    if (n >= 0) break;
-    if (errno != ERANGE || tries > 8) {
-      err = errno;
-      ok = 0;
-      break;
-    }
-    ssize_t need = x_list(&t, NULL, 0);
-    if (need < 0) {
-      err = errno;
-      ok = 0;
-      break;
-    }
-    if (buf != small) free(buf);
-    cap = (size_t)need + 1;
-    buf = malloc(cap);
-    if (buf == NULL) {
-      err = ENOMEM;
-      buf = small;
-      ok = 0;
-      break;
-    }
-  }
-  napi_value arr;
-  if (!ok) {
-    arr = fail(env, err);
-  } else {
-    napi_create_array(env, &arr);
-    uint32_t i = 0;
-    for (ssize_t p = 0; p < n;) {
-      size_t l = strnlen(buf + p, (size_t)(n - p));
-      if (l > 0) {
-        napi_value s;
-        napi_create_string_utf8(env, buf + p, l, &s);
-        napi_set_element(env, arr, i++, s);
-      }
-      p += (ssize_t)l + 1;
-    }
-  }
-  if (buf != small) free(buf);
+  napi_value arr = xattr_names(env, x_list, &t);
   free(t.path);
   return arr;
 }
@@ -491,32 +389,8 @@ static napi_value n_recv_fd(napi_env env, napi_callback_info info) {
   int32_t sock;
   if (!get_i32(env, argv[0], &sock, "fd must be a number")) return NULL;
   char byte;
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  memset(&ctl, 0, sizeof ctl);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return fail(env, errno);
-  int got = -1;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    int *fds = (int *)CMSG_DATA(c);
-    for (size_t i = 0; i < count; i++) {
-      if (got < 0) got = fds[i];
-      else close(fds[i]);
-    }
-  }
+  int got;
+  if (fdpass_recv(sock, &byte, 1, 0, &got) < 0) return fail(env, errno);
   if (got < 0) return fail(env, ENODATA);
   napi_value v;
   napi_create_int32(env, got, &v);

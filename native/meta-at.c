@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "napi-args.h"
+#include "xattr-read.h"
 
 #ifndef SYS_getxattrat
 #define SYS_getxattrat 464
@@ -36,28 +37,30 @@ struct lfs_xattr_args {
   uint32_t flags;
 };
 
-static napi_value neg(napi_env env, int err) {
-  napi_value v;
-  napi_create_int32(env, -err, &v);
-  return v;
-}
-
 /* '' is the directory itself, named "." (AT_EMPTY_PATH would take the fd as a file, which an
  * O_PATH fd is not: EBADF); the last name is never followed. */
 static const char *at_path(const char *path) {
   return path[0] == 0 ? "." : path;
 }
 
-static ssize_t x_getat(int dirfd, const char *path, const char *name, void *buf, size_t size) {
+struct xat {
+  int dirfd;
+  const char *path;
+  const char *name;
+};
+
+static ssize_t x_getat(const void *ctx, void *buf, size_t size) {
+  const struct xat *x = ctx;
   struct lfs_xattr_args a;
   memset(&a, 0, sizeof a);
   a.value = (uint64_t)(uintptr_t)buf;
   a.size = (uint32_t)size;
-  return syscall(SYS_getxattrat, dirfd, at_path(path), AT_SYMLINK_NOFOLLOW, name, &a, sizeof a);
+  return syscall(SYS_getxattrat, x->dirfd, at_path(x->path), AT_SYMLINK_NOFOLLOW, x->name, &a, sizeof a);
 }
 
-static ssize_t x_listat(int dirfd, const char *path, char *buf, size_t size) {
-  return syscall(SYS_listxattrat, dirfd, at_path(path), AT_SYMLINK_NOFOLLOW, buf, size);
+static ssize_t x_listat(const void *ctx, void *buf, size_t size) {
+  const struct xat *x = ctx;
+  return syscall(SYS_listxattrat, x->dirfd, at_path(x->path), AT_SYMLINK_NOFOLLOW, buf, size);
 }
 
 static napi_value n_getxattr_at(napi_env env, napi_callback_info info) {
@@ -72,35 +75,8 @@ static napi_value n_getxattr_at(napi_env env, napi_callback_info info) {
     free(path);
     return NULL;
   }
-  napi_value result = NULL;
-  char small[256];
-  char *buf = small;
-  size_t cap = sizeof small;
-  for (int tries = 0;; tries++) {
-    ssize_t n = x_getat(dirfd, path, name, buf, cap);
-    if (n >= 0) {
-      napi_create_buffer_copy(env, (size_t)n, buf, NULL, &result);
-      break;
-    }
-    if (errno != ERANGE || tries > 8) {
-      result = neg(env, errno);
-      break;
-    }
-    ssize_t need = x_getat(dirfd, path, name, NULL, 0); /* larger than the buffer: ask its size */
-    if (need < 0) {
-      result = neg(env, errno);
-      break;
-    }
-    if (buf != small) free(buf);
-    cap = (size_t)need + 1;
-    buf = malloc(cap);
-    if (buf == NULL) {
-      result = neg(env, ENOMEM);
-      buf = small;
-      break;
-    }
-  }
-  if (buf != small) free(buf);
+  struct xat x = {dirfd, path, name};
+  napi_value result = xattr_value(env, x_getat, &x);
   free(name);
   free(path);
   return result;
@@ -113,49 +89,8 @@ static napi_value n_listxattr_at(napi_env env, napi_callback_info info) {
   if (!get_i32(env, argv[0], &dirfd, "dirfd must be a number")) return NULL;
   char *path = get_str(env, argv[1], "path must be a string or Buffer without NUL bytes");
   if (path == NULL) return NULL;
-  char small[1024];
-  char *buf = small;
-  size_t cap = sizeof small;
-  ssize_t n;
-  int err = 0;
-  for (int tries = 0;; tries++) {
-    n = x_listat(dirfd, path, buf, cap);
-    if (n >= 0) break;
-    if (errno != ERANGE || tries > 8) {
-      err = errno;
-      break;
-    }
-    ssize_t need = x_listat(dirfd, path, NULL, 0);
-    if (need < 0) {
-      err = errno;
-      break;
-    }
-    if (buf != small) free(buf);
-    cap = (size_t)need + 1;
-    buf = malloc(cap);
-    if (buf == NULL) {
-      err = ENOMEM;
-      buf = small;
-      break;
-    }
-  }
-  napi_value arr;
-  if (err != 0) {
-    arr = neg(env, err);
-  } else {
-    napi_create_array(env, &arr);
-    uint32_t i = 0;
-    for (ssize_t p = 0; p < n;) {
-      size_t l = strnlen(buf + p, (size_t)(n - p));
-      if (l > 0) {
-        napi_value s;
-        napi_create_string_utf8(env, buf + p, l, &s);
-        napi_set_element(env, arr, i++, s);
-      }
-      p += (ssize_t)l + 1;
-    }
-  }
-  if (buf != small) free(buf);
+  struct xat x = {dirfd, path, NULL};
+  napi_value arr = xattr_names(env, x_listat, &x);
   free(path);
   return arr;
 }
@@ -174,9 +109,7 @@ static napi_value n_list_dir_at(napi_env env, napi_callback_info info) {
   int32_t dirfd;
   int64_t resolve;
   if (!get_i32(env, argv[0], &dirfd, "dirfd must be a number")) return NULL;
-  napi_valuetype t;
-  napi_typeof(env, argv[2], &t);
-  if (t != napi_number || napi_get_value_int64(env, argv[2], &resolve) != napi_ok) return throw_type(env, "resolve must be a number");
+  if (!get_i64(env, argv[2], &resolve, "resolve must be a number")) return NULL;
   char *path = get_str(env, argv[1], "path must be a string or Buffer without NUL bytes");
   if (path == NULL) return NULL;
   struct open_how how;
@@ -188,7 +121,7 @@ static napi_value n_list_dir_at(napi_env env, napi_callback_info info) {
   while (fd < 0 && errno == EAGAIN && (resolve & RESOLVE_CACHED) == 0); /* a rename raced: retry */
   int err = errno;
   free(path);
-  if (fd < 0) return neg(env, err);
+  if (fd < 0) return fail(env, err);
 
   size_t cap = 32768;
   char *buf = malloc(cap);
@@ -234,7 +167,7 @@ out:
   free(buf);
   if (err != 0) {
     free(types);
-    return neg(env, err);
+    return fail(env, err);
   }
   napi_value ab, ta, pair;
   void *data = NULL;

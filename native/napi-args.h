@@ -1,5 +1,5 @@
 /*
- * Argument and result helpers shared by the addon's C files (layerfs.c, inotify.c): static inline,
+ * Argument and result helpers shared by the addon's C files: static inline,
  * so each file gets its own copy of what it uses and the source stays in one place.
  */
 #ifndef LAYERFS_NAPI_ARGS_H
@@ -99,6 +99,37 @@ static inline int get_i32(napi_env env, napi_value v, int32_t *out, const char *
     return 0;
   }
   return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static inline int get_i64(napi_env env, napi_value v, int64_t *out, const char *what) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) {
+    throw_type(env, what);
+    return 0;
+  }
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+/* A Buffer argument's bytes (not copied). 0 (and a pending TypeError) when it is not a Buffer. */
+static inline int get_buf(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
+  bool isbuf = false;
+  if (napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf || napi_get_buffer_info(env, v, data, len) != napi_ok) {
+    throw_type(env, what);
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * Syscall failures are not thrown from C: the function returns the negative errno as a number
+ * and src/sys/native.ts throws one FsError. (Throwing here and rethrowing there cost two stack
+ * captures; ENODATA from getxattr is hot.)
+ */
+static inline napi_value fail(napi_env env, int err) {
+  napi_value v;
+  napi_create_int32(env, -err, &v);
+  return v;
 }
 
 static inline napi_value num64(napi_env env, int64_t n) {

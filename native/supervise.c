@@ -18,15 +18,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "napi-args.h"
-
-static int get_buf(napi_env env, napi_value v, void **data, size_t *len) {
-  bool is;
-  if (napi_is_buffer(env, v, &is) != napi_ok || !is) {
-    throw_type(env, "buffer must be a Buffer");
-    return 0;
-  }
-  return napi_get_buffer_info(env, v, data, len) == napi_ok;
-}
+#include "fd-pass.h"
 
 static napi_value n_seq_send(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -35,32 +27,12 @@ static napi_value n_seq_send(napi_env env, napi_callback_info info) {
   void *data;
   size_t cap;
   if (!get_i32(env, argv[0], &sock, "sock must be a number")) return NULL;
-  if (!get_buf(env, argv[1], &data, &cap)) return NULL;
+  if (!get_buf(env, argv[1], &data, &cap, "buffer must be a Buffer")) return NULL;
   if (!get_i32(env, argv[2], &len, "len must be a number")) return NULL;
   if (!get_i32(env, argv[3], &fd, "fd must be a number")) return NULL;
   if (len < 0 || (size_t)len > cap) return throw_type(env, "len out of range");
   struct iovec iov = {.iov_base = data, .iov_len = (size_t)len};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  memset(&ctl, 0, sizeof ctl);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (fd >= 0) {
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = fdpass_send(sock, &iov, 1, fd);
   return num64(env, n < 0 ? -errno : n);
 }
 
@@ -71,36 +43,13 @@ static napi_value n_seq_recv(napi_env env, napi_callback_info info) {
   void *data;
   size_t cap;
   if (!get_i32(env, argv[0], &sock, "sock must be a number")) return NULL;
-  if (!get_buf(env, argv[1], &data, &cap)) return NULL;
-  struct iovec iov = {.iov_base = data, .iov_len = cap};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t n;
-  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  int got = -1;
-  if (n >= 0) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      int *fds = (int *)CMSG_DATA(c);
-      for (size_t i = 0; i < count; i++) {
-        if (got < 0) got = fds[i];
-        else close(fds[i]);
-      }
-    }
-  }
+  if (!get_buf(env, argv[1], &data, &cap, "buffer must be a Buffer")) return NULL;
+  int got;
+  ssize_t n = fdpass_recv(sock, data, cap, 0, &got);
+  int64_t r = n < 0 ? -errno : n;
   napi_value arr;
   napi_create_array_with_length(env, 2, &arr);
-  napi_set_element(env, arr, 0, num64(env, n < 0 ? -errno : n));
+  napi_set_element(env, arr, 0, num64(env, r));
   napi_set_element(env, arr, 1, num64(env, got));
   return arr;
 }

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "fd-pass.h"
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -187,28 +188,7 @@ static struct daemon spawn_daemon(void) {
 
 static int send_msg(int sock, const void *a, size_t alen, const void *b, size_t blen, int fd) {
   struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  memset(&ctl, 0, sizeof ctl);
-  msg.msg_iov = iov;
-  msg.msg_iovlen = blen > 0 ? 2 : 1;
-  if (fd >= 0) {
-    msg.msg_control = ctl.buf;
-    msg.msg_controllen = sizeof ctl.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n;
-  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? -1 : 0;
+  return fdpass_send(sock, iov, blen > 0 ? 2 : 1, fd) < 0 ? -1 : 0;
 }
 
 /* Give daemon `d` every held mount, then "go"; it serves from now on. */
@@ -267,31 +247,9 @@ static void add_mount(const char *id, const unsigned char *blob, size_t blob_len
 
 /* One message from the serving daemon; 0 when there was none (or it closed). */
 static int read_active(void) {
-  struct iovec iov = {msgbuf, sizeof msgbuf - 1};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t n = recvmsg(active.sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
-  int fd = -1;
-  if (n >= 0) {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      int *fds = (int *)CMSG_DATA(c);
-      for (size_t i = 0; i < count; i++) {
-        if (fd < 0) fd = fds[i];
-        else close(fds[i]);
-      }
-    }
-  }
+  int fd;
+  ssize_t n = fdpass_recv(active.sock, msgbuf, sizeof msgbuf - 1, MSG_DONTWAIT, &fd);
+  if (n < 0 && errno == EAGAIN) return 0;
   if (n <= 0) {
     if (fd >= 0) close(fd);
     active.closed = 1; /* EOF: the daemon is gone or going; SIGCHLD says how */

@@ -83,15 +83,6 @@ static struct ring *get_ring(napi_env env, napi_value v) {
   return r;
 }
 
-static int get_buffer(napi_env env, napi_value v, void **data, size_t *len, const char *what) {
-  bool is;
-  if (napi_is_buffer(env, v, &is) != napi_ok || !is || napi_get_buffer_info(env, v, data, len) != napi_ok) {
-    throw_type(env, what);
-    return 0;
-  }
-  return 1;
-}
-
 static int get_u64(napi_env env, napi_value v, uint64_t *out, const char *what) {
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > 9007199254740991.0) {
@@ -225,8 +216,8 @@ static napi_value n_cmd(napi_env env, napi_callback_info info) {
   void *iov = NULL, *cmd = NULL;
   size_t iov_len = 0, cmd_len = 0;
   if (napi_typeof(env, argv[4], &t) != napi_ok) return NULL;
-  if (t != napi_null && t != napi_undefined && !get_buffer(env, argv[4], &iov, &iov_len, "iov must be a Buffer or null")) return NULL;
-  if (!get_buffer(env, argv[5], &cmd, &cmd_len, "cmd must be a Buffer")) return NULL;
+  if (t != napi_null && t != napi_undefined && !get_buf(env, argv[4], &iov, &iov_len, "iov must be a Buffer or null")) return NULL;
+  if (!get_buf(env, argv[5], &cmd, &cmd_len, "cmd must be a Buffer")) return NULL;
   if (cmd_len > SQE_BYTES - SQE_CMD_AT) return throw_type(env, "cmd is longer than the SQE's command area (80 bytes)");
   int err = 0;
   uint8_t *sqe = next_sqe(r, &err);
@@ -294,7 +285,7 @@ static napi_value n_enter(napi_env env, napi_callback_info info) {
   void *out;
   size_t out_len;
   if (napi_get_value_bool(env, argv[1], &wait) != napi_ok) return throw_type(env, "wait must be a boolean");
-  if (!get_i32(env, argv[2], &spin_us, "spinUs must be a number") || !get_buffer(env, argv[3], &out, &out_len, "out must be a Buffer")) return NULL;
+  if (!get_i32(env, argv[2], &spin_us, "spinUs must be a number") || !get_buf(env, argv[3], &out, &out_len, "out must be a Buffer")) return NULL;
   unsigned cap = (unsigned)(out_len / CQE_OUT_BYTES);
   if (cap == 0) return throw_type(env, "out holds no completion");
   int e;
@@ -362,8 +353,8 @@ static napi_value n_iovec(napi_env env, napi_callback_info info) {
   void *iov, *buf;
   size_t iov_len, buf_len;
   int32_t index;
-  if (!get_buffer(env, argv[0], &iov, &iov_len, "iov must be a Buffer") || !get_i32(env, argv[1], &index, "index must be a number") ||
-      !get_buffer(env, argv[2], &buf, &buf_len, "buf must be a Buffer"))
+  if (!get_buf(env, argv[0], &iov, &iov_len, "iov must be a Buffer") || !get_i32(env, argv[1], &index, "index must be a number") ||
+      !get_buf(env, argv[2], &buf, &buf_len, "buf must be a Buffer"))
     return NULL;
   if (index < 0 || (size_t)(index + 1) * sizeof(struct iovec) > iov_len) return throw_type(env, "index out of range");
   struct iovec *v = (struct iovec *)iov + index;
