@@ -177,6 +177,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return n;
   }
 
+  /** An open directory (after a restart: the dead daemon's, opened again on first use); undefined when unknown. */
+  private dir(fh: number): OpenDir<N, D> | undefined {
+    return this.dirs.get(fh) ?? (this.restorer?.dir(fh) ? this.dirs.get(fh) : undefined);
+  }
+
   private file(fh: number): OpenFile<F> {
     const f = this.files.get(fh) ?? (this.restorer?.file(fh) ? this.files.get(fh) : undefined);
     if (!f) throw fsErr('EBADF');
@@ -198,13 +203,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return id;
   }
 
-  /** Every id the kernel holds for `name` in `dir` (none when absent). */
-  private idsOfName(dir: N, name: string): number[] {
-    try {
-      return this.nodes.idsFor(this.union.lookup(dir, name));
-    } catch {
-      return [];
-    }
+  /** Every id the kernel holds for `node` (none when absent): what the journal drops or renames. */
+  private idsOf(node: N | undefined): number[] {
+    return node === undefined ? [] : this.nodes.idsFor(node);
   }
 
   /**
@@ -247,14 +248,12 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   /** The node id the kernel holds for `name` in `dir`, if any (nothing when absent). */
-  private idOfName(dir: N, name: string): number | undefined {
-    let n: N;
+  private nodeOfName(dir: N, name: string): N | undefined {
     try {
-      n = this.union.lookup(dir, name);
+      return this.union.lookup(dir, name);
     } catch {
       return undefined;
     }
-    return this.nodes.idFor(n);
   }
 
   private wantsPassthrough(): boolean {
@@ -340,8 +339,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   unlink(hd: InHeader, name: string): void {
     const parent = this.node(hd);
-    const gone = this.idOfName(parent, name);
-    const ids = this.journal !== null ? this.idsOfName(parent, name) : null;
+    const victim = this.nodeOfName(parent, name);
+    const ids = this.journal !== null ? this.idsOf(victim) : null;
+    const gone = victim && this.nodes.idFor(victim);
     this.union.unlink(parent, name);
     if (ids) for (const id of ids) this.journal!.dropped(id);
     // the other names of a hard-linked file have one link less (the kernel holds them apart)
@@ -350,7 +350,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
 
   rmdir(hd: InHeader, name: string): void {
     const parent = this.node(hd);
-    const ids = this.journal !== null ? this.idsOfName(parent, name) : null;
+    const ids = this.journal !== null ? this.idsOf(this.nodeOfName(parent, name)) : null;
     this.union.rmdir(parent, name);
     if (ids) for (const id of ids) this.journal!.dropped(id);
   }
@@ -359,15 +359,16 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.xattrAbsent.changed();
     const newdir = this.byId(r.newdir);
     if (!newdir) throw fsErr('ENOENT');
-    const replaced = (r.flags & RENAME_EXCHANGE) === 0 ? this.idOfName(newdir, r.newName) : undefined;
+    const exchanged = (r.flags & RENAME_EXCHANGE) !== 0;
+    const target = this.nodeOfName(newdir, r.newName);
+    const replaced = !exchanged && target ? this.nodes.idFor(target) : undefined;
     const olddir = this.node(hd);
     const j = this.journal;
-    const moved = j !== null ? this.idsOfName(olddir, r.oldName) : null;
-    const other = j !== null ? this.idsOfName(newdir, r.newName) : null;
+    const moved = j !== null ? this.idsOf(this.nodeOfName(olddir, r.oldName)) : null;
+    const other = j !== null ? this.idsOf(target) : null;
     this.union.rename(olddir, r.oldName, newdir, r.newName, r.flags);
     if (j !== null) {
       for (const id of moved!) j.named(id, r.newdir, r.newName);
-      const exchanged = (r.flags & RENAME_EXCHANGE) !== 0;
       for (const id of other!) if (exchanged) j.named(id, hd.nodeid, r.oldName);
       else j.dropped(id);
     }
@@ -482,7 +483,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * skipped.
    */
   readdir(r: rq.ReadWriteIn, list: DirentList, plus: boolean): void {
-    const od = this.dirs.get(r.fh) ?? (this.restorer?.dir(r.fh) ? this.dirs.get(r.fh) : undefined);
+    const od = this.dir(r.fh);
     if (!od) throw fsErr('EBADF');
     const entries = od.dh.entries;
     for (let i = r.offset; i < entries.length; i++) {
@@ -514,7 +515,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   fsyncdir(fh: number): void {
-    if (!this.dirs.get(fh) && !this.restorer?.dir(fh)) throw fsErr('EBADF');
+    if (!this.dir(fh)) throw fsErr('EBADF');
   }
 
   statfs(hd: InHeader): StatFs {
