@@ -18,8 +18,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { errnoCode } from '../errors/index.js';
 import { DEFAULT_THREAD_KIND, startSession, type Session } from '../fuse/session.js';
-import { dropSpareThreads, keepSpareThreads, threadCount } from '../fuse/serving-thread.js';
-import { ensureRunDir, type MountInfo } from '../fuse/runtime-dir.js';
+import { drainAll, dropSpareThreads, keepSpareThreads, threadCount } from '../fuse/serving-thread.js';
+import { ensureRunDir, newMountId, writeMountInfo, type MountInfo } from '../fuse/runtime-dir.js';
 import { processAlive } from '../sys/process.js';
 import { defaultUring } from '../fuse/uring-transport.js';
 import { unknownOptionsWarning } from '../fuse/option-warnings.js';
@@ -27,8 +27,6 @@ import type { DaemonPaths } from './paths.js';
 import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
-import { drainAll } from '../fuse/serving-thread.js';
-import { newMountId, writeMountInfo } from '../fuse/runtime-dir.js';
 import { splitOptions } from '../fuse/mount.js';
 import { journalPath, restartsLine, type Handover, type HandedMount, type SupervisorLink } from './supervised.js';
 
@@ -187,7 +185,8 @@ export class Daemon {
     const mounts = [...this.mounts.values()].map((s) => {
       const requests = s.session.requests();
       live += requests;
-      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba(), ...(s.session.transport() ? { transport: s.session.transport() } : {}) };
+      const transport = s.session.transport();
+      return { ...s.info, requests, thread: s.session.thread, lowerListingsRead: s.session.lowerListingsRead(), udba: s.session.udba(), ...(transport ? { transport } : {}) };
     });
     return {
       pid: process.pid,
@@ -222,12 +221,13 @@ export class Daemon {
   private supervise(s: Session, req: { cwd: string; debug?: boolean }, restarts: number, last?: Handover): string | undefined {
     const link = this.o.supervisor;
     let warning: string | undefined;
-    if (link && s.resend && s.init && this.unsupervised(s.info.options) === null) {
+    const off = this.unsupervised(s.info.options);
+    if (link && off === null && s.resend && s.init) {
       link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}) });
       s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
     } else {
       const why =
-        this.unsupervised(s.info.options) ??
+        off ??
         `the kernel's FUSE protocol 7.${s.init?.minor ?? '?'} has no FUSE_NOTIFY_RESEND (needs 7.40, Linux 6.9)${process.env.LAYERFS_TEST_NO_RESEND === '1' ? ' [LAYERFS_TEST_NO_RESEND]' : ''}`;
       s.info.supervision = `restarts: not supervised (${why})`;
       if (link) warning = `${s.info.mountpoint}: not supervised: ${why}; a daemon crash ends this mount`;

@@ -5,8 +5,8 @@
  * FUSE_NOTIFY_RESEND so the kernel sends again what the dead daemon read and did not answer, the
  * one it was handling served by replay.ts's rules.
  */
-import { NotifyCode } from './abi.js';
-import type { InHeader, InitOut } from './codec.js';
+import { NotifyCode, Size } from './abi.js';
+import { encodeOutHeader, type InHeader, type InitOut } from './codec.js';
 import type { FuseOps } from './ops.js';
 import { NodeJournal } from './node-journal.js';
 import { serveReplayed, uniqueOf } from './replay.js';
@@ -74,10 +74,8 @@ export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: 
     },
     resend() {
       if (!sv.resume) return;
-      buf.writeUInt32LE(16, 0);
-      buf.writeInt32LE(NotifyCode.RESEND, 4);
-      buf.writeBigUInt64LE(0n, 8);
-      notify(16);
+      encodeOutHeader(buf, Size.OUT_HEADER, NotifyCode.RESEND, 0);
+      notify(Size.OUT_HEADER);
     },
     close,
   };
