@@ -161,8 +161,31 @@ function build(c: FileCopy, sfd: number, dfd: number): void {
 }
 
 /**
- * The source's xattrs (ours left out) onto the copy: names listed once, on the source fd when it
- * is open (else by path); ones the copy cannot take are skipped.
+ * Copy the xattrs `names` (ours left out; with `userxattr` also user.overlay.*: a copied opaque
+ * mark would hide a directory's own lower entries) through `get`/`set`. Names gone meanwhile
+ * (`get` undefined) and ones the copy cannot take are skipped.
+ */
+export function copyXattrList(
+  names: readonly string[],
+  get: (name: string) => Buffer | undefined,
+  set: (name: string, value: Buffer) => void,
+  userxattr: boolean,
+): void {
+  for (const name of names) {
+    if (isPrivateXattr(name, userxattr)) continue;
+    const v = get(name);
+    if (v === undefined) continue;
+    try {
+      set(name, v);
+    } catch (e) {
+      if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw e;
+    }
+  }
+}
+
+/**
+ * The source's xattrs onto the copy: names listed once, on the source fd when it is open (else by
+ * path).
  */
 function copyXattrsTo(c: FileCopy, sfd: number, dfd: number): void {
   let names: string[];
@@ -172,16 +195,8 @@ function copyXattrsTo(c: FileCopy, sfd: number, dfd: number): void {
     if (isCode(e, 'EOPNOTSUPP', 'ENOTSUP')) return;
     throw e;
   }
-  for (const name of names) {
-    if (isPrivateXattr(name, c.userxattr)) continue;
-    const v = sfd >= 0 ? tryFgetxattrQuiet(sfd, name) : c.from.tryGetxattr(c.fromRel, name);
-    if (v === undefined) continue;
-    try {
-      fdops.fsetxattr(dfd, name, v, 0);
-    } catch (e) {
-      if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw e;
-    }
-  }
+  const get = sfd >= 0 ? (n: string) => tryFgetxattrQuiet(sfd, n) : (n: string) => c.from.tryGetxattr(c.fromRel, n);
+  copyXattrList(names, get, (n, v) => fdops.fsetxattr(dfd, n, v, 0), c.userxattr);
 }
 
 /** fgetxattr, undefined where Branch.tryGetxattr would answer undefined (absent, refused). */

@@ -10,26 +10,13 @@ import { ST, fdops, statArray } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type UnionNode } from './node.js';
-import { isPrivateXattr } from '../format/index.js';
 import { indexCopy, indexEnabled } from './hardlinks.js';
 import { cpupTargets, placeEach } from './place-ops.js';
-import { copyFile, type CopyAttrs } from './copy-file.js';
+import { copyFile, copyXattrList, type CopyAttrs } from './copy-file.js';
 
-/**
- * Copy xattrs (except ours; with `userxattr` also user.overlay.*: a copied opaque mark would hide
- * the directory's own lower entries) from src entry to dst entry. Unsupported ones are skipped.
- */
+/** Copy xattrs from src entry to dst entry (copyXattrList's rules) by path. */
 function copyXattrs(src: Branch, srcRel: string, setter: (name: string, value: Buffer) => void, userxattr = false): void {
-  for (const name of src.listxattr(srcRel)) {
-    if (isPrivateXattr(name, userxattr)) continue;
-    const v = src.tryGetxattr(srcRel, name);
-    if (v === undefined) continue;
-    try {
-      setter(name, v);
-    } catch (e) {
-      if (!isCode(e, 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES')) throw e;
-    }
-  }
+  copyXattrList(src.listxattr(srcRel), (n) => src.tryGetxattr(srcRel, n), setter, userxattr);
 }
 
 /**
