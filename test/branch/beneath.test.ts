@@ -7,31 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Branch } from '../../src/branch/index.js';
+import { branchScratch, codeOf } from '../helpers/branch-scratch.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
 
-/** A scratch dir with `br/` (the branch) and `out/` (outside it, holding the canary). */
 function scratch(t: { after(fn: () => void): void }): { root: string; br: string; out: string } {
-  const root = fs.realpathSync(fs.mkdtempSync(join(tmpdir(), 'layerfs-beneath-')));
-  const br = join(root, 'br');
-  const out = join(root, 'out');
-  fs.mkdirSync(br);
-  fs.mkdirSync(out);
-  fs.writeFileSync(join(out, 'canary'), 'OUTSIDE\n');
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
-  return { root, br, out };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    return (e as { code?: string }).code ?? 'throw';
-  }
+  return branchScratch(t, 'beneath', 'OUTSIDE\n');
 }
 
 function readAll(b: Branch, rel: string): string {

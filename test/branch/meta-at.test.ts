@@ -6,30 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Branch } from '../../src/branch/index.js';
+import { branchScratch, codeOf } from '../helpers/branch-scratch.js';
 import { mknod, makedev, lsetxattr } from '../../src/sys/index.js';
 import { dtOfDirent } from '../../src/engine/lower-index.js';
 import { xattrAtWorks } from '../../src/sys/meta-at.js';
 
 function scratch(t: { after(fn: () => void): void }): { root: string; br: string; out: string } {
-  const root = fs.realpathSync(fs.mkdtempSync(join(tmpdir(), 'layerfs-meta-at-')));
-  const br = join(root, 'br');
-  const out = join(root, 'out');
-  fs.mkdirSync(br);
-  fs.mkdirSync(out);
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
-  return { root, br, out };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    return (e as { code?: string }).code ?? 'throw';
-  }
+  return branchScratch(t, 'meta-at');
 }
 
 test('readdirTypes lists what readdir lists, with the same d_types, `.`/`..` left out', (t) => {
