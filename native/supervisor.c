@@ -128,24 +128,34 @@ static void drop_pidfile(const char *path, pid_t pid) {
   if (read_pid(path) == pid) unlink(path);
 }
 
-/* The supervisor's lock: its pid file, created O_EXCL; a stale one (dead pid) is replaced. */
+/*
+ * The supervisor's lock: its pid file, made whole under a temporary name and linked into place
+ * (link(2) fails when the name exists), so that no other supervisor ever reads it empty (a lock
+ * created first and written after was seen empty, taken for stale and removed: two supervisors
+ * and two daemons, the pid file naming the one not serving). A stale one (dead pid) is replaced.
+ */
 static int take_lock(void) {
-  for (int attempt = 0; attempt < 5; attempt++) {
-    int fd = open(sup_pidfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      char text[32];
-      int n = snprintf(text, sizeof text, "%d\n", (int)getpid());
-      ssize_t w = write(fd, text, (size_t)n);
-      (void)w;
-      close(fd);
-      return 1;
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.%d.tmp", sup_pidfile, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return 0;
+  char text[32];
+  int n = snprintf(text, sizeof text, "%d\n", (int)getpid());
+  ssize_t w = write(fd, text, (size_t)n);
+  close(fd);
+  int taken = 0;
+  for (int attempt = 0; w == n && attempt < 5; attempt++) {
+    if (link(tmp, sup_pidfile) == 0) {
+      taken = 1;
+      break;
     }
-    if (errno != EEXIST) return 0;
+    if (errno != EEXIST) break;
     pid_t holder = read_pid(sup_pidfile);
-    if (holder > 0 && (kill(holder, 0) == 0 || errno == EPERM)) return 0;
+    if (holder > 0 && (kill(holder, 0) == 0 || errno == EPERM)) break;
     if (read_pid(sup_pidfile) == holder) unlink(sup_pidfile);
   }
-  return 0;
+  unlink(tmp);
+  return taken;
 }
 
 static struct daemon spawn_daemon(void) {

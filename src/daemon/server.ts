@@ -13,7 +13,7 @@
  * Lifetime: the first client starts it; it exits `idleMs` after its last mount ended (no socket or
  * pid file left). SIGTERM/SIGINT/SIGHUP unmount every mount lazily, then exit.
  */
-import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
+import { linkSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { errnoCode } from '../errors/index.js';
@@ -53,13 +53,17 @@ function messageOf(e: unknown): string {
 /** Take the pid file (the daemon's lock). False when another live daemon holds it. */
 export function takePidFile(path: string): boolean {
   for (let attempt = 0; attempt < 5; attempt++) {
+    // made whole under a temporary name, then linked into place (fails when the name exists): no
+    // other daemon ever reads it empty and takes it for stale
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
     try {
-      const fd = openSync(path, 'wx', 0o644);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
+      linkSync(tmp, path);
       return true;
     } catch (e) {
       if (codeOf(e) !== 'EEXIST') throw e;
+    } finally {
+      rmSync(tmp, { force: true });
     }
     let holder = NaN;
     try {
