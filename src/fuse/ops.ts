@@ -237,6 +237,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return this.negotiated;
   }
 
+  /**
+   * A resent O_APPEND WRITE the dead daemon may have done: whether the file already reaches the end
+   * the kernel sent it for (replay.ts).
+   */
+  appendLanded(w: rq.ReadWriteIn): boolean {
+    const node = this.byId(this.file(w.fh).nodeid);
+    return node !== undefined && this.union.getattr(node).size >= w.offset + w.size;
+  }
+
   /** A resent request that the dead daemon may have done: answer a create-type one with the entry now there. */
   entryOf(hd: InHeader, name: string, out: Buffer): number {
     return this.protocol.lookupReply(out, this.lookup(hd, name));

@@ -11,12 +11,16 @@
  *   CREATE                       EEXIST  -> done: served again without O_EXCL (opens what it made)
  *   UNLINK, RMDIR                ENOENT  -> done: answer 0
  *   RENAME, RENAME2              ENOENT  -> done (the old name is gone): answer 0
- * WRITE, SETATTR, SETXATTR, ... are idempotent and served again as they are.
+ *   WRITE on an O_APPEND handle     the file already reaches offset + size -> done: answer size
+ *                                   (the kernel sends an append at its idea of the file's end; the
+ *                                   backing fd appends wherever the end is, so a second run would
+ *                                   append the data twice)
+ * Other WRITEs (at their offset), SETATTR, SETXATTR, ... are idempotent and served again as they are.
  */
 import { errnoOf } from '../errors/index.js';
-import { O_EXCL } from '../sys/constants.js';
+import { O_APPEND, O_EXCL } from '../sys/constants.js';
 import { Op, Size } from './abi.js';
-import type { InHeader } from './codec.js';
+import { encodeU32Out, type InHeader } from './codec.js';
 import * as rq from './requests.js';
 
 const EEXIST = -errnoOf('EEXIST');
@@ -34,11 +38,16 @@ export function uniqueOf(b: Buffer): { unique: number; resent: boolean } {
 export interface Replayable {
   dispatch(hd: InHeader, b: Buffer, end: number, out: Buffer): number;
   entryOf(hd: InHeader, name: string, out: Buffer): number;
+  appendLanded(w: rq.ReadWriteIn): boolean;
 }
 
 /** Serve the request the dead daemon was handling when it died (see the module comment). */
 export function serveReplayed(ops: Replayable, hd: InHeader, b: Buffer, end: number, out: Buffer): number {
   const at = Size.IN_HEADER;
+  if (hd.opcode === Op.WRITE) {
+    const w = rq.decodeReadWriteIn(b, at);
+    if ((w.flags & O_APPEND) !== 0 && ops.appendLanded(w)) return encodeU32Out(out, Size.OUT_HEADER, w.size) - Size.OUT_HEADER;
+  }
   if (hd.opcode === Op.CREATE) {
     const r = ops.dispatch(hd, b, end, out);
     if (r !== EEXIST) return r;
