@@ -145,11 +145,19 @@ export class NodeTable<N extends { readonly ino: number }> {
     return true;
   }
 
-  /** Every id the kernel holds for `node`: the current one first, then retired ones. */
+  /**
+   * Every id the kernel holds for `node`: the current one first, then the others (retired ids, and
+   * after a restart the dead daemon's ids adopted beside ids this daemon gave out for the node
+   * before it had resolved them). What renames and removals journal: an id left out keeps its old
+   * name in the journal and is lost, or found as another file, after the next restart.
+   */
   idsFor(node: N): number[] {
+    const ids = this.byIno.get(node.ino);
+    if (ids === undefined) return [];
     const cur = this.idFor(node);
-    const old = this.retired.get(node) ?? [];
-    return cur === undefined ? [...old] : [cur, ...old];
+    if (typeof ids === 'number') return this.byId.get(ids) === node ? [ids] : [];
+    const rest = ids.filter((id) => id !== cur && this.byId.get(id) === node);
+    return cur === undefined ? rest : [cur, ...rest];
   }
 
   private dropRetired(node: N, nodeid: number): void {

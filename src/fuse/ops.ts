@@ -229,7 +229,13 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       adoptFile: (fh, file, nodeid) => this.files.adopt(fh, { file, nodeid }),
       adoptDir: (fh, node, dh, nodeid) => this.dirs.adopt(fh, { node, dh, nodeid }),
       known: (id) => this.nodes.get(id),
+      lost: (id) => this.journal?.dropped(id),
     });
+  }
+
+  /** After a restart, before a request that changes names: every pending id and handle resolved (restore.ts). */
+  settle(): void {
+    if (this.restorer !== null && this.restorer.pending > 0) this.restorer.settle();
   }
 
   /** The INIT this session negotiated (for a restart). */

@@ -10,11 +10,19 @@
  *   O_EXCL, O_TRUNC). A file open but unlinked before the crash has no name to be found by: its
  *   handle answers EBADF after the restart.
  * - An open directory: opened again (a new snapshot of its listing; offsets go on from there).
+ *
+ * The journal names an id by (parent id, name) as they were when the dead daemon wrote it, so it
+ * stays right only while every name change is journaled for every id of the node renamed or
+ * removed. A daemon journals changes for the ids in its table only: before the first request that
+ * changes names (rename, unlink, rmdir, link, create, mkdir, mknod, symlink: `settle`), every id
+ * and handle still pending is resolved into the table, so that request and all later ones journal
+ * them. An id that no longer resolves is dropped from the journal at once: kept, it could be found
+ * again as another file made later under its old name.
  */
 import type { Ctx } from '../engine/types.js';
 import { O_CREAT, O_EXCL, O_TRUNC } from '../sys/constants.js';
 import type { JournalState } from './node-journal.js';
-import { ROOT_ID } from './abi.js';
+import { Op, ROOT_ID } from './abi.js';
 
 /** The journal calls FuseOps makes (NodeJournal; absent for unsupervised mounts). */
 export interface OpsJournal {
@@ -36,9 +44,25 @@ export interface RestoreTarget<N, F, D> {
   adoptFile(fh: number, file: F, id: number): void;
   adoptDir(fh: number, node: N, dh: D, id: number): void;
   known(id: number): N | undefined;
+  /** An id that did not resolve: the journal drops it. */
+  lost(id: number): void;
 }
 
 const ROOT_CTX: Ctx = { uid: 0, gid: 0, pid: 0 };
+
+/** Requests that change names: the pending ids and handles are settled before them. */
+export const NAMING_OPS: ReadonlySet<number> = new Set([
+  Op.RENAME,
+  Op.RENAME2,
+  Op.UNLINK,
+  Op.RMDIR,
+  Op.LINK,
+  Op.CREATE,
+  Op.MKDIR,
+  Op.MKNOD,
+  Op.SYMLINK,
+  Op.TMPFILE,
+]);
 
 export class Restorer<N, F, D> {
   private readonly names: JournalState['names'];
@@ -81,11 +105,22 @@ export class Restorer<N, F, D> {
     }
     if (node === undefined) {
       this.lost.add(id);
+      this.t.lost(id);
       return undefined;
     }
     this.t.adoptNode(id, node);
     this.resolved++;
     return node;
+  }
+
+  /**
+   * Resolve every pending id and reopen every pending handle (before a request that changes names;
+   * see the module comment).
+   */
+  settle(): void {
+    for (const id of [...this.names.keys()]) this.node(id);
+    for (const fh of [...this.files.keys()]) this.file(fh);
+    for (const fh of [...this.dirs.keys()]) this.dir(fh);
   }
 
   /** The kernel forgot an id before it was asked for. */

@@ -10,6 +10,7 @@ import { encodeOutHeader, type InHeader, type InitOut } from './codec.js';
 import type { FuseOps } from './ops.js';
 import { NodeJournal } from './node-journal.js';
 import { serveReplayed, uniqueOf } from './replay.js';
+import { NAMING_OPS } from './restore.js';
 
 /** Protocol minor that has FUSE_NOTIFY_RESEND (Linux 6.9). */
 export const RESEND_MINOR = 40;
@@ -59,6 +60,7 @@ export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: 
       if (j === null) return ops.dispatch(hd, b, end, out);
       const { unique, resent } = uniqueOf(b);
       j.begin(unique, hd.opcode);
+      if (NAMING_OPS.has(hd.opcode)) ops.settle();
       let r: number;
       if (resent && inflight !== null && unique === inflight.unique) {
         inflight = null;

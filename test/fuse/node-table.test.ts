@@ -57,3 +57,19 @@ test('node table: a retired id keeps working until forgotten, the node gets a ne
   assert.deepEqual(forgotten, [n]);
   assert.equal(t.size, 1);
 });
+
+test('node table: an id adopted after a restart beside a new id of the same node: idsFor lists both (what renames journal)', () => {
+  const root = { ino: 1 };
+  const t = new NodeTable<{ ino: number }>(root);
+  const n = { ino: 7 };
+  const other = { ino: 7 }; // a hard link: same inode number, another node
+  t.reserve(10);
+  const fresh = t.add(n); // looked up again before the dead daemon's id was resolved
+  const link = t.add(other);
+  t.adopt(5, n);
+  assert.equal(t.idFor(n), fresh);
+  assert.deepEqual(t.idsFor(n), [fresh, 5]);
+  assert.deepEqual(t.idsFor(other), [link]);
+  t.forget(fresh, 1);
+  assert.deepEqual(t.idsFor(n), [5]);
+});
