@@ -11,6 +11,10 @@
  * know, a path that is not UTF-8, no daemon answering, any failure before the request is sent)
  * execs `NODE MAIN ARGS...`, which does it all (and starts the daemon). No other logic here.
  *
+ * Each request carries a token (random hex). When the daemon takes the request and dies before
+ * answering (the supervisor starts a new one), Node sends it again with the same token
+ * ($LAYERFS_MOUNT_TOKEN): the new daemon answers a token it already mounted with that mount.
+ *
  * LAYERFS_CLIENT_TRACE=1 prints the way taken on stderr (`layerfs-client: daemon` or
  * `layerfs-client: node (why)`).
  */
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -464,6 +469,10 @@ int main(int argc, char **argv) {
   if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) to_node(errno == ENOENT || errno == ECONNREFUSED ? "no daemon" : "cannot connect");
 
   /* the request, as runPlainMount sends it */
+  unsigned char rnd[16];
+  char token[sizeof rnd * 2 + 1];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) to_node("no random token");
+  for (size_t i = 0; i < sizeof rnd; i++) snprintf(token + 2 * i, 3, "%02x", rnd[i]);
   struct buf req = {0};
   puts_(&req, "{\"op\":\"mount\",\"options\":");
   json_string(&req, opts.p);
@@ -475,7 +484,9 @@ int main(int argc, char **argv) {
     puts_(&req, ",\"source\":");
     json_string(&req, source);
   }
-  puts_(&req, "}\n");
+  puts_(&req, ",\"token\":\"");
+  puts_(&req, token);
+  puts_(&req, "\"}\n");
   if (req.len > MAX_LINE) to_node("request too long");
   for (size_t off = 0; off < req.len;) {
     ssize_t w = send(fd, req.p + off, req.len - off, MSG_NOSIGNAL);
@@ -500,6 +511,11 @@ int main(int argc, char **argv) {
     if (pr == 0) continue;
     ssize_t got = read(fd, chunk, sizeof chunk);
     if (got < 0 && errno == EINTR) continue;
+    if ((got < 0 && errno == ECONNRESET) || (got == 0 && line.len == 0)) {
+      /* the daemon died under the request: Node waits for the next one and sends it again */
+      if (setenv("LAYERFS_MOUNT_TOKEN", token, 1) != 0) return fail("cannot reach the layerfs daemon: read ", errno_code(errno));
+      to_node("the daemon died before answering");
+    }
     if (got < 0) return fail("cannot reach the layerfs daemon: read ", errno_code(errno));
     if (got == 0) return fail("the layerfs daemon closed the connection without answering", "");
     size_t before = line.len;

@@ -35,11 +35,16 @@ export function plainMount(argv: readonly string[], cwd: string): MountRequest |
   return { op: 'mount', options: joined, mountpoint, cwd, ...(positionals.length === 2 ? { source: positionals[0]! } : {}) };
 }
 
-/** Send the mount request; returns the exit status (one error line on stderr when not 0). */
+/**
+ * Send the mount request; returns the exit status (one error line on stderr when not 0). Its token
+ * is the C client's ($LAYERFS_MOUNT_TOKEN, when its daemon died before answering) or a new one.
+ */
 export async function runPlainMount(req: MountRequest): Promise<number> {
-  const { request } = await import('../daemon/client.js');
+  const { request, mountToken } = await import('../daemon/client.js');
+  const token = process.env.LAYERFS_MOUNT_TOKEN || mountToken();
+  delete process.env.LAYERFS_MOUNT_TOKEN; // not for a daemon started from here
   try {
-    const r = await request(req);
+    const r = await request({ ...req, token });
     if (r && r.ok) {
       if (r.warning) process.stderr.write(r.warning + '\n');
       return 0;

@@ -37,9 +37,12 @@ export class DaemonError extends Error {
   }
 }
 
-type Sent = { reply: Reply } | { refused: true };
+type Sent = { reply: Reply } | { refused: true } | { lost: DaemonError };
 
-/** One request over one connection; `refused` when nothing listens. */
+/**
+ * One request over one connection; `refused` when nothing listens, `lost` when the daemon took the
+ * request and closed (or reset) the connection without answering: it died meanwhile.
+ */
 function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent> {
   return new Promise((resolve, reject) => {
     const c = connect(socket);
@@ -69,9 +72,10 @@ function exchange(socket: string, req: Request, timeoutMs: number): Promise<Sent
     });
     c.on('error', (e) => {
       if (isCode(e, 'ENOENT', 'ECONNREFUSED')) done({ refused: true });
+      else if (isCode(e, 'ECONNRESET', 'EPIPE')) done({ lost: new DaemonError(errnoCode(e)!, `cannot reach the layerfs daemon: ${e.message}`) });
       else done(new DaemonError(errnoCode(e) ?? 'EIO', `cannot reach the layerfs daemon: ${e.message}`));
     });
-    c.on('close', () => done(new DaemonError('EPIPE', 'the layerfs daemon closed the connection without answering')));
+    c.on('close', () => done({ lost: new DaemonError('EPIPE', 'the layerfs daemon closed the connection without answering') }));
   });
 }
 
@@ -99,9 +103,28 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Connections lost before an answer after which a request is given up (a daemon that keeps dying on it). */
+const MAX_LOST = 3;
+
+/**
+ * Whether a request may be sent again after the daemon died before answering it: a mount carrying
+ * a token (the new daemon answers one it already made), an unmount (stopMount checks the kernel's
+ * table when the daemon no longer knows it), list and info; never a restart.
+ */
+function resendable(req: Request): boolean {
+  if (req.op === 'mount') return typeof req.token === 'string' && req.token !== '';
+  return req.op === 'umount' || req.op === 'list' || req.op === 'info';
+}
+
+/** A fresh mount-request token (protocol.ts MountRequest.token). */
+export function mountToken(): string {
+  return globalThis.crypto.randomUUID();
+}
+
 /**
  * Send a request to the daemon, starting it if needed. Resolves with the reply (which may be a
- * failure reply), or null when no daemon runs and `start` is false.
+ * failure reply), or null when no daemon runs and `start` is false. When the daemon dies before it
+ * answers, a resendable request is sent again (a supervised daemon is replaced within a second).
  */
 export async function request(req: Request, o: RequestOptions = {}): Promise<Reply | null> {
   const p = daemonPaths();
@@ -109,10 +132,23 @@ export async function request(req: Request, o: RequestOptions = {}): Promise<Rep
   const deadline = Date.now() + timeoutMs;
   let spawnedAt = 0;
   let wait = 5;
+  let lost = 0;
+  let lostAt = 0;
   for (;;) {
     const r = await exchange(p.socket, req, Math.max(1, deadline - Date.now()));
     if ('reply' in r) return r.reply;
-    if (o.start === false) return null;
+    if ('lost' in r) {
+      if (!resendable(req) || ++lost >= MAX_LOST || Date.now() > deadline) throw r.lost;
+      lostAt = Date.now();
+      await new Promise((res) => setTimeout(res, 50));
+      continue;
+    }
+    if (o.start === false) {
+      // the daemon died under the request: its supervisor (if any) starts the next within a second
+      if (lost === 0 || Date.now() - lostAt > 3000) return null;
+      await new Promise((res) => setTimeout(res, 50));
+      continue;
+    }
     const now = Date.now();
     if (now > deadline) throw new DaemonError('ETIMEDOUT', `the layerfs daemon did not start (see ${p.log})`);
     // (re)spawn at most every 2 s: a daemon that lost the pid-file race exits; the winner listens soon

@@ -10,7 +10,7 @@ import { mountTable } from '../sys/mountinfo.js';
 import { listMounts } from '../fuse/runtime-dir.js';
 import { errnoCode } from '../errors/index.js';
 import { MountError } from '../fuse/mount-error.js';
-import { call, request, DaemonError } from './client.js';
+import { call, mountToken, request, DaemonError } from './client.js';
 import type { DaemonStatus } from './protocol.js';
 
 export { DaemonError, request, call } from './client.js';
@@ -33,7 +33,15 @@ export interface StartMountOptions {
 export async function startMount(o: StartMountOptions): Promise<{ id: string; pid: number }> {
   try {
     const r = await call(
-      { op: 'mount', options: o.options, mountpoint: o.mountpoint, cwd: o.cwd ?? process.cwd(), ...(o.debug ? { debug: true } : {}), ...(o.source !== undefined ? { source: o.source } : {}) },
+      {
+        op: 'mount',
+        options: o.options,
+        mountpoint: o.mountpoint,
+        cwd: o.cwd ?? process.cwd(),
+        token: mountToken(),
+        ...(o.debug ? { debug: true } : {}),
+        ...(o.source !== undefined ? { source: o.source } : {}),
+      },
       { timeoutMs: o.timeoutMs ?? 60_000 },
     );
     return { id: r.id ?? '', pid: r.pid ?? 0 };
@@ -57,7 +65,8 @@ export async function stopMount(mountpoint: string, o: { lazy?: boolean; timeout
     if (r?.ok) return;
     if (r && !r.ok && r.code !== 'EINVAL') throw new MountError(r.code, r.message);
   }
-  if (!mounted) return;
+  // asked again after a daemon died under the first request, which may have unmounted it already
+  if (!mounted || !mountTable().some((m) => m.mountpoint === abs && m.fstype === FSTYPE)) return;
   try {
     await kernelUnmount(abs, o.lazy ?? false);
   } catch (e) {

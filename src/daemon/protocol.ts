@@ -16,6 +16,12 @@ export interface MountRequest {
   debug?: boolean;
   /** Test hook, honoured only when the daemon runs with LAYERFS_DAEMON_TEST_HOOKS=1. */
   unionModule?: string;
+  /**
+   * A nonce the client chose for this mount. The client sends the request again when the daemon
+   * died before answering (the supervisor starts a new one); the daemon answers a token it already
+   * mounted with that mount instead of mounting twice.
+   */
+  token?: string;
 }
 
 export type Request =

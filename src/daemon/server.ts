@@ -13,7 +13,7 @@
  * Lifetime: the first client starts it; it exits `idleMs` after its last mount ended (no socket or
  * pid file left). SIGTERM/SIGINT/SIGHUP unmount every mount lazily, then exit.
  */
-import { linkSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { linkSync, readFileSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { errnoCode } from '../errors/index.js';
@@ -27,7 +27,7 @@ import type { DaemonPaths } from './paths.js';
 import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
-import { splitOptions } from '../fuse/mount.js';
+import { detachDeadMount, splitOptions } from '../fuse/mount.js';
 import { journalPath, restartsLine, type Handover, type HandedMount, type SupervisorLink } from './supervised.js';
 
 export interface DaemonOptions {
@@ -86,6 +86,8 @@ export function takePidFile(path: string): boolean {
 interface Served {
   session: Session;
   info: MountInfo;
+  /** The token of the request that made it (protocol.ts MountRequest.token). */
+  token?: string;
 }
 
 export class Daemon {
@@ -222,12 +224,12 @@ export class Daemon {
   }
 
   /** Tell the supervisor of a live mount, and say in its info whether it survives a daemon crash. */
-  private supervise(s: Session, req: { cwd: string; debug?: boolean }, restarts: number, last?: Handover): string | undefined {
+  private supervise(s: Session, req: { cwd: string; debug?: boolean; token?: string }, restarts: number, last?: Handover): string | undefined {
     const link = this.o.supervisor;
     let warning: string | undefined;
     const off = this.unsupervised(s.info.options);
     if (link && off === null && s.resend && s.init) {
-      link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}) });
+      link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}), ...(req.token ? { token: req.token } : {}) });
       s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
     } else {
       const why =
@@ -263,17 +265,17 @@ export class Daemon {
         supervision: { journal: journalPath(b.info.id) },
         resume: { fd: m.fd, init: b.init, info: b.info, via: b.via },
       });
-      this.adopt(s);
-      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}) }, b.restarts, h);
+      this.adopt(s, b.token);
+      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}), ...(b.token ? { token: b.token } : {}) }, b.restarts, h);
     } catch (e) {
       this.log(`${b.info.mountpoint}: cannot serve it again after the restart: ${messageOf(e)}`);
     }
   }
 
   /** Count a live session in, and out when it ends. */
-  private adopt(s: Session): void {
+  private adopt(s: Session, token: string | undefined): void {
     const id = s.info.id;
-    this.mounts.set(id, { session: s, info: s.info });
+    this.mounts.set(id, { session: s, info: s.info, ...(token ? { token } : {}) });
     this.mountsServed++;
     void s.done.then((r) => {
       this.endedRequests += r.requests || s.requests();
@@ -321,11 +323,19 @@ export class Daemon {
       return { ok: false, code: 'EINVAL', message: 'mount request needs options, mountpoint and cwd' };
     }
     if (isRemount(req.options)) return remount(req, this.find(resolve(req.cwd, req.mountpoint)));
+    const token = typeof req.token === 'string' && req.token !== '' ? req.token : undefined;
+    if (token) {
+      // sent again by a client whose first try reached a daemon that died before answering
+      for (const m of this.mounts.values()) if (m.token === token) return { ok: true, id: m.info.id, pid: process.pid };
+    }
     const key = resolve(req.cwd, req.mountpoint);
     if (this.pending.has(key)) return { ok: false, code: 'EBUSY', message: `mount point ${key} is busy (being mounted)` };
     this.pending.add(key);
     this.disarmIdle();
     try {
+      // a mount whose daemon died between mount(2) and handing its fd to the supervisor is dead
+      // (ENOTCONN): the first try of this very request may have left it
+      if (await detachDeadMount(key)) this.log(`${key}: detached a dead layerfs mount left there`);
       const id = newMountId();
       const supervised = this.unsupervised(req.options) === null;
       const s = await startSession({
@@ -339,8 +349,10 @@ export class Daemon {
         ...(req.source !== undefined ? { source: req.source } : {}),
         ...(this.o.testHooks && req.unionModule ? { unionModule: req.unionModule } : {}),
       });
-      this.adopt(s);
+      this.testDie('mounted');
+      this.adopt(s, token);
       const notSupervised = this.supervise(s, req, this.restartsSeen);
+      this.testDie('registered');
       const warning = [unknownOptionsWarning(req.options), notSupervised].filter((w) => w).join('; ');
       return { ok: true, id, pid: process.pid, ...(warning ? { warning } : {}) };
     } catch (e) {
@@ -349,6 +361,23 @@ export class Daemon {
       this.pending.delete(key);
       this.afterEnd();
     }
+  }
+
+  /**
+   * Test hook (LAYERFS_DAEMON_TEST_HOOKS=1): when the file $LAYERFS_TEST_DIE_FILE says `mounted`
+   * (after mount(2), before the supervisor holds the fd) or `registered` (before the reply), the
+   * daemon removes it and kills itself there.
+   */
+  private testDie(at: 'mounted' | 'registered'): void {
+    const file = this.o.testHooks ? process.env.LAYERFS_TEST_DIE_FILE : undefined;
+    if (!file) return;
+    try {
+      if (readFileSync(file, 'utf8').trim() !== at) return;
+      unlinkSync(file);
+    } catch {
+      return;
+    }
+    process.kill(process.pid, 'SIGKILL');
   }
 
   private find(mountpoint: string): Served | undefined {

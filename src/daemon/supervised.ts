@@ -20,6 +20,8 @@ export interface MountBlob {
   debug?: boolean;
   /** The supervisor's restart count when the mount was made (its own count is the difference). */
   restarts: number;
+  /** The mount request's token (protocol.ts): a client resending it after a crash gets this mount. */
+  token?: string;
 }
 
 export interface HandedMount {

@@ -7,7 +7,7 @@
  * mount-option split (kernel/VFS options vs the union's) and the /proc/self/mountinfo queries.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { errnoCode, isCode } from '../errors/index.js';
 import { splitOptionList } from '../engine/params.js';
@@ -24,7 +24,7 @@ import {
   MS_STRICTATIME,
   MS_SYNCHRONOUS,
 } from '../sys/constants.js';
-import { isMountPoint } from '../sys/mountinfo.js';
+import { isMountPoint, mountTable } from '../sys/mountinfo.js';
 import { MountError } from './mount-error.js';
 import { privilege } from '../sys/privilege.js';
 import { fusermountMount, fusermountUnmount, userAllowOther } from './fusermount.js';
@@ -155,6 +155,26 @@ export function checkMountpoint(mnt: string, cwd: string = process.cwd()): strin
   }
   if (isMountPoint(real)) throw new MountError('EBUSY', `mount point ${real} is busy (already mounted)`);
   return real;
+}
+
+/**
+ * When the top mount at `abs` is a dead layerfs mount (its daemon died before anyone else held its
+ * /dev/fuse fd: every access answers ENOTCONN), detach it; true when one was. Any other dead FUSE
+ * mount is left for checkMountpoint to refuse.
+ */
+export async function detachDeadMount(abs: string): Promise<boolean> {
+  try {
+    lstatSync(abs);
+    return false;
+  } catch (e) {
+    if (!isCode(e, 'ENOTCONN')) return false;
+  }
+  const top = mountTable()
+    .filter((m) => m.mountpoint === abs)
+    .pop();
+  if (top?.fstype !== FSTYPE) return false;
+  await kernelUnmount(abs, true);
+  return true;
 }
 
 export function openFuseDevice(): number {

@@ -381,15 +381,32 @@ test('against a stand-in daemon: the same request as Node sends, and the same ou
     ['no reply', null],
   ];
   const args = ['-o', 'lowerdir=lo "é",upperdir=u\\p,workdir=w\tk', 'mnt "m" \\ 😀'];
+  const parsed = (line: string) => {
+    const { token, ...rest } = JSON.parse(line) as { token?: unknown };
+    assert.ok(typeof token === 'string' && /^[0-9a-f-]{32,36}$/.test(token), `a token in ${line}`);
+    return { token, rest };
+  };
   for (const [what, r] of replies) {
     reply = r;
     requests.length = 0;
     const c = await runBin(args, false);
+    const fromC = requests.splice(0).map(parsed);
     const n = await runBin(args, true);
-    assert.equal(c.way, 'layerfs-client: daemon', what);
+    const fromNode = requests.splice(0).map(parsed);
     assert.deepEqual([c.status, c.stderr], [n.status, n.stderr], what);
-    assert.equal(requests.length, 2, what);
-    assert.deepEqual(JSON.parse(requests[0]!), JSON.parse(requests[1]!), `${what}: the same request`);
+    assert.deepEqual(fromC[0]!.rest, fromNode[0]!.rest, `${what}: the same request`);
+    assert.notEqual(fromC[0]!.token, fromNode[0]!.token, `${what}: a new token per mount`);
+    if (r !== null) {
+      assert.equal(c.way, 'layerfs-client: daemon', what);
+      assert.deepEqual([fromC.length, fromNode.length], [1, 1], what);
+    } else {
+      // the daemon took the request and closed: the C client hands it to Node, which tries it
+      // again with the same token (three tries in all per client, then the daemon's error)
+      assert.equal(c.way, 'layerfs-client: daemon\nlayerfs-client: node (the daemon died before answering)', what);
+      assert.deepEqual([fromC.length, fromNode.length], [4, 3], what);
+      assert.equal(new Set(fromC.map((q) => q.token)).size, 1, `${what}: one token through both clients`);
+      assert.equal(new Set(fromNode.map((q) => q.token)).size, 1, `${what}: one token over the tries`);
+    }
+    if (what === 'ok') assert.deepEqual(fromC[0]!.rest, { op: 'mount', options: args[1], mountpoint: args[2], cwd });
   }
-  assert.deepEqual(JSON.parse(requests[0]!), { op: 'mount', options: args[1], mountpoint: args[2], cwd });
 });
