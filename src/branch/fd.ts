@@ -4,6 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as native from '../sys/native.js';
+import { FsError, codeOf } from '../errors/index.js';
+import { AT_EMPTY_PATH } from '../sys/constants.js';
 
 export function read(fd: number, buf: Buffer, offset: number, length: number, position: number): number {
   return fs.readSync(fd, buf, offset, length, position);
@@ -19,6 +21,13 @@ export function fstat(fd: number): fs.Stats {
 
 export function fstatBig(fd: number): fs.BigIntStats {
   return fs.fstatSync(fd, { bigint: true });
+}
+
+/** fstat into `out` (slots of sys ST, exact nanoseconds; see Branch.lstatInto); returns `out`. */
+export function fstatInto(fd: number, out: Float64Array): Float64Array {
+  const r = native.fstatatInto(fd, '', out, AT_EMPTY_PATH);
+  if (r !== 0) throw new FsError(codeOf(-r), 'fstat');
+  return out;
 }
 
 export function close(fd: number): void {

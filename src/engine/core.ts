@@ -2,7 +2,6 @@
  * Shared state of one union: branches, the rw branch and work dir, the inode table, the node
  * cache and its generation. The operation modules (copy-up, dir-ops, rename, ...) work on it.
  */
-import type { Stats } from 'node:fs';
 import { Branch, ST, XINO_OPEN_FLAGS, joinRel } from '../branch/index.js';
 import { FsError } from '../errors/index.js';
 import { findAlias } from './hardlinks.js';
@@ -15,6 +14,7 @@ import { PRIVATE, markerXattrs, type MarkerXattrs } from '../format/index.js';
 import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
 import { Placement } from './placement.js';
+import { MissMemory } from './miss-memory.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
@@ -60,6 +60,8 @@ export class Core {
   private readonly mountBranches: ReadonlySet<string>;
   /** The stat arrays lookups fill (LookupData.nums points into it). */
   private readonly scratch = lookupScratch();
+  /** Negative lookups a create-type op right after them may use instead of searching again (miss-memory.ts). */
+  readonly misses = new MissMemory();
 
   constructor(options: UnionOptions) {
     validateOptions(options);
@@ -155,6 +157,7 @@ export class Core {
     this.placement = placement;
     this.gen++;
     this.branchesGen = this.gen;
+    this.misses.clear();
     // the switch is made: nothing below may undo it (a failing lookup is tried again on next use)
     try {
       this.ensure(this.root);
@@ -335,7 +338,7 @@ export class Core {
    * node, and when this call searched the branches (the node was not cached), what it found there:
    * the layers, the topmost entry's lstat, the whiteout/opaque stop, what it saw in the rw branch.
    */
-  lookupData(parent: UnionNode, name: string): LookupData {
+  lookupData(parent: UnionNode, name: string, forCreate = false): LookupData {
     this.ensure(parent);
     if (!parent.isDir) throw new FsError('ENOTDIR', 'lookup', name);
     if (name === '.') return cachedLookup(parent);
@@ -349,8 +352,16 @@ export class Core {
       if (!cached.unlinked) return cachedLookup(cached);
       parent.children.delete(name);
     }
+    // a create-type op right after the LOOKUP that found nothing: what that lookup learned (served once)
+    if (forCreate) {
+      const m = this.misses.take(parent, name, this.gen);
+      if (m !== null) return m;
+    }
     const d = resolveChild(this.branches, parent, name, this.lowerIndex, this.scratch, this.markers.opaque);
-    if (d.type === 0) return d;
+    if (d.type === 0) {
+      if (!forCreate && d.searched) this.misses.remember(parent, name, d, this.gen);
+      return d;
+    }
     const top = d.layers[0]!;
     const nums = d.nums!;
     const rel = joinRel(parent.rel, name);
@@ -381,9 +392,10 @@ export class Core {
   }
 
   /** Register a node just created in a writable branch (`layers`: [its index]). */
-  addCreated(parent: UnionNode, name: string, st: Stats, layers: number[] = [0]): UnionNode {
+  addCreated(parent: UnionNode, name: string, st: { dev: number; ino: number; mode: number }, layers: number[] = [0]): UnionNode {
     // A new file may reuse the real inode of a deleted copy-up: drop that stale mapping.
     this.xino.delete(st.dev, st.ino);
+    this.misses.changed(parent);
     const node = new UnionNode(this.inoOf(st, layers[0]!), parent, name, st.mode & S_IFMT, joinRel(parent.rel, name), layers, this.gen);
     parent.children.set(name, node);
     return node;

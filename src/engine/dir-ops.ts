@@ -55,6 +55,30 @@ function ownerOf(ctx: Ctx, parentMode: number, parentGid: number): Ctx {
 /** The parent's lstat numbers in the rw branch (one array: the engine is synchronous). */
 const parentNums = statArray();
 
+/**
+ * The lstat numbers of the entry the last create-type op made, taken after its last change (or
+ * null when a change came after the last stat): the reply's attributes without another lstat.
+ * One array, read by the caller before the next operation (the engine is synchronous).
+ */
+const madeNums = statArray();
+
+/** What a create-type op made: the node, and its fresh numbers (madeNums) when it has them. */
+export interface Made {
+  node: UnionNode;
+  nums: Float64Array | null;
+}
+
+/** The identity addCreated needs from lstat numbers. */
+function idOf(nums: Float64Array): { dev: number; ino: number; mode: number } {
+  return { dev: nums[ST.dev]!, ino: nums[ST.ino]!, mode: nums[ST.mode]! };
+}
+
+/** lstat `rel` of `rw` into madeNums (the entry was just made: it is there). */
+function statMade(rw: Branch, rel: string): Float64Array {
+  if (!rw.lstatInto(rel, madeNums)) throw new FsError('ENOENT', 'lstat');
+  return madeNums;
+}
+
 export function checkDirParent(core: Core, parent: UnionNode, syscall: string): void {
   core.ensure(parent);
   if (!parent.isDir) throw new FsError('ENOTDIR', syscall);
@@ -77,7 +101,7 @@ function probeNew(core: Core, parent: UnionNode, name: string, syscall: string):
   core.requireRw(syscall);
   checkDirParent(core, parent, syscall);
   checkName(name, true, syscall);
-  const d = core.lookupData(parent, name);
+  const d = core.lookupData(parent, name, true);
   if (d.node) throw new FsError('EEXIST', syscall, name);
   return d;
 }
@@ -95,8 +119,8 @@ function placeNew(
   syscall: string,
   ctx: Ctx,
   probe: RwProbe,
-  make: (p: Placed) => UnionNode,
-): UnionNode {
+  make: (p: Placed) => Made,
+): Made {
   const order = createTargets(core, parent, name);
   return placeEach(core, order, core.placement.fallsOver('create'), syscall, (t) => {
     const p = prepareCreate(core, parent, name, syscall, ctx, probe, t);
@@ -148,7 +172,7 @@ function orRemove<T>(rw: Branch, rel: string, dir: boolean, fix: () => T): T {
   }
 }
 
-export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
+export function mknod(core: Core, parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): Made {
   const type = mode & S_IFMT || S_IFREG;
   if (type === S_IFDIR) throw new FsError('EINVAL', 'mknod', name);
   // A char device 0/0 is how a whiteout looks on disk: it cannot be a file of the union.
@@ -161,39 +185,45 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
       if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
       // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
       rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
-      return rw.lstat(rel)!;
+      return statMade(rw, rel);
     });
-    return core.addCreated(parent, name, st, [t]);
+    return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
 }
 
-export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
+export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): Made {
   const probe = probeNew(core, parent, name, 'mkdir');
   return placeNew(core, parent, name, 'mkdir', ctx, probe, ({ rw, t, rel, hadWhiteout, owner, sgid }) => {
     const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex, t);
     const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
     const m = nm.mode | (sgid ? S_ISGID : 0);
     rw.mkdir(rel, m);
+    let fresh = true;
     const st = orRemove(rw, rel, true, () => {
-      const st = rw.lstat(rel)!;
-      fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md));
-      if (opaque) setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
-      return st;
+      const nums = statMade(rw, rel);
+      const st = { uid: nums[ST.uid]!, gid: nums[ST.gid]!, mode: nums[ST.mode]! };
+      if (fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md))) fresh = false;
+      if (opaque) {
+        setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
+        fresh = false;
+      }
+      return nums;
     });
-    return core.addCreated(parent, name, st, [t]);
+    // (addCreated reads only dev, ino and the type bits, which the changes above leave)
+    return { node: core.addCreated(parent, name, idOf(st), [t]), nums: fresh ? st : null };
   });
 }
 
-export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
+export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): Made {
   if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', name);
   const probe = probeNew(core, parent, name, 'symlink');
   return placeNew(core, parent, name, 'symlink', ctx, probe, ({ rw, t, rel, owner }) => {
     rw.symlink(target, rel);
     const st = orRemove(rw, rel, false, () => {
       if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-      return rw.lstat(rel)!;
+      return statMade(rw, rel);
     });
-    return core.addCreated(parent, name, st, [t]);
+    return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
 }
 
@@ -206,25 +236,27 @@ export function create(
   flags: number,
   ctx: Ctx,
   openExisting: (n: UnionNode, flags: number) => FileHandle,
-): { node: UnionNode; fh: FileHandle } {
+): { node: UnionNode; fh: FileHandle; nums: Float64Array | null } {
   core.requireRw('open');
   checkDirParent(core, parent, 'open');
   checkName(name, true, 'open');
-  const probe = core.lookupData(parent, name);
+  const probe = core.lookupData(parent, name, true);
   const existing = probe.node;
   if (existing) {
     if (flags & O_EXCL) throw new FsError('EEXIST', 'open', name);
-    return { node: existing, fh: openExisting(existing, flags & ~O_CREAT) };
+    return { node: existing, fh: openExisting(existing, flags & ~O_CREAT), nums: null };
   }
   let fd = -1;
-  const node = placeNew(core, parent, name, 'open', ctx, probe, ({ rw, t, rel, owner }) => {
+  const { node, nums } = placeNew(core, parent, name, 'open', ctx, probe, ({ rw, t, rel, owner }) => {
     const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
     fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
     const st = orRemove(rw, rel, false, () => {
       try {
-        const st = fdops.fstat(fd);
-        const want = nm.inherit ? st.mode & 0o7777 : nm.mode;
-        fixOwnerMode(st, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md));
+        const st = fdops.fstatInto(fd, madeNums);
+        const cur = { uid: st[ST.uid]!, gid: st[ST.gid]!, mode: st[ST.mode]! };
+        const want = nm.inherit ? cur.mode & 0o7777 : nm.mode;
+        // a change makes new numbers (ctime, mode): taken again from the fd, not by path
+        if (fixOwnerMode(cur, owner, want, (u, g) => fdops.fchown(fd, u, g), (md) => fdops.fchmod(fd, md))) fdops.fstatInto(fd, madeNums);
         return st;
       } catch (e) {
         fdops.close(fd);
@@ -232,12 +264,12 @@ export function create(
       }
     });
     // addCreated reads only dev, ino and the type bits, which a chown/chmod does not change
-    return core.addCreated(parent, name, st, [t]);
+    return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
   const fh = new FileHandle(fd, flags, node, node.layers[0]!);
   node.handles.add(fh);
   core.openFiles.add(fh);
-  return { node, fh };
+  return { node, fh, nums };
 }
 
 /**
@@ -287,6 +319,7 @@ export function unlink(core: Core, parent: UnionNode, name: string): void {
   // The node is this name: it is gone (other hard links are other nodes).
   node.removed();
   parent.children.delete(name);
+  core.misses.changed(parent);
 }
 
 export function rmdir(core: Core, parent: UnionNode, name: string): void {
@@ -310,6 +343,7 @@ export function rmdir(core: Core, parent: UnionNode, name: string): void {
   hideName(core, parent, name, node, needWh, 'rmdir');
   node.removed();
   parent.children.delete(name);
+  core.misses.changed(parent);
 }
 
 /**
@@ -324,7 +358,7 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   if (node.isDir) throw new FsError('EPERM', 'link', newName);
   checkDirParent(core, newParent, 'link');
   checkName(newName, true, 'link');
-  if (core.lookupData(newParent, newName).node) throw new FsError('EEXIST', 'link', newName);
+  if (core.lookupData(newParent, newName, true).node) throw new FsError('EEXIST', 'link', newName);
   copyUp(core, node, 'link');
   const t = node.layers[0]!;
   const rw = core.branches[t]!;
@@ -337,6 +371,7 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   const st = rw.lstat(rel)!;
   core.xino.set(st.dev, st.ino, node.ino);
   const n = new UnionNode(node.ino, newParent, newName, node.type, rel, [t], core.gen);
+  core.misses.changed(newParent);
   newParent.children.set(newName, n);
   return n;
 }

@@ -122,6 +122,8 @@ function renamed(
   parent.children.delete(name);
   src.renamed(newParent, newName, newRel);
   newParent.children.set(newName, src);
+  core.misses.changed(parent);
+  core.misses.changed(newParent);
   core.gen++;
 }
 
@@ -157,5 +159,7 @@ function exchange(core: Core, parent: UnionNode, name: string, newParent: UnionN
   b.renamed(parent, name, aRel);
   newParent.children.set(newName, a);
   parent.children.set(name, b);
+  core.misses.changed(parent);
+  core.misses.changed(newParent);
   core.gen++;
 }

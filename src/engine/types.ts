@@ -216,6 +216,12 @@ export interface UnionOps<N extends UnionNodeLike, F extends FileHandleLike, D e
   /** Opening for write (or O_TRUNC) copies the file up first. */
   open(node: N, flags: number, ctx: Ctx): F;
   create(parent: N, name: string, mode: number, flags: number, ctx: Ctx): { node: N; fh: F };
+  /**
+   * The attributes of the entry the create-type op just before made (mknod, mkdir, symlink,
+   * create), as that op took them after its last change, so a transport's reply needs no getattr;
+   * null when it has none or `node` is not that entry. Read once, right after the op (optional).
+   */
+  takeMadeAttr?(node: N): Attr | null;
   read(fh: F, buf: Buffer, offset: number, length: number, position: number): number;
   write(fh: F, buf: Buffer, offset: number, length: number, position: number): number;
   flush(fh: F): void;

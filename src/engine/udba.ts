@@ -123,6 +123,8 @@ export class BranchChanges {
    */
   event(dir: UnionNode, bi: number, kind: number, name: string, isDir: boolean): KernelDrop {
     if (dir.unlinked) return NOTHING;
+    // what lookups found missing in it may be there now (even an event of the union's own: cheap)
+    this.core.misses.changed(dir);
     if (kind === EV_SELF) {
       // attributes or xattrs of the directory in that branch (opaque?), or it went away there:
       // when the branches it merges changed, everything below it is stale (and the kernel's
@@ -241,6 +243,7 @@ export class BranchChanges {
 
   /** Everything cached about the entries of `dir` is stale (its listing in `bi`, or in all its branches). */
   dirChanged(dir: UnionNode, bi?: number): void {
+    this.core.misses.changed(dir);
     if (bi !== undefined) this.core.lowerIndex.forget(bi, dir.rel);
     else for (const b of this.core.branches) this.core.lowerIndex.forget(b.index, dir.rel);
     dir.forgetMentions();
@@ -252,6 +255,7 @@ export class BranchChanges {
 
   /** `node` and every cached node below it re-resolve on next use (their layers may have changed). */
   staleTree(node: UnionNode): void {
+    this.core.misses.clear(); // (the subtree's directories: all of them, simply)
     const todo = [node];
     for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
       n.stale();
@@ -282,6 +286,7 @@ export class BranchChanges {
 
   /** Anything may have changed (the event queue overflowed): drop every listing and cached lookup. */
   everything(): void {
+    this.core.misses.clear();
     this.core.lowerIndex.clear();
     this.staleTree(this.core.root);
   }

@@ -214,15 +214,36 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   mknod(parent: UnionNode, name: string, mode: number, rdev: number, ctx: Ctx): UnionNode {
-    return wrap('mknod', () => dirOps.mknod(this.core, parent, name, mode, rdev, this.ctxIn(ctx)));
+    this.made = null;
+    return this.keepMade(wrap('mknod', () => dirOps.mknod(this.core, parent, name, mode, rdev, this.ctxIn(ctx))));
   }
 
   mkdir(parent: UnionNode, name: string, mode: number, ctx: Ctx): UnionNode {
-    return wrap('mkdir', () => dirOps.mkdir(this.core, parent, name, mode, this.ctxIn(ctx)));
+    this.made = null;
+    return this.keepMade(wrap('mkdir', () => dirOps.mkdir(this.core, parent, name, mode, this.ctxIn(ctx))));
   }
 
   symlink(parent: UnionNode, name: string, target: string, ctx: Ctx): UnionNode {
-    return wrap('symlink', () => dirOps.symlink(this.core, parent, name, target, this.ctxIn(ctx)));
+    this.made = null;
+    return this.keepMade(wrap('symlink', () => dirOps.symlink(this.core, parent, name, target, this.ctxIn(ctx))));
+  }
+
+  /** The entry the last create-type op made, with its attributes as that op took them (takeMadeAttr). */
+  private made: { node: UnionNode; attr: Attr } | null = null;
+
+  /** Keep what a create-type op made for takeMadeAttr (its numbers are read now: the array is shared). */
+  private keepMade(m: dirOps.Made): UnionNode {
+    if (m.nums !== null) {
+      const a = inodeOps.attrOfNums(m.node.ino, m.nums);
+      this.made = { node: m.node, attr: this.own || this.staticNlink ? this.attrOut(m.node, a) : a };
+    }
+    return m.node;
+  }
+
+  takeMadeAttr(node: UnionNode): Attr | null {
+    const m = this.made;
+    this.made = null;
+    return m !== null && m.node === node ? m.attr : null;
   }
 
   link(node: UnionNode, newParent: UnionNode, newName: string): UnionNode {
@@ -246,9 +267,12 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   }
 
   create(parent: UnionNode, name: string, mode: number, flags: number, ctx: Ctx): { node: UnionNode; fh: FileHandle } {
-    return wrap('open', () =>
+    this.made = null;
+    const r = wrap('open', () =>
       dirOps.create(this.core, parent, name, mode, flags, this.ctxIn(ctx), (n, f) => fileOps.open(this.core, n, f)),
     );
+    this.keepMade(r);
+    return { node: r.node, fh: r.fh };
   }
 
   read(fh: FileHandle, buf: Buffer, offset: number, length: number, position: number): number {

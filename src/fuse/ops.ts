@@ -194,6 +194,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     return { nodeid: this.addNamed(node, parent, name), attr: a };
   }
 
+  /** entry() of a node a create-type op just made: its attributes as the op took them, when it has them. */
+  private made(node: N, parent: number, name: string): Entry {
+    return this.entry(node, parent, name, this.union.takeMadeAttr?.(node) ?? undefined);
+  }
+
   /** nodes.add, journaling a new id's name. */
   private addNamed(node: N, parent: number, name: string): number {
     if (this.journal === null) return this.nodes.add(node);
@@ -341,15 +346,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   }
 
   symlink(hd: InHeader, r: rq.SymlinkIn): Entry {
-    return this.entry(this.union.symlink(this.node(hd), r.name, r.target, ctxOf(hd)), hd.nodeid, r.name);
+    return this.made(this.union.symlink(this.node(hd), r.name, r.target, ctxOf(hd)), hd.nodeid, r.name);
   }
 
   mknod(hd: InHeader, r: rq.MknodIn): Entry {
-    return this.entry(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
+    return this.made(this.union.mknod(this.node(hd), r.name, r.mode, r.rdev, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
   }
 
   mkdir(hd: InHeader, r: rq.MkdirIn): Entry {
-    return this.entry(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
+    return this.made(this.union.mkdir(this.node(hd), r.name, r.mode & 0o7777, createCtx(ctxOf(hd), r.umask, this.aclUmask)), hd.nodeid, r.name);
   }
 
   unlink(hd: InHeader, name: string): void {
@@ -422,7 +427,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const known = this.nodes.idFor(node);
     let m = known === undefined ? undefined : openMode(this.passthrough, known, fh.fd);
     if (m === 'conflict') this.nodes.retire(known!);
-    const entry = this.entry(node, hd.nodeid, r.name);
+    const entry = this.made(node, hd.nodeid, r.name);
     if (m === undefined || m === 'conflict') m = openMode(this.passthrough, entry.nodeid, fh.fd);
     // (a fresh id serves no file yet)
     if (m === 'conflict') m = THROUGH_US;
