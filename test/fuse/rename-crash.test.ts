@@ -40,6 +40,7 @@ for (const m of WRITES) {
   const orig = proto[m];
   if (typeof orig !== 'function') continue;
   proto[m] = function (this: unknown, ...a: unknown[]) {
+    if (process.env.RN_TRACE && steps.armed) console.error(steps.n, m, a.filter((x) => typeof x !== 'object'));
     tick();
     return orig.apply(this, a);
   };
@@ -47,6 +48,10 @@ for (const m of WRITES) {
 
 interface Daemon {
   lookup(dir: number, name: string): number;
+  /** Whether LOOKUP finds the name. */
+  has(dir: number, name: string): boolean;
+  unlink(dir: number, name: string): number;
+  rmdir(dir: number, name: string): number;
   /** The inode number GETATTR answers, or a negative errno. */
   ino(id: number): number;
   rename(dir: number, name: string, newdir: number, newName: string, unique?: number, resent?: boolean): number;
@@ -106,6 +111,15 @@ function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: s
         const r = req(Op.LOOKUP, dir, cstr(name));
         assert.ok(r > 0, `lookup ${name} in ${dir}: ${r}`);
         return Number(out.readBigUInt64LE(16));
+      },
+      has(dir, name) {
+        return req(Op.LOOKUP, dir, cstr(name)) > 0;
+      },
+      unlink(dir, name) {
+        return req(Op.UNLINK, dir, cstr(name));
+      },
+      rmdir(dir, name) {
+        return req(Op.RMDIR, dir, cstr(name));
       },
       ino(id) {
         const r = req(Op.GETATTR, id, Buffer.alloc(16));
@@ -242,6 +256,58 @@ test('a file that also exists below renamed over a lower file, killed at each st
       const now = d.ino(d.lookup(1, 'b'));
       assert.equal(d.ino(A), now, `kill at ${at}: the moved file's id names b`);
       assert.notEqual(d.ino(B), now, `kill at ${at}: the replaced file's id does not name the moved file`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a dir that exists below renamed over a dir emptied of its lower file (random-io seed 66), killed at each step: the resent rename succeeds', (t) => {
+  const n = everyStep(
+    t,
+    (_up, lo) => {
+      mkdirSync(join(lo, 'd3', 's1'), { recursive: true });
+      writeFileSync(join(lo, 'd3', 's1', 'f5'), 'f5\n');
+      mkdirSync(join(lo, 'd2'));
+      writeFileSync(join(lo, 'd2', 'f4'), 'f4\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D3 = d.lookup(1, 'd3');
+      const S1 = d.lookup(D3, 's1');
+      const D2 = d.lookup(1, 'd2');
+      assert.equal(d.unlink(D2, 'f4'), 0);
+      const r = renameKilled(s, d, at, [D3, 's1'], [1, 'd2']);
+      d = r.d;
+      const d2 = d.lookup(1, 'd2');
+      assert.ok(d.has(d2, 'f5'), `kill at ${at}: d2 holds the moved dir's file`);
+      assert.ok(!d.has(d2, 'f4'), `kill at ${at}: the removed lower file stays hidden`);
+      assert.ok(!d.has(D3, 's1'), `kill at ${at}: the old name is gone`);
+      assert.ok(d.has(S1, 'f5'), `kill at ${at}: the moved dir's id names it`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file renamed over a name whose lower dir was removed, killed at each step: never a directory at the name', (t) => {
+  const n = everyStep(
+    t,
+    (up, lo) => {
+      mkdirSync(join(lo, 'd1'));
+      writeFileSync(join(lo, 'd1', 'g'), 'g\n');
+      writeFileSync(join(up, 'a'), 'A\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D1 = d.lookup(1, 'd1');
+      assert.equal(d.unlink(D1, 'g'), 0);
+      assert.equal(d.rmdir(1, 'd1'), 0);
+      const A = d.lookup(1, 'a');
+      const aIno = d.ino(A);
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'd1']);
+      d = r.d;
+      assert.equal(d.ino(d.lookup(1, 'd1')), aIno, `kill at ${at}: d1 is the moved file`);
       return r.fired;
     },
   );
