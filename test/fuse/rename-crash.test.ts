@@ -26,11 +26,14 @@ const WRITES = ['mkdir', 'rmdir', 'unlink', 'symlink', 'link', 'linkFrom', 'mkno
 class Killed extends Error {}
 
 /** Counts branch writes while armed; throws Killed (after `onKill`) at step `at`. */
-const steps = { armed: false, n: 0, at: -1, onKill: (): void => {} };
+const steps = { armed: false, dead: false, n: 0, at: -1, onKill: (): void => {} };
 function tick(): void {
+  // killed: no write after it lands (the cleanup a catch block would do never runs)
+  if (steps.dead) throw new Killed('dead');
   if (!steps.armed) return;
   if (steps.n++ === steps.at) {
     steps.armed = false;
+    steps.dead = true;
     steps.onKill();
     throw new Killed('kill -9');
   }
@@ -52,6 +55,10 @@ interface Daemon {
   has(dir: number, name: string): boolean;
   unlink(dir: number, name: string): number;
   rmdir(dir: number, name: string): number;
+  /** MKNOD of a regular file: 0 or a negative errno. */
+  mkfile(dir: number, name: string, unique?: number, resent?: boolean): number;
+  /** The file type bits GETATTR answers. */
+  type(id: number): number;
   /** The inode number GETATTR answers, or a negative errno. */
   ino(id: number): number;
   rename(dir: number, name: string, newdir: number, newName: string, unique?: number, resent?: boolean): number;
@@ -118,6 +125,16 @@ function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: s
       unlink(dir, name) {
         return req(Op.UNLINK, dir, cstr(name));
       },
+      mkfile(dir, name, uq, resent) {
+        const b = Buffer.alloc(16);
+        b.writeUInt32LE(0o100644, 0);
+        const r = req(Op.MKNOD, dir, Buffer.concat([b, cstr(name)]), uq ?? ++unique, resent);
+        return r < 0 ? r : 0;
+      },
+      type(id) {
+        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        return r < 0 ? r : out.readUInt32LE(16 + 16 + 60) & 0o170000;
+      },
       rmdir(dir, name) {
         return req(Op.RMDIR, dir, cstr(name));
       },
@@ -152,6 +169,7 @@ function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: s
       fired: () => snap !== null,
       restore: () => {
         steps.armed = false;
+        steps.dead = false;
         if (snap) writeFileSync(journal, snap);
       },
     };
@@ -309,6 +327,40 @@ test('a file renamed over a name whose lower dir was removed, killed at each ste
       d = r.d;
       assert.equal(d.ino(d.lookup(1, 'd1')), aIno, `kill at ${at}: d1 is the moved file`);
       return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file made where a lower dir was removed (random-io seed 11), killed at each step: never a directory at the name', (t) => {
+  const n = everyStep(
+    t,
+    (_up, lo) => {
+      mkdirSync(join(lo, 'd1'));
+      writeFileSync(join(lo, 'd1', 'g'), 'g\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D1 = d.lookup(1, 'd1');
+      assert.equal(d.unlink(D1, 'g'), 0);
+      assert.equal(d.rmdir(1, 'd1'), 0);
+      const k = s.killAt(at);
+      let r: number | undefined;
+      try {
+        r = d.mkfile(1, 'd1');
+      } catch (e) {
+        if (!(e instanceof Killed)) throw e;
+      }
+      const uq = d.lastUnique();
+      const fired = k.fired();
+      k.restore();
+      if (fired) {
+        d.crash();
+        d = s.start();
+        assert.equal(d.mkfile(1, 'd1', uq, true), 0, `the resent mknod after a kill at step ${at}`);
+      } else assert.equal(r, 0);
+      assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
+      return fired;
     },
   );
   assert.ok(n >= 2, `${n} steps`);
