@@ -16,6 +16,7 @@ import type { Ctx } from './types.js';
 import { newMode } from './acl.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
 import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
+import { WH } from '../format/index.js';
 
 const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
 const egid = typeof process.getegid === 'function' ? process.getegid() : 0;
@@ -124,10 +125,15 @@ function placeNew(
   const order = createTargets(core, parent, name);
   return placeEach(core, order, core.placement.fallsOver('create'), syscall, (t) => {
     const p = prepareCreate(core, parent, name, syscall, ctx, probe, t);
+    const aufs = core.options.whiteout !== 'overlay';
     try {
-      return make(p);
+      const made = make(p);
+      // AUFS: `.wh.NAME` goes once the entry is there (it wins over it): removed first, a crash
+      // between would show the name below (a lower dir where a file is being created: EISDIR)
+      if (aufs && p.hadWhiteout) removeWhiteout(p.rw, parent.rel, name);
+      return made;
     } catch (e) {
-      if (p.hadWhiteout) {
+      if (p.hadWhiteout && !aufs) {
         try {
           writeWhiteout(p.rw, parent.rel, name, core.options.whiteout);
         } catch {
@@ -148,7 +154,13 @@ function prepareCreate(core: Core, parent: UnionNode, name: string, syscall: str
     ensureDirOn(core, parent, t, syscall);
     if (t === 0 && parent.layers[0] === 0) parent.copyUpChecked(core.gen);
   }
-  const hadWhiteout = removeWhiteout(rw, parent.rel, name, rwHadParent ? probe : undefined);
+  const known = rwHadParent ? probe : undefined;
+  const hadWhiteout =
+    core.options.whiteout === 'overlay'
+      ? removeWhiteout(rw, parent.rel, name, known)
+      : known?.whSeen
+        ? known.aufsWh
+        : rw.exists(joinRel(parent.rel, WH + name));
   const there = rw.lstatInto(parent.rel, parentNums);
   const pmode = there ? parentNums[ST.mode]! : 0;
   const pgid = there ? parentNums[ST.gid]! : 0;
@@ -364,9 +376,11 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   const rw = core.branches[t]!;
   if (!canPlace(core, newParent, newName, t)) throw new FsError('EXDEV', 'link', newName);
   ensureDirOn(core, newParent, t, 'link');
-  removeWhiteout(rw, newParent.rel, newName);
+  // (AUFS: `.wh.NAME` after the link, which wins over it: a crash never shows the name below)
+  if (core.options.whiteout === 'overlay') removeWhiteout(rw, newParent.rel, newName);
   const rel = joinRel(newParent.rel, newName);
   rw.link(node.rel, rel);
+  if (core.options.whiteout !== 'overlay') removeWhiteout(rw, newParent.rel, newName);
   adjustCount(rw, rel, +1);
   const st = rw.lstat(rel)!;
   core.xino.set(st.dev, st.ino, node.ino);

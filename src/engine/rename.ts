@@ -6,7 +6,7 @@
  *   copies the merged subtree into the new name (opaque) and whiteouts the old one.
  */
 import { joinRel } from '../branch/index.js';
-import { FsError } from '../errors/index.js';
+import { FsError, isCode } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyTreeToWork, copyUp } from './copy-up.js';
 import { checkDirParent } from './dir-ops.js';
@@ -19,6 +19,7 @@ import { renameLeavingWhiteout } from './rename-whiteout.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
+import { isOverlayWhiteout } from '../format/index.js';
 
 function isAncestor(a: UnionNode, n: UnionNode): boolean {
   for (let p: UnionNode | null = n; p; p = p.parent) if (p === a) return true;
@@ -71,31 +72,101 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
   const dstReal = dst ? core.real(dst) : null;
   const dstCount = dst && dstReal ? countOf(core, dstReal.b, dstReal.rel, dst.type) : null;
 
+  const overlayWh = core.options.whiteout === 'overlay';
   if (src.isDir && src.layers.some((bi) => bi !== 0)) {
     if (core.options.dirRename === 'exdev') throw new FsError('EXDEV', 'rename', name, newName);
     copyUp(core, newParent, 'rename');
+    copyUp(core, parent, 'rename');
+    // First the merged tree copied in place, whole and opaque (nothing changes in the union: a
+    // crash here leaves the rename undone), then renamed as a dir only in the rw branch, below.
+    // (Copied straight to the new name, a crash left both names showing, the resent rename found
+    // the new one not empty.)
     const tmp = copyTreeToWork(core, src, (n) => mergedNames(core, n).map((c) => core.lookup(n, c)));
     setOpaque(core.work!, tmp, core.options.whiteout, core.markers.opaque);
-    if (dstUpper) {
-      clearMarkers(rw, newRel);
-      rw.rmdir(newRel);
+    if (src.layers[0] === 0) {
+      rw.renameFrom(core.work!, tmp, oldRel, RENAME_EXCHANGE);
+      core.work!.removeTree(tmp);
+    } else rw.renameFrom(core.work!, tmp, oldRel);
+  }
+  if (src.isDir && src.layers.some((bi) => bi !== 0)) {
+    if (dstUpper) emptyTarget(core, newParent.rel, newName, newRel);
+    if (!renameOverDirWhiteout(core, oldRel, newRel, srcLower)) {
+      if (overlayWh) removeWhiteout(rw, newParent.rel, newName);
+      renameLeavingWhiteout(rw, parent.rel, name, newRel, core.options.whiteout);
+      removeWhiteout(rw, newParent.rel, newName);
     }
-    removeWhiteout(rw, newParent.rel, newName);
-    rw.renameFrom(core.work!, tmp, newRel);
-    if (src.layers[0] === 0) rw.removeTree(oldRel);
-    copyUp(core, parent, 'rename');
-    writeWhiteout(rw, parent.rel, name, core.options.whiteout);
   } else {
     copyUp(core, src, 'rename');
     copyUp(core, newParent, 'rename');
-    if (dstUpper && dstUpper.isDirectory()) clearMarkers(rw, newRel);
-    removeWhiteout(rw, newParent.rel, newName);
-    // with a whiteout left at once where the name exists below (a crash leaves no half-rename)
-    if (srcLower) renameLeavingWhiteout(rw, parent.rel, name, newRel, core.options.whiteout);
-    else rw.rename(oldRel, newRel);
-    if (src.isDir && dstLower) setOpaque(rw, newRel, core.options.whiteout, core.markers.opaque);
+    if (dstUpper && dstUpper.isDirectory()) emptyTarget(core, newParent.rel, newName, newRel);
+    // a directory arriving over a name that exists below hides it from the first moment (made
+    // opaque where it is: it is only in the rw branch, so nothing changes there)
+    if (src.isDir && dstLower) setOpaque(rw, oldRel, core.options.whiteout, core.markers.opaque);
+    // a non-directory replaces a whiteout of the new name in the rename itself (the whiteout
+    // removed first, a crash would show the name below again); a directory cannot
+    if (src.isDir && !dst && renameOverDirWhiteout(core, oldRel, newRel, srcLower)) {
+      /* done */
+    } else {
+      // (a dir cannot replace an overlay whiteout: removed first; an AUFS `.wh.NAME` and an
+      // overlay whiteout a non-dir replaces go after, the rw entry winning over the former)
+      if (src.isDir && overlayWh) removeWhiteout(rw, newParent.rel, newName);
+      // with a whiteout left at once where the name exists below (a crash leaves no half-rename)
+      if (srcLower) renameLeavingWhiteout(rw, parent.rel, name, newRel, core.options.whiteout);
+      else rw.rename(oldRel, newRel);
+      removeWhiteout(rw, newParent.rel, newName);
+    }
   }
   renamed(core, parent, name, newParent, newName, src, dst, dstUpper, dstCount);
+}
+
+/**
+ * Make way for a rename over an empty (merged) target dir that has a rw copy, with no moment
+ * showing anything in it (else a crash there shows the lower names its whiteouts hid: the resent
+ * rename finds it not empty).
+ * - overlay format: made opaque first (an xattr, kept while its whiteouts go), left empty on disk
+ *   for the rename to replace;
+ * - AUFS format: `.wh.NAME` first (the rw dir still wins over it), then the rw dir moved out to
+ *   the work dir (a crash here shows no target: the resent rename makes it); the caller removes
+ *   `.wh.NAME` after the rename.
+ */
+function emptyTarget(core: Core, parentRel: string, name: string, rel: string): void {
+  const rw = core.rw!;
+  if (core.options.whiteout === 'overlay') {
+    setOpaque(rw, rel, 'overlay', core.markers.opaque);
+    clearMarkers(rw, rel);
+    return;
+  }
+  if (core.work === null || core.work === undefined) {
+    clearMarkers(rw, rel);
+    rw.rmdir(rel);
+    return;
+  }
+  writeWhiteout(rw, parentRel, name, core.options.whiteout);
+  const t = core.tmpName();
+  core.work.renameFrom(rw, rel, t);
+  core.work.removeTree(t);
+}
+
+/**
+ * A directory renamed onto an overlay whiteout (a name removed that exists below): swapped with it
+ * in one step (renameat2 RENAME_EXCHANGE, as kernel overlayfs does), the whiteout landing at the
+ * old name (kept where the old name exists below, else removed). The whiteout removed first, a
+ * crash would show the lower dir at the new name. False when there is no such whiteout or the
+ * swap is refused: the caller removes it first.
+ */
+function renameOverDirWhiteout(core: Core, oldRel: string, newRel: string, srcLower: boolean): boolean {
+  if (core.options.whiteout !== 'overlay') return false;
+  const rw = core.rw!;
+  const st = rw.lstat(newRel);
+  if (!st || !isOverlayWhiteout(st)) return false;
+  try {
+    rw.rename(oldRel, newRel, RENAME_EXCHANGE);
+  } catch (e) {
+    if (isCode(e, 'EINVAL', 'EPERM', 'EOPNOTSUPP', 'ENOTSUP')) return false;
+    throw e;
+  }
+  if (!srcLower) rw.unlink(oldRel);
+  return true;
 }
 
 /** Bookkeeping after a rename: the replaced node is gone, the source has its new name. */

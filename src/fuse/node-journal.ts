@@ -35,6 +35,25 @@ export const enum Rec {
   FCLOSE = 4,
   DOPEN = 5,
   DCLOSE = 6,
+  /** A rename about to be done (rename-intent.ts): kind in c, see MoveKind. */
+  MOVE = 7,
+}
+
+/** MOVE records: a rename's intent, written before it, superseded by its outcome (NAME / DROP). */
+export const enum MoveKind {
+  /** a = the id of the source, b/name = its new name once the rename is done */
+  MOVED = 0,
+  /** a = an id of the replaced target: gone once the rename is done */
+  REPLACED = 1,
+  /** b/name = the source's old name (parent id, name): the rename is done when it is gone */
+  SOURCE = 2,
+}
+
+export interface Move {
+  kind: MoveKind;
+  id: number;
+  parent: number;
+  name: string;
 }
 
 /** What a journal says is live. */
@@ -44,12 +63,14 @@ export interface JournalState {
   dirs: Map<number, number>;
   /** The request the dead daemon was serving (unique, opcode), if any. */
   inflight: { unique: number; opcode: number } | null;
+  /** A rename's intent with no outcome journaled (the daemon died in it): rename-intent.ts decides. */
+  moves: Move[];
   maxId: number;
   maxFh: number;
 }
 
 function emptyState(): JournalState {
-  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: null, maxId: 1, maxFh: 0 };
+  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: null, moves: [], maxId: 1, maxFh: 0 };
 }
 
 /** Replay the records of a mapped journal. */
@@ -67,11 +88,16 @@ function replay(buf: Buffer): JournalState {
     const c = buf.readUInt32LE(at + 19);
     if (at + REC + len > end) break;
     switch (type) {
+      case Rec.MOVE:
+        if (c === MoveKind.SOURCE) s.moves = [];
+        s.moves.push({ kind: c as MoveKind, id: a, parent: b, name: buf.toString('utf8', at + REC, at + REC + len) });
+        break;
       case Rec.NAME:
         s.names.set(a, { parent: b, name: buf.toString('utf8', at + REC, at + REC + len) });
         if (a > s.maxId) s.maxId = a;
         break;
       case Rec.DROP:
+        if (a === 0) s.moves = []; // moved(): the rename's outcome is all journaled (or it failed)
         s.names.delete(a);
         break;
       case Rec.FOPEN:
@@ -161,6 +187,8 @@ export class NodeJournal {
     for (const [id, n] of state.names) put(Rec.NAME, id, n.parent, 0, n.name);
     for (const [fh, f] of state.files) put(Rec.FOPEN, fh, f.id, f.flags, '');
     for (const [fh, id] of state.dirs) put(Rec.DOPEN, fh, id, 0, '');
+    // a rename's intent still open (compacted inside it): last, as it was written
+    for (const m of state.moves) put(Rec.MOVE, m.id, m.parent, m.kind, m.name);
     buf.writeUInt32LE(at - HEADER, H_USED);
     renameSync(tmp, this.path);
     if (this.fd >= 0) closeSync(this.fd);
@@ -198,6 +226,16 @@ export class NodeJournal {
 
   dropped(id: number): void {
     this.append(Rec.DROP, id, 0, 0, '');
+  }
+
+  /** A rename's intent (before it): the SOURCE record first, then its MOVED / REPLACED ids. */
+  moving(kind: MoveKind, id: number, parent: number, name: string): void {
+    this.append(Rec.MOVE, id, parent, kind, name);
+  }
+
+  /** A rename's outcome is journaled or it failed: its intent no longer counts. */
+  moved(): void {
+    this.append(Rec.DROP, 0, 0, 0, '');
   }
 
   fileOpened(fh: number, id: number, flags: number): void {

@@ -27,6 +27,7 @@ import type * as rq from './requests.js';
 import { type Clock, XattrAbsence } from './xattr-absence.js';
 import { noFlushBit } from './flush-policy.js';
 import { Restorer, type OpsJournal } from './restore.js';
+import { intendRename, settleMoves } from './rename-intent.js';
 import type { JournalState } from './node-journal.js';
 import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
 
@@ -225,6 +226,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.files.reserve(state.maxFh);
     this.dirs.reserve(state.maxFh);
     const u = this.union;
+    settleMoves(state, u.root, (p, n) => u.lookup(p, n), this.journal);
     this.restorer = new Restorer<N, F, D>(state, {
       root: u.root,
       lookup: (p, n) => u.lookup(p, n),
@@ -385,12 +387,21 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const olddir = this.node(hd);
     const j = this.journal;
     const moved = j !== null ? this.idsOf(this.nodeOfName(olddir, r.oldName)) : null;
-    const other = j !== null ? this.idsOf(target) : null;
-    this.union.rename(olddir, r.oldName, newdir, r.newName, r.flags);
+    // a name that already is the source's (rename to itself, or to a hard link of it) stays
+    const other = j !== null ? this.idsOf(target).filter((id) => !moved!.includes(id)) : null;
+    if (j !== null && !exchanged) intendRename(j, hd.nodeid, r.oldName, r.newdir, r.newName, moved!, other!);
+    try {
+      this.union.rename(olddir, r.oldName, newdir, r.newName, r.flags);
+    } catch (e) {
+      if (j !== null && !exchanged) j.moved?.();
+      throw e;
+    }
     if (j !== null) {
       for (const id of moved!) j.named(id, r.newdir, r.newName);
       for (const id of other!) if (exchanged) j.named(id, hd.nodeid, r.oldName);
       else j.dropped(id);
+      // only now: until the outcome is all journaled, the intent decides after a crash
+      if (!exchanged) j.moved?.();
     }
     this.inval.otherNames(replaced);
   }

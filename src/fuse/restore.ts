@@ -21,7 +21,7 @@
  */
 import type { Ctx } from '../engine/types.js';
 import { O_CREAT, O_EXCL, O_TRUNC } from '../sys/constants.js';
-import type { JournalState } from './node-journal.js';
+import type { JournalState, MoveKind } from './node-journal.js';
 import { Op, ROOT_ID } from './abi.js';
 
 /** The journal calls FuseOps makes (NodeJournal; absent for unsupervised mounts). */
@@ -32,6 +32,9 @@ export interface OpsJournal {
   fileClosed(fh: number): void;
   dirOpened(fh: number, id: number): void;
   dirClosed(fh: number): void;
+  /** A rename's intent, then its end (rename-intent.ts). */
+  moving?(kind: MoveKind, id: number, parent: number, name: string): void;
+  moved?(): void;
 }
 
 /** What the restorer needs of FuseOps. */

@@ -1,0 +1,367 @@
+/**
+ * A daemon killed at each step of a rename (node-journal.ts MOVE records, rename-intent.ts),
+ * without a mount: each "daemon" is a fresh union + FuseOps resumed from the journal the previous
+ * one left (as supervise-serve.ts does); the test plays the kernel. A kill is modelled exactly:
+ * at step k (a write to a branch, or the end of the engine's rename before the ops journal the
+ * outcome) the journal file is copied as it is, the request stops, and that copy is what the next
+ * daemon finds; the branches keep what steps 0..k-1 did. The kernel then resends the rename.
+ *
+ * What must hold whichever step the kill hit: the resent rename succeeds, the ids the kernel was
+ * given for the source name the renamed node, and an id of the replaced target does not.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Branch } from '../../src/branch/index.js';
+import { Op, Size } from '../../src/fuse/abi.js';
+import { encodeInHeader, decodeInHeader, type InitOut } from '../../src/fuse/codec.js';
+import { FuseOps } from '../../src/fuse/ops.js';
+import { openUnion } from '../../src/fuse/open-union.js';
+import { superviseServing } from '../../src/fuse/supervise-serve.js';
+
+const WRITES = ['mkdir', 'rmdir', 'unlink', 'symlink', 'link', 'linkFrom', 'mknod', 'rename', 'renameFrom', 'chmod', 'lchown', 'setTimes', 'utimens', 'truncate', 'setxattr', 'removexattr', 'createEmpty', 'linkTmpfile'] as const;
+
+class Killed extends Error {}
+
+/** Counts branch writes while armed; throws Killed (after `onKill`) at step `at`. */
+const steps = { armed: false, dead: false, n: 0, at: -1, onKill: (): void => {} };
+function tick(): void {
+  // killed: no write after it lands (the cleanup a catch block would do never runs)
+  if (steps.dead) throw new Killed('dead');
+  if (!steps.armed) return;
+  if (steps.n++ === steps.at) {
+    steps.armed = false;
+    steps.dead = true;
+    steps.onKill();
+    throw new Killed('kill -9');
+  }
+}
+const proto = Branch.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+for (const m of WRITES) {
+  const orig = proto[m];
+  if (typeof orig !== 'function') continue;
+  proto[m] = function (this: unknown, ...a: unknown[]) {
+    if (process.env.RN_TRACE && steps.armed) console.error(steps.n, m, a.filter((x) => typeof x !== 'object'));
+    tick();
+    return orig.apply(this, a);
+  };
+}
+
+interface Daemon {
+  lookup(dir: number, name: string): number;
+  /** Whether LOOKUP finds the name. */
+  has(dir: number, name: string): boolean;
+  unlink(dir: number, name: string): number;
+  rmdir(dir: number, name: string): number;
+  /** MKNOD of a regular file: 0 or a negative errno. */
+  mkfile(dir: number, name: string, unique?: number, resent?: boolean): number;
+  /** The file type bits GETATTR answers. */
+  type(id: number): number;
+  /** The inode number GETATTR answers, or a negative errno. */
+  ino(id: number): number;
+  rename(dir: number, name: string, newdir: number, newName: string, unique?: number, resent?: boolean): number;
+  lastUnique(): number;
+  crash(): void;
+}
+
+function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void) {
+  const root = mkdtempSync(join(tmpdir(), 'layerfs-rncrash-'));
+  for (const d of ['up', 'lo']) mkdirSync(join(root, d));
+  layout(join(root, 'up'), join(root, 'lo'));
+  const journal = join(root, 'journal');
+  let init: InitOut | null = null;
+  let unique = 0;
+  const live: Daemon[] = [];
+  t.after(() => {
+    for (const d of live) d.crash();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const start = (): Daemon => {
+    const opened = openUnion(`dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`, '/');
+    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
+    const u = opened.union as unknown as { rename: (...a: unknown[]) => void };
+    const engineRename = u.rename.bind(u);
+    u.rename = (...a: unknown[]) => {
+      engineRename(...a);
+      tick(); // the last step: done in the engine, the outcome not yet journaled
+    };
+    const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));
+    const inb = Buffer.alloc(1 << 16);
+    const out = Buffer.alloc(1 << 18);
+    const req = (opcode: number, nodeid: number, body: Buffer, uq = ++unique, resent = false): number => {
+      const len = Size.IN_HEADER + body.length;
+      encodeInHeader(inb, { len, opcode, unique: uq, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
+      if (resent) inb.writeUInt32LE((inb.readUInt32LE(12) | 0x80000000) >>> 0, 12);
+      body.copy(inb, Size.IN_HEADER);
+      return sv.dispatch(decodeInHeader(inb), inb, len, out);
+    };
+    if (init === null) {
+      const b = Buffer.alloc(64);
+      b.writeUInt32LE(7, 0);
+      b.writeUInt32LE(45, 4);
+      b.writeUInt32LE(1 << 17, 8);
+      assert.ok(req(Op.INIT, 0, b) > 0);
+      init = ops.initState;
+      assert.ok(init);
+    }
+    const cstr = (...names: string[]): Buffer => Buffer.from(names.map((n) => `${n}\0`).join(''));
+    const u64 = (n: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(n));
+      return b;
+    };
+    let crashed = false;
+    const d: Daemon = {
+      lookup(dir, name) {
+        const r = req(Op.LOOKUP, dir, cstr(name));
+        assert.ok(r > 0, `lookup ${name} in ${dir}: ${r}`);
+        return Number(out.readBigUInt64LE(16));
+      },
+      has(dir, name) {
+        return req(Op.LOOKUP, dir, cstr(name)) > 0;
+      },
+      unlink(dir, name) {
+        return req(Op.UNLINK, dir, cstr(name));
+      },
+      mkfile(dir, name, uq, resent) {
+        const b = Buffer.alloc(16);
+        b.writeUInt32LE(0o100644, 0);
+        const r = req(Op.MKNOD, dir, Buffer.concat([b, cstr(name)]), uq ?? ++unique, resent);
+        return r < 0 ? r : 0;
+      },
+      type(id) {
+        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        return r < 0 ? r : out.readUInt32LE(16 + 16 + 60) & 0o170000;
+      },
+      rmdir(dir, name) {
+        return req(Op.RMDIR, dir, cstr(name));
+      },
+      ino(id) {
+        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        return r < 0 ? r : Number(out.readBigUInt64LE(16 + 16));
+      },
+      rename(dir, name, newdir, newName, uq, resent) {
+        return req(Op.RENAME, dir, Buffer.concat([u64(newdir), cstr(name, newName)]), uq ?? ++unique, resent);
+      },
+      lastUnique: () => unique,
+      crash() {
+        if (crashed) return;
+        crashed = true;
+        sv.close(false);
+        opened.close();
+      },
+    };
+    live.push(d);
+    return d;
+  };
+  /** Arm a kill at step `at` of the next request: the journal as it is then is what survives. */
+  const killAt = (at: number): { fired: () => boolean; restore: () => void } => {
+    let snap: Buffer | null = null;
+    steps.armed = true;
+    steps.n = 0;
+    steps.at = at;
+    steps.onKill = () => {
+      snap = readFileSync(journal);
+    };
+    return {
+      fired: () => snap !== null,
+      restore: () => {
+        steps.armed = false;
+        steps.dead = false;
+        if (snap) writeFileSync(journal, snap);
+      },
+    };
+  };
+  return { root, start, killAt };
+}
+
+/** Run `body` once per kill step until a run goes through with no kill (all steps covered). */
+function everyStep(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void, body: (s: ReturnType<typeof scenario>, at: number) => boolean): number {
+  for (let at = 0; ; at++) {
+    const s = scenario(t, layout);
+    if (!body(s, at)) return at;
+    assert.ok(at < 100, 'too many steps');
+  }
+}
+
+function renameKilled(s: ReturnType<typeof scenario>, d: Daemon, at: number, from: [number, string], to: [number, string]): { d: Daemon; fired: boolean } {
+  const k = s.killAt(at);
+  let r: number | undefined;
+  try {
+    r = d.rename(from[0], from[1], to[0], to[1]);
+  } catch (e) {
+    if (!(e instanceof Killed)) throw e;
+  }
+  const uq = d.lastUnique();
+  const fired = k.fired();
+  k.restore();
+  if (!fired) {
+    assert.equal(r, 0, 'the rename with no kill');
+    return { d, fired };
+  }
+  d.crash();
+  const d2 = s.start();
+  assert.equal(d2.rename(from[0], from[1], to[0], to[1], uq, true), 0, `the resent rename after a kill at step ${at}`);
+  return { d: d2, fired };
+}
+
+test('a dir renamed over an empty dir (both only in the rw branch), killed at each step: ids name the right nodes', (t) => {
+  const n = everyStep(
+    t,
+    (up) => {
+      mkdirSync(join(up, 'd3', 's1'), { recursive: true });
+      writeFileSync(join(up, 'd3', 's1', 'c'), 'c\n');
+      mkdirSync(join(up, 'd2'));
+    },
+    (s, at) => {
+      let d = s.start();
+      const D3 = d.lookup(1, 'd3');
+      const S1 = d.lookup(D3, 's1');
+      const C = d.lookup(S1, 'c');
+      const D2 = d.lookup(1, 'd2');
+      const s1Ino = d.ino(S1);
+      const r = renameKilled(s, d, at, [D3, 's1'], [1, 'd2']);
+      d = r.d;
+      assert.equal(d.ino(S1), s1Ino, `kill at ${at}: the moved dir's id still names it`);
+      assert.ok(d.ino(C) > 0, `kill at ${at}: its child's id too`);
+      assert.equal(d.ino(d.lookup(1, 'd2')), s1Ino, `kill at ${at}: d2 is the moved dir`);
+      assert.ok(d.lookup(S1, 'c') > 0, `kill at ${at}: the moved dir holds its child`);
+      assert.notEqual(d.ino(D2), s1Ino, `kill at ${at}: the replaced dir's id does not name the moved dir`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file renamed over a file (rw branch), killed at each step: ids name the right nodes', (t) => {
+  const n = everyStep(
+    t,
+    (up) => {
+      writeFileSync(join(up, 'a'), 'A\n');
+      writeFileSync(join(up, 'b'), 'B\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const A = d.lookup(1, 'a');
+      const B = d.lookup(1, 'b');
+      const aIno = d.ino(A);
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'b']);
+      d = r.d;
+      assert.equal(d.ino(A), aIno, `kill at ${at}: the moved file's id still names it`);
+      assert.equal(d.ino(d.lookup(1, 'b')), aIno, `kill at ${at}: b is the moved file`);
+      assert.notEqual(d.ino(B), aIno, `kill at ${at}: the replaced file's id does not name the moved file`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file that also exists below renamed over a lower file, killed at each step: ids name the right nodes', (t) => {
+  const n = everyStep(
+    t,
+    (_up, lo) => {
+      writeFileSync(join(lo, 'a'), 'A\n');
+      writeFileSync(join(lo, 'b'), 'B\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const A = d.lookup(1, 'a');
+      const B = d.lookup(1, 'b');
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'b']);
+      d = r.d;
+      const now = d.ino(d.lookup(1, 'b'));
+      assert.equal(d.ino(A), now, `kill at ${at}: the moved file's id names b`);
+      assert.notEqual(d.ino(B), now, `kill at ${at}: the replaced file's id does not name the moved file`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a dir that exists below renamed over a dir emptied of its lower file (random-io seed 66), killed at each step: the resent rename succeeds', (t) => {
+  const n = everyStep(
+    t,
+    (_up, lo) => {
+      mkdirSync(join(lo, 'd3', 's1'), { recursive: true });
+      writeFileSync(join(lo, 'd3', 's1', 'f5'), 'f5\n');
+      mkdirSync(join(lo, 'd2'));
+      writeFileSync(join(lo, 'd2', 'f4'), 'f4\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D3 = d.lookup(1, 'd3');
+      const S1 = d.lookup(D3, 's1');
+      const D2 = d.lookup(1, 'd2');
+      assert.equal(d.unlink(D2, 'f4'), 0);
+      const r = renameKilled(s, d, at, [D3, 's1'], [1, 'd2']);
+      d = r.d;
+      const d2 = d.lookup(1, 'd2');
+      assert.ok(d.has(d2, 'f5'), `kill at ${at}: d2 holds the moved dir's file`);
+      assert.ok(!d.has(d2, 'f4'), `kill at ${at}: the removed lower file stays hidden`);
+      assert.ok(!d.has(D3, 's1'), `kill at ${at}: the old name is gone`);
+      assert.ok(d.has(S1, 'f5'), `kill at ${at}: the moved dir's id names it`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file renamed over a name whose lower dir was removed, killed at each step: never a directory at the name', (t) => {
+  const n = everyStep(
+    t,
+    (up, lo) => {
+      mkdirSync(join(lo, 'd1'));
+      writeFileSync(join(lo, 'd1', 'g'), 'g\n');
+      writeFileSync(join(up, 'a'), 'A\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D1 = d.lookup(1, 'd1');
+      assert.equal(d.unlink(D1, 'g'), 0);
+      assert.equal(d.rmdir(1, 'd1'), 0);
+      const A = d.lookup(1, 'a');
+      const aIno = d.ino(A);
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'd1']);
+      d = r.d;
+      assert.equal(d.ino(d.lookup(1, 'd1')), aIno, `kill at ${at}: d1 is the moved file`);
+      return r.fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('a file made where a lower dir was removed (random-io seed 11), killed at each step: never a directory at the name', (t) => {
+  const n = everyStep(
+    t,
+    (_up, lo) => {
+      mkdirSync(join(lo, 'd1'));
+      writeFileSync(join(lo, 'd1', 'g'), 'g\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const D1 = d.lookup(1, 'd1');
+      assert.equal(d.unlink(D1, 'g'), 0);
+      assert.equal(d.rmdir(1, 'd1'), 0);
+      const k = s.killAt(at);
+      let r: number | undefined;
+      try {
+        r = d.mkfile(1, 'd1');
+      } catch (e) {
+        if (!(e instanceof Killed)) throw e;
+      }
+      const uq = d.lastUnique();
+      const fired = k.fired();
+      k.restore();
+      if (fired) {
+        d.crash();
+        d = s.start();
+        assert.equal(d.mkfile(1, 'd1', uq, true), 0, `the resent mknod after a kill at step ${at}`);
+      } else assert.equal(r, 0);
+      assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
+      return fired;
+    },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
