@@ -11,15 +11,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Branch } from '../../src/branch/index.js';
-import { Op, Size } from '../../src/fuse/abi.js';
-import { encodeInHeader, decodeInHeader, type InitOut } from '../../src/fuse/codec.js';
-import { FuseOps } from '../../src/fuse/ops.js';
-import { openUnion } from '../../src/fuse/open-union.js';
-import { superviseServing } from '../../src/fuse/supervise-serve.js';
+import { Op } from '../../src/fuse/abi.js';
+import { cstr, takeovers, type TakeoverDaemon } from '../helpers/takeover-daemons.js';
 
 const WRITES = ['mkdir', 'rmdir', 'unlink', 'symlink', 'link', 'linkFrom', 'mknod', 'rename', 'renameFrom', 'chmod', 'lchown', 'setTimes', 'utimens', 'truncate', 'setxattr', 'removexattr', 'createEmpty', 'linkTmpfile'] as const;
 
@@ -49,11 +45,9 @@ for (const m of WRITES) {
   };
 }
 
-interface Daemon {
-  lookup(dir: number, name: string): number;
+interface Daemon extends TakeoverDaemon {
   /** Whether LOOKUP finds the name. */
   has(dir: number, name: string): boolean;
-  unlink(dir: number, name: string): number;
   rmdir(dir: number, name: string): number;
   /** MKNOD of a regular file: 0 or a negative errno. */
   mkfile(dir: number, name: string, unique?: number, resent?: boolean): number;
@@ -61,100 +55,43 @@ interface Daemon {
   type(id: number): number;
   /** The inode number GETATTR answers, or a negative errno. */
   ino(id: number): number;
-  rename(dir: number, name: string, newdir: number, newName: string, unique?: number, resent?: boolean): number;
-  lastUnique(): number;
-  crash(): void;
 }
 
 function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void) {
-  const root = mkdtempSync(join(tmpdir(), 'layerfs-rncrash-'));
-  for (const d of ['up', 'lo']) mkdirSync(join(root, d));
-  layout(join(root, 'up'), join(root, 'lo'));
-  const journal = join(root, 'journal');
-  let init: InitOut | null = null;
-  let unique = 0;
-  const live: Daemon[] = [];
-  t.after(() => {
-    for (const d of live) d.crash();
-    rmSync(root, { recursive: true, force: true });
-  });
-  const start = (): Daemon => {
-    const opened = openUnion(`dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`, '/');
-    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
-    const u = opened.union as unknown as { rename: (...a: unknown[]) => void };
+  const { root, journal, start: next } = takeovers(t, 'rncrash', layout, (union) => {
+    const u = union as { rename: (...a: unknown[]) => void };
     const engineRename = u.rename.bind(u);
     u.rename = (...a: unknown[]) => {
       engineRename(...a);
       tick(); // the last step: done in the engine, the outcome not yet journaled
     };
-    const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));
-    const inb = Buffer.alloc(1 << 16);
-    const out = Buffer.alloc(1 << 18);
-    const req = (opcode: number, nodeid: number, body: Buffer, uq = ++unique, resent = false): number => {
-      const len = Size.IN_HEADER + body.length;
-      encodeInHeader(inb, { len, opcode, unique: uq, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
-      if (resent) inb.writeUInt32LE((inb.readUInt32LE(12) | 0x80000000) >>> 0, 12);
-      body.copy(inb, Size.IN_HEADER);
-      return sv.dispatch(decodeInHeader(inb), inb, len, out);
-    };
-    if (init === null) {
-      const b = Buffer.alloc(64);
-      b.writeUInt32LE(7, 0);
-      b.writeUInt32LE(45, 4);
-      b.writeUInt32LE(1 << 17, 8);
-      assert.ok(req(Op.INIT, 0, b) > 0);
-      init = ops.initState;
-      assert.ok(init);
-    }
-    const cstr = (...names: string[]): Buffer => Buffer.from(names.map((n) => `${n}\0`).join(''));
-    const u64 = (n: number): Buffer => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt(n));
-      return b;
-    };
-    let crashed = false;
-    const d: Daemon = {
-      lookup(dir, name) {
-        const r = req(Op.LOOKUP, dir, cstr(name));
-        assert.ok(r > 0, `lookup ${name} in ${dir}: ${r}`);
-        return Number(out.readBigUInt64LE(16));
-      },
+  });
+  const start = (): Daemon => {
+    const k = next();
+    const { req, out } = k;
+    return {
+      ...k,
       has(dir, name) {
         return req(Op.LOOKUP, dir, cstr(name)) > 0;
-      },
-      unlink(dir, name) {
-        return req(Op.UNLINK, dir, cstr(name));
       },
       mkfile(dir, name, uq, resent) {
         const b = Buffer.alloc(16);
         b.writeUInt32LE(0o100644, 0);
-        const r = req(Op.MKNOD, dir, Buffer.concat([b, cstr(name)]), uq ?? ++unique, resent);
+        const r = req(Op.MKNOD, dir, Buffer.concat([b, cstr(name)]), uq, resent);
         return r < 0 ? r : 0;
       },
       type(id) {
-        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        const r = k.attr(id);
         return r < 0 ? r : out.readUInt32LE(16 + 16 + 60) & 0o170000;
       },
       rmdir(dir, name) {
         return req(Op.RMDIR, dir, cstr(name));
       },
       ino(id) {
-        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        const r = k.attr(id);
         return r < 0 ? r : Number(out.readBigUInt64LE(16 + 16));
       },
-      rename(dir, name, newdir, newName, uq, resent) {
-        return req(Op.RENAME, dir, Buffer.concat([u64(newdir), cstr(name, newName)]), uq ?? ++unique, resent);
-      },
-      lastUnique: () => unique,
-      crash() {
-        if (crashed) return;
-        crashed = true;
-        sv.close(false);
-        opened.close();
-      },
     };
-    live.push(d);
-    return d;
   };
   /** Arm a kill at step `at` of the next request: the journal as it is then is what survives. */
   const killAt = (at: number): { fired: () => boolean; restore: () => void } => {

@@ -11,87 +11,41 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Op, Size } from '../../src/fuse/abi.js';
-import { encodeInHeader, decodeInHeader, type InitOut } from '../../src/fuse/codec.js';
-import { FuseOps } from '../../src/fuse/ops.js';
-import { openUnion } from '../../src/fuse/open-union.js';
-import { superviseServing } from '../../src/fuse/supervise-serve.js';
 import { encodeOpenIn, encodeReadWriteIn } from '../../src/fuse/requests.js';
 import { O_RDWR } from '../../src/sys/constants.js';
+import { cstr, takeovers, u64, type TakeoverDaemon } from '../helpers/takeover-daemons.js';
 
-interface Daemon {
-  lookup(dir: number, name: string): number;
+interface Daemon extends TakeoverDaemon {
   open(id: number, flags?: number): number;
   opendir(id: number): number;
   write(id: number, fh: number, offset: number, data: string): number;
   /** Names a READDIR of the handle lists (or a negative errno). */
   readdir(id: number, fh: number): string[] | number;
-  rename(dir: number, name: string, newdir: number, newName: string): number;
   mkdir(dir: number, name: string): number;
-  unlink(dir: number, name: string): number;
   forget(id: number, n: number): void;
   /** 0, or a negative errno. */
   getattr(id: number): number;
-  crash(): void;
 }
 
 function scenario(t: { after(fn: () => void): void }) {
-  const root = mkdtempSync(join(tmpdir(), 'layerfs-restore-'));
-  for (const d of ['up', 'lo']) mkdirSync(join(root, d));
-  mkdirSync(join(root, 'lo', 'd'));
-  writeFileSync(join(root, 'lo', 'd', 'f'), 'lower\n');
-  writeFileSync(join(root, 'lo', 'd', 'g'), 'other\n');
-  const journal = join(root, 'journal');
-  let init: InitOut | null = null;
-  let unique = 0;
-  const live: Daemon[] = [];
-  t.after(() => {
-    for (const d of live) d.crash();
-    rmSync(root, { recursive: true, force: true });
+  const { root, start: next } = takeovers(t, 'restore', (_up, lo) => {
+    mkdirSync(join(lo, 'd'));
+    writeFileSync(join(lo, 'd', 'f'), 'lower\n');
+    writeFileSync(join(lo, 'd', 'g'), 'other\n');
   });
-
   const start = (): Daemon => {
-    const opened = openUnion(`dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`, '/');
-    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
-    const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));
-    const inb = Buffer.alloc(1 << 16);
-    const out = Buffer.alloc(1 << 18);
-    const req = (opcode: number, nodeid: number, body: Buffer): number => {
-      const len = Size.IN_HEADER + body.length;
-      encodeInHeader(inb, { len, opcode, unique: ++unique, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
-      body.copy(inb, Size.IN_HEADER);
-      return sv.dispatch(decodeInHeader(inb), inb, len, out);
-    };
-    if (init === null) {
-      const b = Buffer.alloc(64);
-      b.writeUInt32LE(7, 0);
-      b.writeUInt32LE(45, 4);
-      b.writeUInt32LE(1 << 17, 8);
-      assert.ok(req(Op.INIT, 0, b) > 0);
-      init = ops.initState;
-      assert.ok(init);
-    }
-    const cstr = (...names: string[]): Buffer => Buffer.from(names.map((n) => `${n}\0`).join(''));
-    const u64 = (n: number): Buffer => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt(n));
-      return b;
-    };
+    const k = next();
+    const { req, out } = k;
     const rw = (fh: number, offset: number, size: number): Buffer => {
       const b = Buffer.alloc(Size.WRITE_IN);
       encodeReadWriteIn(b, 0, { fh, offset, size, flags: O_RDWR });
       return b;
     };
-    let crashed = false;
-    const d: Daemon = {
-      lookup(dir, name) {
-        const r = req(Op.LOOKUP, dir, cstr(name));
-        assert.ok(r > 0, `lookup ${name} in ${dir}: ${r}`);
-        return Number(out.readBigUInt64LE(16));
-      },
+    return {
+      ...k,
       open(id, flags = O_RDWR) {
         const b = Buffer.alloc(Size.OPEN_IN);
         encodeOpenIn(b, 0, { flags, openFlags: 0 });
@@ -120,9 +74,6 @@ function scenario(t: { after(fn: () => void): void }) {
         }
         return names.sort();
       },
-      rename(dir, name, newdir, newName) {
-        return req(Op.RENAME, dir, Buffer.concat([u64(newdir), cstr(name, newName)]));
-      },
       mkdir(dir, name) {
         const b = Buffer.alloc(8);
         b.writeUInt32LE(0o40755, 0);
@@ -130,25 +81,14 @@ function scenario(t: { after(fn: () => void): void }) {
         assert.ok(r > 0, `mkdir ${name}: ${r}`);
         return Number(out.readBigUInt64LE(16));
       },
-      unlink(dir, name) {
-        return req(Op.UNLINK, dir, cstr(name));
-      },
       forget(id, n) {
         req(Op.FORGET, id, u64(n));
       },
       getattr(id) {
-        const r = req(Op.GETATTR, id, Buffer.alloc(16));
+        const r = k.attr(id);
         return r < 0 ? r : 0;
       },
-      crash() {
-        if (crashed) return;
-        crashed = true;
-        sv.close(false);
-        opened.close();
-      },
     };
-    live.push(d);
-    return d;
   };
   const upper = (rel: string): string => readFileSync(join(root, 'up', rel), 'utf8');
   return { root, start, upper };
