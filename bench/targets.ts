@@ -4,7 +4,9 @@
  * plain dir, the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and
  * layerfs (plus `--variant`/`--baseline` layerfs builds). `floor` (only when --only names it: it
  * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
- * in-memory copy of the merged tree: the kernel's own cost per request (floor-union.ts).
+ * in-memory copy of the merged tree (floor-union.ts); `floor-c` (only when --only names it) is a
+ * minimal C server (native/floor-server.c) over the same tree: the kernel's own cost per request plus
+ * the least a userspace server adds.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +23,10 @@ export function usesUring(t: Target): boolean {
   return t.kind === 'layerfs' && /(^|,)uring(,|$)/.test(t.layerfs?.options({ lowers: [], unionfsLowers: [], upper: '', work: '' }) ?? '');
 }
 
-export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor';
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c';
+
+/** The floors keep the tree in memory: no upper dir to check after a write. */
+export const isFloor = (t: Target): boolean => t.kind === 'floor' || t.kind === 'floor-c';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -67,10 +72,20 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
-export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false): Target[] {
+export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false, floorC = false): Target[] {
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
+  const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
   return [
+    ...(floorC
+      ? [
+          {
+            name: 'floor-c',
+            kind: 'floor-c' as const,
+            command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorCServe, `lowerdir=${s.lowers.join(':')}`, mnt] }),
+          },
+        ]
+      : []),
     ...(floor
       ? [
           {
