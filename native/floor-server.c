@@ -11,7 +11,8 @@
  * default_permissions), answers INIT with what layerfs negotiates where it matters for metadata
  * (READDIRPLUS + READDIRPLUS_AUTO, POSIX_ACL, max_write 1 MiB, 3600 s entry/attr timeouts),
  * then serves until the mount goes (read gives ENODEV) and exits 0. Without -f it forks once
- * mounted: the parent exits 0, the child (setsid, stdio on /dev/null) serves.
+ * mounted: the parent exits 0, the child (setsid, stdio on /dev/null) serves; with -f it prints
+ * the requests it served per opcode on stderr at exit.
  *
  * Dump (little-endian): "LFCFLOOR", u32 count, then per entry (entry 0 is the root, each
  * parent before its children): u32 parent, mode, uid, gid, nlink, rdev; u64 size, ino;
@@ -348,6 +349,28 @@ static void do_init(const struct fuse_in_header *ih, const struct fuse_init_in *
   send_reply(ih->unique, 0, &o, sizeof o);
 }
 
+/* requests served per opcode, printed at exit in the foreground (-f): what a workload asked */
+static uint64_t counts[64];
+
+static void print_counts(void) {
+  static const struct { uint32_t op; const char *name; } names[] = {
+      {FUSE_LOOKUP, "LOOKUP"}, {FUSE_FORGET, "FORGET"}, {FUSE_BATCH_FORGET, "BATCH_FORGET"}, {FUSE_GETATTR, "GETATTR"},
+      {FUSE_SETATTR, "SETATTR"}, {FUSE_READLINK, "READLINK"}, {FUSE_OPEN, "OPEN"}, {FUSE_READ, "READ"},
+      {FUSE_WRITE, "WRITE"}, {FUSE_CREATE, "CREATE"}, {FUSE_RELEASE, "RELEASE"}, {FUSE_FLUSH, "FLUSH"},
+      {FUSE_OPENDIR, "OPENDIR"}, {FUSE_READDIR, "READDIR"}, {FUSE_READDIRPLUS, "READDIRPLUS"},
+      {FUSE_RELEASEDIR, "RELEASEDIR"}, {FUSE_GETXATTR, "GETXATTR"}, {FUSE_LISTXATTR, "LISTXATTR"},
+      {FUSE_ACCESS, "ACCESS"}, {FUSE_STATFS, "STATFS"}};
+  uint64_t total = 0, known = 0;
+  for (size_t i = 0; i < 64; i++) total += counts[i];
+  fprintf(stderr, "floor-server: %llu requests:", (unsigned long long)total);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (counts[names[i].op]) {
+      fprintf(stderr, " %s=%llu", names[i].name, (unsigned long long)counts[names[i].op]);
+      known += counts[names[i].op];
+    }
+  fprintf(stderr, " other=%llu\n", (unsigned long long)(total - known));
+}
+
 static void serve(void) {
   size_t insize = MAX_WRITE + PAGE * 4;
   inbuf = malloc(insize);
@@ -363,6 +386,7 @@ static void serve(void) {
     const struct fuse_in_header *ih = (const struct fuse_in_header *)inbuf;
     const void *arg = inbuf + sizeof *ih;
     struct node *n;
+    counts[ih->opcode & 63]++;
     switch (ih->opcode) {
       case FUSE_INIT:
         do_init(ih, arg);
@@ -508,5 +532,6 @@ int main(int argc, char **argv) {
     }
   }
   serve();
+  if (foreground) print_counts();
   return 0;
 }
