@@ -171,6 +171,8 @@ short_read:
 /* ---- replies ---- */
 
 static int fuse_fd;
+/* FLOOR_C_XATTR_ENOSYS=1: GETXATTR/LISTXATTR answer ENOSYS, after which the kernel sends none (a measurement) */
+static int xattr_enosys;
 static char *inbuf;
 static char outbuf[sizeof(struct fuse_out_header) + 2 * PAGE * 64];
 
@@ -479,9 +481,13 @@ static void serve(void) {
         send_reply(ih->unique, 0, NULL, 0);
         break;
       case FUSE_GETXATTR:
-        send_reply(ih->unique, -ENODATA, NULL, 0);
+        send_reply(ih->unique, xattr_enosys ? -ENOSYS : -ENODATA, NULL, 0);
         break;
       case FUSE_LISTXATTR: {
+        if (xattr_enosys) {
+          send_reply(ih->unique, -ENOSYS, NULL, 0);
+          break;
+        }
         const struct fuse_getxattr_in *gi = arg;
         struct fuse_getxattr_out go;
         memset(&go, 0, sizeof go);
@@ -515,6 +521,7 @@ int main(int argc, char **argv) {
   }
   const char *dump = argv[1 + foreground], *mnt = argv[2 + foreground];
   load(dump);
+  xattr_enosys = getenv("FLOOR_C_XATTR_ENOSYS") != NULL && strcmp(getenv("FLOOR_C_XATTR_ENOSYS"), "1") == 0;
   fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fuse_fd < 0) die("/dev/fuse");
   char data[128];
