@@ -26,6 +26,16 @@ import * as rq from './requests.js';
 const EEXIST = -errnoOf('EEXIST');
 const ENOENT = -errnoOf('ENOENT');
 
+/**
+ * The opcodes whose second run may differ from the first (the table above): only these are worth
+ * carrying across takeovers (node-journal.ts CARRY); any other is simply served again.
+ */
+const JUDGED: ReadonlySet<number> = new Set([Op.WRITE, Op.CREATE, Op.MKDIR, Op.MKNOD, Op.SYMLINK, Op.LINK, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.RENAME2]);
+
+export function judgedOnResend(opcode: number): boolean {
+  return JUDGED.has(opcode);
+}
+
 /** Bit 63 of a resent request's unique (FUSE_UNIQUE_RESEND). */
 const RESEND_HI = 0x80000000;
 
