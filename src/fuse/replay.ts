@@ -2,8 +2,9 @@
  * Requests the kernel sends again after a daemon crash (FUSE_NOTIFY_RESEND, protocol 7.40): the
  * dead daemon had read them and not answered. A serving thread handles one request at a time, so
  * of a mount at most one such request was being handled when the daemon died: the journal's
- * in-flight slot (node-journal.ts) names it. Every other resent request never reached the engine
- * and is simply served.
+ * in-flight slot (node-journal.ts) names it, or, when the daemons that took over since died before
+ * serving its resend, their journals' CARRY records. Every other resent request never reached the
+ * engine and is simply served.
  *
  * The in-flight one may have been done, in full, before the reply was lost: served again it
  * would fail where the first run succeeded. What the disk shows then decides:
