@@ -65,8 +65,9 @@ test('rebuilt from its branch state after add/prepend/mod/del: same list, brids,
   assert.notEqual(fs.statSync(tmp).dev, fs.statSync(shm).dev, '/dev/shm is another filesystem');
   const up = tree(join(tmp, 'up'), { 'd/': '', 'e/': '', 'k/': '', 'u.txt': 'u' });
   const lo = tree(join(tmp, 'lo'), { 'd/a': 'a', 'k/x': 'x', f: 'lower f', g: 'lower g', shared: 'lo' });
-  const mid = tree(join(tmp, 'mid'), { 'd/b': 'b', 'e/m': 'm', shared: 'mid' });
-  const up2 = tree(join(shm, 'up2'), { 'n.txt': 'on shm' });
+  const mid = tree(join(tmp, 'mid'), { 'd/b': 'b', 'e/m': 'm', 'p/y': 'y', shared: 'mid' });
+  // p (of the rw branch to come) merges a dir of an added branch, first looked up at the end
+  const up2 = tree(join(shm, 'up2'), { 'n.txt': 'on shm', 'p/': '' });
   const options = `dirs=${up}=rw:${lo}=ro`;
   const u = new Union(options);
   t.after(() => u.close());
