@@ -332,7 +332,7 @@ export class Daemon {
     }
     if (isRemount(req.options)) {
       const served = this.find(resolve(req.cwd, req.mountpoint));
-      return remount(req, served, served && remountRecord(this.o.supervisor, served, (l) => this.log(l)));
+      return remount(req, served, served && remountRecord(this.o.supervisor, served, (l) => this.log(l), (at) => this.testDie(at)));
     }
     const token = typeof req.token === 'string' && req.token !== '' ? req.token : undefined;
     if (token) {
@@ -377,9 +377,9 @@ export class Daemon {
   /**
    * Test hook (LAYERFS_DAEMON_TEST_HOOKS=1): when the file $LAYERFS_TEST_DIE_FILE says `mounted`
    * (after mount(2), before the supervisor holds the fd) or `registered` (before the reply), the
-   * daemon removes it and kills itself there.
+   * daemon removes it and kills itself there; remounts: supervised-remount.ts.
    */
-  private testDie(at: 'mounted' | 'registered'): void {
+  private testDie(at: 'mounted' | 'registered' | 'remount-switched' | 'remount-registered'): void {
     const file = this.o.testHooks ? process.env.LAYERFS_TEST_DIE_FILE : undefined;
     if (!file) return;
     try {

@@ -40,8 +40,17 @@ export interface RemountRecord {
   unchanged(): void;
 }
 
-/** The record for mount `m` (null when it is not supervised: nothing to keep). */
-export function remountRecord(link: SupervisorLink | null | undefined, m: SupervisedMount, log: (line: string) => void): RemountRecord | null {
+/**
+ * The record for mount `m` (null when it is not supervised: nothing to keep). `die`: the daemon's
+ * test hook, called at `remount-switched` (the switch made, the blob still says `changing`) and
+ * `remount-registered` (the new list registered, no reply yet).
+ */
+export function remountRecord(
+  link: SupervisorLink | null | undefined,
+  m: SupervisedMount,
+  log: (line: string) => void,
+  die: (at: 'remount-switched' | 'remount-registered') => void = () => {},
+): RemountRecord | null {
   if (!link || !m.blob) return null;
   const id = m.session.info.id;
   const register = (b: MountBlob): void => {
@@ -60,7 +69,11 @@ export function remountRecord(link: SupervisorLink | null | undefined, m: Superv
   return {
     made: (token) => token !== undefined && token !== '' && m.blob?.remountToken === token,
     changing: () => register({ ...m.blob!, changing: true }),
-    changed: (state, token) => register({ ...settled(), info: m.session.info, ...(state ? { branches: state } : {}), ...(token ? { remountToken: token } : {}) }),
+    changed: (state, token) => {
+      die('remount-switched');
+      register({ ...settled(), info: m.session.info, ...(state ? { branches: state } : {}), ...(token ? { remountToken: token } : {}) });
+      die('remount-registered');
+    },
     unchanged: () => register(settled()),
   };
 }

@@ -108,3 +108,62 @@ test('branch changes survive kill -9: an added layer stays (same inode numbers, 
   fd = -1;
   assert.equal(cli('umount', mnt).status, 0);
 });
+
+test('a daemon killed inside a remount: the resent request ends with the change made once (killed after the switch, before the supervisor had the new list; killed after it had it, before the reply)', async (t) => {
+  if (!requireFuse(t)) return;
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-sup-remount-die-')));
+  const run = join(root, 'run');
+  const die = join(root, 'die');
+  const d = (n: string): string => join(root, n);
+  for (const n of ['up', 'base', 'mid', 'extra', 'mnt']) mkdirSync(d(n));
+  writeFileSync(d('base/base.txt'), 'base\n');
+  writeFileSync(d('mid/mid.txt'), 'mid\n');
+  writeFileSync(d('extra/extra.txt'), 'extra\n');
+  const mnt = d('mnt');
+  const env = { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_DAEMON_IDLE_MS: '300', LAYERFS_DAEMON_TEST_HOOKS: '1', LAYERFS_TEST_DIE_FILE: die };
+  t.after(async () => {
+    forceUnmount(mnt);
+    await stopDaemons(run);
+    rmSync(root, { recursive: true, force: true });
+  });
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  const daemonPid = (): number => {
+    const f = readdirSync(run).find((x) => /^daemon-\d+\.pid$/.test(x));
+    return f ? Number(readFileSync(join(run, f), 'utf8').trim()) : 0;
+  };
+  const info = (): string[] => {
+    // an open is answered once the new daemon serves, its runtime info written (a stat may come from
+    // the kernel's cache, and `info` before that finds the dead daemon's entry only)
+    readFileSync(join(mnt, 'base.txt'));
+    const r = cli('info', mnt);
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim().split('\n').filter((l) => !l.startsWith('restarts:') && !l.endsWith('.xino'));
+  };
+  assert.equal(cli('mount', '-o', `dirs=${d('up')}=rw:${d('base')}=ro`, mnt).status, 0);
+  const baseIno = statSync(join(mnt, 'base.txt')).ino;
+  assert.throws(() => statSync(join(mnt, 'mid.txt')), /ENOENT/); // a negative entry the kernel keeps
+
+  for (const [at, change, expect] of [
+    ['remount-switched', `add:1:${d('mid')}`, [`${d('up')}=rw`, `${d('mid')}=ro`, `${d('base')}=ro`, '64', '66', '65']],
+    ['remount-registered', `append:${d('extra')}`, [`${d('up')}=rw`, `${d('mid')}=ro`, `${d('base')}=ro`, `${d('extra')}=ro`, '64', '66', '65', '67']],
+  ] as const) {
+    const before = daemonPid();
+    writeFileSync(die, at);
+    const r = cli('mount', '-o', `remount,${change}`, mnt);
+    assert.equal(r.status, 0, `killed at ${at}: ${r.stderr}`);
+    assert.throws(() => statSync(die), /ENOENT/, `the daemon reached ${at}`);
+    assert.ok(await waitFor(() => daemonPid() !== before && pidAlive(daemonPid()), 15_000), 'a new daemon serves');
+    assert.deepEqual(info(), [...expect], `killed at ${at}: the change made once`);
+  }
+  assert.equal(readFileSync(join(mnt, 'mid.txt'), 'utf8'), 'mid\n');
+  assert.equal(readFileSync(join(mnt, 'extra.txt'), 'utf8'), 'extra\n');
+  assert.equal(statSync(join(mnt, 'base.txt')).ino, baseIno);
+  assert.deepEqual(readdirSync(mnt).sort(), ['base.txt', 'extra.txt', 'mid.txt']);
+  // and after one more crash, the list stays
+  const before = daemonPid();
+  process.kill(before, 'SIGKILL');
+  assert.ok(await waitFor(() => daemonPid() !== before && pidAlive(daemonPid()), 15_000));
+  assert.equal(info().length, 8);
+  assert.equal(readFileSync(join(mnt, 'extra.txt'), 'utf8'), 'extra\n');
+  assert.equal(cli('umount', mnt).status, 0);
+});
