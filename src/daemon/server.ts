@@ -29,7 +29,7 @@ import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 import { detachDeadMount, splitOptions } from '../fuse/mount.js';
 import { journalPath, restartsLine, type Handover, type HandedMount, type MountBlob, type SupervisorLink } from './supervised.js';
-import { remountRecord } from './supervised-remount.js';
+import { remountRecord, resumableState } from './supervised-remount.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -261,6 +261,7 @@ export class Daemon {
 
   private async resumeOne(m: HandedMount, h: Handover): Promise<void> {
     const b = m.blob;
+    const branchState = resumableState(b, (l) => this.log(l));
     try {
       const s = await startSession({
         options: b.info.options,
@@ -270,7 +271,7 @@ export class Daemon {
         id: b.info.id,
         source: b.info.source,
         supervision: { journal: journalPath(b.info.id) },
-        resume: { fd: m.fd, init: b.init, info: b.info, via: b.via, ...(b.branches ? { branchState: b.branches } : {}), ...(b.changing ? { changing: true } : {}) },
+        resume: { fd: m.fd, init: b.init, info: b.info, via: b.via, ...(branchState ? { branchState } : {}), ...(b.changing ? { changing: true } : {}) },
       });
       this.adopt(s, b.token);
       const carried = { ...(b.branches ? { branches: b.branches } : {}), ...(b.remountToken ? { remountToken: b.remountToken } : {}) };

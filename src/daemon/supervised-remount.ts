@@ -77,3 +77,19 @@ export function remountRecord(
     unchanged: () => register(settled()),
   };
 }
+
+/**
+ * The branch state of a handed-over blob as a successor may open it: an inode table left in a
+ * branch that is no longer one (deleted while the table stayed there) is opened by its path, and a
+ * path under the mount point (the mount covered that branch) would wait on this very mount, which
+ * nobody serves yet: that table is left, the successor numbers from a table in memory.
+ */
+export function resumableState(b: MountBlob, log: (line: string) => void): BranchState | undefined {
+  const s = b.branches;
+  if (!s || s.xino === null) return s;
+  const mnt = b.info.mountpoint;
+  const held = s.branches.some((br) => s.xino!.startsWith(br.path + '/'));
+  if (held || !(s.xino === mnt || s.xino.startsWith(mnt === '/' ? '/' : mnt + '/'))) return s;
+  log(`${mnt}: the inode table ${s.xino} lies under the mount point and in no branch: numbers from a table in memory`);
+  return { ...s, xino: null };
+}
