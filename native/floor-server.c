@@ -10,6 +10,7 @@
  *   layerfs-floor-server DUMP MOUNTPOINT [TIMEOUT_S]
  * mounts with mount(2) (root), returns (exit 0) once mounted and keeps serving in a child
  * process until the mount goes away (read gives ENODEV). The dump file is removed once read.
+ * With FLOOR_C_COUNTS=FILE in the environment it writes "opcode count" lines there at exit.
  *
  * Dump: records of 16 little-endian u64 (ino, parent record, mode, uid, gid, nlink, size, rdev,
  * atime, atimensec, mtime, mtimensec, ctime, ctimensec, name length, link length), then the
@@ -316,6 +317,16 @@ static void init(uint64_t unique, const struct fuse_init_in *in) {
 }
 
 static char in[MAX_WRITE + 8192];
+static uint64_t counts[64]; /* requests per opcode, written at exit to $FLOOR_C_COUNTS if set */
+
+static void write_counts(void) {
+  const char *path = getenv("FLOOR_C_COUNTS");
+  FILE *f = path ? fopen(path, "w") : NULL;
+  if (!f) return;
+  for (int op = 0; op < 64; op++)
+    if (counts[op]) fprintf(f, "%d %llu\n", op, (unsigned long long)counts[op]);
+  fclose(f);
+}
 
 static void serve(void) {
   for (;;) {
@@ -330,6 +341,7 @@ static void serve(void) {
     const char *arg = in + sizeof *h;
     uint64_t u = h->unique;
     int64_t n = idx(h->nodeid);
+    counts[h->opcode & 63]++;
     switch (h->opcode) {
     case FUSE_INIT:
       init(u, (const struct fuse_init_in *)arg);
@@ -392,7 +404,8 @@ static void serve(void) {
       }
       struct fuse_open_out o;
       memset(&o, 0, sizeof o);
-      if (!dir) o.open_flags = FOPEN_KEEP_CACHE;
+      /* as layerfs: listings kept by the kernel (the readdir cache), no FLUSH for files */
+      o.open_flags = dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : FOPEN_KEEP_CACHE | FOPEN_NOFLUSH;
       reply(u, 0, &o, sizeof o);
       break;
     }
@@ -471,5 +484,6 @@ int main(int argc, char **argv) {
     close(null);
   }
   serve();
+  write_counts();
   return 0;
 }
