@@ -10,7 +10,8 @@
  *   layerfs-floor-server DUMP MOUNTPOINT [TIMEOUT_S]
  * mounts with mount(2) (root), returns (exit 0) once mounted and keeps serving in a child
  * process until the mount goes away (read gives ENODEV). The dump file is removed once read.
- * With FLOOR_C_COUNTS=FILE in the environment it writes "opcode count" lines there at exit.
+ * With FLOOR_C_COUNTS=FILE in the environment it appends "# MOUNTPOINT" and "opcode count" lines
+ * there at exit (one block per mount, in the order the mounts end).
  *
  * Dump: records of 16 little-endian u64 (ino, parent record, mode, uid, gid, nlink, size, rdev,
  * atime, atimensec, mtime, mtimensec, ctime, ctimensec, name length, link length), then the
@@ -319,10 +320,11 @@ static void init(uint64_t unique, const struct fuse_init_in *in) {
 static char in[MAX_WRITE + 8192];
 static uint64_t counts[64]; /* requests per opcode, written at exit to $FLOOR_C_COUNTS if set */
 
-static void write_counts(void) {
+static void write_counts(const char *mnt) {
   const char *path = getenv("FLOOR_C_COUNTS");
-  FILE *f = path ? fopen(path, "w") : NULL;
+  FILE *f = path ? fopen(path, "a") : NULL;
   if (!f) return;
+  fprintf(f, "# %s\n", mnt);
   for (int op = 0; op < 64; op++)
     if (counts[op]) fprintf(f, "%d %llu\n", op, (unsigned long long)counts[op]);
   fclose(f);
@@ -484,6 +486,6 @@ int main(int argc, char **argv) {
     close(null);
   }
   serve();
-  write_counts();
+  write_counts(argv[2]);
   return 0;
 }
