@@ -53,7 +53,7 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const all = targets(repoRoot, opt.variants, opt.baselines, opt.only?.includes('floor') ?? false);
+const all = targets(repoRoot, opt.variants, opt.baselines, opt.only?.includes('floor') ?? false, opt.only?.includes('floor-c') ?? false);
 const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => t.name.includes(w))) : all;
 if (chosen.length === 0) {
   console.error(`bench: --only matched none of: ${all.map((t) => t.name).join(', ')}`);
