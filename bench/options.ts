@@ -77,9 +77,9 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
   --rounds N          rounds per workload (default 3; 2 with --quick)
   --only a,b          targets whose name contains one of the words (e.g. layerfs,kernel);
                       the word floor adds the floor (our FUSE transport over an in-memory
-                      copy of the tree: the kernel's own cost per request; for stat,list)
-                      and the word floor-c a minimal C FUSE server over the same copy
-                      (native/floor-server.c: the kernel's cost plus the least a server adds)
+                      copy of the tree: the kernel's own cost per request; for stat,list);
+                      the word floor-c adds floor-c (a minimal C server over the same tree:
+                      stat, list, readdir, smallcpup)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100

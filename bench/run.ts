@@ -54,8 +54,7 @@ if (process.getuid?.() !== 0) {
 }
 
 const all = targets(repoRoot, opt.variants, opt.baselines, opt.only?.includes('floor') ?? false, opt.only?.includes('floor-c') ?? false);
-// --only floor means the Node floor only; floor-c is chosen by its own name
-const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => (t.kind === 'floor-c' ? w === 'floor-c' : t.name.includes(w)))) : all;
+const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => t.name.includes(w))) : all;
 if (chosen.length === 0) {
   console.error(`bench: --only matched none of: ${all.map((t) => t.name).join(', ')}`);
   process.exit(1);

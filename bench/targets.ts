@@ -4,9 +4,9 @@
  * plain dir, the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and
  * layerfs (plus `--variant`/`--baseline` layerfs builds). `floor` (only when --only names it: it
  * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
- * in-memory copy of the merged tree (floor-union.ts); `floor-c` (only when --only names it) is a
- * minimal C server (native/floor-server.c) over the same tree: the kernel's own cost per request plus
- * the least a userspace server adds.
+ * in-memory copy of the merged tree (floor-union.ts); `floor-c` (the same way) is a minimal C server
+ * over the same tree (native/floor-server.c): the kernel's own cost per request plus the least a
+ * userspace server adds.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,9 +24,6 @@ export function usesUring(t: Target): boolean {
 }
 
 export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c';
-
-/** The floors keep the tree in memory: no upper dir to check after a write. */
-export const isFloor = (t: Target): boolean => t.kind === 'floor' || t.kind === 'floor-c';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -77,6 +74,7 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
   return [
+    // a C server (native/floor-server.c) over the same in-memory tree: the kernel's own cost per request
     ...(floorC
       ? [
           {
