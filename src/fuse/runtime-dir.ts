@@ -163,8 +163,8 @@ function readInfo(n: string): MountInfo | null {
   }
 }
 
-/** How long a client waits for a mount whose daemon died to be taken over (recovery p95 is well under 1 s). */
-export const TAKEOVER_WAIT_MS = 5000;
+/** How long a client waits for a mount whose daemon died to be taken over (recovery p95 is well under 1 s; a loaded machine starting a daemon with no standby ready takes seconds). */
+export const TAKEOVER_WAIT_MS = 15_000;
 
 const pause = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
