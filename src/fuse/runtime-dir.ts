@@ -8,7 +8,7 @@
  * Removed on unmount.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { privilege } from '../sys/privilege.js';
 import { MountError } from './mount-error.js';
@@ -125,7 +125,9 @@ export function writeMountInfo(info: MountInfo): void {
   info.branches.forEach((b, i) => writeFileSync(join(tmp, `br${i}`), `${b.path}=${b.perm}\n`));
   info.branches.forEach((b, i) => writeFileSync(join(tmp, `brid${i}`), `${b.brid}\n`));
   writeFileSync(join(tmp, 'xi_path'), `${info.xiPath}\n`);
-  writeFileSync(metaPath(info.id), JSON.stringify(info, null, 2) + '\n');
+  // (renamed into place: a reader never sees a half-written entry)
+  writeFileSync(join(tmp, 'meta.json'), JSON.stringify(info, null, 2) + '\n');
+  renameSync(join(tmp, 'meta.json'), metaPath(info.id));
   rmSync(siDir(info.id), { recursive: true, force: true });
   renameSync(tmp, siDir(info.id));
 }
@@ -196,7 +198,8 @@ export function listMounts(o: { waitTakeoverMs?: number } = {}): MountInfo[] {
         let cur: MountInfo | null = info;
         while (cur && !processAlive(cur.pid) && Date.now() < until) {
           pause(20);
-          cur = readInfo(n);
+          // (gone: unmounted meanwhile; unreadable: an older writer's half-written file, read again)
+          cur = existsSync(join(runDir(), 'mounts', n)) ? (readInfo(n) ?? cur) : null;
         }
         if (cur && processAlive(cur.pid)) out.push(cur);
         // not taken over in the time a client waits: a dead mount's after all (below)
