@@ -28,6 +28,7 @@ import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 import { detachDeadMount, splitOptions } from '../fuse/mount.js';
+import { Init2 } from '../fuse/abi.js';
 import { journalPath, restartsLine, type Handover, type HandedMount, type SupervisorLink } from './supervised.js';
 
 export interface DaemonOptions {
@@ -230,7 +231,7 @@ export class Daemon {
     const off = this.unsupervised(s.info.options);
     if (link && off === null && s.resend && s.init) {
       link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}), ...(req.token ? { token: req.token } : {}) });
-      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
+      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at, (s.init.flags2 & Init2.PASSTHROUGH) !== 0);
     } else {
       const why =
         off ??

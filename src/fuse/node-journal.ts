@@ -8,6 +8,9 @@
  *   DROP id               forgotten by the kernel, or its name was removed (unlink, rmdir,
  *                         replaced by a rename): it cannot be found by name any more
  *   FOPEN fh id flags / FCLOSE fh, DOPEN fh id / DCLOSE fh   open handles
+ *   FMODE fh backing file an open file handle's passthrough state (passthrough-resume.ts), after its
+ *                         FOPEN: the backing id its node id's opens share (-1: served through us)
+ *                         and the backing file's st_dev:st_ino; gone with the handle's FCLOSE
  * and one slot, the request being served now (its unique and opcode; 0 when none), so the daemon
  * after a crash knows which resent request may have been done already (replay.ts).
  *
@@ -37,6 +40,8 @@ export const enum Rec {
   DCLOSE = 6,
   /** A rename about to be done (rename-intent.ts): kind in c, see MoveKind. */
   MOVE = 7,
+  /** An open file's passthrough state: a = fh, b = backing id (-1: through us), name = dev:ino. */
+  FMODE = 8,
 }
 
 /** MOVE records: a rename's intent, written before it, superseded by its outcome (NAME / DROP). */
@@ -60,6 +65,8 @@ export interface Move {
 export interface JournalState {
   names: Map<number, { parent: number; name: string }>;
   files: Map<number, { id: number; flags: number }>;
+  /** Passthrough state of open files (by fh; FMODE records). */
+  modes: Map<number, { backingId: number; file: string }>;
   dirs: Map<number, number>;
   /** The request the dead daemon was serving (unique, opcode), if any. */
   inflight: { unique: number; opcode: number } | null;
@@ -70,7 +77,7 @@ export interface JournalState {
 }
 
 function emptyState(): JournalState {
-  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: null, moves: [], maxId: 1, maxFh: 0 };
+  return { names: new Map(), files: new Map(), modes: new Map(), dirs: new Map(), inflight: null, moves: [], maxId: 1, maxFh: 0 };
 }
 
 /** Replay the records of a mapped journal. */
@@ -106,6 +113,10 @@ function replay(buf: Buffer): JournalState {
         break;
       case Rec.FCLOSE:
         s.files.delete(a);
+        s.modes.delete(a);
+        break;
+      case Rec.FMODE:
+        if (s.files.has(a)) s.modes.set(a, { backingId: b, file: buf.toString('utf8', at + REC, at + REC + len) });
         break;
       case Rec.DOPEN:
         s.dirs.set(a, b);
@@ -186,6 +197,7 @@ export class NodeJournal {
     put(Rec.DCLOSE, this.maxFh, 0, 0, '');
     for (const [id, n] of state.names) put(Rec.NAME, id, n.parent, 0, n.name);
     for (const [fh, f] of state.files) put(Rec.FOPEN, fh, f.id, f.flags, '');
+    for (const [fh, m] of state.modes) put(Rec.FMODE, fh, m.backingId, 0, m.file);
     for (const [fh, id] of state.dirs) put(Rec.DOPEN, fh, id, 0, '');
     // a rename's intent still open (compacted inside it): last, as it was written
     for (const m of state.moves) put(Rec.MOVE, m.id, m.parent, m.kind, m.name);
@@ -243,6 +255,11 @@ export class NodeJournal {
     this.append(Rec.FOPEN, fh, id, flags >>> 0, '');
   }
 
+  /** After fileOpened: the handle's passthrough backing id (-1: through us) and backing file dev:ino. */
+  fileMode(fh: number, backingId: number, file: string): void {
+    this.append(Rec.FMODE, fh, backingId, 0, file);
+  }
+
   fileClosed(fh: number): void {
     this.append(Rec.FCLOSE, fh, 0, 0, '');
   }
@@ -283,5 +300,6 @@ export class NodeJournal {
 function liveBytes(s: JournalState): number {
   let n = HEADER + 4 * REC;
   for (const v of s.names.values()) n += REC + Buffer.byteLength(v.name, 'utf8');
+  for (const m of s.modes.values()) n += REC + Buffer.byteLength(m.file, 'utf8');
   return n + (s.files.size + s.dirs.size) * REC;
 }
