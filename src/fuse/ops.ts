@@ -475,6 +475,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * us, so the other names of a hard-linked file learn of them here, before close returns.
    */
   flush(fh: number): void {
+    // a dead daemon's passthrough handle that cannot be reopened (its file was unlinked before the
+    // crash): the kernel reads and writes it without us; only the FLUSH of its close comes here
+    if (this.ptResumed.has(fh) && this.files.get(fh) === undefined && !this.restorer?.file(fh)) return;
     const f = this.file(fh);
     this.union.flush(f.file);
     if (this.passthrough && (f.file.flags & O_ACCMODE) !== 0) this.inval.otherNames(f.nodeid);
