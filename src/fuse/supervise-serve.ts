@@ -11,6 +11,7 @@ import type { FuseOps } from './ops.js';
 import { NodeJournal } from './node-journal.js';
 import { serveReplayed, uniqueOf } from './replay.js';
 import { NAMING_OPS } from './restore.js';
+import { encodeNotifyIncEpoch } from './branch-change.js';
 
 /** Protocol minor that has FUSE_NOTIFY_RESEND (Linux 6.9). */
 export const RESEND_MINOR = 40;
@@ -18,8 +19,11 @@ export const RESEND_MINOR = 40;
 export interface Supervision {
   /** The journal file (in the runtime dir). */
   journal: string;
-  /** Taking over from a dead daemon: the INIT it negotiated. */
-  resume?: { init: InitOut };
+  /**
+   * Taking over from a dead daemon: the INIT it negotiated; `changing`: it died during a live
+   * branch change, so the kernel may hold names of the old list or of the new one.
+   */
+  resume?: { init: InitOut; changing?: boolean };
   /** Tests: act as if the kernel had no FUSE_NOTIFY_RESEND. */
   pretendNoResend?: boolean;
 }
@@ -76,6 +80,14 @@ export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: 
     },
     resend() {
       if (!sv.resume) return;
+      // a branch change was under way: every cached name is looked up again (branch-change.ts)
+      if (sv.resume.changing) {
+        try {
+          notify(encodeNotifyIncEpoch(buf));
+        } catch {
+          /* no INC_EPOCH (Linux < 6.16): names the kernel cached show the list after entry_timeout */
+        }
+      }
       encodeOutHeader(buf, Size.OUT_HEADER, NotifyCode.RESEND, 0);
       notify(Size.OUT_HEADER);
     },

@@ -381,3 +381,29 @@ test('overlay format: a dir made over the whiteout of a removed lower dir, kille
   );
   assert.ok(n >= 2, `${n} steps`);
 });
+
+test('two writable branches: a file of the second one that also exists below renamed, killed at each step: the new name is that file, never the lower one', (t) => {
+  const up2 = (root: string): string => join(root, 'up2');
+  const n = everyStep(
+    t,
+    (up, lo) => {
+      const u2 = join(up, '..', 'up2');
+      mkdirSync(u2);
+      writeFileSync(join(u2, 'a'), 'rw2\n');
+      writeFileSync(join(lo, 'a'), 'lower\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const A = d.lookup(1, 'a');
+      const aIno = d.ino(A);
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'c']);
+      d = r.d;
+      assert.equal(d.ino(d.lookup(1, 'c')), aIno, `kill at ${at}: c is the renamed file`);
+      assert.equal(d.has(1, 'a'), false, `kill at ${at}: a is gone`);
+      assert.equal(readFileSync(join(s.root, 'up2', 'c'), 'utf8'), 'rw2\n');
+      return r.fired;
+    },
+    (root) => `dirs=${join(root, 'up')}=rw:${up2(root)}=rw:${join(root, 'lo')}=ro`,
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
