@@ -279,7 +279,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
     ...(rootless ? { rootless: rootlessLine(via, opened.userxattr) } : {}),
   };
   try {
-    writeMountInfo(info);
+    // (a taken-over mount's entry is written once, by the daemon, with its restart line: written
+    // here first, a client waiting for the takeover would read it without)
+    if (!resume) writeMountInfo(info);
   } catch (e) {
     return abandon(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }

@@ -4,6 +4,10 @@
  * died, its resumption: INIT state and journal restored into FuseOps (restore.ts), then
  * FUSE_NOTIFY_RESEND so the kernel sends again what the dead daemon read and did not answer, the
  * one it was handling served by replay.ts's rules.
+ *
+ * The requests a dead daemon may have done are carried in the new daemon's journal until their
+ * resend has been served: a daemon killed again before that leaves them to the next one (else a
+ * done append would be appended twice, a done create answer EEXIST, a done rename ENOENT).
  */
 import { NotifyCode, Size } from './abi.js';
 import { encodeOutHeader, type InHeader, type InitOut } from './codec.js';
@@ -42,13 +46,14 @@ type Ops = FuseOps<never, never, never>;
 export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: number) => void, buf: Buffer): SupervisedServing {
   const ops = opsIn as Ops;
   let journal: NodeJournal | null;
-  let inflight: { unique: number; opcode: number } | null = null;
+  /** Inherited requests not yet served again: unique -> opcode. */
+  const inflight = new Map<number, number>();
   if (sv.resume) {
     const r = NodeJournal.resume(sv.journal);
     journal = r.journal;
     ops.journal = journal;
     ops.resume(sv.resume.init, r.state);
-    inflight = r.state.inflight;
+    for (const f of r.state.inflight) inflight.set(f.unique, f.opcode);
   } else {
     journal = NodeJournal.create(sv.journal);
     ops.journal = journal;
@@ -63,14 +68,13 @@ export function superviseServing(opsIn: unknown, sv: Supervision, notify: (len: 
       const j = journal;
       if (j === null) return ops.dispatch(hd, b, end, out);
       const { unique, resent } = uniqueOf(b);
+      // stays in the slot until the next request: its reply is written after we return
       j.begin(unique, hd.opcode);
       if (NAMING_OPS.has(hd.opcode)) ops.settle();
-      let r: number;
-      if (resent && inflight !== null && unique === inflight.unique) {
-        inflight = null;
-        r = serveReplayed(ops, hd, b, end, out);
-      } else r = ops.dispatch(hd, b, end, out);
-      j.end();
+      if (!resent || inflight.get(unique) !== hd.opcode) return ops.dispatch(hd, b, end, out);
+      const r = serveReplayed(ops, hd, b, end, out);
+      inflight.delete(unique);
+      j.served(unique);
       return r;
     },
     initDone(init) {
