@@ -11,7 +11,8 @@
  * mounts with mount(2) (root), returns (exit 0) once mounted and keeps serving in a child
  * process until the mount goes away (read gives ENODEV). The dump file is removed once read.
  * With FLOOR_C_COUNTS=FILE in the environment it appends "# MOUNTPOINT" and "opcode count" lines
- * there at exit (one block per mount, in the order the mounts end).
+ * there at exit (one block per mount, in the order the mounts end). FLOOR_C_XATTR_ENOSYS=1 makes
+ * GETXATTR/LISTXATTR answer ENOSYS (the kernel then sends none: what their round trips cost).
  *
  * Dump: records of 16 little-endian u64 (ino, parent record, mode, uid, gid, nlink, size, rdev,
  * atime, atimensec, mtime, mtimensec, ctime, ctimensec, name length, link length), then the
@@ -51,6 +52,9 @@ static uint32_t *hash; /* open addressing over (parent, name) -> record index + 
 static uint32_t hashmask;
 static uint64_t timeout_s = 3600;
 static int devfd = -1;
+/* FLOOR_C_XATTR_ENOSYS=1: GETXATTR and LISTXATTR answer ENOSYS, after which the kernel sends none
+ * (every xattr call on the mount then fails): a measurement of what the xattr round trips cost */
+static int xattr_enosys;
 
 static void die(const char *what) {
   fprintf(stderr, "layerfs-floor-server: %s: %s\n", what, strerror(errno));
@@ -439,12 +443,13 @@ static void serve(void) {
       break;
     }
     case FUSE_GETXATTR:
-      reply(u, -ENODATA, NULL, 0);
+      reply(u, xattr_enosys ? -ENOSYS : -ENODATA, NULL, 0);
       break;
     case FUSE_LISTXATTR: {
       struct fuse_getxattr_out x = {.size = 0};
       const struct fuse_getxattr_in *g = (const struct fuse_getxattr_in *)arg;
-      if (g->size == 0) reply(u, 0, &x, sizeof x);
+      if (xattr_enosys) reply(u, -ENOSYS, NULL, 0);
+      else if (g->size == 0) reply(u, 0, &x, sizeof x);
       else reply(u, 0, NULL, 0);
       break;
     }
@@ -468,6 +473,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (argc == 4) timeout_s = strtoull(argv[3], NULL, 10);
+  const char *enosys = getenv("FLOOR_C_XATTR_ENOSYS");
+  xattr_enosys = enosys != NULL && strcmp(enosys, "1") == 0;
   load(argv[1]);
   devfd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (devfd < 0) die("/dev/fuse");
