@@ -28,6 +28,7 @@ import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 import { detachDeadMount, splitOptions } from '../fuse/mount.js';
+import { Init2 } from '../fuse/abi.js';
 import { journalPath, restartsLine, type Handover, type HandedMount, type MountBlob, type SupervisorLink } from './supervised.js';
 import { remountRecord, resumableState } from './supervised-remount.js';
 
@@ -237,7 +238,7 @@ export class Daemon {
       link.register(s.info.id, s.fd, blob);
       const served = this.mounts.get(s.info.id);
       if (served) served.blob = blob;
-      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
+      s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at, (s.init.flags2 & Init2.PASSTHROUGH) !== 0);
     } else {
       const why =
         off ??

@@ -55,9 +55,12 @@ export function journalPath(id: string): string {
   return join(runDir(), 'mounts', `${id}.journal`);
 }
 
-/** One line for `layerfs info`: `restarts: N (last: REASON at TIME); supervised, passthrough off`. */
-export function restartsLine(count: number, reason?: string, at?: string): string {
-  return `restarts: ${count}${count > 0 && reason ? ` (last: ${reason} at ${at})` : ''}; supervised, passthrough off`;
+/**
+ * One line for `layerfs info`: `restarts: N (last: REASON at TIME); supervised, passthrough on`
+ * (`off` when INIT did not negotiate it: passthrough=off, rootless, an older kernel).
+ */
+export function restartsLine(count: number, reason?: string, at?: string, passthrough = false): string {
+  return `restarts: ${count}${count > 0 && reason ? ` (last: ${reason} at ${at})` : ''}; supervised, passthrough ${passthrough ? 'on' : 'off'}`;
 }
 
 export class SupervisorLink {

@@ -8,6 +8,9 @@
  *   DROP id               forgotten by the kernel, or its name was removed (unlink, rmdir,
  *                         replaced by a rename): it cannot be found by name any more
  *   FOPEN fh id flags / FCLOSE fh, DOPEN fh id / DCLOSE fh   open handles
+ *   FMODE fh backing file an open file handle's passthrough state (passthrough-resume.ts), after its
+ *                         FOPEN: the backing id its node id's opens share (-1: served through us)
+ *                         and the backing file's st_dev:st_ino; gone with the handle's FCLOSE
  *   CARRY unique opcode   a request a dead daemon was serving (it may have been done), inherited by
  *                         a daemon that took over: kept until that daemon has served the kernel's
  *                         resend of it (SERVED unique), across any number of takeovers
@@ -49,6 +52,8 @@ export const enum Rec {
   CARRY = 8,
   /** The inherited request with unique a has been served (its reply follows). */
   SERVED = 9,
+  /** An open file's passthrough state: a = fh, b = backing id (-1: through us), name = dev:ino. */
+  FMODE = 10,
 }
 
 /** MOVE records: a rename's intent, written before it, superseded by its outcome (NAME / DROP). */
@@ -77,6 +82,8 @@ export interface Move {
 export interface JournalState {
   names: Map<number, { parent: number; name: string }>;
   files: Map<number, { id: number; flags: number }>;
+  /** Passthrough state of open files (by fh; FMODE records). */
+  modes: Map<number, { backingId: number; file: string }>;
   dirs: Map<number, number>;
   /**
    * The requests the dead daemon may have done without answering: the one in its slot and those it
@@ -90,7 +97,7 @@ export interface JournalState {
 }
 
 function emptyState(): JournalState {
-  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: [], moves: [], maxId: 1, maxFh: 0 };
+  return { names: new Map(), files: new Map(), modes: new Map(), dirs: new Map(), inflight: [], moves: [], maxId: 1, maxFh: 0 };
 }
 
 /**
@@ -139,6 +146,10 @@ function replay(buf: Buffer, withSlot = true): JournalState {
         break;
       case Rec.FCLOSE:
         s.files.delete(a);
+        s.modes.delete(a);
+        break;
+      case Rec.FMODE:
+        if (s.files.has(a)) s.modes.set(a, { backingId: b, file: buf.toString('utf8', at + REC, at + REC + len) });
         break;
       case Rec.DOPEN:
         s.dirs.set(a, b);
@@ -228,6 +239,7 @@ export class NodeJournal {
     put(Rec.DCLOSE, this.maxFh, 0, 0, '');
     for (const [id, n] of state.names) put(Rec.NAME, id, n.parent, 0, n.name);
     for (const [fh, f] of state.files) put(Rec.FOPEN, fh, f.id, f.flags, '');
+    for (const [fh, m] of state.modes) put(Rec.FMODE, fh, m.backingId, 0, m.file);
     for (const [fh, id] of state.dirs) put(Rec.DOPEN, fh, id, 0, '');
     // a rename's intent still open (compacted inside it): last, as it was written
     for (const m of state.moves) put(Rec.MOVE, m.id, m.parent, m.kind, m.name);
@@ -292,6 +304,11 @@ export class NodeJournal {
     this.append(Rec.FOPEN, fh, id, flags >>> 0, '');
   }
 
+  /** After fileOpened: the handle's passthrough backing id (-1: through us) and backing file dev:ino. */
+  fileMode(fh: number, backingId: number, file: string): void {
+    this.append(Rec.FMODE, fh, backingId, 0, file);
+  }
+
   fileClosed(fh: number): void {
     this.append(Rec.FCLOSE, fh, 0, 0, '');
   }
@@ -337,5 +354,6 @@ function liveBytes(s: JournalState): number {
   let n = HEADER + (4 + s.inflight.length + s.moves.length) * REC;
   for (const m of s.moves) n += Buffer.byteLength(m.name, 'utf8');
   for (const v of s.names.values()) n += REC + Buffer.byteLength(v.name, 'utf8');
+  for (const m of s.modes.values()) n += REC + Buffer.byteLength(m.file, 'utf8');
   return n + (s.files.size + s.dirs.size) * REC;
 }

@@ -27,6 +27,7 @@ import type * as rq from './requests.js';
 import { type Clock, XattrAbsence } from './xattr-absence.js';
 import { noFlushBit } from './flush-policy.js';
 import { Restorer, type OpsJournal } from './restore.js';
+import { journalMode, resumePassthrough } from './passthrough-resume.js';
 import { intendRename, settleMoves } from './rename-intent.js';
 import type { JournalState } from './node-journal.js';
 import { ACL_INIT_FLAGS, aclGranted, createCtx } from './posix-acl.js';
@@ -79,6 +80,8 @@ interface OpenFile<F> {
   file: F;
   /** The node id it was opened by (hard links to refresh after a write; passthrough's count). */
   nodeid: number;
+  /** Restored after a restart: whether the dead daemon's Passthrough counted it (passthrough-resume.ts). */
+  pt?: boolean;
 }
 
 interface OpenDir<N, D> {
@@ -129,6 +132,8 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   journal: OpsJournal | null = null;
   /** After a restart: the dead daemon's ids and handles, found again on first use (restore.ts). */
   private restorer: Restorer<N, F, D> | null = null;
+  /** After a restart: the dead daemon's handles its Passthrough counted (passthrough-resume.ts). */
+  private ptResumed = new Map<number, number>();
 
   constructor(
     private readonly union: ServedUnion<N, F, D>,
@@ -222,6 +227,10 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     this.negotiated = init;
     this.aclUmask = aclGranted(init.flags);
     this.protocol.resumed(init);
+    if ((init.flags2 & Init2.PASSTHROUGH) !== 0 && (this.cfg.devFd !== undefined || this.cfg.backingDevice !== undefined)) {
+      this.passthrough = new Passthrough(this.cfg.backingDevice ?? fuseBackingDevice(this.cfg.devFd!));
+      this.ptResumed = resumePassthrough(this.passthrough, state);
+    }
     this.nodes.reserve(state.maxId);
     this.files.reserve(state.maxFh);
     this.dirs.reserve(state.maxFh);
@@ -233,7 +242,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
       open: (n, f, c) => u.open(n, f, c),
       opendir: (n, c) => u.opendir(n, c),
       adoptNode: (id, n) => this.nodes.adopt(id, n),
-      adoptFile: (fh, file, nodeid) => this.files.adopt(fh, { file, nodeid }),
+      adoptFile: (fh, file, nodeid) => this.files.adopt(fh, { file, nodeid, pt: this.ptResumed.delete(fh) }),
       adoptDir: (fh, node, dh, nodeid) => this.dirs.adopt(fh, { node, dh, nodeid }),
       known: (id) => this.nodes.get(id),
       lost: (id) => this.journal?.dropped(id),
@@ -427,6 +436,7 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     }
     const fh = this.files.add({ file: f, nodeid: hd.nodeid });
     this.journal?.fileOpened(fh, hd.nodeid, r.flags);
+    if (f.fd >= 0) journalMode(this.journal, this.passthrough, fh, hd.nodeid);
     // a write open copies a lower file up: its other names (hard links) now show the copy's ctime
     if ((r.flags & O_ACCMODE) !== 0) this.inval.otherNames(hd.nodeid);
     return { fh, ...this.withNoFlush(m, r.flags, hd.nodeid) };
@@ -441,9 +451,11 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
     const entry = this.made(node, hd.nodeid, r.name);
     if (m === undefined || m === 'conflict') m = openMode(this.passthrough, entry.nodeid, fh.fd);
     // (a fresh id serves no file yet)
+    const counted = m !== 'conflict' && fh.fd >= 0;
     if (m === 'conflict') m = THROUGH_US;
     const handle = this.files.add({ file: fh, nodeid: entry.nodeid });
     this.journal?.fileOpened(handle, entry.nodeid, r.flags);
+    if (counted) journalMode(this.journal, this.passthrough, handle, entry.nodeid);
     return { entry, opened: { fh: handle, ...this.withNoFlush(m, r.flags, entry.nodeid) } };
   }
 
@@ -463,6 +475,9 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
    * us, so the other names of a hard-linked file learn of them here, before close returns.
    */
   flush(fh: number): void {
+    // a dead daemon's passthrough handle that cannot be reopened (its file was unlinked before the
+    // crash): the kernel reads and writes it without us; only the FLUSH of its close comes here
+    if (this.ptResumed.has(fh) && this.files.get(fh) === undefined && !this.restorer?.file(fh)) return;
     const f = this.file(fh);
     this.union.flush(f.file);
     if (this.passthrough && (f.file.flags & O_ACCMODE) !== 0) this.inval.otherNames(f.nodeid);
@@ -471,9 +486,15 @@ export class FuseOps<N extends UnionNodeLike & object, F extends FileHandleLike,
   release(fh: number): void {
     const f = this.files.remove(fh);
     this.journal?.fileClosed(fh);
-    if (!f) return;
+    if (!f) {
+      // a dead daemon's handle never used since the restart: not reopened now, still counted down
+      this.restorer?.closed(fh);
+      const id = this.ptResumed.get(fh);
+      if (id !== undefined && this.ptResumed.delete(fh)) this.passthrough?.release(id);
+      return;
+    }
     this.union.release(f.file);
-    this.passthrough?.release(f.nodeid);
+    if (f.pt !== false) this.passthrough?.release(f.nodeid);
     // passthrough writes of an open that skipped FLUSH (flush-policy.ts): a name linked meanwhile
     if (this.passthrough && (f.file.flags & O_ACCMODE) !== 0) this.inval.otherNames(f.nodeid);
   }

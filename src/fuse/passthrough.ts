@@ -127,6 +127,23 @@ export class Passthrough {
     }
   }
 
+  /** The backing id (-1: through us) and backing file dev:ino that node id's live opens share. */
+  entry(nodeid: number): { backingId: number; file: string } | undefined {
+    const cur = this.byNode.get(nodeid);
+    return cur && { backingId: cur.backingId, file: cur.file };
+  }
+
+  /**
+   * After a daemon restart: one live open of `nodeid` the dead daemon answered with `backingId`
+   * (-1: through us) for the backing file `file` (passthrough-resume.ts). The kernel still holds
+   * the registration (it belongs to the connection): later opens share it, the last release closes it.
+   */
+  adopt(nodeid: number, backingId: number, file: string): void {
+    const cur = this.byNode.get(nodeid);
+    if (cur) cur.opens++;
+    else this.byNode.set(nodeid, { backingId, file, opens: 1 });
+  }
+
   /** Node ids with live opens (tests). */
   get liveNodes(): number {
     return this.byNode.size;

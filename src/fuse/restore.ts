@@ -30,6 +30,8 @@ export interface OpsJournal {
   dropped(id: number): void;
   fileOpened(fh: number, id: number, flags: number): void;
   fileClosed(fh: number): void;
+  /** After fileOpened: its passthrough state (passthrough-resume.ts). */
+  fileMode?(fh: number, backingId: number, file: string): void;
   dirOpened(fh: number, id: number): void;
   dirClosed(fh: number): void;
   /** A rename's intent, then its end (rename-intent.ts). */
@@ -130,6 +132,11 @@ export class Restorer<N, F, D> {
   forget(id: number): void {
     this.names.delete(id);
     this.lost.delete(id);
+  }
+
+  /** The kernel released a handle not reopened yet: not to be reopened. */
+  closed(fh: number): void {
+    this.files.delete(fh);
   }
 
   /** Reopen a file handle the dead daemon gave out; false when it cannot be. */

@@ -43,7 +43,7 @@ export interface SessionParams {
   initTimeoutMs?: number;
   /** Called as each phase of the mount ends (daemon/mount-timing.ts). */
   timing?: (phase: string) => void;
-  /** Under the supervisor: journal to this file (passthrough off; see supervise-serve.ts). */
+  /** Under the supervisor: journal to this file (see supervise-serve.ts, passthrough-resume.ts). */
   supervision?: { journal: string; pretendNoResend?: boolean };
   /**
    * Taking over a live mount from a daemon that died: its /dev/fuse fd, INIT and published info;
@@ -244,8 +244,8 @@ export async function startSession(p: SessionParams): Promise<Session> {
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
   const supervision: Supervision | undefined = p.supervision ? { ...p.supervision, ...(resume ? { resume: { init: resume.init, ...(resume.changing ? { changing: true } : {}) } } : {}) } : undefined;
-  // a supervised mount serves reads and writes itself: passthrough's backing files do not survive a restart reliably
-  thread.send({ t: 'go', id, fd, ...(rootless || supervision ? { noPassthrough: true } : {}), ...(supervision ? { supervision } : {}) });
+  // supervised: backing registrations belong to the connection the supervisor holds; the journal keeps who shares which (passthrough-resume.ts)
+  thread.send({ t: 'go', id, fd, ...(rootless ? { noPassthrough: true } : {}), ...(supervision ? { supervision } : {}) });
   /** Failing once the thread serves the fd: detach the mount, then close the fd only once the thread has let go of it. */
   const abandon = async (e: MountError, stoppedAlready: WorkerMessage | null = null): Promise<never> => {
     await kernelUnmount(mountpoint, true, via).catch(() => {});

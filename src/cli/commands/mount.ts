@@ -92,9 +92,9 @@ FUSE options:
                            file (default on, Linux 6.9+, root daemon); off: every read and
                            write goes through the daemon
   supervise=on|off         the mount survives a crash of the daemon (default on, Linux 6.9+:
-                           the supervisor holds /dev/fuse and starts a new daemon; passthrough
-                           is off on such mounts); off: a daemon crash ends the mount, as
-                           before. LAYERFS_SUPERVISOR=0 starts the daemon without a supervisor
+                           the supervisor holds /dev/fuse and starts a new daemon; files
+                           open in passthrough mode keep their backing files); off: a daemon
+                           crash ends the mount, as before. LAYERFS_SUPERVISOR=0 starts the daemon without a supervisor
 Mount flags ro, rw, nosuid, nodev, noexec, noatime... and fstab words are accepted.
 Changing the branches of a live mount (-o remount,CHANGE[,CHANGE...]; in order, all or nothing;
 also by mount -o remount,... MNT):
