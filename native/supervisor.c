@@ -372,6 +372,9 @@ static void reap(void) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     if (pid == active.pid) active_ended(status);
     else if (pid == standby.pid) {
+      char reason[64];
+      describe(status, reason, sizeof reason);
+      if (!stop_asked) logf_("standby daemon %d ended (%s)", (int)pid, reason);
       close_daemon(&standby);
       if (nmounts > 0) standby_due = now_ms() + STANDBY_DELAY_MS;
     }

@@ -24,10 +24,12 @@ function scratch(t: { after(fn: () => Promise<void> | void): void }, name: strin
     mnts.push(join(root, `mnt${i}`));
   }
   const env = { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_DAEMON_IDLE_MS: '300', ...extraEnv };
+  /** Set by `keepOnFailure` when the test body threw: the scratch dir stays for diagnosis. */
+  const state = { failed: false };
   t.after(async () => {
     for (const m of mnts) forceUnmount(m);
     await stopDaemons(run);
-    rmSync(root, { recursive: true, force: true });
+    if (!state.failed) rmSync(root, { recursive: true, force: true });
   });
   const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   const mount = (i: number, extra = '') => {
@@ -45,7 +47,17 @@ function scratch(t: { after(fn: () => Promise<void> | void): void }, name: strin
     process.kill(pid, 'SIGKILL');
     return pid;
   };
-  return { root, run, mnts, env, cli, mount, daemonPid, kill9 };
+  /** Run `body`; when it fails, keep the scratch dir (daemon + supervisor log, journals) and name it. */
+  const keepOnFailure = async (body: () => Promise<void>): Promise<void> => {
+    try {
+      await body();
+    } catch (e) {
+      state.failed = true;
+      if (e instanceof Error) e.message += `\n  run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${root}`;
+      throw e;
+    }
+  };
+  return { root, run, mnts, env, cli, mount, daemonPid, kill9, keepOnFailure };
 }
 
 /** Wait for a new daemon pid (the supervisor writes it when it hands over). */
@@ -108,6 +120,10 @@ test('kill -9 while idle: the mount answers, info counts the restart, open files
 test('kill -9 in a loop under a read/write/rename/copy-up workload: no error seen, final tree as without kills, lower byte-identical; recovery time', async (t) => {
   if (!requireFuse(t)) return;
   const s = scratch(t, 'loop', 1);
+  await s.keepOnFailure(() => killLoop(s));
+});
+
+async function killLoop(s: ReturnType<typeof scratch>): Promise<void> {
   const lowerBefore = lowerSnapshot(join(s.root, 'lo'));
   s.mount(0);
   const m = s.mnts[0]!;
@@ -178,7 +194,7 @@ test('kill -9 in a loop under a read/write/rename/copy-up workload: no error see
   // timeout or a fresh start that hangs
   assert.ok(Number(q(0.95)) < 1500, `p95 ${q(0.95)} ms: a takeover waits on something`);
   assert.match(s.cli('info', m).stdout, new RegExp(`^restarts: ${kills + times.length} \\(last: killed by SIGKILL`, 'm'));
-});
+}
 
 test('several mounts survive one kill; layerfs daemon restart under load hands them all over', async (t) => {
   if (!requireFuse(t)) return;

@@ -128,9 +128,9 @@ function pidsIn(run: string): number[] {
 /**
  * Teardown, even after a failure: kill the children this test started (by pid), unmount (plain, then
  * fusectl abort + lazy), stop the daemons (and supervisor) whose pid files are in run/ (SIGTERM, then
- * SIGKILL), remove the scratch dir unless LAYERFS_KEEP_SCRATCH is set. Returns what it had to force.
+ * SIGKILL), remove the scratch dir unless LAYERFS_KEEP_SCRATCH is set or `keep` (a failed run). Returns what it had to force.
  */
-export async function teardown(u: Union, extraMounts: readonly string[] = []): Promise<string[]> {
+export async function teardown(u: Union, extraMounts: readonly string[] = [], keep = false): Promise<string[]> {
   const forced: string[] = [];
   for (const pid of u.children) {
     if (pidAlive(pid)) {
@@ -165,7 +165,8 @@ export async function teardown(u: Union, extraMounts: readonly string[] = []): P
       process.kill(pid, 'SIGKILL');
     }
   }
-  if (!process.env.LAYERFS_KEEP_SCRATCH) rmSync(u.root, { recursive: true, force: true });
+  // kept after a failure (daemon log with the supervisor's lines, journals), the caller names it
+  if (!keep && !process.env.LAYERFS_KEEP_SCRATCH) rmSync(u.root, { recursive: true, force: true });
   return forced;
 }
 

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fuseUnavailable } from '../helpers/mount.js';
 import { diffSnapshots, type Snapshot } from '../helpers/fs-snapshot.js';
@@ -84,10 +84,11 @@ export async function runOnce(w: Workload, kill: boolean, seed: number): Promise
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
   } finally {
-    const forced = await teardown(u, w.extraMounts?.(u) ?? []);
+    const forced = await teardown(u, w.extraMounts?.(u) ?? [], problems.length > 0);
     if (forced.length) problems.push(`teardown had to force: ${forced.join('; ')}`);
   }
   if (kill && report && report.kills.length === 0) problems.push('the kill loop killed nothing (workload too short, or no daemon pid file)');
+  if (problems.length && existsSync(u.root)) problems.push(`run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${u.root}`);
   if (problems.length) throw new Error(`${w.name} (${kill ? `with kills, seed ${seed}` : 'reference, no kills'}):\n  ${problems.join('\n  ')}`);
   return { tree: tree!, report: report! };
 }
