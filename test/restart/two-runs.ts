@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fuseUnavailable } from '../helpers/mount.js';
 import { diffSnapshots, type Snapshot } from '../helpers/fs-snapshot.js';
@@ -46,10 +46,12 @@ export interface Workload {
 export interface RunResult {
   tree: Snapshot;
   report: DriverReport;
+  /** The scratch dir (removed unless kept: `keep`, or a failure). */
+  root: string;
 }
 
 /** One run; throws one Error listing every problem (workload error, probe errors, lower changes). */
-export async function runOnce(w: Workload, kill: boolean, seed: number): Promise<RunResult> {
+export async function runOnce(w: Workload, kill: boolean, seed: number, keep = false): Promise<RunResult> {
   const u = makeUnion(`kill-${w.name}`, w.fill);
   const problems: string[] = [];
   let report: DriverReport | undefined;
@@ -84,13 +86,13 @@ export async function runOnce(w: Workload, kill: boolean, seed: number): Promise
   } catch (e) {
     problems.push(e instanceof Error ? e.message : String(e));
   } finally {
-    const forced = await teardown(u, w.extraMounts?.(u) ?? [], problems.length > 0);
+    const forced = await teardown(u, w.extraMounts?.(u) ?? [], keep || problems.length > 0);
     if (forced.length) problems.push(`teardown had to force: ${forced.join('; ')}`);
   }
   if (kill && report && report.kills.length === 0) problems.push('the kill loop killed nothing (workload too short, or no daemon pid file)');
   if (problems.length && existsSync(u.root)) problems.push(`run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${u.root}`);
   if (problems.length) throw new Error(`${w.name} (${kill ? `with kills, seed ${seed}` : 'reference, no kills'}):\n  ${problems.join('\n  ')}`);
-  return { tree: tree!, report: report! };
+  return { tree: tree!, report: report!, root: u.root };
 }
 
 /**
@@ -122,8 +124,11 @@ export function twoRuns(w: Workload, timeoutMs: number): void {
     const seed = killSeed();
     console.log(`${w.name}: kill seed ${seed} (LAYERFS_KILL_SEED=${seed} repeats it)`);
     // LAYERFS_KILLTEST_KILLS=0: the second run without kills too (shows the two runs end alike)
-    const { tree } = await runOnce(w, process.env.LAYERFS_KILLTEST_KILLS !== '0', seed);
+    // kept until the trees compare equal: a difference leaves the run dir (logs, journals, branches)
+    const { tree, root } = await runOnce(w, process.env.LAYERFS_KILLTEST_KILLS !== '0', seed, true);
     const diff = diffSnapshots(reference, tree);
-    assert.deepEqual(diff.slice(0, 30), [], `${w.name}: the merged tree after the kill run differs from the reference run (${diff.length} differences)`);
+    const kept = `run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${root}`;
+    assert.deepEqual(diff.slice(0, 30), [], `${w.name}: the merged tree after the kill run differs from the reference run (${diff.length} differences); ${kept}`);
+    if (!process.env.LAYERFS_KEEP_SCRATCH) rmSync(root, { recursive: true, force: true });
   });
 }
