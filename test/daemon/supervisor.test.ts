@@ -47,13 +47,13 @@ function scratch(t: { after(fn: () => Promise<void> | void): void }, name: strin
     process.kill(pid, 'SIGKILL');
     return pid;
   };
-  /** Run `body`; when it fails, keep the scratch dir (daemon + supervisor log, journals) and name it. */
+  /** Run `body`; when it fails, keep the scratch dir (daemon + supervisor log; journals only if the mount was still up) and name it. */
   const keepOnFailure = async (body: () => Promise<void>): Promise<void> => {
     try {
       await body();
     } catch (e) {
       state.failed = true;
-      if (e instanceof Error) e.message += `\n  run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${root}`;
+      if (e instanceof Error) e.message += `\n  run dir kept for diagnosis (daemon and supervisor log in run/; journals only while the mount was still up): ${root}`;
       throw e;
     }
   };

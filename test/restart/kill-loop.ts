@@ -165,7 +165,7 @@ export async function teardown(u: Union, extraMounts: readonly string[] = [], ke
       process.kill(pid, 'SIGKILL');
     }
   }
-  // kept after a failure (daemon log with the supervisor's lines, journals), the caller names it
+  // kept after a failure (daemon log with the supervisor's lines; journals only if the mount was still up), the caller names it
   if (!keep && !process.env.LAYERFS_KEEP_SCRATCH) rmSync(u.root, { recursive: true, force: true });
   return forced;
 }

@@ -90,7 +90,7 @@ export async function runOnce(w: Workload, kill: boolean, seed: number, keep = f
     if (forced.length) problems.push(`teardown had to force: ${forced.join('; ')}`);
   }
   if (kill && report && report.kills.length === 0) problems.push('the kill loop killed nothing (workload too short, or no daemon pid file)');
-  if (problems.length && existsSync(u.root)) problems.push(`run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${u.root}`);
+  if (problems.length && existsSync(u.root)) problems.push(`run dir kept for diagnosis (daemon and supervisor log in run/; journals only while the mount was still up): ${u.root}`);
   if (problems.length) throw new Error(`${w.name} (${kill ? `with kills, seed ${seed}` : 'reference, no kills'}):\n  ${problems.join('\n  ')}`);
   return { tree: tree!, report: report!, root: u.root };
 }
@@ -124,10 +124,10 @@ export function twoRuns(w: Workload, timeoutMs: number): void {
     const seed = killSeed();
     console.log(`${w.name}: kill seed ${seed} (LAYERFS_KILL_SEED=${seed} repeats it)`);
     // LAYERFS_KILLTEST_KILLS=0: the second run without kills too (shows the two runs end alike)
-    // kept until the trees compare equal: a difference leaves the run dir (logs, journals, branches)
+    // kept until the trees compare equal: a difference leaves the run dir (logs, branches)
     const { tree, root } = await runOnce(w, process.env.LAYERFS_KILLTEST_KILLS !== '0', seed, true);
     const diff = diffSnapshots(reference, tree);
-    const kept = `run dir kept for diagnosis (daemon and supervisor log, journals in run/): ${root}`;
+    const kept = `run dir kept for diagnosis (daemon and supervisor log in run/; journals only while the mount was still up): ${root}`;
     assert.deepEqual(diff.slice(0, 30), [], `${w.name}: the merged tree after the kill run differs from the reference run (${diff.length} differences); ${kept}`);
     if (!process.env.LAYERFS_KEEP_SCRATCH) rmSync(root, { recursive: true, force: true });
   });
