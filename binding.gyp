@@ -17,6 +17,12 @@
       "type": "executable",
       "sources": ["native/supervisor.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "layerfs-floor-server",
+      "type": "executable",
+      "sources": ["native/floor-server.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -75,9 +75,12 @@ export const USAGE = `usage: npm run bench -- [options]     (root needed: mounts
 Runs every workload of issue 6 on: native dir, kernel overlayfs, fuse-overlayfs, unionfs-fuse,
 layerfs (and any --variant/--baseline), targets interleaved in each round; prints medians.
   --rounds N          rounds per workload (default 3; 2 with --quick)
-  --only a,b          targets whose name contains one of the words (e.g. layerfs,kernel);
+  --only a,b          targets named by a word (e.g. layerfs,kernel: not layerfs-uring; --variant and
+                      --baseline builds stay), else whose name contains it;
                       the word floor adds the floor (our FUSE transport over an in-memory
-                      copy of the tree: the kernel's own cost per request; for stat,list)
+                      copy of the tree: the kernel's own cost per request; for stat,list);
+                      the word floor-c adds floor-c (a minimal C server over the same tree:
+                      stat, list, readdir, smallcpup)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100

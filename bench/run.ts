@@ -53,8 +53,12 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const all = targets(repoRoot, opt.variants, opt.baselines, opt.only?.includes('floor') ?? false);
-const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => t.name.includes(w))) : all;
+const all = targets(repoRoot, opt.variants, opt.baselines, opt.only?.includes('floor') ?? false, opt.only?.includes('floor-c') ?? false);
+// a word naming a target exactly picks that one (`layerfs` is not also `layerfs-uring`), and the
+// builds --variant/--baseline asked for; any other word every target whose name contains it
+const asked = (t: Target): boolean => t.name.startsWith('layerfs ') || t.name.startsWith('layerfs@');
+const picks = (t: Target, w: string): boolean => (all.some((x) => x.name === w) ? t.name === w || (asked(t) && t.name.includes(w)) : t.name.includes(w));
+const chosen: Target[] = opt.only ? all.filter((t) => opt.only!.some((w) => picks(t, w))) : all;
 if (chosen.length === 0) {
   console.error(`bench: --only matched none of: ${all.map((t) => t.name).join(', ')}`);
   process.exit(1);

@@ -4,7 +4,9 @@
  * plain dir, the floor), kernel overlayfs, fuse-overlayfs, unionfs-fuse and
  * layerfs (plus `--variant`/`--baseline` layerfs builds). `floor` (only when --only names it: it
  * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
- * in-memory copy of the merged tree: the kernel's own cost per request (floor-union.ts).
+ * in-memory copy of the merged tree (floor-union.ts); `floor-c` (the same way) is a minimal C server
+ * over the same tree (native/floor-server.c): the kernel's own cost per request plus the least a
+ * userspace server adds.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,7 +23,7 @@ export function usesUring(t: Target): boolean {
   return t.kind === 'layerfs' && /(^|,)uring(,|$)/.test(t.layerfs?.options({ lowers: [], unionfsLowers: [], upper: '', work: '' }) ?? '');
 }
 
-export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor';
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -67,10 +69,21 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
-export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false): Target[] {
+export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false, floorC = false): Target[] {
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
+  const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
   return [
+    // a C server (native/floor-server.c) over the same in-memory tree: the kernel's own cost per request
+    ...(floorC
+      ? [
+          {
+            name: 'floor-c',
+            kind: 'floor-c' as const,
+            command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorCServe, `lowerdir=${s.lowers.join(':')}`, mnt] }),
+          },
+        ]
+      : []),
     ...(floor
       ? [
           {

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { FSTYPE, kernelUnmount } from '../fuse/mount.js';
 import { mountTable } from '../sys/mountinfo.js';
-import { listMounts } from '../fuse/runtime-dir.js';
+import { findMountAfterTakeover } from '../fuse/runtime-dir.js';
 import { errnoCode } from '../errors/index.js';
 import { MountError } from '../fuse/mount-error.js';
 import { call, mountToken, request, DaemonError } from './client.js';
@@ -57,7 +57,7 @@ export async function startMount(o: StartMountOptions): Promise<{ id: string; pi
  */
 export async function stopMount(mountpoint: string, o: { lazy?: boolean; timeoutMs?: number } = {}): Promise<void> {
   const abs = resolve(mountpoint);
-  const info = listMounts().find((m) => m.mountpoint === abs);
+  const info = await findMountAfterTakeover(abs);
   const mounted = mountTable().some((m) => m.mountpoint === abs && m.fstype === FSTYPE);
   if (!mounted && !info) throw new MountError('EINVAL', `${abs} is not a layerfs mount point`);
   if (info) {

@@ -11,6 +11,7 @@ import { changeMountBranches } from '../fuse/session-branches.js';
 import { listMounts } from '../fuse/runtime-dir.js';
 import type { Session } from '../fuse/session.js';
 import type { MountRequest, Reply } from './protocol.js';
+import type { RemountRecord } from './supervised-remount.js';
 
 /** Whether a mount request is a remount (mount(8) passes `remount` among the options). */
 export function isRemount(options: string): boolean {
@@ -19,7 +20,11 @@ export function isRemount(options: string): boolean {
 
 const chains = new Map<string, Promise<unknown>>();
 
-export async function remount(req: MountRequest, served: { session: Session } | undefined): Promise<Reply> {
+/**
+ * `record`: for a supervised mount, keeps the supervisor's blob in step with the branch list
+ * (supervised-remount.ts): marked before the switch, the new list registered before the reply.
+ */
+export async function remount(req: MountRequest, served: { session: Session } | undefined, record?: RemountRecord | null): Promise<Reply> {
   const mnt = resolve(req.cwd, req.mountpoint);
   if (!served) {
     const fg = listMounts().find((m) => m.mountpoint === mnt && m.pid !== process.pid);
@@ -30,7 +35,27 @@ export async function remount(req: MountRequest, served: { session: Session } | 
   }
   const s = served.session;
   const prev = chains.get(s.info.id) ?? Promise.resolve();
-  const run = prev.then(() => changeMountBranches(s, req.options, req.cwd));
+  const token = typeof req.token === 'string' && req.token !== '' ? req.token : undefined;
+  const run = prev.then(async (): Promise<{ warning?: string }> => {
+    // sent again by a client whose daemon died after making it: made (the successor serves it)
+    if (record?.made(token)) return {};
+    const at = { asked: false, switched: false };
+    try {
+      return await changeMountBranches(s, req.options, req.cwd, {
+        before: () => {
+          at.asked = true;
+          record?.changing();
+        },
+        after: (state) => {
+          at.switched = true;
+          record?.changed(state, token);
+        },
+      });
+    } catch (e) {
+      if (at.asked && !at.switched) record?.unchanged();
+      throw e;
+    }
+  });
   const tail = run.catch(() => {});
   chains.set(s.info.id, tail);
   try {

@@ -28,7 +28,8 @@ import { isRemount, remount } from './remount.js';
 import { MountTiming, mountTimingOn } from './mount-timing.js';
 import { MAX_LINE, type DaemonStatus, type MountRequest, type Reply, type Request } from './protocol.js';
 import { detachDeadMount, splitOptions } from '../fuse/mount.js';
-import { journalPath, restartsLine, type Handover, type HandedMount, type SupervisorLink } from './supervised.js';
+import { journalPath, restartsLine, type Handover, type HandedMount, type MountBlob, type SupervisorLink } from './supervised.js';
+import { remountRecord, resumableState } from './supervised-remount.js';
 
 export interface DaemonOptions {
   paths: DaemonPaths;
@@ -88,6 +89,8 @@ interface Served {
   info: MountInfo;
   /** The token of the request that made it (protocol.ts MountRequest.token). */
   token?: string;
+  /** What the supervisor holds for it (supervised mounts). */
+  blob?: MountBlob;
 }
 
 export class Daemon {
@@ -224,12 +227,16 @@ export class Daemon {
   }
 
   /** Tell the supervisor of a live mount, and say in its info whether it survives a daemon crash. */
-  private supervise(s: Session, req: { cwd: string; debug?: boolean; token?: string }, restarts: number, last?: Handover): string | undefined {
+  private supervise(s: Session, req: { cwd: string; debug?: boolean; token?: string }, restarts: number, last?: Handover, carried?: Pick<MountBlob, 'branches' | 'remountToken'>): string | undefined {
     const link = this.o.supervisor;
     let warning: string | undefined;
     const off = this.unsupervised(s.info.options);
     if (link && off === null && s.resend && s.init) {
-      link.register(s.info.id, s.fd, { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}), ...(req.token ? { token: req.token } : {}) });
+      // a taken-over mount keeps the branch list its live changes left (supervised-remount.ts)
+      const blob: MountBlob = { info: s.info, cwd: req.cwd, via: s.via, init: s.init, restarts, ...(req.debug ? { debug: true } : {}), ...(req.token ? { token: req.token } : {}), ...carried };
+      link.register(s.info.id, s.fd, blob);
+      const served = this.mounts.get(s.info.id);
+      if (served) served.blob = blob;
       s.info.supervision = restartsLine((last?.restarts ?? restarts) - restarts, last?.reason, last?.at);
     } else {
       const why =
@@ -254,6 +261,7 @@ export class Daemon {
 
   private async resumeOne(m: HandedMount, h: Handover): Promise<void> {
     const b = m.blob;
+    const branchState = resumableState(b, (l) => this.log(l));
     try {
       const s = await startSession({
         options: b.info.options,
@@ -263,10 +271,11 @@ export class Daemon {
         id: b.info.id,
         source: b.info.source,
         supervision: { journal: journalPath(b.info.id) },
-        resume: { fd: m.fd, init: b.init, info: b.info, via: b.via },
+        resume: { fd: m.fd, init: b.init, info: b.info, via: b.via, ...(branchState ? { branchState } : {}), ...(b.changing ? { changing: true } : {}) },
       });
       this.adopt(s, b.token);
-      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}), ...(b.token ? { token: b.token } : {}) }, b.restarts, h);
+      const carried = { ...(b.branches ? { branches: b.branches } : {}), ...(b.remountToken ? { remountToken: b.remountToken } : {}) };
+      this.supervise(s, { cwd: b.cwd, ...(b.debug ? { debug: true } : {}), ...(b.token ? { token: b.token } : {}) }, b.restarts, h, carried);
     } catch (e) {
       this.log(`${b.info.mountpoint}: cannot serve it again after the restart: ${messageOf(e)}`);
     }
@@ -322,7 +331,10 @@ export class Daemon {
     if (typeof req.mountpoint !== 'string' || typeof req.options !== 'string' || typeof req.cwd !== 'string') {
       return { ok: false, code: 'EINVAL', message: 'mount request needs options, mountpoint and cwd' };
     }
-    if (isRemount(req.options)) return remount(req, this.find(resolve(req.cwd, req.mountpoint)));
+    if (isRemount(req.options)) {
+      const served = this.find(resolve(req.cwd, req.mountpoint));
+      return remount(req, served, served && remountRecord(this.o.supervisor, served, (l) => this.log(l), (at) => this.testDie(at)));
+    }
     const token = typeof req.token === 'string' && req.token !== '' ? req.token : undefined;
     if (token) {
       // sent again by a client whose first try reached a daemon that died before answering
@@ -366,9 +378,9 @@ export class Daemon {
   /**
    * Test hook (LAYERFS_DAEMON_TEST_HOOKS=1): when the file $LAYERFS_TEST_DIE_FILE says `mounted`
    * (after mount(2), before the supervisor holds the fd) or `registered` (before the reply), the
-   * daemon removes it and kills itself there.
+   * daemon removes it and kills itself there; remounts: supervised-remount.ts.
    */
-  private testDie(at: 'mounted' | 'registered'): void {
+  private testDie(at: 'mounted' | 'registered' | 'remount-switched' | 'remount-registered'): void {
     const file = this.o.testHooks ? process.env.LAYERFS_TEST_DIE_FILE : undefined;
     if (!file) return;
     try {

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import type { InitOut } from '../fuse/codec.js';
+import type { BranchState } from '../engine/types.js';
 import type { MountVia } from '../fuse/mount.js';
 import { runDir, type MountInfo } from '../fuse/runtime-dir.js';
 import { seqRecv, seqSend } from '../sys/supervise.js';
@@ -22,6 +23,15 @@ export interface MountBlob {
   restarts: number;
   /** The mount request's token (protocol.ts): a client resending it after a crash gets this mount. */
   token?: string;
+  /**
+   * The branch list live changes (remount add:/del:/mod:) left, with brids, inode slots and table
+   * (engine/branch-state.ts); absent: none made, the list is the one `info.options` names.
+   */
+  branches?: BranchState;
+  /** Registered just before a branch change: a daemon that died now may have made it or not. */
+  changing?: boolean;
+  /** The token of the last remount made: that request sent again is answered, not made twice. */
+  remountToken?: string;
 }
 
 export interface HandedMount {

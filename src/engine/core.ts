@@ -15,6 +15,7 @@ import { validateOptions } from './validate.js';
 import { checkName } from './whiteout.js';
 import { Placement } from './placement.js';
 import { MissMemory } from './miss-memory.js';
+import { stateInodeTable } from './branch-state.js';
 
 export const WORK_NAME = PRIVATE + '.work';
 export const XINO_NAME = PRIVATE + '.xino';
@@ -57,7 +58,7 @@ export class Core {
   gen = 1;
   private tmpSeq = 0;
   /** The directories (st_dev:st_ino of the root) of the branches the union was mounted with (see mergedDirIno). */
-  private readonly mountBranches: ReadonlySet<string>;
+  readonly mountBranches: ReadonlySet<string>;
   /** The stat arrays lookups fill (LookupData.nums points into it). */
   private readonly scratch = lookupScratch();
   /** Negative lookups a create-type op right after them may use instead of searching again (miss-memory.ts). */
@@ -75,12 +76,12 @@ export class Core {
     let placement: Placement | null = null;
     try {
       this.branches = options.branches.map((b, i) => {
-        const br = new Branch(b.path, b.perm, b.attrs, i);
+        const br = new Branch(b.path, b.perm, b.attrs, i, b.id);
         opened.push(br);
         return br;
       });
       this.rw = this.branches[0]!.writable ? this.branches[0]! : null;
-      this.mountBranches = new Set(this.branches.map((b) => `${b.dev}:${b.rootIno}`));
+      this.mountBranches = new Set(options.branchState?.mountRoots ?? this.branches.map((b) => `${b.dev}:${b.rootIno}`));
       // Our private files made in the rw root (hidden work dir, inode table) must not change the
       // root's times: overlayfs leaves its upper dir alone at mount (podman's diff, tests, make...).
       rootTimes = this.rw?.lstatBig('') ?? null;
@@ -96,7 +97,9 @@ export class Core {
       this.placement = placement;
       this.lowerIndex = new LowerIndex(this.branches, this.branches.map((b) => !b.writable));
       const devs = this.branches.map((b) => b.dev);
-      if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null, undefined, devs);
+      // a union rebuilt after live branch changes: the inode table and slots it had (branch-state.ts)
+      if (options.branchState) this.xino = stateInodeTable(options.branchState, this.branches, devs, XINO_NAME);
+      else if (options.xino !== undefined || !this.rw) this.xino = new InodeTable(options.xino ?? null, undefined, devs);
       else this.xino = new InodeTable(this.rw.hostPath(XINO_NAME), this.rw.open(XINO_NAME, XINO_OPEN_FLAGS, 0o600), devs);
     } catch (e) {
       for (const b of opened) b.close();
@@ -109,6 +112,7 @@ export class Core {
       if (now && now.mtimeNs !== rootTimes.mtimeNs) this.rw.setTimes('', rootTimes);
     }
     this.root = new UnionNode(1, null, '', S_IFDIR, '', resolveRoot(this.branches, this.markers.opaque), this.gen);
+    if (options.branchState) this.lastBranchId = options.branchState.lastBrid;
   }
 
   /**

@@ -15,8 +15,8 @@ import { isMergedEmpty } from './readdir.js';
 import type { Ctx } from './types.js';
 import { newMode } from './acl.js';
 import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
-import { O_CREAT, O_EXCL, O_NOCTTY, S_ISGID } from '../sys/constants.js';
-import { WH } from '../format/index.js';
+import { O_CREAT, O_EXCL, O_NOCTTY, RENAME_EXCHANGE, S_ISGID } from '../sys/constants.js';
+import { WH, isOverlayWhiteout } from '../format/index.js';
 
 const euid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
 const egid = typeof process.getegid === 'function' ? process.getegid() : 0;
@@ -88,13 +88,55 @@ export function checkDirParent(core: Core, parent: UnionNode, syscall: string): 
 
 /** What a create-type op makes its entry with: the branch, the new rel, the owner... */
 interface Placed {
+  /** The writable branch the entry is for (its parent dir there gives the default ACL). */
   rw: Branch;
   /** The branch's index. */
   t: number;
+  /**
+   * Where the entry is made: `rw`, or rw's work dir when NAME holds an overlay whiteout there (the
+   * entry is then moved over it by `settle`, as kernel overlayfs does: never a moment without
+   * either, at which a crash would show the name below again).
+   */
+  at: Branch;
+  /** The entry's rel in `at`. */
   rel: string;
+  /** The final rel in `rw`. */
+  finalRel: string;
   hadWhiteout: boolean;
   owner: Ctx;
   sgid: boolean;
+}
+
+/**
+ * A just-made entry into its place: nothing to do when it was made there; made in the work dir
+ * over an overlay whiteout, it is renamed over the whiteout (a directory, which cannot replace a
+ * non-directory, is exchanged with it and the whiteout then removed from the work dir). Returns
+ * the entry's numbers (`nums` when made in place, else taken again after the move). On failure
+ * the entry is removed and nothing changed in the union.
+ */
+function settle(p: Placed, dir: boolean, nums: Float64Array | null): Float64Array | null {
+  if (p.at === p.rw) return nums;
+  try {
+    p.rw.renameFrom(p.at, p.rel, p.finalRel, dir ? RENAME_EXCHANGE : 0);
+  } catch (e) {
+    try {
+      if (dir) {
+        clearMarkers(p.at, p.rel);
+        p.at.rmdir(p.rel);
+      } else p.at.unlink(p.rel);
+    } catch {
+      /* best effort: the work dir's leftovers are dropped at the next mount */
+    }
+    throw e;
+  }
+  if (dir) {
+    try {
+      p.at.unlink(p.rel);
+    } catch {
+      /* best effort: as above */
+    }
+  }
+  return statMade(p.rw, p.finalRel);
 }
 
 /** The lookup every create-type op starts with: EEXIST when the name is there. */
@@ -129,11 +171,13 @@ function placeNew(
     try {
       const made = make(p);
       // AUFS: `.wh.NAME` goes once the entry is there (it wins over it): removed first, a crash
-      // between would show the name below (a lower dir where a file is being created: EISDIR)
-      if (aufs && p.hadWhiteout) removeWhiteout(p.rw, parent.rel, name);
+      // between would show the name below (a lower dir where a file is being created: EISDIR).
+      // (Overlay format, made in the work dir: the entry replaced the whiteout; an AUFS-style
+      // `.wh.NAME` beside it goes the same way.)
+      if ((aufs && p.hadWhiteout) || p.at !== p.rw) removeWhiteout(p.rw, parent.rel, name);
       return made;
     } catch (e) {
-      if (p.hadWhiteout && !aufs) {
+      if (p.hadWhiteout && !aufs && p.at === p.rw) {
         try {
           writeWhiteout(p.rw, parent.rel, name, core.options.whiteout);
         } catch {
@@ -155,16 +199,29 @@ function prepareCreate(core: Core, parent: UnionNode, name: string, syscall: str
     if (t === 0 && parent.layers[0] === 0) parent.copyUpChecked(core.gen);
   }
   const known = rwHadParent ? probe : undefined;
-  const hadWhiteout =
-    core.options.whiteout === 'overlay'
-      ? removeWhiteout(rw, parent.rel, name, known)
-      : known?.whSeen
-        ? known.aufsWh
-        : rw.exists(joinRel(parent.rel, WH + name));
+  const finalRel = joinRel(parent.rel, name);
+  let at = rw;
+  let rel = finalRel;
+  let hadWhiteout: boolean;
+  if (core.options.whiteout === 'overlay') {
+    // an overlay whiteout at NAME stays until the new entry replaces it (made in the work dir)
+    const st = known?.nameSeen && !known.overlayWh ? null : rw.lstat(finalRel);
+    const wh = st !== null && isOverlayWhiteout(st);
+    const work = wh ? core.workFor(rw) : null;
+    if (work && work.dev === rw.dev) {
+      at = work;
+      rel = core.tmpName();
+      hadWhiteout = true;
+    } else {
+      // (NAME looked at just now: removeWhiteout need not lstat it again)
+      const seen = wh ? known : { nameSeen: true, overlayWh: false, whSeen: known?.whSeen ?? false, aufsWh: known?.aufsWh ?? false };
+      hadWhiteout = removeWhiteout(rw, parent.rel, name, seen);
+    }
+  } else hadWhiteout = known?.whSeen ? known.aufsWh : rw.exists(joinRel(parent.rel, WH + name));
   const there = rw.lstatInto(parent.rel, parentNums);
   const pmode = there ? parentNums[ST.mode]! : 0;
   const pgid = there ? parentNums[ST.gid]! : 0;
-  return { rw, t, rel: joinRel(parent.rel, name), hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
+  return { rw, t, at, rel, finalRel, hadWhiteout, owner: ownerOf(ctx, pmode, pgid), sgid: (pmode & S_ISGID) !== 0 };
 }
 
 /** Run `fix` on a just-made entry; on failure remove the entry (no half-made name is left) and rethrow. */
@@ -190,51 +247,58 @@ export function mknod(core: Core, parent: UnionNode, name: string, mode: number,
   // A char device 0/0 is how a whiteout looks on disk: it cannot be a file of the union.
   if (type === S_IFCHR && rdev === 0) throw new FsError('EPERM', 'mknod', name);
   const probe = probeNew(core, parent, name, 'mknod');
-  return placeNew(core, parent, name, 'mknod', ctx, probe, ({ rw, t, rel, owner }) => {
+  return placeNew(core, parent, name, 'mknod', ctx, probe, (p) => {
+    const { rw, at, t, rel, owner } = p;
     const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
-    rw.mknod(rel, type | nm.mode, rdev);
-    const st = orRemove(rw, rel, false, () => {
-      if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
+    at.mknod(rel, type | nm.mode, rdev);
+    const made = orRemove(at, rel, false, () => {
+      if (needChown(owner)) at.lchown(rel, owner.uid, owner.gid);
       // (the chown may have cleared set-id bits: the mode again, the host's where it came from an ACL)
-      rw.chmod(rel, nm.inherit ? rw.lstat(rel)!.mode & 0o7777 : nm.mode);
-      return statMade(rw, rel);
+      at.chmod(rel, nm.inherit ? at.lstat(rel)!.mode & 0o7777 : nm.mode);
+      return statMade(at, rel);
     });
+    const st = settle(p, false, made)!;
     return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
 }
 
 export function mkdir(core: Core, parent: UnionNode, name: string, mode: number, ctx: Ctx): Made {
   const probe = probeNew(core, parent, name, 'mkdir');
-  return placeNew(core, parent, name, 'mkdir', ctx, probe, ({ rw, t, rel, hadWhiteout, owner, sgid }) => {
+  return placeNew(core, parent, name, 'mkdir', ctx, probe, (p) => {
+    const { rw, at, t, rel, hadWhiteout, owner, sgid } = p;
     const opaque = hadWhiteout || lowerHas(core.branches, parent, name, core.lowerIndex, t);
     const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
     const m = nm.mode | (sgid ? S_ISGID : 0);
-    rw.mkdir(rel, m);
+    at.mkdir(rel, m);
     let fresh = true;
-    const st = orRemove(rw, rel, true, () => {
-      const nums = statMade(rw, rel);
+    const st = orRemove(at, rel, true, () => {
+      const nums = statMade(at, rel);
       const st = { uid: nums[ST.uid]!, gid: nums[ST.gid]!, mode: nums[ST.mode]! };
-      if (fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => rw.lchown(rel, u, g), (md) => rw.chmod(rel, md))) fresh = false;
+      if (fixOwnerMode(st, owner, nm.inherit ? st.mode & 0o7777 : m, (u, g) => at.lchown(rel, u, g), (md) => at.chmod(rel, md))) fresh = false;
       if (opaque) {
-        setOpaque(rw, rel, core.options.whiteout, core.markers.opaque);
+        setOpaque(at, rel, core.options.whiteout, core.markers.opaque);
         fresh = false;
       }
       return nums;
     });
+    const ids = idOf(st);
+    const nums = settle(p, true, fresh ? st : null);
     // (addCreated reads only dev, ino and the type bits, which the changes above leave)
-    return { node: core.addCreated(parent, name, idOf(st), [t]), nums: fresh ? st : null };
+    return { node: core.addCreated(parent, name, ids, [t]), nums };
   });
 }
 
 export function symlink(core: Core, parent: UnionNode, name: string, target: string, ctx: Ctx): Made {
   if (Buffer.byteLength(target) >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', name);
   const probe = probeNew(core, parent, name, 'symlink');
-  return placeNew(core, parent, name, 'symlink', ctx, probe, ({ rw, t, rel, owner }) => {
-    rw.symlink(target, rel);
-    const st = orRemove(rw, rel, false, () => {
-      if (needChown(owner)) rw.lchown(rel, owner.uid, owner.gid);
-      return statMade(rw, rel);
+  return placeNew(core, parent, name, 'symlink', ctx, probe, (p) => {
+    const { at, t, rel, owner } = p;
+    at.symlink(target, rel);
+    const made = orRemove(at, rel, false, () => {
+      if (needChown(owner)) at.lchown(rel, owner.uid, owner.gid);
+      return statMade(at, rel);
     });
+    const st = settle(p, false, made)!;
     return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
 }
@@ -259,10 +323,11 @@ export function create(
     return { node: existing, fh: openExisting(existing, flags & ~O_CREAT), nums: null };
   }
   let fd = -1;
-  const { node, nums } = placeNew(core, parent, name, 'open', ctx, probe, ({ rw, t, rel, owner }) => {
+  const { node, nums } = placeNew(core, parent, name, 'open', ctx, probe, (p) => {
+    const { rw, at, t, rel, owner } = p;
     const nm = newMode(rw, parent.rel, mode & 0o7777, ctx);
-    fd = rw.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
-    const st = orRemove(rw, rel, false, () => {
+    fd = at.open(rel, (flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CREAT | O_EXCL, nm.mode);
+    const made = orRemove(at, rel, false, () => {
       try {
         const st = fdops.fstatInto(fd, madeNums);
         const cur = { uid: st[ST.uid]!, gid: st[ST.gid]!, mode: st[ST.mode]! };
@@ -275,6 +340,13 @@ export function create(
         throw e;
       }
     });
+    let st: Float64Array;
+    try {
+      st = settle(p, false, made)!;
+    } catch (e) {
+      fdops.close(fd);
+      throw e;
+    }
     // addCreated reads only dev, ino and the type bits, which a chown/chmod does not change
     return { node: core.addCreated(parent, name, idOf(st), [t]), nums: st };
   });
@@ -376,11 +448,32 @@ export function link(core: Core, node: UnionNode, newParent: UnionNode, newName:
   const rw = core.branches[t]!;
   if (!canPlace(core, newParent, newName, t)) throw new FsError('EXDEV', 'link', newName);
   ensureDirOn(core, newParent, t, 'link');
-  // (AUFS: `.wh.NAME` after the link, which wins over it: a crash never shows the name below)
-  if (core.options.whiteout === 'overlay') removeWhiteout(rw, newParent.rel, newName);
+  // (AUFS: `.wh.NAME` after the link, which wins over it; overlay format: a whiteout at NAME is
+  // replaced by a link made in the work dir. Either way a crash never shows the name below.)
   const rel = joinRel(newParent.rel, newName);
-  rw.link(node.rel, rel);
-  if (core.options.whiteout !== 'overlay') removeWhiteout(rw, newParent.rel, newName);
+  const overWh = core.options.whiteout === 'overlay' ? rw.lstat(rel) : null;
+  const work = overWh && isOverlayWhiteout(overWh) ? core.workFor(rw) : null;
+  const viaWork = work !== null && work.dev === rw.dev;
+  if (viaWork) {
+    const tmp = core.tmpName();
+    work.linkFrom(rw, node.rel, tmp);
+    try {
+      rw.renameFrom(work, tmp, rel);
+    } catch (e) {
+      try {
+        work.unlink(tmp);
+      } catch {
+        /* best effort: the work dir's leftovers are dropped at the next mount */
+      }
+      throw e;
+    }
+  } else {
+    // (NAME lstat'ed just now: no second lstat where it is no overlay whiteout)
+    const seen = overWh && isOverlayWhiteout(overWh) ? undefined : { nameSeen: true, overlayWh: false, whSeen: false, aufsWh: false };
+    if (core.options.whiteout === 'overlay') removeWhiteout(rw, newParent.rel, newName, seen);
+    rw.link(node.rel, rel);
+  }
+  if (viaWork || core.options.whiteout !== 'overlay') removeWhiteout(rw, newParent.rel, newName);
   adjustCount(rw, rel, +1);
   const st = rw.lstat(rel)!;
   core.xino.set(st.dev, st.ino, node.ino);

@@ -79,6 +79,11 @@ export class InodeTable {
     if (!this.slots.has(dev)) this.slots.set(dev, this.slots.size);
   }
 
+  /** st_dev of every filesystem with a slot, in slot order (engine/branch-state.ts). */
+  filesystems(): number[] {
+    return [...this.slots.keys()];
+  }
+
   /** The filesystem slot of `dev`, if it has one. */
   slotOf(dev: number): number | undefined {
     return this.slots.get(dev);

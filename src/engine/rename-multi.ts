@@ -18,7 +18,8 @@ import { countOf } from './hardlinks.js';
 import { lowerHas } from './namei.js';
 import type { UnionNode } from './node.js';
 import { canPlace } from './place-ops.js';
-import { clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
+import { emptyTarget, renameLeavingWhiteout, renameOverDirWhiteout } from './rename-whiteout.js';
+import { clearMarkers, removeWhiteout, setOpaque } from './whiteout.js';
 
 /** Rename src (NAME in parent) to NEWNAME in newParent replacing dst; POSIX checks are done. */
 export function renameOnBranch(
@@ -60,10 +61,19 @@ export function renameOnBranch(
       if (st && (st.isDirectory() || st.nlink <= 1) && dst.openCount === 0) core.xino.delete(st.dev, st.ino);
     }
   }
-  if (dstUpper && dstUpper.isDirectory()) clearMarkers(b, newRel);
-  removeWhiteout(b, newParent.rel, newName);
-  b.rename(oldRel, newRel);
-  if (src.isDir && dstLower) setOpaque(b, newRel, core.options.whiteout, core.markers.opaque);
-  if (srcLower) writeWhiteout(b, parent.rel, name, core.options.whiteout);
+  // As with one rw branch (rename.ts), no step leaves a moment a crash would show a lower entry
+  // at either name: an empty target emptied with no moment showing its lower names, a dir
+  // arriving over a lower name opaque before it arrives (it is only on this branch), a whiteout
+  // of the new name replaced by the rename itself (a dir: exchanged with it) or removed after it
+  // (AUFS: the entry wins over `.wh.NAME`), and the old name's whiteout left by the rename.
+  if (dstUpper && dstUpper.isDirectory()) emptyTarget(core, newParent.rel, newName, newRel, b);
+  if (src.isDir && dstLower) setOpaque(b, oldRel, core.options.whiteout, core.markers.opaque);
+  if (!(src.isDir && !dst && renameOverDirWhiteout(core, oldRel, newRel, srcLower, b))) {
+    // (a dir cannot replace an overlay whiteout: that one goes first)
+    if (src.isDir && core.options.whiteout === 'overlay') removeWhiteout(b, newParent.rel, newName);
+    if (srcLower) renameLeavingWhiteout(b, parent.rel, name, newRel, core.options.whiteout);
+    else b.rename(oldRel, newRel);
+    removeWhiteout(b, newParent.rel, newName);
+  }
   return { dstUpper, dstCount };
 }

@@ -6,7 +6,7 @@
  *   copies the merged subtree into the new name (opaque) and whiteouts the old one.
  */
 import { joinRel } from '../branch/index.js';
-import { FsError, isCode } from '../errors/index.js';
+import { FsError } from '../errors/index.js';
 import type { Core } from './core.js';
 import { copyTreeToWork, copyUp } from './copy-up.js';
 import { checkDirParent } from './dir-ops.js';
@@ -15,11 +15,10 @@ import { countOf, nameRemoved } from './hardlinks.js';
 import type { UnionNode } from './node.js';
 import type { Stats } from 'node:fs';
 import { renameOnBranch } from './rename-multi.js';
-import { renameLeavingWhiteout } from './rename-whiteout.js';
+import { emptyTarget, renameLeavingWhiteout, renameOverDirWhiteout } from './rename-whiteout.js';
 import { isMergedEmpty, mergedNames } from './readdir.js';
 import { RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from '../sys/constants.js';
-import { checkName, clearMarkers, removeWhiteout, setOpaque, writeWhiteout } from './whiteout.js';
-import { isOverlayWhiteout } from '../format/index.js';
+import { checkName, removeWhiteout, setOpaque } from './whiteout.js';
 
 function isAncestor(a: UnionNode, n: UnionNode): boolean {
   for (let p: UnionNode | null = n; p; p = p.parent) if (p === a) return true;
@@ -117,56 +116,6 @@ export function rename(core: Core, parent: UnionNode, name: string, newParent: U
     }
   }
   renamed(core, parent, name, newParent, newName, src, dst, dstUpper, dstCount);
-}
-
-/**
- * Make way for a rename over an empty (merged) target dir that has a rw copy, with no moment
- * showing anything in it (else a crash there shows the lower names its whiteouts hid: the resent
- * rename finds it not empty).
- * - overlay format: made opaque first (an xattr, kept while its whiteouts go), left empty on disk
- *   for the rename to replace;
- * - AUFS format: `.wh.NAME` first (the rw dir still wins over it), then the rw dir moved out to
- *   the work dir (a crash here shows no target: the resent rename makes it); the caller removes
- *   `.wh.NAME` after the rename.
- */
-function emptyTarget(core: Core, parentRel: string, name: string, rel: string): void {
-  const rw = core.rw!;
-  if (core.options.whiteout === 'overlay') {
-    setOpaque(rw, rel, 'overlay', core.markers.opaque);
-    clearMarkers(rw, rel);
-    return;
-  }
-  if (core.work === null || core.work === undefined) {
-    clearMarkers(rw, rel);
-    rw.rmdir(rel);
-    return;
-  }
-  writeWhiteout(rw, parentRel, name, core.options.whiteout);
-  const t = core.tmpName();
-  core.work.renameFrom(rw, rel, t);
-  core.work.removeTree(t);
-}
-
-/**
- * A directory renamed onto an overlay whiteout (a name removed that exists below): swapped with it
- * in one step (renameat2 RENAME_EXCHANGE, as kernel overlayfs does), the whiteout landing at the
- * old name (kept where the old name exists below, else removed). The whiteout removed first, a
- * crash would show the lower dir at the new name. False when there is no such whiteout or the
- * swap is refused: the caller removes it first.
- */
-function renameOverDirWhiteout(core: Core, oldRel: string, newRel: string, srcLower: boolean): boolean {
-  if (core.options.whiteout !== 'overlay') return false;
-  const rw = core.rw!;
-  const st = rw.lstat(newRel);
-  if (!st || !isOverlayWhiteout(st)) return false;
-  try {
-    rw.rename(oldRel, newRel, RENAME_EXCHANGE);
-  } catch (e) {
-    if (isCode(e, 'EINVAL', 'EPERM', 'EOPNOTSUPP', 'ENOTSUP')) return false;
-    throw e;
-  }
-  if (!srcLower) rw.unlink(oldRel);
-  return true;
 }
 
 /** Bookkeeping after a rename: the replaced node is gone, the source has its new name. */

@@ -106,6 +106,8 @@ export interface BranchSpec {
   perm: BranchPerm;
   /** Attributes after `+`, e.g. `wh` in `ro+wh`. */
   attrs: string[];
+  /** AUFS branch id; default 64 + position (a union rebuilt from a BranchState keeps its ids). */
+  id?: number;
 }
 
 /**
@@ -169,6 +171,25 @@ export interface UnionOptions {
   noacl?: boolean;
   /** Options we do not interpret (rw, dev, suid, allow_other, ...), kept for the transport. */
   extra: Record<string, string | true>;
+  /**
+   * Not an option: the union is the one a dead process served after live branch changes, rebuilt
+   * (engine/branch-state.ts withBranchState; `branches` hold its list).
+   */
+  branchState?: BranchState;
+}
+
+/** A live union's branch list as changed by remounts, for a successor process (engine/branch-state.ts). */
+export interface BranchState {
+  /** Topmost first: root path, permission with its attributes (`ro+wh`), AUFS branch id. */
+  branches: Array<{ path: string; perm: string; brid: number }>;
+  /** The highest branch id given so far. */
+  lastBrid: number;
+  /** st_dev of the filesystems the union met, in inode-number slot order. */
+  filesystems: number[];
+  /** `dev:ino` of the root directories of the branches the union was mounted with. */
+  mountRoots: string[];
+  /** The inode table's file; null: in memory. */
+  xino: string | null;
 }
 
 /** An open file. `fd` is a host fd on the branch file (for passthrough/splice). */

@@ -17,7 +17,8 @@ import { mergedEntries } from './readdir.js';
 import { rename } from './rename.js';
 import { BranchChanges, Reval } from './udba.js';
 import { changeBranchesByOptions } from './branch-set.js';
-import type { Attr, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
+import { branchStateOf } from './branch-state.js';
+import type { Attr, BranchState, Ctx, DirEntry, SetAttr, StatFs, UnionOps, UnionOptions } from './types.js';
 
 function wrap<T>(syscall: string, fn: () => T): T {
   try {
@@ -130,6 +131,14 @@ export class Union implements UnionOps<UnionNode, FileHandle, DirHandle> {
   changeBranches(options: string, cwd: string = process.cwd()): UnionInfo['branches'] {
     changeBranchesByOptions(this.core, options, cwd); // FsErrors with their one-line messages
     return this.info().branches;
+  }
+
+  /**
+   * The branch list as live changes left it, for a process that builds this union again (a daemon
+   * taking the mount over): `new Union(withBranchState(parseOptions(mountOptions), state))`.
+   */
+  branchState(): BranchState {
+    return branchStateOf(this.core);
   }
 
   /** Which branch (index) holds the node's topmost copy. */

@@ -14,6 +14,7 @@
  */
 import { closeSync } from 'node:fs';
 import type { ResolvedChange } from '../engine/branch-changes.js';
+import type { BranchState } from '../engine/types.js';
 import { NotifyCode, Size } from './abi.js';
 import { encodeOutHeader } from './codec.js';
 import { encodeNotifyInvalInode } from './dirent-codec.js';
@@ -31,7 +32,7 @@ export interface BranchChangeCommand {
 }
 
 export type BranchChangeReply =
-  | { t: 'branches'; id: string; seq: number; ok: true; branches: Array<{ path: string; perm: string; id: number }>; warning?: string }
+  | { t: 'branches'; id: string; seq: number; ok: true; branches: Array<{ path: string; perm: string; id: number }>; state?: BranchState; warning?: string }
   | { t: 'branches'; id: string; seq: number; ok: false; code: string; message: string };
 
 /** What a served union offers for branch changes (the engine's Union; test unions lack it). */
@@ -67,7 +68,7 @@ export function tellKernel<N extends { readonly ino: number }>(nodes: NodeTable<
 /** Serve one `branches` command: the reply for the main thread. */
 export function serveBranchChange<N extends { readonly ino: number }>(
   c: BranchChangeCommand,
-  target: { change?: ChangeBranches; nodes?: NodeTable<N>; buf: Buffer; notify?: (len: number) => void; changed?: () => void } | undefined,
+  target: { change?: ChangeBranches; state?: () => BranchState; nodes?: NodeTable<N>; buf: Buffer; notify?: (len: number) => void; changed?: () => void } | undefined,
   messageOf: (e: unknown) => string,
   codeOf: (e: unknown) => string,
 ): BranchChangeReply {
@@ -84,7 +85,13 @@ export function serveBranchChange<N extends { readonly ino: number }>(
   }
   target.changed?.();
   const warning = target.nodes && target.notify ? tellKernel(target.nodes, target.buf, target.notify) : undefined;
-  return { t: 'branches', id: c.id, seq: c.seq, ok: true, branches, ...(warning ? { warning } : {}) };
+  let state: BranchState | undefined;
+  try {
+    state = target.state?.();
+  } catch {
+    /* the reply says the change is made; the daemon keeps the state it had */
+  }
+  return { t: 'branches', id: c.id, seq: c.seq, ok: true, branches, ...(state ? { state } : {}), ...(warning ? { warning } : {}) };
 }
 
 function closeQuietly(fd: number): void {

@@ -8,8 +8,15 @@
  *   DROP id               forgotten by the kernel, or its name was removed (unlink, rmdir,
  *                         replaced by a rename): it cannot be found by name any more
  *   FOPEN fh id flags / FCLOSE fh, DOPEN fh id / DCLOSE fh   open handles
- * and one slot, the request being served now (its unique and opcode; 0 when none), so the daemon
- * after a crash knows which resent request may have been done already (replay.ts).
+ *   CARRY unique opcode   a request a dead daemon was serving (it may have been done), inherited by
+ *                         a daemon that took over: kept until that daemon has served the kernel's
+ *                         resend of it (SERVED unique), across any number of takeovers
+ * and one slot in the header, the request begun last (its unique and opcode), so the daemon after
+ * a crash knows which resent request may have been done already (replay.ts). The slot is not
+ * cleared when the request has been handled: its reply is written after that, and a daemon killed
+ * in between leaves a done request the kernel sends again. The next request overwrites it (the
+ * reply of the one before is written by then); a slot naming a request that was answered is
+ * harmless, as the kernel never sends an answered request again nor reuses its unique.
  *
  * Cost: the file is mapped shared (native mmapShared) on the runtime dir: a record is a few stores
  * into memory, no syscall, and every store made before the process dies is in the page cache for
@@ -19,6 +26,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
 import { mmapShared } from '../sys/supervise.js';
+import { judgedOnResend } from './replay.js';
 
 const MAGIC = 0x314a464c; // 'LFJ1'
 const HEADER = 64;
@@ -37,6 +45,10 @@ export const enum Rec {
   DCLOSE = 6,
   /** A rename about to be done (rename-intent.ts): kind in c, see MoveKind. */
   MOVE = 7,
+  /** A request inherited from a dead daemon (a = unique, c = opcode), not yet served again. */
+  CARRY = 8,
+  /** The inherited request with unique a has been served (its reply follows). */
+  SERVED = 9,
 }
 
 /** MOVE records: a rename's intent, written before it, superseded by its outcome (NAME / DROP). */
@@ -47,6 +59,11 @@ export const enum MoveKind {
   REPLACED = 1,
   /** b/name = the source's old name (parent id, name): the rename is done when it is gone */
   SOURCE = 2,
+}
+
+export interface InFlight {
+  unique: number;
+  opcode: number;
 }
 
 export interface Move {
@@ -61,8 +78,11 @@ export interface JournalState {
   names: Map<number, { parent: number; name: string }>;
   files: Map<number, { id: number; flags: number }>;
   dirs: Map<number, number>;
-  /** The request the dead daemon was serving (unique, opcode), if any. */
-  inflight: { unique: number; opcode: number } | null;
+  /**
+   * The requests the dead daemon may have done without answering: the one in its slot and those it
+   * carried (inherited itself and not yet served again).
+   */
+  inflight: InFlight[];
   /** A rename's intent with no outcome journaled (the daemon died in it): rename-intent.ts decides. */
   moves: Move[];
   maxId: number;
@@ -70,17 +90,30 @@ export interface JournalState {
 }
 
 function emptyState(): JournalState {
-  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: null, moves: [], maxId: 1, maxFh: 0 };
+  return { names: new Map(), files: new Map(), dirs: new Map(), inflight: [], moves: [], maxId: 1, maxFh: 0 };
 }
 
-/** Replay the records of a mapped journal. */
-function replay(buf: Buffer): JournalState {
+/**
+ * Carried requests kept at most (the oldest dropped): a dead daemon's slot usually names a request
+ * it did answer, which is never sent again and so never served: without a bound, one per takeover
+ * would pile up. The oldest are those: the kernel puts the resent requests ahead of any new one
+ * (FUSE_NOTIFY_RESEND), so a daemon that began a new request had served every resend before it,
+ * and a carried request older than the newest one was answered.
+ */
+const MAX_CARRIED = 64;
+
+/** The header slot of a mapped journal. */
+function slotOf(buf: Buffer): InFlight | null {
+  const unique = buf.readDoubleLE(H_UNIQUE);
+  return unique !== 0 ? { unique, opcode: buf.readUInt32LE(H_OPCODE) } : null;
+}
+
+/** Replay the records of a mapped journal; `withSlot`: the header slot counts as in flight too. */
+function replay(buf: Buffer, withSlot = true): JournalState {
   const s = emptyState();
   if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) return s;
   const end = Math.min(HEADER + buf.readUInt32LE(H_USED), buf.length);
-  const unique = buf.readDoubleLE(H_UNIQUE);
-  if (unique !== 0) s.inflight = { unique, opcode: buf.readUInt32LE(H_OPCODE) };
-  for (let at = HEADER; at + REC <= end; ) {
+  records: for (let at = HEADER; at + REC <= end; ) {
     const type = buf[at]!;
     const len = buf.readUInt16LE(at + 1);
     const a = buf.readDoubleLE(at + 3);
@@ -114,11 +147,20 @@ function replay(buf: Buffer): JournalState {
       case Rec.DCLOSE:
         s.dirs.delete(a);
         break;
+      case Rec.CARRY:
+        if (!s.inflight.some((f) => f.unique === a)) s.inflight.push({ unique: a, opcode: c });
+        break;
+      case Rec.SERVED:
+        s.inflight = s.inflight.filter((f) => f.unique !== a);
+        break;
       default:
-        return s; // torn or foreign: what came before stands
+        break records; // torn or foreign: what came before stands
     }
     at += REC + len;
   }
+  const slot = withSlot ? slotOf(buf) : null;
+  if (slot !== null && judgedOnResend(slot.opcode) && !s.inflight.some((f) => f.unique === slot.unique)) s.inflight.push(slot);
+  if (s.inflight.length > MAX_CARRIED) s.inflight = s.inflight.sort((x, y) => x.unique - y.unique).slice(-MAX_CARRIED);
   return s;
 }
 
@@ -160,8 +202,8 @@ export class NodeJournal {
     return { journal: j, state };
   }
 
-  /** Write `state` into a new file of `cap` bytes and rename it over the journal. */
-  private mapFresh(state: JournalState, cap: number): void {
+  /** Write `state` (and the slot, if any) into a new file of `cap` bytes and rename it over the journal. */
+  private mapFresh(state: JournalState, cap: number, slot: InFlight | null = null): void {
     const tmp = `${this.path}.new`;
     const fd = openSync(tmp, 'w+', 0o600);
     ftruncateSync(fd, cap);
@@ -189,7 +231,13 @@ export class NodeJournal {
     for (const [fh, id] of state.dirs) put(Rec.DOPEN, fh, id, 0, '');
     // a rename's intent still open (compacted inside it): last, as it was written
     for (const m of state.moves) put(Rec.MOVE, m.id, m.parent, m.kind, m.name);
+    // the requests a dead daemon may have done: carried until served again (the slot starts empty)
+    for (const f of state.inflight) put(Rec.CARRY, f.unique, 0, f.opcode, '');
     buf.writeUInt32LE(at - HEADER, H_USED);
+    if (slot !== null) {
+      buf.writeUInt32LE(slot.opcode, H_OPCODE);
+      buf.writeDoubleLE(slot.unique, H_UNIQUE);
+    }
     renameSync(tmp, this.path);
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = fd;
@@ -213,10 +261,11 @@ export class NodeJournal {
   }
 
   private compact(need: number): void {
-    const state = replay(this.buf);
+    // the request being served stays in the slot (not carried: this daemon serves it)
+    const state = replay(this.buf, false);
     let cap = this.buf.length;
     while (liveBytes(state) * 2 + need > cap) cap *= 2;
-    this.mapFresh(state, cap);
+    this.mapFresh(state, cap, slotOf(this.buf));
   }
 
   named(id: number, parent: number, name: string): void {
@@ -256,14 +305,18 @@ export class NodeJournal {
     this.append(Rec.DCLOSE, fh, 0, 0, '');
   }
 
-  /** The request served from now until `end` (its unique and opcode). */
+  /** The request served from now on (its unique and opcode): in the slot until the next one. */
   begin(unique: number, opcode: number): void {
     this.buf.writeUInt32LE(opcode, H_OPCODE);
     this.buf.writeDoubleLE(unique, H_UNIQUE);
   }
 
-  end(): void {
-    this.buf.writeDoubleLE(0, H_UNIQUE);
+  /**
+   * An inherited request (CARRY) has been served again: no longer carried. Called before its reply
+   * is written: the slot (begun with the same unique) covers it until the next request begins.
+   */
+  served(unique: number): void {
+    this.append(Rec.SERVED, unique, 0, 0, '');
   }
 
   /** Bytes of records now (tests, compaction). */
@@ -281,7 +334,8 @@ export class NodeJournal {
 }
 
 function liveBytes(s: JournalState): number {
-  let n = HEADER + 4 * REC;
+  let n = HEADER + (4 + s.inflight.length + s.moves.length) * REC;
+  for (const m of s.moves) n += Buffer.byteLength(m.name, 'utf8');
   for (const v of s.names.values()) n += REC + Buffer.byteLength(v.name, 'utf8');
   return n + (s.files.size + s.dirs.size) * REC;
 }

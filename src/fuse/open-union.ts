@@ -3,7 +3,7 @@
  * once here, where the session is made (session-worker.ts), into the engine's Union.
  */
 import type { DirHandleLike, FileHandleLike, UnionNodeLike } from '../engine/types.js';
-import { Union, parseOptions } from '../engine/index.js';
+import { Union, parseOptions, withBranchState, type BranchState } from '../engine/index.js';
 import { MountError } from './mount-error.js';
 import { changeBranches } from '../engine/branch-set.js';
 import type { ChangeBranches } from './branch-change.js';
@@ -26,6 +26,8 @@ export interface OpenedUnion {
   indexReads?: () => number;
   /** Change the branches of the live union (remount add:/del:/mod:...; fuse/branch-change.ts). */
   changeBranches?: ChangeBranches;
+  /** The branch list as changes left it, for a daemon taking the mount over (engine/branch-state.ts). */
+  branchState?: () => BranchState;
   close(): void;
 }
 
@@ -39,10 +41,14 @@ function passthroughOption(extra: Record<string, unknown>): boolean | undefined 
   throw new MountError('EINVAL', `passthrough must be 'on' or 'off', got '${String(v)}'`);
 }
 
-/** Build the engine's union from a mount option string (relative paths against `cwd`). */
-export function openUnion(options: string, cwd: string): OpenedUnion {
-  const parsed = parseOptions(options, { cwd });
-  const passthrough = passthroughOption(parsed.extra);
+/**
+ * Build the engine's union from a mount option string (relative paths against `cwd`); `state`:
+ * the branch list live changes had left it with in a daemon that died (the supervisor's blob).
+ */
+export function openUnion(options: string, cwd: string, state?: BranchState): OpenedUnion {
+  const given = parseOptions(options, { cwd });
+  const passthrough = passthroughOption(given.extra);
+  const parsed = state ? withBranchState(given, state) : given;
   // options nobody understands were warned about by the mounting command (option-warnings.ts)
   // and are ignored, as fuse-overlayfs does
   const union = new Union(parsed);
@@ -57,6 +63,7 @@ export function openUnion(options: string, cwd: string): OpenedUnion {
     posixAcl: !parsed.noacl && parsed.ownership === undefined,
     indexReads: () => union.core.lowerIndex.reads,
     changeBranches: (changes, reals, fds) => changeBranches(union.core, changes, { reals, fds }),
+    branchState: () => union.branchState(),
     close: () => union.close(),
   };
 }

@@ -27,7 +27,14 @@ export function intendRename(j: OpsJournal, olddir: number, oldName: string, new
  */
 export function settleMoves<N>(state: JournalState, root: N, lookup: (parent: N, name: string) => N, j: OpsJournal | null): boolean | null {
   if (state.moves.length === 0) return null;
+  const moves = state.moves;
   const r = judge(state, root, lookup);
+  if (r === true && j !== null) {
+    // the journal this daemon started (compacted before the judgement) must say the same: killed
+    // before it journals anything else, the next daemon finds the names as they are now
+    for (const m of moves) if (m.kind === MoveKind.REPLACED) j.dropped(m.id);
+    for (const m of moves) if (m.kind === MoveKind.MOVED) j.named(m.id, m.parent, m.name);
+  }
   j?.moved?.();
   return r;
 }
@@ -66,6 +73,5 @@ function judge<N>(state: JournalState, root: N, lookup: (parent: N, name: string
   for (const m of moves) {
     if (m.kind === MoveKind.MOVED) state.names.set(m.id, { parent: m.parent, name: m.name });
   }
-  // the new daemon's journal (compacted from the old one) must say the same
   return true;
 }

@@ -2,8 +2,9 @@
  * Requests the kernel sends again after a daemon crash (FUSE_NOTIFY_RESEND, protocol 7.40): the
  * dead daemon had read them and not answered. A serving thread handles one request at a time, so
  * of a mount at most one such request was being handled when the daemon died: the journal's
- * in-flight slot (node-journal.ts) names it. Every other resent request never reached the engine
- * and is simply served.
+ * in-flight slot (node-journal.ts) names it, or, when the daemons that took over since died before
+ * serving its resend, their journals' CARRY records. Every other resent request never reached the
+ * engine and is simply served.
  *
  * The in-flight one may have been done, in full, before the reply was lost: served again it
  * would fail where the first run succeeded. What the disk shows then decides:
@@ -25,6 +26,16 @@ import * as rq from './requests.js';
 
 const EEXIST = -errnoOf('EEXIST');
 const ENOENT = -errnoOf('ENOENT');
+
+/**
+ * The opcodes whose second run may differ from the first (the table above): only these are worth
+ * carrying across takeovers (node-journal.ts CARRY); any other is simply served again.
+ */
+const JUDGED: ReadonlySet<number> = new Set([Op.WRITE, Op.CREATE, Op.MKDIR, Op.MKNOD, Op.SYMLINK, Op.LINK, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.RENAME2]);
+
+export function judgedOnResend(opcode: number): boolean {
+  return JUDGED.has(opcode);
+}
 
 /** Bit 63 of a resent request's unique (FUSE_UNIQUE_RESEND). */
 const RESEND_HI = 0x80000000;

@@ -136,8 +136,46 @@ export function removeMountInfo(id: string, keepLog = false): void {
   if (!keepLog) rmSync(logPath(id), { force: true });
 }
 
-/** Live mounts (entries whose daemon is gone are cleaned up), ordered by start time. */
-export function listMounts(): MountInfo[] {
+/** Whether a daemon supervisor (`<run>/supervisor-*.pid`, src/daemon/paths.ts) is alive in this runtime dir. */
+function supervisorAlive(): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(runDir());
+  } catch {
+    return false;
+  }
+  for (const n of names) {
+    if (!n.startsWith('supervisor-') || !n.endsWith('.pid')) continue;
+    try {
+      if (processAlive(Number(readFileSync(join(runDir(), n), 'utf8').trim()))) return true;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return false;
+}
+
+function readInfo(n: string): MountInfo | null {
+  try {
+    return JSON.parse(readFileSync(join(runDir(), 'mounts', n), 'utf8')) as MountInfo;
+  } catch {
+    return null;
+  }
+}
+
+/** How long a client waits for a mount whose daemon died to be taken over (recovery p95 is well under 1 s). */
+export const TAKEOVER_WAIT_MS = 5000;
+
+const pause = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Live mounts, ordered by start time. An entry whose daemon is gone is a mount being taken over
+ * while a supervisor lives (the next daemon writes it again): `waitTakeoverMs` (a client; never
+ * the daemon, which this would block) waits that long for it; without a wait it is left out and
+ * kept. With no supervisor, or not taken over within the wait, it is a dead mount's and is
+ * removed (unless it was written again meanwhile).
+ */
+export function listMounts(o: { waitTakeoverMs?: number } = {}): MountInfo[] {
   let names: string[];
   try {
     names = readdirSync(join(runDir(), 'mounts'));
@@ -145,21 +183,59 @@ export function listMounts(): MountInfo[] {
     return [];
   }
   const out: MountInfo[] = [];
+  let supervised: boolean | undefined;
   for (const n of names) {
     if (!n.endsWith('.json')) continue;
-    let info: MountInfo;
-    try {
-      info = JSON.parse(readFileSync(join(runDir(), 'mounts', n), 'utf8')) as MountInfo;
-    } catch {
-      continue;
-    }
+    const info = readInfo(n);
+    if (!info) continue;
     if (!processAlive(info.pid)) {
-      removeMountInfo(info.id, true);
+      const dead = info.pid;
+      const wait = o.waitTakeoverMs ?? 0;
+      if (!info.supervision?.includes('not supervised') && (supervised ??= supervisorAlive())) {
+        const until = Date.now() + wait;
+        let cur: MountInfo | null = info;
+        while (cur && !processAlive(cur.pid) && Date.now() < until) {
+          pause(20);
+          cur = readInfo(n);
+        }
+        if (cur && processAlive(cur.pid)) out.push(cur);
+        // not taken over in the time a client waits: a dead mount's after all (below)
+        if (!cur || processAlive(cur.pid) || wait === 0) continue;
+      }
+      // (read again: a daemon may have written it since)
+      if (readInfo(n)?.pid === dead) removeMountInfo(info.id, true);
       continue;
     }
     out.push(info);
   }
   return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+}
+
+/**
+ * The live mount at `mountpoint`, waiting (without blocking: services call this) up to
+ * TAKEOVER_WAIT_MS for one whose daemon died to be taken over.
+ */
+export async function findMountAfterTakeover(mountpoint: string): Promise<MountInfo | undefined> {
+  const until = Date.now() + TAKEOVER_WAIT_MS;
+  for (;;) {
+    const m = listMounts().find((x) => x.mountpoint === mountpoint);
+    if (m || Date.now() >= until || !takeoverPending(mountpoint)) return m;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Whether an entry for `mountpoint` names a dead daemon while a supervisor lives (being taken over). */
+function takeoverPending(mountpoint: string): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(join(runDir(), 'mounts'));
+  } catch {
+    return false;
+  }
+  return names.some((n) => {
+    const i = n.endsWith('.json') ? readInfo(n) : null;
+    return i !== null && i.mountpoint === mountpoint && !processAlive(i.pid) && !i.supervision?.includes('not supervised');
+  }) && supervisorAlive();
 }
 
 /** The live mount at `mountpoint` (absolute, resolved), if any. */

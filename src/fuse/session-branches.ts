@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parseBranchChanges, type ResolvedChange } from '../engine/branch-changes.js';
 import { realDir } from '../engine/branch-set.js';
+import type { BranchState } from '../engine/types.js';
 import { O_DIRECTORY, O_PATH } from '../sys/constants.js';
 import type { BranchChangeReply } from './branch-change.js';
 import { MountError } from './mount-error.js';
@@ -69,13 +70,16 @@ function inside(child: string, parent: string): boolean {
 /**
  * Change the branches of a live mount as the remount option string `options` says (relative DIRs
  * against `cwd`). Resolves with the new list (runtime dir updated) or throws a MountError with
- * the one line naming the problem; nothing changed then.
+ * the one line naming the problem; nothing changed then. Hooks (daemon/supervised-remount.ts):
+ * `before` once the request is checked, just before the serving thread is asked to switch;
+ * `after` as soon as it has switched, with the list it left (before anything else may fail).
  */
 export async function changeMountBranches(
   s: { info: MountInfo; changeBranches(c: BranchChangeRequest): Promise<BranchChangeReply> },
   options: string,
   cwd: string,
-): Promise<{ info: MountInfo; warning?: string }> {
+  hooks: { before?(): void; after?(state: BranchState | undefined): void } = {},
+): Promise<{ info: MountInfo; state?: BranchState; warning?: string }> {
   const info = s.info;
   const mnt = info.mountpoint;
   let changes;
@@ -112,11 +116,13 @@ export async function changeMountBranches(
     throw e instanceof MountError ? e : new MountError('EINVAL', `remount: ${oneLine(e)}`);
   }
   const reals = info.branches.map((b) => realDir(b.path) ?? b.path);
+  hooks.before?.();
   const r = await s.changeBranches({ changes: resolved, reals, fds: [...fds] });
   if (!r.ok) throw new MountError(r.code, `remount: ${r.message.replace(/, remount$/, '')}`);
   info.branches = r.branches.map((b) => ({ path: b.path, perm: b.perm, brid: b.id }));
+  hooks.after?.(r.state);
   writeMountInfo(info);
-  return { info, ...(r.warning ? { warning: r.warning } : {}) };
+  return { info, ...(r.state ? { state: r.state } : {}), ...(r.warning ? { warning: r.warning } : {}) };
 }
 
 function oneLine(e: unknown): string {

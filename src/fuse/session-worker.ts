@@ -33,6 +33,7 @@ import { udbaHooks, type UdbaHooks, UDBA_STATS_SLOTS } from './udba-serve.js';
 import { TransportState, UringLoop, UringMount, agreedUring, errnoNumberOf } from './uring-transport.js';
 import { superviseServing, type Supervision } from './supervise-serve.js';
 import type { InitOut } from './codec.js';
+import type { BranchState } from '../engine/types.js';
 
 /** What a serving thread is made with (the same for all of its mounts). */
 export interface ThreadParams {
@@ -64,6 +65,8 @@ export interface MountParams {
   stats: SharedArrayBuffer;
   /** Serve over io_uring when the kernel offers it (-o uring). */
   uring?: boolean;
+  /** Taken over from a dead daemon after live branch changes: the list they left (engine/branch-state.ts). */
+  branchState?: BranchState;
 }
 
 /**
@@ -156,7 +159,7 @@ async function loadOpen(): Promise<typeof openUnion> {
 function open(p: MountParams, opener: typeof openUnion): void {
   let opened: OpenedUnion;
   try {
-    opened = opener(p.options, p.cwd);
+    opened = opener(p.options, p.cwd, p.branchState);
   } catch (e) {
     const code = errnoCode(e) ?? 'EINVAL';
     post({ t: 'error', id: p.id, code, message: messageOf(e) });
@@ -364,7 +367,7 @@ async function commands(opener: () => Promise<typeof openUnion>): Promise<void> 
       // between two requests: every request sees the old branch list or the new one
       const s = live.find((x) => x.p.id === c.id);
       const notify = (len: number): void => s!.channel!.notify(notifyBuf, len);
-      post(serveBranchChange(c, s && { change: s.opened.changeBranches, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => (s.ops?.branchesChanged(), s.udba?.rebuild()) }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
+      post(serveBranchChange(c, s && { change: s.opened.changeBranches, state: s.opened.branchState, nodes: s.ops?.nodes, buf: notifyBuf, notify, changed: () => (s.ops?.branchesChanged(), s.udba?.rebuild()) }, messageOf, (e) => errnoCode(e) ?? 'EIO'));
     } else if (c.t === 'drain') {
       // between two requests: nothing of any mount is half-served; the journals stay for the next daemon
       for (const s of live) s.closeJournal?.(false);

@@ -21,6 +21,7 @@ import type { BranchChangeReply } from './branch-change.js';
 import { sendBranchChange, type BranchChangeRequest } from './session-branches.js';
 import type { InitOut } from './codec.js';
 import type { Supervision } from './supervise-serve.js';
+import type { BranchState } from '../engine/types.js';
 
 export interface SessionParams {
   options: string;
@@ -44,8 +45,11 @@ export interface SessionParams {
   timing?: (phase: string) => void;
   /** Under the supervisor: journal to this file (passthrough off; see supervise-serve.ts). */
   supervision?: { journal: string; pretendNoResend?: boolean };
-  /** Taking over a live mount from a daemon that died: its /dev/fuse fd, INIT and published info. */
-  resume?: { fd: number; init: InitOut; info: MountInfo; via: MountVia };
+  /**
+   * Taking over a live mount from a daemon that died: its /dev/fuse fd, INIT and published info;
+   * the branch list live changes left (absent: none made), and whether one was under way.
+   */
+  resume?: { fd: number; init: InitOut; info: MountInfo; via: MountVia; branchState?: BranchState; changing?: boolean };
 }
 
 export interface Session {
@@ -156,6 +160,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
     ...cacheTimeouts(p, t, udba === 'reval' ? REVAL_TIMEOUT : DEFAULT_CACHE_TIMEOUT),
     posixAcl: t.defaultPermissions,
     uring: t.uring ?? defaultUring(),
+    ...(resume?.branchState ? { branchState: resume.branchState } : {}),
   };
   const thread = threadFor(
     {
@@ -238,7 +243,7 @@ export async function startSession(p: SessionParams): Promise<Session> {
   p.timing?.('mount(2)');
   // FUSE passthrough registers backing files with CAP_SYS_ADMIN of the initial user namespace
   const rootless = privilege() !== 'root';
-  const supervision: Supervision | undefined = p.supervision ? { ...p.supervision, ...(resume ? { resume: { init: resume.init } } : {}) } : undefined;
+  const supervision: Supervision | undefined = p.supervision ? { ...p.supervision, ...(resume ? { resume: { init: resume.init, ...(resume.changing ? { changing: true } : {}) } } : {}) } : undefined;
   // a supervised mount serves reads and writes itself: passthrough's backing files do not survive a restart reliably
   thread.send({ t: 'go', id, fd, ...(rootless || supervision ? { noPassthrough: true } : {}), ...(supervision ? { supervision } : {}) });
   /** Failing once the thread serves the fd: detach the mount, then close the fd only once the thread has let go of it. */
@@ -274,7 +279,9 @@ export async function startSession(p: SessionParams): Promise<Session> {
     ...(rootless ? { rootless: rootlessLine(via, opened.userxattr) } : {}),
   };
   try {
-    writeMountInfo(info);
+    // (a taken-over mount's entry is written once, by the daemon, with its restart line: written
+    // here first, a client waiting for the takeover would read it without)
+    if (!resume) writeMountInfo(info);
   } catch (e) {
     return abandon(new MountError('EIO', `cannot write the runtime dir: ${(e as Error).message}`));
   }

@@ -213,3 +213,27 @@ test('no FUSE_NOTIFY_RESEND (forced) or supervise=off: the mount says it is not 
   assert.notEqual(d.status, 0);
   assert.match(d.stderr, /not supervised, a restart would end them/);
 });
+
+test('info and umount right after kill -9 (nothing has touched the mount yet): they wait for the takeover, the mount is not forgotten', async (t) => {
+  if (!requireFuse(t)) return;
+  const s = scratch(t, 'infokill', 2);
+  s.mount(0);
+  s.mount(1);
+  for (let round = 0; round < 3; round++) {
+    const old = s.kill9();
+    const info = s.cli('info', s.mnts[0]!);
+    assert.equal(info.status, 0, `round ${round}: ${info.stderr}`);
+    assert.match(info.stdout, new RegExp(`^restarts: ${round + 1} \\(last: killed by SIGKILL`, 'm'));
+    await newDaemon(s.daemonPid, old);
+  }
+  // the listing of every mount right after a kill, then an umount right after another
+  s.kill9();
+  const all = s.cli('info');
+  assert.equal(all.status, 0, all.stderr);
+  for (const m of s.mnts) assert.ok(all.stdout.includes(m), `info lists ${m}`);
+  s.kill9();
+  const u = s.cli('umount', s.mnts[1]!);
+  assert.equal(u.status, 0, u.stderr);
+  assert.equal(readFileSync(join(s.mnts[0]!, 'hello.txt'), 'utf8'), 'hello\n');
+  assert.equal(s.cli('umount', s.mnts[0]!).status, 0);
+});

@@ -57,15 +57,19 @@ interface Daemon extends TakeoverDaemon {
   ino(id: number): number;
 }
 
-function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void) {
-  const { root, journal, start: next } = takeovers(t, 'rncrash', layout, (union) => {
+/** Overlay format (whiteouts are char devices 0/0), as `lowerdir=` mounts use. */
+const OVERLAY = (root: string): string => `lowerdir=${join(root, 'lo')},upperdir=${join(root, 'up')},workdir=${join(root, 'work')}`;
+
+function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void, spec?: (root: string) => string) {
+  const hook = (union: object): void => {
     const u = union as { rename: (...a: unknown[]) => void };
     const engineRename = u.rename.bind(u);
     u.rename = (...a: unknown[]) => {
       engineRename(...a);
       tick(); // the last step: done in the engine, the outcome not yet journaled
     };
-  });
+  };
+  const { root, journal, start: next } = takeovers(t, 'rncrash', layout, hook, spec);
   const start = (): Daemon => {
     const k = next();
     const { req, out } = k;
@@ -115,9 +119,14 @@ function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: s
 }
 
 /** Run `body` once per kill step until a run goes through with no kill (all steps covered). */
-function everyStep(t: { after(fn: () => void): void }, layout: (up: string, lo: string) => void, body: (s: ReturnType<typeof scenario>, at: number) => boolean): number {
+function everyStep(
+  t: { after(fn: () => void): void },
+  layout: (up: string, lo: string) => void,
+  body: (s: ReturnType<typeof scenario>, at: number) => boolean,
+  spec?: (root: string) => string,
+): number {
   for (let at = 0; ; at++) {
-    const s = scenario(t, layout);
+    const s = scenario(t, layout, spec);
     if (!body(s, at)) return at;
     assert.ok(at < 100, 'too many steps');
   }
@@ -299,6 +308,102 @@ test('a file made where a lower dir was removed (random-io seed 11), killed at e
       assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
       return fired;
     },
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+/** A name whose lower dir (holding `g`) was removed through the union: an overlay whiteout in `up`. */
+function removedLowerDir(d: Daemon): void {
+  const D1 = d.lookup(1, 'd1');
+  assert.equal(d.unlink(D1, 'g'), 0);
+  assert.equal(d.rmdir(1, 'd1'), 0);
+}
+
+function lowerDirD1(_up: string, lo: string): void {
+  mkdirSync(join(lo, 'd1'));
+  writeFileSync(join(lo, 'd1', 'g'), 'g\n');
+}
+
+/** Run `make` (a create-type request over the whiteout) killed at step `at`, then resend it. */
+function madeKilled(s: ReturnType<typeof scenario>, at: number, make: (d: Daemon, uq?: number, resent?: boolean) => number): { d: Daemon; fired: boolean } {
+  let d = s.start();
+  removedLowerDir(d);
+  const k = s.killAt(at);
+  let r: number | undefined;
+  try {
+    r = make(d);
+  } catch (e) {
+    if (!(e instanceof Killed)) throw e;
+  }
+  const uq = d.lastUnique();
+  const fired = k.fired();
+  k.restore();
+  if (fired) {
+    d.crash();
+    d = s.start();
+    assert.equal(make(d, uq, true), 0, `the resent request after a kill at step ${at}`);
+  } else assert.equal(r, 0);
+  return { d, fired };
+}
+
+test('overlay format: a file made over the whiteout of a removed lower dir, killed at each step: never the lower dir at the name', (t) => {
+  const n = everyStep(
+    t,
+    lowerDirD1,
+    (s, at) => {
+      const { d, fired } = madeKilled(s, at, (d, uq, resent) => d.mkfile(1, 'd1', uq, resent));
+      assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
+      return fired;
+    },
+    OVERLAY,
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('overlay format: a dir made over the whiteout of a removed lower dir, killed at each step: new, empty, never showing the lower names', (t) => {
+  const n = everyStep(
+    t,
+    lowerDirD1,
+    (s, at) => {
+      const mkdir = (d: Daemon, uq?: number, resent?: boolean): number => {
+        const b = Buffer.alloc(8);
+        b.writeUInt32LE(0o755, 0);
+        const r = d.req(Op.MKDIR, 1, Buffer.concat([b, cstr('d1')]), uq, resent);
+        return r < 0 ? r : 0;
+      };
+      const { d, fired } = madeKilled(s, at, mkdir);
+      const D1 = d.lookup(1, 'd1');
+      assert.equal(d.type(D1), 0o040000, `kill at ${at}: d1 is a dir`);
+      assert.equal(d.has(D1, 'g'), false, `kill at ${at}: the lower dir's g does not show in the new dir`);
+      return fired;
+    },
+    OVERLAY,
+  );
+  assert.ok(n >= 2, `${n} steps`);
+});
+
+test('two writable branches: a file of the second one that also exists below renamed, killed at each step: the new name is that file, never the lower one', (t) => {
+  const up2 = (root: string): string => join(root, 'up2');
+  const n = everyStep(
+    t,
+    (up, lo) => {
+      const u2 = join(up, '..', 'up2');
+      mkdirSync(u2);
+      writeFileSync(join(u2, 'a'), 'rw2\n');
+      writeFileSync(join(lo, 'a'), 'lower\n');
+    },
+    (s, at) => {
+      let d = s.start();
+      const A = d.lookup(1, 'a');
+      const aIno = d.ino(A);
+      const r = renameKilled(s, d, at, [1, 'a'], [1, 'c']);
+      d = r.d;
+      assert.equal(d.ino(d.lookup(1, 'c')), aIno, `kill at ${at}: c is the renamed file`);
+      assert.equal(d.has(1, 'a'), false, `kill at ${at}: a is gone`);
+      assert.equal(readFileSync(join(s.root, 'up2', 'c'), 'utf8'), 'rw2\n');
+      return r.fired;
+    },
+    (root) => `dirs=${join(root, 'up')}=rw:${up2(root)}=rw:${join(root, 'lo')}=ro`,
   );
   assert.ok(n >= 2, `${n} steps`);
 });

@@ -44,16 +44,19 @@ export interface TakeoverDaemon {
 
 /**
  * A scratch `up` (rw) and `lo` (ro) branch laid out by `layout`, a journal, and `start()` for the
- * next daemon; `prepare` sees each daemon's union before it serves (to hook the engine).
+ * next daemon; `prepare` sees each daemon's union before it serves (to hook the engine); `spec`
+ * gives its options.
  */
 export function takeovers(
   t: { after(fn: () => void): void },
   prefix: string,
   layout: (up: string, lo: string) => void,
   prepare: (union: object) => void = () => {},
+  /** The union's options over `root` (default: AUFS format, `dirs=up=rw:lo=ro`); `root/work` exists. */
+  spec: (root: string) => string = (root) => `dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`,
 ) {
   const root = mkdtempSync(join(tmpdir(), `layerfs-${prefix}-`));
-  for (const d of ['up', 'lo']) mkdirSync(join(root, d));
+  for (const d of ['up', 'lo', 'work']) mkdirSync(join(root, d));
   layout(join(root, 'up'), join(root, 'lo'));
   const journal = join(root, 'journal');
   let init: InitOut | null = null;
@@ -65,7 +68,7 @@ export function takeovers(
   });
 
   const start = (): TakeoverDaemon => {
-    const opened = openUnion(`dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`, '/');
+    const opened = openUnion(spec(root), '/');
     const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
     prepare(opened.union);
     const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));

@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { listMounts, siLines, type MountInfo } from '../../fuse/index.js';
+import { TAKEOVER_WAIT_MS } from '../../fuse/runtime-dir.js';
 import { daemonStatus, type DaemonStatus } from '../../daemon/index.js';
 
 const MB = 1024 * 1024;
@@ -42,7 +43,7 @@ export function placementLine(m: MountInfo): string[] {
 }
 
 function pick(mnt: string | undefined): MountInfo[] {
-  const all = listMounts();
+  const all = listMounts({ waitTakeoverMs: TAKEOVER_WAIT_MS });
   if (mnt === undefined) return all;
   const abs = resolve(mnt);
   let real = abs;
