@@ -194,7 +194,11 @@ export function threadFor(kind: ThreadKind, lowerKey: string, perThread = mounts
         pickScore = score;
       }
     }
-    if (pick) return pick;
+    if (pick) {
+      // once the mount is added (the caller does so at once): is a spare wanted now?
+      if (sparesOn) setImmediate(() => startSpare(kind));
+      return pick;
+    }
     const s = takeSpare(kind);
     if (s) return s;
   }
@@ -215,6 +219,10 @@ function kindKeyOf(kind: ThreadKind): string {
 // starting a replacement at once (16 mounts in a row take about as long as a thread needs to start).
 // A thread whose last mount ends is kept too, up to MAX_SPARES idle threads (~14 MB each, warm); the
 // last kept is given first (it is warm; a replacement may still be starting). Not in threadCount().
+// A spare is only kept while no thread of its kind has more than half its room free (spareWanted):
+// the next mounts go to that thread anyway, and a spare is a whole V8 isolate (~8-14 MB resident),
+// so a daemon serving one mount runs one serving thread, not two. It starts when the thread
+// taking the mounts is half full, so it is ready before a burst of mounts fills it.
 
 let sparesOn = false;
 const spares: ServingThread[] = [];
@@ -238,11 +246,23 @@ function pruneSpares(): void {
   for (let i = spares.length - 1; i >= 0; i--) if (!spares[i]!.accepting) spares.splice(i, 1);
 }
 
+/**
+ * Whether a spare of `kind` is worth its memory: no serving thread of the kind (but `except`) has
+ * more than half of its room free.
+ */
+function spareWanted(kind: ThreadKind, except?: ServingThread, perThread = mountsPerThread()): boolean {
+  const key = kindKeyOf(kind);
+  const free = Math.floor(perThread / 2);
+  for (const t of threads) if (t !== except && t.accepting && t.kindKey === key && perThread - t.mounts.size > free) return false;
+  return true;
+}
+
 function startSpare(kind: ThreadKind): void {
   if (!sparesOn || kind.unionModule) return;
   pruneSpares();
   const key = kindKeyOf(kind);
   if (spares.some((t) => t.kindKey === key && t.accepting)) return;
+  if (!spareWanted(kind)) return;
   if (spares.length >= MAX_SPARES) spares.shift()!.end();
   const t: ServingThread = new ServingThread(
     key,
@@ -273,7 +293,7 @@ function takeSpare(kind: ThreadKind): ServingThread | null {
 /** A thread left without mounts: kept as a spare (true) when spares are on and there is room. */
 function keepAsSpare(t: ServingThread): boolean {
   pruneSpares();
-  if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES) return false;
+  if (!sparesOn || t.kind.unionModule || !t.accepting || spares.length >= MAX_SPARES || !spareWanted(t.kind, t)) return false;
   threads.delete(t);
   spares.push(t);
   return true;
