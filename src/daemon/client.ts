@@ -103,8 +103,12 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** Connections lost before an answer after which a request is given up (a daemon that keeps dying on it). */
-const MAX_LOST = 3;
+/**
+ * Connections lost before an answer after which a request is given up (a daemon that keeps dying on
+ * it). 3 was too few: podman's mounts under kill -9 every 150-600 ms (test/restart) lost three in a
+ * row without any request at fault; 8 takeovers are ~2-3 s of a poison request's damage.
+ */
+const MAX_LOST = 8;
 
 /**
  * Whether a request may be sent again after the daemon died before answering it: a mount carrying
