@@ -279,36 +279,11 @@ test('a file renamed over a name whose lower dir was removed, killed at each ste
 });
 
 test('a file made where a lower dir was removed (random-io seed 11), killed at each step: never a directory at the name', (t) => {
-  const n = everyStep(
-    t,
-    (_up, lo) => {
-      mkdirSync(join(lo, 'd1'));
-      writeFileSync(join(lo, 'd1', 'g'), 'g\n');
-    },
-    (s, at) => {
-      let d = s.start();
-      const D1 = d.lookup(1, 'd1');
-      assert.equal(d.unlink(D1, 'g'), 0);
-      assert.equal(d.rmdir(1, 'd1'), 0);
-      const k = s.killAt(at);
-      let r: number | undefined;
-      try {
-        r = d.mkfile(1, 'd1');
-      } catch (e) {
-        if (!(e instanceof Killed)) throw e;
-      }
-      const uq = d.lastUnique();
-      const fired = k.fired();
-      k.restore();
-      if (fired) {
-        d.crash();
-        d = s.start();
-        assert.equal(d.mkfile(1, 'd1', uq, true), 0, `the resent mknod after a kill at step ${at}`);
-      } else assert.equal(r, 0);
-      assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
-      return fired;
-    },
-  );
+  const n = everyStep(t, lowerDirD1, (s, at) => {
+    const { d, fired } = madeKilled(s, at, (d, uq, resent) => d.mkfile(1, 'd1', uq, resent));
+    assert.equal(d.type(d.lookup(1, 'd1')), 0o100000, `kill at ${at}: d1 is the new file`);
+    return fired;
+  });
   assert.ok(n >= 2, `${n} steps`);
 });
 
