@@ -108,7 +108,7 @@ export interface RequestOptions {
  * it). 3 was too few: podman's mounts under kill -9 every 150-600 ms (test/restart) lost three in a
  * row without any request at fault; 8 takeovers are ~2-3 s of a poison request's damage.
  */
-const MAX_LOST = 8;
+export const MAX_LOST = 8;
 
 /**
  * Whether a request may be sent again after the daemon died before answering it: a mount carrying
