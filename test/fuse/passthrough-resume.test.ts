@@ -9,14 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Fopen, Init, Init2, Op, Size } from '../../src/fuse/abi.js';
-import { decodeInHeader, encodeInHeader, type InitOut } from '../../src/fuse/codec.js';
-import { FuseOps } from '../../src/fuse/ops.js';
-import { openUnion } from '../../src/fuse/open-union.js';
-import { superviseServing } from '../../src/fuse/supervise-serve.js';
+import { Fopen, Op, Size } from '../../src/fuse/abi.js';
 import { NodeJournal } from '../../src/fuse/node-journal.js';
 import { encodeOpenIn, encodeReleaseIn } from '../../src/fuse/requests.js';
 import type { BackingDevice } from '../../src/fuse/passthrough.js';
+import { takeovers } from '../helpers/takeover-daemons.js';
 
 function scratch(t: { after(fn: () => void): void }) {
   const root = mkdtempSync(join(tmpdir(), 'layerfs-ptresume-'));
@@ -57,8 +54,6 @@ test('journal: FMODE records follow their handle through compaction and resume, 
 });
 
 test('takeovers: a node held open shares the dead daemon registration; the last release closes it, even of a handle never used since', (t) => {
-  const root = scratch(t);
-  const journal = join(root, 'journal');
   let next = 1;
   const live = new Set<number>();
   const closed: number[] = [];
@@ -66,48 +61,18 @@ test('takeovers: a node held open shares the dead daemon registration; the last 
     open: () => (live.add(next), next++),
     close: (id) => (live.delete(id), closed.push(id)),
   };
-  let init: InitOut | null = null;
-  let unique = 0;
-  const crashes: (() => void)[] = [];
-  t.after(() => crashes.forEach((c) => c()));
+  const layout = (_up: string, lo: string): void => {
+    writeFileSync(join(lo, 'f'), 'lower f\n');
+    writeFileSync(join(lo, 'g'), 'lower g\n');
+  };
+  const { start: next0 } = takeovers(t, 'ptresume', layout, undefined, { backingDevice: dev });
 
   const start = () => {
-    const opened = openUnion(`dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`, '/');
-    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17, backingDevice: dev });
-    const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));
-    const inb = Buffer.alloc(1 << 16);
-    const out = Buffer.alloc(1 << 18);
-    const req = (opcode: number, nodeid: number, body: Buffer): number => {
-      const len = Size.IN_HEADER + body.length;
-      encodeInHeader(inb, { len, opcode, unique: ++unique, nodeid, uid: 0, gid: 0, pid: process.pid, extlen: 0 });
-      body.copy(inb, Size.IN_HEADER);
-      return sv.dispatch(decodeInHeader(inb), inb, len, out);
-    };
-    if (init === null) {
-      const b = Buffer.alloc(64);
-      b.writeUInt32LE(7, 0);
-      b.writeUInt32LE(45, 4);
-      b.writeUInt32LE(1 << 17, 8);
-      b.writeUInt32LE(Init.INIT_EXT, 12);
-      b.writeUInt32LE(Init2.PASSTHROUGH, 16);
-      assert.ok(req(Op.INIT, 0, b) > 0);
-      init = ops.initState;
-      assert.ok(init && (init.flags2 & Init2.PASSTHROUGH) !== 0, 'passthrough negotiated');
-    }
-    let crashed = false;
-    const crash = (): void => {
-      if (crashed) return;
-      crashed = true;
-      sv.close(false);
-      opened.close();
-    };
-    crashes.push(crash);
+    const k = next0();
+    const { req, out } = k;
     return {
-      crash,
-      lookup(name: string): number {
-        assert.ok(req(Op.LOOKUP, 1, Buffer.from(`${name}\0`)) > 0);
-        return Number(out.readBigUInt64LE(16));
-      },
+      crash: k.crash,
+      lookup: (name: string): number => k.lookup(1, name),
       /** OPEN read-only: the handle and the backing id of the reply (0: through us). */
       open(id: number): { fh: number; backing: number } {
         const b = Buffer.alloc(Size.OPEN_IN);

@@ -69,7 +69,7 @@ function scenario(t: { after(fn: () => void): void }, layout: (up: string, lo: s
       tick(); // the last step: done in the engine, the outcome not yet journaled
     };
   };
-  const { root, journal, start: next } = takeovers(t, 'rncrash', layout, hook, spec);
+  const { root, journal, start: next } = takeovers(t, 'rncrash', layout, hook, spec ? { spec } : {});
   const start = (): Daemon => {
     const k = next();
     const { req, out } = k;

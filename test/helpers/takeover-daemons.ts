@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Op, Size } from '../../src/fuse/abi.js';
+import { Init, Init2, Op, Size } from '../../src/fuse/abi.js';
 import { decodeInHeader, encodeInHeader, type InitOut } from '../../src/fuse/codec.js';
 import { FuseOps } from '../../src/fuse/ops.js';
 import { openUnion } from '../../src/fuse/open-union.js';
 import { superviseServing } from '../../src/fuse/supervise-serve.js';
+import type { BackingDevice } from '../../src/fuse/passthrough.js';
 
 /** NUL-terminated names, as requests carry them. */
 export const cstr = (...names: string[]): Buffer => Buffer.from(names.map((n) => `${n}\0`).join(''));
@@ -44,17 +45,22 @@ export interface TakeoverDaemon {
 
 /**
  * A scratch `up` (rw) and `lo` (ro) branch laid out by `layout`, a journal, and `start()` for the
- * next daemon; `prepare` sees each daemon's union before it serves (to hook the engine); `spec`
- * gives its options.
+ * next daemon; `prepare` sees each daemon's union before it serves (to hook the engine); `o.spec`
+ * gives its options, `o.backingDevice` turns passthrough on.
  */
 export function takeovers(
   t: { after(fn: () => void): void },
   prefix: string,
   layout: (up: string, lo: string) => void,
   prepare: (union: object) => void = () => {},
-  /** The union's options over `root` (default: AUFS format, `dirs=up=rw:lo=ro`); `root/work` exists. */
-  spec: (root: string) => string = (root) => `dirs=${join(root, 'up')}=rw:${join(root, 'lo')}=ro`,
+  o: {
+    /** The union's options over `root` (default: AUFS format, `dirs=up=rw:lo=ro`); `root/work` exists. */
+    spec?: (root: string) => string;
+    /** FUSE passthrough negotiated in INIT, backing files registered on this (a fake: the kernel's connection). */
+    backingDevice?: BackingDevice;
+  } = {},
 ) {
+  const spec = o.spec ?? ((r: string) => `dirs=${join(r, 'up')}=rw:${join(r, 'lo')}=ro`);
   const root = mkdtempSync(join(tmpdir(), `layerfs-${prefix}-`));
   for (const d of ['up', 'lo', 'work']) mkdirSync(join(root, d));
   layout(join(root, 'up'), join(root, 'lo'));
@@ -69,7 +75,7 @@ export function takeovers(
 
   const start = (): TakeoverDaemon => {
     const opened = openUnion(spec(root), '/');
-    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17 });
+    const ops = new FuseOps(opened.union, { entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, maxWrite: 1 << 17, ...(o.backingDevice ? { backingDevice: o.backingDevice } : {}) });
     prepare(opened.union);
     const sv = superviseServing(ops, init ? { journal, resume: { init } } : { journal }, () => {}, Buffer.alloc(64));
     const inb = Buffer.alloc(1 << 16);
@@ -86,9 +92,14 @@ export function takeovers(
       b.writeUInt32LE(7, 0);
       b.writeUInt32LE(45, 4);
       b.writeUInt32LE(1 << 17, 8);
+      if (o.backingDevice) {
+        b.writeUInt32LE(Init.INIT_EXT, 12);
+        b.writeUInt32LE(Init2.PASSTHROUGH, 16);
+      }
       assert.ok(req(Op.INIT, 0, b) > 0);
       init = ops.initState;
       assert.ok(init);
+      if (o.backingDevice) assert.ok((init.flags2 & Init2.PASSTHROUGH) !== 0, 'passthrough negotiated');
     }
     let crashed = false;
     const d: TakeoverDaemon = {
