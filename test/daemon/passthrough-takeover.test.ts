@@ -8,11 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync, readFileSync, readSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI_MAIN, forceUnmount, pidAlive, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
+import { pidAlive, requireFuse, waitFor } from '../helpers/mount.js';
+import { supervisedScratch } from '../helpers/supervised-mount.js';
 
 const MB = 1 << 20;
 
@@ -36,42 +35,17 @@ function readAt(fd: number, pos: number, len: number): Buffer {
 
 test('supervised mount: passthrough fds held across kill -9 read and write the right data, new opens share or register afresh, no READ/WRITE reaches the daemon', async (t) => {
   if (!requireFuse(t)) return;
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-pt-takeover-')));
-  const run = join(root, 'run');
-  const mnt = join(root, 'mnt');
-  for (const d of ['lo', 'up', 'mnt']) mkdirSync(join(root, d));
+  const { root, mnt, cli, daemonPid, killAndWait, hold, closeHeld } = supervisedScratch(t, 'pt-takeover', ['lo', 'up']);
   const big = pattern();
   writeFileSync(join(root, 'lo', 'big'), big);
   writeFileSync(join(root, 'lo', 'log.txt'), 'line 1\n');
-  const env = { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_DAEMON_IDLE_MS: '300' };
-  let fds: number[] = [];
-  t.after(async () => {
-    for (const fd of fds) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* closed already, or the mount is gone */
-      }
-    }
-    forceUnmount(mnt);
-    await stopDaemons(run);
-    rmSync(root, { recursive: true, force: true });
-  });
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   const r = cli('mount', '-o', `dirs=${root}/up=rw:${root}/lo=ro`, mnt);
   assert.equal(r.status, 0, r.stderr);
   const info = JSON.parse(cli('info', mnt, '--json').stdout) as { supervision?: string };
   assert.match(info.supervision ?? '', /supervised, passthrough on$/, 'supervised, with passthrough');
 
-  const daemonPid = (): number => {
-    const f = readdirSync(run).find((x) => /^daemon-\d+\.pid$/.test(x));
-    return f ? Number(readFileSync(join(run, f), 'utf8').trim()) : 0;
-  };
   const crash = async (): Promise<void> => {
-    const pid = daemonPid();
-    assert.ok(pid > 0 && pidAlive(pid), 'a serving daemon runs');
-    process.kill(pid, 'SIGKILL');
-    assert.ok(await waitFor(() => daemonPid() !== pid && pidAlive(daemonPid()), 10_000), 'a new daemon serves');
+    await killAndWait();
     readdirSync(mnt); // answered by the new daemon
   };
   /** Requests the serving daemon has served for the mount. */
@@ -84,7 +58,7 @@ test('supervised mount: passthrough fds held across kill -9 read and write the r
   const rd = openSync(join(mnt, 'big'), 'r');
   const wr = openSync(join(mnt, 'new.bin'), 'w+');
   const ap = openSync(join(mnt, 'log.txt'), 'r+');
-  fds = [rd, wr, ap];
+  hold(rd, wr, ap);
   assert.ok(readAt(rd, 0, MB).equals(big.subarray(0, MB)), 'first MiB read before the crash');
   assert.equal(writeSync(wr, Buffer.alloc(MB, 'a'), 0, MB, 0), MB);
   assert.equal(writeSync(ap, 'LINE', 0), 4);
@@ -106,14 +80,14 @@ test('supervised mount: passthrough fds held across kill -9 read and write the r
   const rd2 = openSync(join(mnt, 'big'), 'r');
   const wr2 = openSync(join(mnt, 'new.bin'), 'r');
   const ap2 = openSync(join(mnt, 'log.txt'), 'r');
-  fds.push(rd2, wr2, ap2);
+  hold(rd2, wr2, ap2);
   assert.ok(readAt(rd2, 0, 8 * MB).equals(big), 'a second open reads the same');
   assert.equal(readAt(wr2, 0, 4 * MB).length, 3 * MB);
   assert.equal(readAt(ap2, 0, 64).toString(), 'LINE 2\n');
   // a second crash: the journal the first takeover compacted still says who shares which registration
   await crash();
   const rd3 = openSync(join(mnt, 'big'), 'r');
-  fds.push(rd3);
+  hold(rd3);
   assert.ok(readAt(rd3, 4 * MB, 4 * MB).equals(big.subarray(4 * MB)), 'a third open after the second crash');
   assert.ok(readAt(rd, 2 * MB, MB).equals(big.subarray(2 * MB, 3 * MB)), 'the first fd still reads');
   assert.equal(writeSync(wr, 'c', 0), 1, 'the write fd still writes');
@@ -123,23 +97,21 @@ test('supervised mount: passthrough fds held across kill -9 read and write the r
   assert.equal(rs.status, 0, rs.stderr);
   assert.ok(await waitFor(() => daemonPid() !== old && pidAlive(daemonPid()), 10_000), 'a new daemon after the restart');
   const rd4 = openSync(join(mnt, 'big'), 'r');
-  fds.push(rd4);
+  hold(rd4);
   assert.ok(readAt(rd4, 0, MB).equals(big.subarray(0, MB)), 'an open after daemon restart shares too');
   assert.ok(readAt(rd, 3 * MB, MB).equals(big.subarray(3 * MB, 4 * MB)));
-  for (const fd of fds) closeSync(fd);
-  fds = [];
+  closeHeld();
 
   // every fd closed: the last release closed the registration; new opens register afresh
   const mid = served();
   const again = openSync(join(mnt, 'big'), 'r');
-  fds = [again];
+  hold(again);
   assert.ok(readAt(again, 0, 8 * MB).equals(big), 'an open after all were closed reads');
   const w2 = openSync(join(mnt, 'new.bin'), 'r+');
-  fds.push(w2);
+  hold(w2);
   assert.equal(writeSync(w2, 'd', 1), 1);
   assert.equal(readAt(w2, 0, 3).toString(), 'cda');
-  for (const fd of fds) closeSync(fd);
-  fds = [];
+  closeHeld();
   t.diagnostic(`requests for two fresh opens: ${served() - mid}`);
   assert.ok(served() - mid < 15, `fresh opens are passthrough too (${served() - mid} requests)`);
 

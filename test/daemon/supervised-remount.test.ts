@@ -7,18 +7,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI_MAIN, forceUnmount, pidAlive, requireFuse, stopDaemons, waitFor } from '../helpers/mount.js';
+import { pidAlive, requireFuse, waitFor } from '../helpers/mount.js';
+import { supervisedScratch } from '../helpers/supervised-mount.js';
 
 test('branch changes survive kill -9: an added layer stays (same inode numbers, brid), a deleted one stays gone, mod: keeps its permission, brids are not reused, an open fd reads on', async (t) => {
   if (!requireFuse(t)) return;
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-sup-remount-')));
-  const run = join(root, 'run');
+  const { root, mnt, cli, killAndWait: kill9, hold, closeHeld } = supervisedScratch(t, 'sup-remount', ['up', 'base', 'gone', 'mid']);
+  const killAndWait = (): Promise<void> => kill9(15_000);
   const d = (n: string): string => join(root, n);
-  for (const n of ['up', 'base', 'gone', 'mid', 'mnt']) mkdirSync(d(n));
   mkdirSync(d('base/dir'));
   writeFileSync(d('base/dir/base.txt'), 'base\n');
   writeFileSync(d('base/held.txt'), 'held open across the kills\n');
@@ -27,30 +25,10 @@ test('branch changes survive kill -9: an added layer stays (same inode numbers, 
   writeFileSync(d('mid/dir/mid.txt'), 'mid\n');
   writeFileSync(d('mid/shadow.txt'), 'mid copy\n');
   writeFileSync(d('gone/shadow.txt'), 'gone copy\n');
-  const mnt = d('mnt');
-  const env = { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_DAEMON_IDLE_MS: '300' };
-  let fd = -1;
-  t.after(async () => {
-    if (fd >= 0) closeSync(fd);
-    forceUnmount(mnt);
-    await stopDaemons(run);
-    rmSync(root, { recursive: true, force: true });
-  });
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   const ok = (...args: string[]): string => {
     const r = cli(...args);
     assert.equal(r.status, 0, `layerfs ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
-  };
-  const daemonPid = (): number => {
-    const f = readdirSync(run).find((x) => /^daemon-\d+\.pid$/.test(x));
-    return f ? Number(readFileSync(join(run, f), 'utf8').trim()) : 0;
-  };
-  const killAndWait = async (): Promise<void> => {
-    const old = daemonPid();
-    assert.ok(old > 0 && pidAlive(old), 'a serving daemon runs');
-    process.kill(old, 'SIGKILL');
-    assert.ok(await waitFor(() => daemonPid() !== old && pidAlive(daemonPid()), 15_000), 'a new daemon serves');
   };
   // branch lines of `layerfs info MNT`: `path=perm` lines, then the brids
   const info = (): string[] => ok('info', mnt).trim().split('\n').filter((l) => !l.startsWith('restarts:') && !l.endsWith('.xino'));
@@ -62,7 +40,8 @@ test('branch changes survive kill -9: an added layer stays (same inode numbers, 
 
   ok('mount', '-o', `dirs=${d('up')}=rw:${d('base')}=ro:${d('gone')}=ro`, mnt);
   assert.deepEqual(info(), [`${d('up')}=rw`, `${d('base')}=ro`, `${d('gone')}=ro`, '64', '65', '66']);
-  fd = openSync(join(mnt, 'held.txt'), 'r');
+  const fd = openSync(join(mnt, 'held.txt'), 'r');
+  hold(fd);
   const baseIno = ino('dir/base.txt');
   const dirIno = ino('dir');
   assert.equal(readFileSync(join(mnt, 'shadow.txt'), 'utf8'), 'gone copy\n');
@@ -104,33 +83,21 @@ test('branch changes survive kill -9: an added layer stays (same inode numbers, 
   // writes still go to the rw branch
   writeFileSync(join(mnt, 'dir/new.txt'), 'new\n');
   assert.equal(readFileSync(d('up/dir/new.txt'), 'utf8'), 'new\n');
-  closeSync(fd);
-  fd = -1;
+  closeHeld();
   assert.equal(cli('umount', mnt).status, 0);
 });
 
 test('a daemon killed inside a remount: the resent request ends with the change made once (killed after the switch, before the supervisor had the new list; killed after it had it, before the reply)', async (t) => {
   if (!requireFuse(t)) return;
-  const root = realpathSync(mkdtempSync(join(tmpdir(), 'layerfs-sup-remount-die-')));
-  const run = join(root, 'run');
+  const { root, mnt, cli, daemonPid } = supervisedScratch(t, 'sup-remount-die', ['up', 'base', 'mid', 'extra'], (r) => ({
+    LAYERFS_DAEMON_TEST_HOOKS: '1',
+    LAYERFS_TEST_DIE_FILE: join(r, 'die'),
+  }));
   const die = join(root, 'die');
   const d = (n: string): string => join(root, n);
-  for (const n of ['up', 'base', 'mid', 'extra', 'mnt']) mkdirSync(d(n));
   writeFileSync(d('base/base.txt'), 'base\n');
   writeFileSync(d('mid/mid.txt'), 'mid\n');
   writeFileSync(d('extra/extra.txt'), 'extra\n');
-  const mnt = d('mnt');
-  const env = { ...process.env, LAYERFS_RUN_DIR: run, LAYERFS_DAEMON_IDLE_MS: '300', LAYERFS_DAEMON_TEST_HOOKS: '1', LAYERFS_TEST_DIE_FILE: die };
-  t.after(async () => {
-    forceUnmount(mnt);
-    await stopDaemons(run);
-    rmSync(root, { recursive: true, force: true });
-  });
-  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI_MAIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  const daemonPid = (): number => {
-    const f = readdirSync(run).find((x) => /^daemon-\d+\.pid$/.test(x));
-    return f ? Number(readFileSync(join(run, f), 'utf8').trim()) : 0;
-  };
   const info = (): string[] => {
     // an open is answered once the new daemon serves, its runtime info written (a stat may come from
     // the kernel's cache, and `info` before that finds the dead daemon's entry only)
