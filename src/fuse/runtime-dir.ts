@@ -8,7 +8,7 @@
  * Removed on unmount.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { privilege } from '../sys/privilege.js';
 import { MountError } from './mount-error.js';
@@ -171,74 +171,64 @@ export const TAKEOVER_WAIT_MS = 15_000;
 const pause = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /**
- * Live mounts, ordered by start time. An entry whose daemon is gone is a mount being taken over
- * while a supervisor lives (the next daemon writes it again): `waitTakeoverMs` (a client; never
- * the daemon, which this would block) waits that long for it; without a wait it is left out and
- * kept. With no supervisor, or not taken over within the wait, it is a dead mount's and is
- * removed (unless it was written again meanwhile).
+ * One pass over the entries: those of live daemons, and those naming a dead daemon while a
+ * supervisor lives (a mount being taken over: the next daemon writes it again), kept. Any other
+ * entry of a dead daemon is a dead mount's and is removed (unless written again meanwhile).
  */
-export function listMounts(o: { waitTakeoverMs?: number } = {}): MountInfo[] {
+function scan(): { live: MountInfo[]; pending: MountInfo[] } {
+  const live: MountInfo[] = [];
+  const pending: MountInfo[] = [];
   let names: string[];
   try {
     names = readdirSync(join(runDir(), 'mounts'));
   } catch {
-    return [];
+    return { live, pending };
   }
-  const out: MountInfo[] = [];
   let supervised: boolean | undefined;
   for (const n of names) {
     if (!n.endsWith('.json')) continue;
     const info = readInfo(n);
     if (!info) continue;
-    if (!processAlive(info.pid)) {
-      const dead = info.pid;
-      const wait = o.waitTakeoverMs ?? 0;
-      if (!info.supervision?.includes('not supervised') && (supervised ??= supervisorAlive())) {
-        const until = Date.now() + wait;
-        let cur: MountInfo | null = info;
-        while (cur && !processAlive(cur.pid) && Date.now() < until) {
-          pause(20);
-          // (gone: unmounted meanwhile; unreadable: an older writer's half-written file, read again)
-          cur = existsSync(join(runDir(), 'mounts', n)) ? (readInfo(n) ?? cur) : null;
-        }
-        if (cur && processAlive(cur.pid)) out.push(cur);
-        // not taken over in the time a client waits: a dead mount's after all (below)
-        if (!cur || processAlive(cur.pid) || wait === 0) continue;
-      }
-      // (read again: a daemon may have written it since)
-      if (readInfo(n)?.pid === dead) removeMountInfo(info.id, true);
-      continue;
-    }
-    out.push(info);
+    if (processAlive(info.pid)) live.push(info);
+    else if (!info.supervision?.includes('not supervised') && (supervised ??= supervisorAlive())) pending.push(info);
+    else dropDead(info);
   }
-  return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  return { live, pending };
+}
+
+/** Remove the entry of a dead daemon's mount, unless a daemon has written it again since. */
+function dropDead(info: MountInfo): void {
+  if (readInfo(`${info.id}.json`)?.pid === info.pid) removeMountInfo(info.id, true);
+}
+
+/**
+ * Live mounts, ordered by start time. A mount being taken over (see scan) is left out; a client
+ * may wait up to `waitTakeoverMs` for it (never the daemon, which this would block), after which
+ * one not taken over is a dead mount's and is removed.
+ */
+export function listMounts(o: { waitTakeoverMs?: number } = {}): MountInfo[] {
+  const until = Date.now() + (o.waitTakeoverMs ?? 0);
+  let s = scan();
+  while (s.pending.length > 0 && Date.now() < until) {
+    pause(20);
+    s = scan();
+  }
+  if (o.waitTakeoverMs) s.pending.forEach(dropDead);
+  return s.live.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
 /**
  * The live mount at `mountpoint`, waiting (without blocking: services call this) up to
- * TAKEOVER_WAIT_MS for one whose daemon died to be taken over.
+ * TAKEOVER_WAIT_MS while one whose daemon died is being taken over.
  */
 export async function findMountAfterTakeover(mountpoint: string): Promise<MountInfo | undefined> {
   const until = Date.now() + TAKEOVER_WAIT_MS;
   for (;;) {
-    const m = listMounts().find((x) => x.mountpoint === mountpoint);
-    if (m || Date.now() >= until || !takeoverPending(mountpoint)) return m;
+    const s = scan();
+    const m = s.live.find((x) => x.mountpoint === mountpoint);
+    if (m || Date.now() >= until || !s.pending.some((x) => x.mountpoint === mountpoint)) return m;
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** Whether an entry for `mountpoint` names a dead daemon while a supervisor lives (being taken over). */
-function takeoverPending(mountpoint: string): boolean {
-  let names: string[];
-  try {
-    names = readdirSync(join(runDir(), 'mounts'));
-  } catch {
-    return false;
-  }
-  return names.some((n) => {
-    const i = n.endsWith('.json') ? readInfo(n) : null;
-    return i !== null && i.mountpoint === mountpoint && !processAlive(i.pid) && !i.supervision?.includes('not supervised');
-  }) && supervisorAlive();
 }
 
 /** The live mount at `mountpoint` (absolute, resolved), if any. */
