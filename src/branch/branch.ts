@@ -76,6 +76,13 @@ export function nsParts(ns: bigint): [number, number] {
   return [Number(sec), Number(nsec)];
 }
 
+/**
+ * Whether linkat(fd, "", ..., AT_EMPTY_PATH) works in this process (tmpfile copy-ups): assumed
+ * until it fails with ENOENT, which it does without CAP_DAC_READ_SEARCH on kernels before 6.10
+ * (then the /proc way for good). Tests turn it off to take the /proc way.
+ */
+export const linkByFd = { ok: true };
+
 /** rw: the union writes here; ro: read only; rr: read only, never changes (AUFS `rr`). */
 export type BranchPerm = 'rw' | 'ro' | 'rr';
 
@@ -296,11 +303,26 @@ export class Branch {
 
   /**
    * Give the file of `fd` (from openTmpfile on this filesystem) the name `rel`; EEXIST when the
-   * name is taken (nothing is replaced). Through its /proc/self/fd link, followed (the way open(2)
-   * documents; AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+   * name is taken (nothing is replaced). By the fd itself (AT_EMPTY_PATH) where the process may
+   * (CAP_DAC_READ_SEARCH: root outside a user namespace), else through its /proc/self/fd link,
+   * followed (the way open(2) documents), which walks /proc for every copy-up.
    */
   linkTmpfile(fd: number, rel: string): void {
-    this.at(rel, (d, n) => native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW));
+    this.at(rel, (d, n) => {
+      if (linkByFd.ok) {
+        try {
+          native.linkat(fd, '', d, n, AT_EMPTY_PATH);
+          return;
+        } catch (e) {
+          // ENOENT without the capability (linkat(2)); anything else is the link's own error
+          if (!isCode(e, 'ENOENT')) throw e;
+        }
+        native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW);
+        linkByFd.ok = false; // the /proc way took it where the fd way did not: no capability
+        return;
+      }
+      native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW);
+    });
   }
 
   mkdir(rel: string, mode: number): void {

@@ -10,9 +10,8 @@
  * renamed into place as before. Everything after the open is done on the open fds: data, owner,
  * mode, xattrs (flistxattr/fgetxattr on the source fd), times, and the final stat.
  */
-import type { BigIntStats, Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
-import { fdops, nsParts } from '../branch/index.js';
+import { ST, fdops, statArray } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
 import { isPrivateXattr } from '../format/index.js';
 import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from '../sys/constants.js';
@@ -38,8 +37,8 @@ export interface FileCopy {
   work: Branch;
   to: Branch;
   toRel: string;
-  /** The source's lstat. */
-  st: BigIntStats;
+  /** The source's lstat (slots in ST, from lstatInto: times exact as seconds + nanoseconds). */
+  st: Float64Array;
   /** Copy the contents (else an empty file). */
   data: boolean;
   /**
@@ -64,8 +63,8 @@ const noTmpfile = new WeakSet<Branch>();
 /** O_TMPFILE refusals that mean "this filesystem cannot". */
 const TMPFILE_NEVER = ['EOPNOTSUPP', 'ENOTSUP', 'EISDIR', 'EINVAL', 'ENOSYS'] as const;
 
-/** Copy the file as `c` says and give it its name; returns the stat of the placed copy. */
-export function copyFile(c: FileCopy): Stats {
+/** Copy the file as `c` says and give it its name; returns the stat of the placed copy (ST slots). */
+export function copyFile(c: FileCopy): Float64Array {
   const sfd = c.data ? c.from.open(c.fromRel, O_RDONLY) : -1;
   try {
     const dfd = openTmpfile(c.work);
@@ -73,7 +72,7 @@ export function copyFile(c: FileCopy): Stats {
       try {
         build(c, sfd, dfd);
         linkIntoPlace(c, dfd);
-        return fdops.fstat(dfd);
+        return fdops.fstatInto(dfd, statArray());
       } finally {
         fdops.close(dfd);
       }
@@ -118,13 +117,13 @@ function linkIntoPlace(c: FileCopy, dfd: number): void {
 }
 
 /** The named way: a new file in the work dir, renamed into place. */
-function named(c: FileCopy, sfd: number): Stats {
+function named(c: FileCopy, sfd: number): Float64Array {
   const tmp = c.tmpName();
   const dfd = c.work.open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o600);
   try {
     build(c, sfd, dfd);
     c.to.renameFrom(c.work, tmp, c.toRel);
-    return fdops.fstat(dfd);
+    return fdops.fstatInto(dfd, statArray());
   } catch (e) {
     removeQuietly(c.work, tmp);
     throw e;
@@ -144,18 +143,19 @@ function removeQuietly(work: Branch, tmp: string): void {
 /** Data (reflink / copy_file_range / read-write, holes kept), owner, mode, xattrs, ns times; fsync last. */
 function build(c: FileCopy, sfd: number, dfd: number): void {
   const { st } = c;
+  const size = st[ST.size]!;
   if (sfd >= 0) {
-    fdops.copyData(sfd, dfd, Number(st.size), {
-      caps: c.work.copyCaps(Number(st.dev)),
-      sparse: st.blocks * 512n < st.size,
+    fdops.copyData(sfd, dfd, size, {
+      caps: c.work.copyCaps(st[ST.dev]!),
+      sparse: st[ST.blocks]! * 512 < size,
       writeback: c.flush !== 'none',
     });
   }
-  fdops.fchown(dfd, Number(st.uid), Number(st.gid));
-  fdops.fchmod(dfd, c.attrs?.mode ?? Number(st.mode) & 0o7777);
+  fdops.fchown(dfd, st[ST.uid]!, st[ST.gid]!);
+  fdops.fchmod(dfd, c.attrs?.mode ?? st[ST.mode]! & 0o7777);
   copyXattrsTo(c, sfd, dfd);
-  const [as, an] = c.attrs?.atime ?? nsParts(st.atimeNs);
-  const [ms, mn] = c.attrs?.mtime ?? nsParts(st.mtimeNs);
+  const [as, an] = c.attrs?.atime ?? [st[ST.atimeSec]!, st[ST.atimeNsec]!];
+  const [ms, mn] = c.attrs?.mtime ?? [st[ST.mtimeSec]!, st[ST.mtimeNsec]!];
   fdops.futimens(dfd, as, an, ms, mn);
   if (c.flush === 'fsync') fdops.copySys.fsync(dfd);
 }

@@ -4,7 +4,6 @@
  * (contents by reflink / copy_file_range / read-write, then owner, mode, xattrs, ns times) and
  * renamed into place, so a crash never shows a half-built file. Lower branches are only read.
  */
-import type { BigIntStats, Stats } from 'node:fs';
 import type { Branch } from '../branch/index.js';
 import { ST, fdops, statArray } from '../branch/index.js';
 import { isCode } from '../errors/index.js';
@@ -49,10 +48,10 @@ export interface CopyPlan {
 
 /** What copyEntry made. */
 export interface Copied {
-  /** lstat of the new entry. */
-  st: Stats;
-  /** lstat of the source (bigint: ns times, exact sizes). */
-  source: BigIntStats;
+  /** lstat of the new entry (slots in ST). */
+  st: Float64Array;
+  /** lstat of the source (slots in ST: times as seconds + nanoseconds, exact). */
+  source: Float64Array;
   /** Its data waits for the caller's syncWork (durability 'syncfs'). */
   unsynced: boolean;
 }
@@ -64,12 +63,13 @@ export interface Copied {
 export function copyEntry(core: Core, plan: CopyPlan): Copied {
   const { from, fromRel, to, toRel } = plan;
   const work = core.workFor(to);
-  const source = from.lstatBig(fromRel);
-  if (!source) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
-  const type = Number(source.mode) & S_IFMT;
-  const mode = Number(source.mode) & 0o7777;
+  // from the branch's root fd (no /proc path walked), into numbers
+  const source = statArray();
+  if (!from.lstatInto(fromRel, source)) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
+  const type = source[ST.mode]! & S_IFMT;
+  const mode = source[ST.mode]! & 0o7777;
   if (type === S_IFREG) {
-    const flushed = plan.data && source.size > 0n && durable(core);
+    const flushed = plan.data && source[ST.size]! > 0 && durable(core);
     const flush = !flushed ? 'none' : plan.durability === 'fsync' ? 'fsync' : 'writeback';
     const st = copyFile({
       from,
@@ -90,11 +90,11 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
   try {
     if (type === S_IFDIR) work.mkdir(tmp, 0o700);
     else if (type === S_IFLNK) work.symlink(from.readlink(fromRel), tmp);
-    else work.mknod(tmp, type | mode, Number(source.rdev));
-    work.lchown(tmp, Number(source.uid), Number(source.gid));
+    else work.mknod(tmp, type | mode, source[ST.rdev]!);
+    work.lchown(tmp, source[ST.uid]!, source[ST.gid]!);
     if (type !== S_IFLNK) work.chmod(tmp, mode);
     copyXattrs(from, fromRel, (n, v) => work.setxattr(tmp, n, v, 0), core.options.userxattr);
-    work.setTimes(tmp, source);
+    work.utimens(tmp, source[ST.atimeSec]!, source[ST.atimeNsec]!, source[ST.mtimeSec]!, source[ST.mtimeNsec]!);
     to.renameFrom(work, tmp, toRel);
   } catch (e) {
     try {
@@ -104,7 +104,14 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
     }
     throw e;
   }
-  return { st: to.lstat(toRel)!, source, unsynced: false };
+  return { st: lstatOf(to, toRel), source, unsynced: false };
+}
+
+/** lstat of an entry just made (slots in ST). */
+function lstatOf(b: Branch, rel: string): Float64Array {
+  const st = statArray();
+  if (!b.lstatInto(rel, st)) throw Object.assign(new Error('copy-up result vanished'), { code: 'ENOENT' });
+  return st;
 }
 
 /**
@@ -125,14 +132,16 @@ function syncWork(work: Branch): void {
  * there; one held only by read-only branches goes where the cpup= policy says (branch 0 with one
  * rw branch), falling over to the next branch on ENOSPC when the policy does (place-ops.ts). Keeps
  * its inode number by recording the new real inode in the table.
+ * Returns the copy's lstat (ST slots) when `attrs` were given to it (a regular file copied now),
+ * else null.
  */
-export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false, attrs?: CopyAttrs): boolean {
+export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false, attrs?: CopyAttrs): Float64Array | null {
   core.requireRw(syscall);
   core.ensure(node);
   const top = node.layers[0]!;
   if (core.isUpper(top)) {
     if (top === 0) originCopiedUp(core, node);
-    return false;
+    return null;
   }
   // another name of this file was copied up (the hard-link index lives on branch 0): link to it
   // there; a lower file with several names goes there too, so that its names stay one file
@@ -161,10 +170,10 @@ export function ensureDirOn(core: Core, dir: UnionNode, t: number, syscall: stri
 }
 
 /**
- * Copy `node`'s topmost copy to writable branch `t` (parent dirs made there first). Returns whether
- * `attrs` (regular files only) were given to the copy.
+ * Copy `node`'s topmost copy to writable branch `t` (parent dirs made there first). Returns the
+ * copy's lstat when `attrs` (regular files only) were given to it, else null.
  */
-function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noData: boolean, attrs?: CopyAttrs): boolean {
+function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noData: boolean, attrs?: CopyAttrs): Float64Array | null {
   const to = core.branches[t]!;
   const parent = node.parent;
   if (parent) ensureDirOn(core, parent, t, syscall);
@@ -173,18 +182,18 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
   // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
   const parentTimes = statArray();
   const hadParent = parent !== null && to.lstatInto(parent.rel, parentTimes);
-  let st: Stats;
+  let st: Float64Array;
   let applied = false;
   if (node.alias !== null) {
     // Another name of this file was copied up: link to it, all names stay one file.
     to.link(node.alias, node.rel);
-    st = to.lstat(node.rel)!;
+    st = lstatOf(to, node.rel);
   } else {
     const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, data: !noData, durability: 'fsync', attrs });
     st = c.st;
-    applied = attrs !== undefined && (Number(c.source.mode) & S_IFMT) === S_IFREG;
+    applied = attrs !== undefined && (c.source[ST.mode]! & S_IFMT) === S_IFREG;
     // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
-    if (t === 0 && node.type === S_IFREG && c.source.nlink > 1n) {
+    if (t === 0 && node.type === S_IFREG && c.source[ST.nlink]! > 1) {
       const lowerSt = src.lstat(node.rel);
       if (lowerSt) indexCopy(core, lowerSt, to, node.rel);
     }
@@ -193,11 +202,11 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
     const p = parentTimes;
     to.utimens(parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
   }
-  core.xino.set(st.dev, st.ino, node.ino);
+  core.xino.set(st[ST.dev]!, st[ST.ino]!, node.ino);
   node.copiedUp(core.gen, t);
   // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
   if (node.isDir && core.invalidator) core.invalidator(node);
-  return applied;
+  return applied ? st : null;
 }
 
 /**
@@ -217,16 +226,16 @@ export function copyTreeToWork(core: Core, node: UnionNode, listChildren: (n: Un
     // hard links, open handles, st_ino); the caller removes the old names.
     const inRw = !n.isDir && n.alias === null && n.layers[0] === 0 && src === core.rw;
     if (inRw) work.linkFrom(src, srcRel, tmpRel);
-    let st: Stats;
-    if (inRw) st = work.lstat(tmpRel)!;
+    let st: Float64Array;
+    if (inRw) st = lstatOf(work, tmpRel);
     else {
       const c = copyEntry(core, { from: src, fromRel: srcRel, to: work, toRel: tmpRel, data: true, durability: 'syncfs' });
       st = c.st;
       unsynced ||= c.unsynced;
     }
-    core.xino.set(st.dev, st.ino, n.ino);
+    core.xino.set(st[ST.dev]!, st[ST.ino]!, n.ino);
     if (n.isDir) {
-      const dirMode = st.mode & 0o7777;
+      const dirMode = st[ST.mode]! & 0o7777;
       // Make sure we can write into it while filling; restore mode after.
       if ((dirMode & 0o700) !== 0o700) work.chmod(tmpRel, dirMode | 0o700);
       for (const c of listChildren(n)) walk(c, tmpRel + '/' + c.name);

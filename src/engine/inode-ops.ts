@@ -144,7 +144,9 @@ export function setattr(core: Core, node: UnionNode, setIn: SetAttr, ctx: Ctx, f
   }
   // chmod/utimes alone of a lower file: the copy is made with them (no second pass over the path)
   const fold = !owner && set.size === undefined && node.type === S_IFREG ? foldedAttrs(set) : undefined;
-  if (copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG, fold)) return getattr(core, node);
+  // folded in: the copy's own lstat, taken once it had its name, is the answer (no second lstat)
+  const copied = copyUp(core, node, 'setattr', set.size === 0 && node.type === S_IFREG, fold);
+  if (copied) return attrOf(core, node, core.top(node), node.rel, copied);
   // the writable branch holding it now (branch 0 unless the union has several)
   const rw = core.top(node);
   const rel = node.rel;

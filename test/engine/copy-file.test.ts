@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { fdops } from '../../src/branch/index.js';
+import { fdops, linkByFd } from '../../src/branch/index.js';
 import { copyFileWays } from '../../src/engine/copy-file.js';
 import { ctx, O_WRONLY, setup } from './fixture.js';
 import { getXattr, setXattr } from '../helpers/tree-spec.js';
@@ -103,5 +103,31 @@ test('without O_TMPFILE (the named way): the same copy, nothing left in the work
     copySys.fsync = real;
   }
   assert.equal(fs.existsSync(`${f.br.up}/b`), false);
+  assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
+});
+
+test('the setattr that copied a file up answers with the placed copy\'s lstat (ctime of the link, size, blocks)', (t) => {
+  const f = setup(t, { up: {}, low: { d: { dir: { g: 'some data' } } } });
+  const a = f.u.setattr(f.node('d/g'), { mode: 0o600 }, ctx);
+  const up = fs.lstatSync(`${f.br.up}/d/g`, { bigint: true });
+  assert.equal(a.mode, Number(up.mode));
+  assert.equal(a.size, Number(up.size));
+  assert.equal(a.blocks, Number(up.blocks));
+  assert.equal(a.nlink, 1);
+  assert.equal(BigInt(a.ctimeSec) * 1000000000n + BigInt(a.ctimeNsec), up.ctimeNs, 'ctime as the link into place left it');
+  assert.deepEqual(f.u.getattr(f.node('d/g')), a, 'a later getattr agrees');
+});
+
+test('where linkat by fd is refused (no CAP_DAC_READ_SEARCH before Linux 6.10) the copy is linked through /proc: the same copy', (t) => {
+  const f = setup(t, { up: {}, low: { a: 'first', b: 'second' } });
+  linkByFd.ok = false;
+  t.after(() => {
+    linkByFd.ok = true;
+  });
+  for (const n of ['a', 'b']) f.u.setattr(f.node(n), { mode: 0o640 }, ctx);
+  for (const [n, data] of [['a', 'first'], ['b', 'second']] as const) {
+    assert.equal(fs.readFileSync(`${f.br.up}/${n}`, 'utf8'), data);
+    assert.equal(fs.statSync(`${f.br.up}/${n}`).mode & 0o7777, 0o640);
+  }
   assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
 });
