@@ -334,7 +334,10 @@ static int stat_backing(uint32_t i) {
 static int copy_up_parents(uint32_t i) {
   uint32_t chain[PATH_MAX / 2];
   size_t k = 0;
-  for (uint32_t p = nodes[i].parent; p != 0 && nodes[p].branch != upper; p = nodes[p].parent) chain[k++] = p;
+  for (uint32_t p = nodes[i].parent; p != 0 && nodes[p].branch != upper; p = nodes[p].parent) {
+    if (k == sizeof chain / sizeof *chain) return -ENAMETOOLONG;
+    chain[k++] = p;
+  }
   while (k > 0) {
     struct node *d = &nodes[chain[--k]];
     const char *rel = relpath(chain[k]);
