@@ -80,7 +80,8 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
                       the word floor adds the floor (our FUSE transport over an in-memory
                       copy of the tree: the kernel's own cost per request; for stat,list);
                       the word floor-c adds floor-c (a minimal C server over the same tree:
-                      stat, list, readdir, smallcpup)
+                      stat, list, readdir, smallcpup); floor-c-io that server statting the
+                      backing file per lookup and copying up durably (stat, smallcpup chmod)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100

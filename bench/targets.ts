@@ -6,7 +6,9 @@
  * keeps everything in memory, made for the stat and list workloads) is our FUSE transport over an
  * in-memory copy of the merged tree (floor-union.ts); `floor-c` (the same way) is a minimal C server
  * over the same tree (native/floor-server.c): the kernel's own cost per request plus the least a
- * userspace server adds.
+ * userspace server adds; `floor-c-io` (the same way) is that server doing the least disk work a
+ * union must do (a stat of the backing file per LOOKUP, a durable copy-up into the upper dir per
+ * first change of a lower file), the least a userspace union can take on those rows.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,7 +25,7 @@ export function usesUring(t: Target): boolean {
   return t.kind === 'layerfs' && /(^|,)uring(,|$)/.test(t.layerfs?.options({ lowers: [], unionfsLowers: [], upper: '', work: '' }) ?? '');
 }
 
-export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c';
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c' | 'floor-c-io';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -69,7 +71,7 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
-export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false, floorC = false): Target[] {
+export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false, floorC = false, floorCIo = false): Target[] {
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
@@ -81,6 +83,16 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
             name: 'floor-c',
             kind: 'floor-c' as const,
             command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorCServe, `lowerdir=${s.lowers.join(':')}`, mnt] }),
+          },
+        ]
+      : []),
+    // the same server reading the backing files and copying up into the upper dir (its I/O mode)
+    ...(floorCIo
+      ? [
+          {
+            name: 'floor-c-io',
+            kind: 'floor-c-io' as const,
+            command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorCServe, `${overlayOpts(s)},io`, mnt] }),
           },
         ]
       : []),

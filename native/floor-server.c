@@ -15,9 +15,26 @@
  * GETXATTR/LISTXATTR answer ENOSYS (the kernel then sends none: what their round trips cost).
  * FLOOR_C_SPIN_US (default 50, as layerfs): how long it re-reads after a reply before sleeping.
  *
- * Dump: records of 16 little-endian u64 (ino, parent record, mode, uid, gid, nlink, size, rdev,
- * atime, atimensec, mtime, mtimensec, ctime, ctimensec, name length, link length), then the
- * name and the symlink target; record 0 is the root, every parent before its children.
+ * Dump: records of 17 little-endian u64 (ino, parent record, mode, uid, gid, nlink, size, rdev,
+ * atime, atimensec, mtime, mtimensec, ctime, ctimensec, name length, link length, branch), then
+ * the name and the symlink target; record 0 is the root, every parent before its children.
+ * `branch`: the index in LOWERS (below) of the topmost lower dir holding the entry.
+ *
+ * I/O mode: the least disk work a userspace union must do on two rows (issue 14), as kernel
+ * overlayfs does it:
+ *   layerfs-floor-server DUMP MOUNTPOINT TIMEOUT_S LOWER1:LOWER2:... [UPPER WORK]
+ * (LOWERS topmost first, the order of the dump's branch indexes; UPPER must start empty: the
+ * dump holds the lowers only). The server opens each dir once (O_PATH) and then:
+ *  - LOOKUP: one fstatat(branch, relpath, AT_SYMLINK_NOFOLLOW) of the backing file (the upper
+ *    copy once there is one); the reply's attributes are its own, the inode number the union's;
+ *  - SETATTR of a regular file still in a lower dir, with UPPER given: a durable copy-up first
+ *    (missing parent dirs made in UPPER with their mode and owner; O_TMPFILE in WORK, data by
+ *    copy_file_range, owner, mode (already the new one for a chmod), times, fsync, linkat into
+ *    UPPER), then the change; an entry in UPPER gets the change on disk. Errors reply -errno.
+ * Everything else stays in memory as without I/O mode (reads give zeros, writes and creates
+ * change the in-memory tree only; an entry changed that way is answered from memory from then
+ * on); relpath is the names from the root, so lower dirs renamed by overlay redirects are not
+ * followed.
  * Protocol structs: the kernel's uAPI header <linux/fuse.h>.
  */
 #define _GNU_SOURCE
@@ -29,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <limits.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -37,6 +55,9 @@
 
 #define MAX_WRITE (1u << 20)
 #define EXTRA_NODES 65536
+#define FIELDS 17 /* u64 per dump record before its name and link target */
+#define MAX_BRANCHES 512
+#define MEM (-1) /* node.branch: answered from memory only (created, or changed in memory) */
 
 struct node {
   uint64_t ino, size, rdev;
@@ -46,6 +67,7 @@ struct node {
   uint32_t parent, first, last, next; /* record indexes; 0 = none (the root is nobody's child) */
   char *name, *link;
   uint32_t namelen;
+  int32_t branch; /* I/O mode: index in brfd of the dir holding the backing file, or MEM */
 };
 
 static struct node *nodes;
@@ -57,6 +79,8 @@ static int devfd = -1;
 /* FLOOR_C_XATTR_ENOSYS=1: GETXATTR and LISTXATTR answer ENOSYS, after which the kernel sends none
  * (every xattr call on the mount then fails): a measurement of what the xattr round trips cost */
 static int xattr_enosys;
+/* I/O mode (LOWERS given): O_PATH fds of the lower dirs, then of UPPER; upper = its index (-1: none) */
+static int io, brfd[MAX_BRANCHES + 1], nlowers, upper = -1, workfd = -1;
 
 static void die(const char *what) {
   fprintf(stderr, "layerfs-floor-server: %s: %s\n", what, strerror(errno));
@@ -106,10 +130,10 @@ static void load(const char *path) {
   close(fd);
   unlink(path);
   uint32_t n = 0;
-  for (off_t o = 0; o + 128 <= st.st_size; n++) {
-    uint64_t v[16];
+  for (off_t o = 0; o + FIELDS * 8 <= st.st_size; n++) {
+    uint64_t v[FIELDS];
     memcpy(v, buf + o, sizeof v);
-    o += 128 + v[14] + v[15];
+    o += FIELDS * 8 + v[14] + v[15];
   }
   if (n == 0) {
     errno = EINVAL;
@@ -124,9 +148,9 @@ static void load(const char *path) {
   if (!nodes || !hash) die("calloc");
   off_t o = 0;
   for (uint32_t i = 0; i < n; i++) {
-    uint64_t v[16];
+    uint64_t v[FIELDS];
     memcpy(v, buf + o, sizeof v);
-    o += 128;
+    o += FIELDS * 8;
     struct node *x = &nodes[i];
     x->ino = v[0];
     x->parent = (uint32_t)v[1];
@@ -143,6 +167,11 @@ static void load(const char *path) {
     x->ctime = v[12];
     x->ctimensec = (uint32_t)v[13];
     x->namelen = (uint32_t)v[14];
+    x->branch = (int32_t)v[16];
+    if (io && (x->branch < 0 || x->branch >= nlowers)) {
+      errno = EINVAL;
+      die("dump: branch index beyond the lower dirs given");
+    }
     x->name = buf + o; /* the buffer is kept: names and targets point into it */
     o += v[14];
     if (S_ISLNK(x->mode)) {
@@ -255,8 +284,176 @@ static void readdir_reply(uint64_t unique, uint32_t dir, const struct fuse_read_
   reply(unique, 0, out, used);
 }
 
+/* ---- I/O mode: the backing files ---- */
+
+static char relbuf[PATH_MAX];
+
+/* Record i's path below every branch root ("." for the root), in relbuf; NULL when too long. */
+static const char *relpath(uint32_t i) {
+  char *p = relbuf + sizeof relbuf - 1;
+  *p = 0;
+  if (i == 0) return ".";
+  for (; i != 0; i = nodes[i].parent) {
+    const struct node *n = &nodes[i];
+    size_t need = n->namelen + (*p ? 1 : 0);
+    if ((size_t)(p - relbuf) < need) return NULL;
+    if (*p) *--p = '/';
+    p -= n->namelen;
+    memcpy(p, n->name, n->namelen);
+  }
+  return p;
+}
+
+/* The backing file's attributes into the node (its type and the union's inode number stay). */
+static int from_stat(struct node *n, const struct stat *st) {
+  if ((st->st_mode & S_IFMT) != (n->mode & S_IFMT)) return -ESTALE; /* replaced behind our back */
+  n->mode = st->st_mode;
+  n->uid = st->st_uid;
+  n->gid = st->st_gid;
+  if (!S_ISDIR(n->mode)) n->nlink = (uint32_t)st->st_nlink; /* a merged dir keeps the union's count */
+  n->size = (uint64_t)st->st_size;
+  n->rdev = st->st_rdev;
+  n->atime = (uint64_t)st->st_atim.tv_sec, n->atimensec = (uint32_t)st->st_atim.tv_nsec;
+  n->mtime = (uint64_t)st->st_mtim.tv_sec, n->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+  n->ctime = (uint64_t)st->st_ctim.tv_sec, n->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+  return 0;
+}
+
+/* LOOKUP's disk work: one fstatat of the backing file; 0 or -errno. */
+static int stat_backing(uint32_t i) {
+  struct node *n = &nodes[i];
+  if (n->branch == MEM) return 0;
+  const char *rel = relpath(i);
+  if (!rel) return -ENAMETOOLONG;
+  struct stat st;
+  if (fstatat(brfd[n->branch], rel, &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  return from_stat(n, &st);
+}
+
+/* The dirs above record i made in the upper where missing, top-down, with their mode and owner. */
+static int copy_up_parents(uint32_t i) {
+  uint32_t chain[PATH_MAX / 2];
+  size_t k = 0;
+  for (uint32_t p = nodes[i].parent; p != 0 && nodes[p].branch != upper; p = nodes[p].parent) {
+    if (k == sizeof chain / sizeof *chain) return -ENAMETOOLONG;
+    chain[k++] = p;
+  }
+  while (k > 0) {
+    struct node *d = &nodes[chain[--k]];
+    const char *rel = relpath(chain[k]);
+    if (!rel) return -ENAMETOOLONG;
+    if (mkdirat(brfd[upper], rel, d->mode & 07777) != 0) {
+      if (errno != EEXIST) return -errno;
+    } else if (fchownat(brfd[upper], rel, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+               ((d->mode & 07000) && fchmodat(brfd[upper], rel, d->mode & 07777, 0) != 0))
+      return -errno;
+    d->branch = upper;
+  }
+  return 0;
+}
+
+/* Contents of src into dst: copy_file_range, or read and write where it cannot (another filesystem). */
+static int copy_data(int src, int dst, off_t size) {
+  off_t done = 0;
+  while (done < size) {
+    ssize_t r = copy_file_range(src, NULL, dst, NULL, (size_t)(size - done), 0);
+    if (r < 0 && done == 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+    if (r < 0) return -errno;
+    if (r == 0) return 0; /* it shrank meanwhile */
+    done += r;
+  }
+  if (done >= size) return 0;
+  for (;;) {
+    ssize_t r = read(src, out, sizeof out);
+    if (r <= 0) return r < 0 ? -errno : 0;
+    for (ssize_t w = 0; w < r;) {
+      ssize_t x = write(dst, out + w, (size_t)(r - w));
+      if (x < 0) return -errno;
+      w += x;
+    }
+  }
+}
+
+/*
+ * Copy-up of lower regular file i as kernel overlayfs does it: an O_TMPFILE in the work dir with
+ * the data, owner, mode (the new one when `in` is a chmod), times, fsync'ed, then linked into the
+ * upper: a crash leaves either nothing or the whole file. The node is served from the upper after.
+ */
+static int copy_up(uint32_t i, const struct fuse_setattr_in *in) {
+  struct node *n = &nodes[i];
+  int r = copy_up_parents(i);
+  if (r) return r;
+  const char *rel = relpath(i);
+  if (!rel) return -ENAMETOOLONG;
+  int src = openat(brfd[n->branch], rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), tmp = -1;
+  if (src < 0) return -errno;
+  struct stat st;
+  mode_t mode = 0;
+  if (fstat(src, &st) != 0 || (tmp = openat(workfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)) < 0) r = -errno;
+  else if (!S_ISREG(st.st_mode)) r = -ESTALE;
+  else r = copy_data(src, tmp, st.st_size);
+  if (!r) {
+    mode = in->valid & FATTR_MODE ? in->mode & 07777 : st.st_mode & 07777;
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    /* owner before mode: fchown drops set-id bits */
+    if (fchown(tmp, st.st_uid, st.st_gid) != 0 || fchmod(tmp, mode) != 0 || futimens(tmp, times) != 0 || fsync(tmp) != 0 ||
+        linkat(tmp, "", brfd[upper], rel, AT_EMPTY_PATH) != 0)
+      r = -errno;
+  }
+  close(src);
+  if (tmp >= 0) close(tmp);
+  if (r) return r;
+  from_stat(n, &st);
+  n->mode = S_IFREG | mode;
+  n->nlink = 1;
+  n->branch = upper;
+  return 0;
+}
+
+/* The change of `in` on the upper file of record i (its mode already when mode_done). */
+static int change_upper(uint32_t i, const struct fuse_setattr_in *in, int mode_done) {
+  const char *rel = relpath(i);
+  int up = brfd[upper];
+  uint32_t v = in->valid;
+  if (!rel) return -ENAMETOOLONG;
+  if ((v & FATTR_MODE) && !mode_done && fchmodat(up, rel, in->mode & 07777, 0) != 0) return -errno;
+  if ((v & (FATTR_UID | FATTR_GID)) &&
+      fchownat(up, rel, v & FATTR_UID ? in->uid : (uid_t)-1, v & FATTR_GID ? in->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) != 0)
+    return -errno;
+  if (v & FATTR_SIZE) {
+    int fd = openat(up, rel, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    int r = fd < 0 || ftruncate(fd, (off_t)in->size) != 0 ? -errno : 0;
+    if (fd >= 0) close(fd);
+    if (r) return r;
+  }
+  if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
+    struct timespec t[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    if (v & FATTR_ATIME_NOW) t[0].tv_nsec = UTIME_NOW;
+    else if (v & FATTR_ATIME) t[0] = (struct timespec){(time_t)in->atime, in->atimensec};
+    if (v & FATTR_MTIME_NOW) t[1].tv_nsec = UTIME_NOW;
+    else if (v & FATTR_MTIME) t[1] = (struct timespec){(time_t)in->mtime, in->mtimensec};
+    if (utimensat(up, rel, t, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  }
+  return 0;
+}
+
+/* I/O mode's share of SETATTR: copy-up and the change on disk, or the node left to memory. */
+static int setattr_io(uint32_t i, const struct fuse_setattr_in *in) {
+  struct node *n = &nodes[i];
+  if (n->branch == MEM) return 0;
+  if (upper >= 0 && n->branch == upper) return change_upper(i, in, 0);
+  if (upper < 0 || !S_ISREG(n->mode)) { /* no copy-up: changed in memory, answered from there */
+    n->branch = MEM;
+    return 0;
+  }
+  int r = copy_up(i, in);
+  return r ? r : change_upper(i, in, 1);
+}
+
 static void setattr(uint64_t unique, uint32_t i, const struct fuse_setattr_in *in) {
   struct node *n = &nodes[i];
+  int r = io ? setattr_io(i, in) : 0;
+  if (r) return reply(unique, r, NULL, 0);
   if (in->valid & FATTR_MODE) n->mode = (n->mode & S_IFMT) | (in->mode & 07777);
   if (in->valid & FATTR_UID) n->uid = in->uid;
   if (in->valid & FATTR_GID) n->gid = in->gid;
@@ -287,6 +484,7 @@ static void create(uint64_t unique, uint32_t dir, const struct fuse_create_in *i
   n->uid = h->uid;
   n->gid = h->gid;
   n->nlink = 1;
+  n->branch = MEM;
   now(&n->mtime, &n->mtimensec);
   n->atime = n->ctime = n->mtime;
   n->atimensec = n->ctimensec = n->mtimensec;
@@ -410,6 +608,11 @@ static void serve(void) {
     case FUSE_LOOKUP: {
       int64_t c = find(i, arg, strlen(arg));
       struct fuse_entry_out e;
+      int r = c >= 0 && io ? stat_backing((uint32_t)c) : 0;
+      if (r) {
+        reply(u, r, NULL, 0);
+        break;
+      }
       if (c < 0) { /* a negative entry the kernel may cache as long as a positive one */
         memset(&e, 0, sizeof e);
         e.entry_valid = timeout_s;
@@ -460,6 +663,7 @@ static void serve(void) {
     case FUSE_WRITE: {
       const struct fuse_write_in *w = (const struct fuse_write_in *)arg;
       if (w->offset + w->size > nodes[i].size) nodes[i].size = w->offset + w->size;
+      nodes[i].branch = MEM; /* contents and size now in memory only */
       now(&nodes[i].mtime, &nodes[i].mtimensec);
       struct fuse_write_out o = {.size = w->size};
       reply(u, 0, &o, sizeof o);
@@ -496,12 +700,39 @@ static void serve(void) {
   }
 }
 
+static int open_dir(const char *path) {
+  int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) die(path);
+  return fd;
+}
+
+/* I/O mode on: the lower dirs (colon-separated, topmost first), and the upper and work dirs or NULL. */
+static void open_branches(const char *list, const char *up, const char *work) {
+  char *lowers = strdup(list); /* split in a copy: the command line stays readable in /proc */
+  if (!lowers) die("strdup");
+  for (char *save = NULL, *l = strtok_r(lowers, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+    if (nlowers == MAX_BRANCHES) {
+      errno = E2BIG;
+      die("lower dirs");
+    }
+    brfd[nlowers++] = open_dir(l);
+  }
+  if (up) {
+    upper = nlowers;
+    brfd[upper] = open_dir(up);
+    workfd = open_dir(work);
+  }
+  io = 1;
+  umask(0); /* modes are set as given */
+}
+
 int main(int argc, char **argv) {
-  if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: layerfs-floor-server DUMP MOUNTPOINT [TIMEOUT_S]\n");
+  if (argc < 3 || argc == 6 || argc > 7) {
+    fprintf(stderr, "usage: layerfs-floor-server DUMP MOUNTPOINT [TIMEOUT_S [LOWER1:LOWER2:... [UPPER WORK]]]\n");
     return 2;
   }
-  if (argc == 4) timeout_s = strtoull(argv[3], NULL, 10);
+  if (argc >= 4) timeout_s = strtoull(argv[3], NULL, 10);
+  if (argc >= 5) open_branches(argv[4], argc == 7 ? argv[5] : NULL, argc == 7 ? argv[6] : NULL);
   const char *enosys = getenv("FLOOR_C_XATTR_ENOSYS");
   xattr_enosys = enosys != NULL && strcmp(enosys, "1") == 0;
   load(argv[1]);
