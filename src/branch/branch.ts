@@ -78,8 +78,8 @@ export function nsParts(ns: bigint): [number, number] {
 
 /**
  * Whether linkat(fd, "", ..., AT_EMPTY_PATH) works in this process (tmpfile copy-ups): assumed
- * until it fails with ENOENT, which it does without CAP_DAC_READ_SEARCH on kernels before 6.10
- * (then the /proc way for good). Tests turn it off to take the /proc way.
+ * until it fails with ENOENT, which it does without CAP_DAC_READ_SEARCH on older kernels (6.18
+ * allows it for a file the caller opened): then the /proc way for good. Tests turn it off.
  */
 export const linkByFd = { ok: true };
 
@@ -303,9 +303,9 @@ export class Branch {
 
   /**
    * Give the file of `fd` (from openTmpfile on this filesystem) the name `rel`; EEXIST when the
-   * name is taken (nothing is replaced). By the fd itself (AT_EMPTY_PATH) where the process may
-   * (CAP_DAC_READ_SEARCH: root outside a user namespace), else through its /proc/self/fd link,
-   * followed (the way open(2) documents), which walks /proc for every copy-up.
+   * name is taken (nothing is replaced). By the fd itself (AT_EMPTY_PATH) where the kernel lets
+   * the process (CAP_DAC_READ_SEARCH; newer kernels also for a file it opened itself), else through
+   * its /proc/self/fd link, followed (the way open(2) documents), which walks /proc every time.
    */
   linkTmpfile(fd: number, rel: string): void {
     this.at(rel, (d, n) => {

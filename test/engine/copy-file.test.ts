@@ -118,7 +118,7 @@ test('the setattr that copied a file up answers with the placed copy\'s lstat (c
   assert.deepEqual(f.u.getattr(f.node('d/g')), a, 'a later getattr agrees');
 });
 
-test('where linkat by fd is refused (no CAP_DAC_READ_SEARCH before Linux 6.10) the copy is linked through /proc: the same copy', (t) => {
+test('where linkat by fd is refused (no CAP_DAC_READ_SEARCH, older kernels) the copy is linked through /proc: the same copy', (t) => {
   const f = setup(t, { up: {}, low: { a: 'first', b: 'second' } });
   linkByFd.ok = false;
   t.after(() => {
