@@ -195,7 +195,10 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
     // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
     if (t === 0 && node.type === S_IFREG && c.source[ST.nlink]! > 1) {
       const lowerSt = src.lstat(node.rel);
-      if (lowerSt) indexCopy(core, lowerSt, to, node.rel);
+      if (lowerSt) {
+        indexCopy(core, lowerSt, to, node.rel);
+        st = lstatOf(to, node.rel); // the index's link and the recorded count changed it (nlink, ctime)
+      }
     }
   }
   if (parent && hadParent) {

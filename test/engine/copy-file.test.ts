@@ -118,6 +118,15 @@ test('the setattr that copied a file up answers with the placed copy\'s lstat (c
   assert.deepEqual(f.u.getattr(f.node('d/g')), a, 'a later getattr agrees');
 });
 
+test('chmod copying up a lower file with two names answers as getattr does after it (the union-wide link count, 2)', (t) => {
+  const f = setup(t, { up: {}, low: { d: { dir: { a: 'shared' } } } });
+  fs.linkSync(`${f.br.low}/d/a`, `${f.br.low}/d/b`);
+  const a = f.u.setattr(f.node('d/a'), { mode: 0o600 }, ctx);
+  assert.equal(a.nlink, 2);
+  assert.deepEqual(f.u.getattr(f.node('d/a')), a);
+  assert.equal(f.u.getattr(f.node('d/b')).nlink, 2, 'the other name counts both');
+});
+
 test('where linkat by fd is refused (no CAP_DAC_READ_SEARCH, older kernels) the copy is linked through /proc: the same copy', (t) => {
   const f = setup(t, { up: {}, low: { a: 'first', b: 'second' } });
   linkByFd.ok = false;
