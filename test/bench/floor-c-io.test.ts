@@ -13,12 +13,10 @@ import {
   appendFileSync,
   chmodSync,
   chownSync,
-  closeSync,
   lchownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -32,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMounted, pidsMentioning } from '../../bench/mount.js';
 import { fuseUnavailable, REPO, waitFor } from '../helpers/mount.js';
+import { runLogged } from '../helpers/run-logged.js';
 
 /** What a user compares of two lstat results: type and mode, owner, size, mtime (ns), links. */
 function shown(st: BigIntStats): string {
@@ -40,17 +39,6 @@ function shown(st: BigIntStats): string {
 }
 
 const lst = (p: string): BigIntStats => lstatSync(p, { bigint: true });
-
-/** Runs a command to its end; its output goes to `log` (a server it leaves running keeps it open). */
-function run(cmd: string, args: string[], log: string): void {
-  const fd = openSync(log, 'w');
-  try {
-    const r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], timeout: 30_000 });
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${readFileSync(log, 'utf8')}`);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 test('floor-c-io shows the backing files as they are at lookup and copies a lower file up whole on chmod', async () => {
   const why = fuseUnavailable();
@@ -77,7 +65,7 @@ test('floor-c-io shows the backing files as they are at lookup and copies a lowe
     writeFileSync(join(top, 'etc/hosts'), '127.0.0.1 localhost\n'); // the top layer's wins
     const lowerBig = shown(lst(big));
 
-    run(process.execPath, [join(REPO, 'dist/bench/floor-c-serve.js'), `lowerdir=${top}:${low},upperdir=${up},workdir=${wk},io`, mnt], log);
+    runLogged(process.execPath, [join(REPO, 'dist/bench/floor-c-serve.js'), `lowerdir=${top}:${low},upperdir=${up},workdir=${wk},io`, mnt], log);
     assert.ok(isMounted(mnt), 'floor-c-io is mounted when its launcher returns');
     assert.equal(pidsMentioning(mnt).length, 1, 'one server process serves the mount');
 
@@ -131,7 +119,7 @@ test('floor-c-io shows the backing files as they are at lookup and copies a lowe
     assert.equal(lst(join(mnt, 'etc/hosts')).size, 5n);
     assert.deepEqual(readdirSync(wk), [], 'nothing left in the work dir');
 
-    run('umount', [mnt], log);
+    runLogged('umount', [mnt], log);
     assert.ok(await waitFor(() => pidsMentioning(mnt).length === 0, 5_000), 'the server exits on unmount');
   } finally {
     if (isMounted(mnt)) spawnSync('umount', [mnt], { timeout: 10_000 });

@@ -7,11 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, openSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMounted, pidsMentioning } from '../../bench/mount.js';
 import { fuseUnavailable, REPO, waitFor } from '../helpers/mount.js';
+import { runLogged } from '../helpers/run-logged.js';
 
 /** One line per entry under `root`, sorted: path, type and mode, owner, size, mtime, link target. */
 function listing(root: string): string[] {
@@ -31,17 +32,6 @@ function listing(root: string): string[] {
   return out.sort();
 }
 
-/** Runs a command to its end; its output goes to `log` (a server it leaves running keeps it open). */
-function run(cmd: string, args: string[], log: string): void {
-  const fd = openSync(log, 'w');
-  try {
-    const r = spawnSync(cmd, args, { stdio: ['ignore', fd, fd], timeout: 30_000 });
-    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${readFileSync(log, 'utf8')}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 test('floor-c serves the merged tree as kernel overlayfs shows it, chmod included, and exits on unmount', async () => {
   const why = fuseUnavailable();
   if (why !== null) assert.fail(`FUSE mount tests cannot run: ${why}`);
@@ -58,20 +48,20 @@ test('floor-c serves the merged tree as kernel overlayfs shows it, chmod include
     chmodSync(join(low, 'etc/conf.d/big'), 0o640);
     lchownSync(join(low, 'etc/conf.d/big'), 123, 456);
     symlinkSync('../etc/hosts', join(low, 'etc/link'));
-    run('mkfifo', [join(low, 'etc/fifo')], log);
+    runLogged('mkfifo', [join(low, 'etc/fifo')], log);
     mkdirSync(join(low, 'wide'));
     for (let i = 0; i < 600; i++) writeFileSync(join(low, 'wide', `name-with-some-length-${i}`), 'x'.repeat(i % 7));
     utimesSync(join(low, 'etc/hosts'), 1_000_000, 1_000_000);
     mkdirSync(join(top, 'etc'));
-    run('mknod', [join(top, 'etc/gone'), 'c', '0', '0'], log); // overlay whiteout
+    runLogged('mknod', [join(top, 'etc/gone'), 'c', '0', '0'], log); // overlay whiteout
     writeFileSync(join(top, 'etc/hosts'), 'the upper copy wins\n');
     writeFileSync(join(top, 'new-on-top'), 'n');
 
-    run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${top}:${low}`, ovl], log);
+    runLogged('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${top}:${low}`, ovl], log);
     const want = listing(ovl);
     const dumps = (): string[] => readdirSync(tmpdir()).filter((n) => /^floor-c-\d+\.dump$/.test(n));
     const dumpsBefore = dumps();
-    run(process.execPath, [join(REPO, 'dist/bench/floor-c-serve.js'), `lowerdir=${top}:${low}`, mnt], log);
+    runLogged(process.execPath, [join(REPO, 'dist/bench/floor-c-serve.js'), `lowerdir=${top}:${low}`, mnt], log);
     assert.deepEqual(dumps(), dumpsBefore, 'the server removed its dump file');
     assert.ok(isMounted(mnt), 'floor-c is mounted when its launcher returns');
     const servers = pidsMentioning(mnt);
@@ -92,7 +82,7 @@ test('floor-c serves the merged tree as kernel overlayfs shows it, chmod include
     assert.equal(after.size, before.size);
     assert.equal(lstatSync(join(low, 'etc/conf.d/big')).mode & 0o7777, 0o640, 'the layer is untouched');
 
-    run('umount', [mnt], log);
+    runLogged('umount', [mnt], log);
     assert.ok(await waitFor(() => pidsMentioning(mnt).length === 0, 5_000), 'the server exits on unmount');
   } finally {
     for (const m of [mnt, ovl]) if (isMounted(m)) spawnSync('umount', [m], { timeout: 10_000 });
