@@ -152,6 +152,12 @@ export function writeContainerdConfig(file: string, dir: string, address: string
       `  address = "${address}.ttrpc"`,
       '[plugins."io.containerd.internal.v1.opt"]',
       `  path = "${dir}/opt"`,
+      // no garbage collection on its own after N changes: a snapshot a test made with `ctr snapshots
+      // view` is held by no lease once ctr exits, and a collection between that and the test's next
+      // step removed it (CI, 2026-12-06: "snapshot v-native does not exist"); `images rm --sync` still collects
+      '[plugins."io.containerd.gc.v1.scheduler"]',
+      '  deletion_threshold = 0',
+      '  mutation_threshold = 1000000',
       '[proxy_plugins.layerfs]',
       '  type = "snapshot"',
       `  address = "${snapSock}"`,
