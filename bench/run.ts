@@ -53,14 +53,7 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-const all = targets(
-  repoRoot,
-  opt.variants,
-  opt.baselines,
-  opt.only?.includes('floor') ?? false,
-  opt.only?.includes('floor-c') ?? false,
-  opt.only?.includes('floor-c-io') ?? false,
-);
+const all = targets(repoRoot, opt.variants, opt.baselines, opt.only);
 // a word naming a target exactly picks that one (`layerfs` is not also `layerfs-uring`), and the
 // builds --variant/--baseline asked for; any other word every target whose name contains it
 const asked = (t: Target): boolean => t.name.startsWith('layerfs ') || t.name.startsWith('layerfs@');

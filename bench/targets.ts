@@ -71,7 +71,9 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
-export function targets(repoRoot: string, variants: string[], baselines: string[], floor = false, floorC = false, floorCIo = false): Target[] {
+/** The targets of a run; the floors only where `only` (the words of --only) names them exactly. */
+export function targets(repoRoot: string, variants: string[], baselines: string[], only: readonly string[] = []): Target[] {
+  const [floor, floorC, floorCIo] = ['floor', 'floor-c', 'floor-c-io'].map((w) => only.includes(w));
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');

@@ -317,11 +317,9 @@ export class Branch {
           // ENOENT without the capability (linkat(2)); anything else is the link's own error
           if (!isCode(e, 'ENOENT')) throw e;
         }
-        native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW);
-        linkByFd.ok = false; // the /proc way took it where the fd way did not: no capability
-        return;
       }
       native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW);
+      linkByFd.ok = false; // the /proc way took it (where the fd way did not: no capability)
     });
   }
 
