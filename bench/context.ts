@@ -162,9 +162,13 @@ export class Ctx {
     return ms;
   }
 
-  /** Runs a child script of dist/bench with `args`; returns its parsed JSON line. */
-  child<T>(script: string, args: string[]): T {
-    const r = spawnSync(process.execPath, [path.join(this.here, script), ...args], { encoding: 'utf8', timeout: 600_000 });
+  /** Runs a child script of dist/bench with `args` (bound to CPU `cpu` when given); returns its parsed JSON line. */
+  child<T>(script: string, args: string[], cpu?: number): T {
+    const argv = [path.join(this.here, script), ...args];
+    const r =
+      cpu === undefined
+        ? spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 600_000 })
+        : spawnSync('taskset', ['-c', String(cpu), process.execPath, ...argv], { encoding: 'utf8', timeout: 600_000 });
     if (r.status !== 0) throw new Error(`${script} failed: ${(r.stderr || r.error?.message || `status ${r.status}`).trim().split('\n')[0]}`);
     return JSON.parse(r.stdout.trim()) as T;
   }

@@ -4,6 +4,7 @@
  * row: chmod (copy-up of data and metadata), append of 1 byte (copy-up on a write open), and the
  * creation of 1,000 new 4 KiB files in the same (lower) dirs. Lower files warm in the page cache,
  * nothing dirty before; then `sync` timed apart (+ sync). The upper dir is checked afterwards.
+ * The client and the FUSE server run on the CPU that takes the disk's interrupts (placement.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +13,7 @@ import type { MetricDef } from '../results.js';
 import type { Target } from '../targets.js';
 import type { Ctx, Opened } from '../context.js';
 import { expectCount, type Workload } from './workload.js';
+import { diskIrqCpu, pinPids, type DiskIrq } from '../placement.js';
 
 type Mode = 'chmod' | 'append' | 'create';
 
@@ -29,6 +31,7 @@ export function smallCopyupWorkload(): Workload {
   let hostList = '';
   let nativeList = '';
   let made = 0;
+  let irq: DiskIrq | null = null;
   const m = {} as Record<Mode, { op: MetricDef; sync: MetricDef }>;
 
   /** What the upper dir (the native dir) must hold after `mode` on `rels`. */
@@ -61,9 +64,11 @@ export function smallCopyupWorkload(): Workload {
       ctx.child('read-child.js', [native ? nativeList : hostList, '/']); // warm the lower files
       ctx.timed('sync', []);
       let ms: number | undefined;
+      const cpu = irq?.cpu;
+      if (cpu !== undefined) pinPids(o.pids, cpu);
       try {
         ms = ctx.sample(m[mode].op, t, o, () => {
-          const out = ctx.child<WriteOut>('write-child.js', [mode, list, o.root]);
+          const out = ctx.child<WriteOut>('write-child.js', [mode, list, o.root], cpu);
           if (out.errors) throw new Error(`${out.errors}/${out.n} failed, e.g. ${out.firstError}`);
           expectCount('files changed', out.n, rels.length);
           // floor-c-io copies up on a chmod (SETATTR) only: its appends and creates stay in memory
@@ -72,6 +77,8 @@ export function smallCopyupWorkload(): Workload {
         });
         if (ms !== undefined) ctx.sample(m[mode].sync, t, o, () => ms! + ctx.timed('sync', []));
       } finally {
+        // the daemon may serve the next workload's mounts: every CPU again
+        if (cpu !== undefined) pinPids(o.pids, null);
         if (native && mode === 'append') for (const f of set.files) fs.truncateSync(path.join(set.native, f), set.bytes);
       }
     });
@@ -90,6 +97,13 @@ export function smallCopyupWorkload(): Workload {
       fs.writeFileSync(nativeList, `${set.files.map((f) => path.join(set.native, f)).join('\n')}\n`);
       const n = set.files.length;
       const kib = set.bytes >> 10;
+      irq = diskIrqCpu(set.native);
+      const where = irq
+        ? [
+            `The client and the FUSE server's threads run on CPU ${irq.cpu}, which takes the interrupts of ${irq.disk} (${irq.irq}):`,
+            'a wait in fsync on another CPU would cost a cross-CPU wake-up per file (bench/placement.ts), handed out by luck.',
+          ]
+        : ['The processes run where the scheduler puts them (no single CPU takes the disk\'s interrupts here).'];
       ctx.results.table({
         id: 'smallcpup',
         title: `7. Small-file copy-up: ${n.toLocaleString('en-US')} lower files of ${kib} KiB, and ${n.toLocaleString('en-US')} new ones`,
@@ -100,6 +114,7 @@ export function smallCopyupWorkload(): Workload {
           `${kib} KiB files (O_CREAT|O_EXCL, write, close) in the same lower dirs. Fresh mount per row, lower files warm in`,
           'the page cache, nothing dirty before; only the loop is timed, then `sync` timed apart (+ sync = both).',
           'The upper dir is checked afterwards (mode, size of each file). native: the same calls on the plain dir.',
+          ...where,
         ],
       });
       for (const [mode, name] of [
