@@ -28,11 +28,12 @@ export function smallCopyupWorkload(): Workload {
   let set: CopyupFiles;
   let lists = '';
   let fileList = '';
+  let warmList = '';
   let hostList = '';
   let nativeList = '';
   let made = 0;
   let irq: DiskIrq | null = null;
-  const m = {} as Record<Mode, { op: MetricDef; sync: MetricDef }>;
+  const m = {} as Record<Mode, { first: MetricDef; op: MetricDef; sync: MetricDef }>;
 
   /** What the upper dir (the native dir) must hold after `mode` on `rels`. */
   function check(mode: Mode, o: Opened, rels: string[], inMemory: boolean): void {
@@ -48,38 +49,48 @@ export function smallCopyupWorkload(): Workload {
     if (bad) throw new Error(`${bad}/${rels.length} upper files wrong, e.g. ${first}`);
   }
 
+  /** The names a pass of `mode` changes and the file listing them: the first pass's or the timed one's. */
+  function pass(mode: Mode, first: boolean, k: number): { rels: string[]; list: string } {
+    const base = first ? set.warm : set.files;
+    if (mode !== 'create') return { rels: base, list: first ? warmList : fileList };
+    // new names each time (the native dir keeps what earlier rounds made)
+    const dirs = first ? set.warmDirs : set.dirs;
+    const rels = base.map((_, j) => `${dirs[j % dirs.length]}/n${k}-${j}.dat`);
+    const list = path.join(lists, `cpup-create-${k}${first ? 'w' : ''}.txt`);
+    fs.writeFileSync(list, `${rels.join('\n')}\n`);
+    return { rels, list };
+  }
+
   async function one(ctx: Ctx, t: Target, mode: Mode): Promise<void> {
     const native = t.kind === 'native';
-    let rels = set.files;
-    let list = fileList;
-    if (mode === 'create') {
-      // new names each time (the native dir keeps what earlier rounds made)
-      const k = made++;
-      rels = set.files.map((_, j) => `${set.dirs[j % set.dirs.length]}/n${k}-${j}.dat`);
-      list = path.join(lists, `cpup-create-${k}.txt`);
-      fs.writeFileSync(list, `${rels.join('\n')}\n`);
-    }
-    await ctx.withMount(t, set, [m[mode].op, m[mode].sync], (o) => {
-      if (native && mode === 'chmod') for (const f of set.files) fs.chmodSync(path.join(set.native, f), 0o644);
+    const k = mode === 'create' ? made++ : 0;
+    const passes = [pass(mode, true, k), pass(mode, false, k)] as const;
+    const both = [...set.warm, ...set.files];
+    // floor-c-io copies up on a chmod (SETATTR) only: its appends and creates stay in memory
+    const inMemory = t.kind === 'floor' || t.kind === 'floor-c' || (t.kind === 'floor-c-io' && mode !== 'chmod');
+    await ctx.withMount(t, set, [m[mode].first, m[mode].op, m[mode].sync], (o) => {
+      if (native && mode === 'chmod') for (const f of both) fs.chmodSync(path.join(set.native, f), 0o644);
       ctx.child('read-child.js', [native ? nativeList : hostList, '/']); // warm the lower files
       ctx.timed('sync', []);
-      let ms: number | undefined;
       const cpu = irq?.cpu;
       if (cpu !== undefined) pinPids(o.pids, cpu);
       try {
-        ms = ctx.sample(m[mode].op, t, o, () => {
-          const out = ctx.child<WriteOut>('write-child.js', [mode, list, o.root], cpu);
+        const run = (p: { rels: string[]; list: string }): number => {
+          const out = ctx.child<WriteOut>('write-child.js', [mode, p.list, o.root], cpu);
           if (out.errors) throw new Error(`${out.errors}/${out.n} failed, e.g. ${out.firstError}`);
-          expectCount('files changed', out.n, rels.length);
-          // floor-c-io copies up on a chmod (SETATTR) only: its appends and creates stay in memory
-          check(mode, o, rels, t.kind === 'floor' || t.kind === 'floor-c' || (t.kind === 'floor-c-io' && mode !== 'chmod'));
+          expectCount('files changed', out.n, p.rels.length);
+          check(mode, o, p.rels, inMemory);
           return out.ms;
-        });
-        if (ms !== undefined) ctx.sample(m[mode].sync, t, o, () => ms! + ctx.timed('sync', []));
+        };
+        // the first pass: a new daemon compiles its write path here (V8), as a host's daemon over its first containers
+        ctx.sample(m[mode].first, t, o, () => run(passes[0]));
+        ctx.timed('sync', []); // nothing dirty before the timed pass
+        const ms = ctx.sample(m[mode].op, t, o, () => run(passes[1]));
+        if (ms !== undefined) ctx.sample(m[mode].sync, t, o, () => ms + ctx.timed('sync', []));
       } finally {
         // the daemon may serve the next workload's mounts: every CPU again
         if (cpu !== undefined) pinPids(o.pids, null);
-        if (native && mode === 'append') for (const f of set.files) fs.truncateSync(path.join(set.native, f), set.bytes);
+        if (native && mode === 'append') for (const f of both) fs.truncateSync(path.join(set.native, f), set.bytes);
       }
     });
   }
@@ -91,10 +102,13 @@ export function smallCopyupWorkload(): Workload {
       lists = path.dirname(data.file('x'));
       fileList = data.file('cpup-files.txt');
       fs.writeFileSync(fileList, `${set.files.join('\n')}\n`);
+      warmList = data.file('cpup-warm.txt');
+      fs.writeFileSync(warmList, `${set.warm.join('\n')}\n`);
+      const both = [...set.warm, ...set.files];
       hostList = data.file('cpup-host.txt');
-      fs.writeFileSync(hostList, `${set.files.map((f) => path.join(set.lowers[1]!, f)).join('\n')}\n`);
+      fs.writeFileSync(hostList, `${both.map((f) => path.join(set.lowers[1]!, f)).join('\n')}\n`);
       nativeList = data.file('cpup-native.txt');
-      fs.writeFileSync(nativeList, `${set.files.map((f) => path.join(set.native, f)).join('\n')}\n`);
+      fs.writeFileSync(nativeList, `${both.map((f) => path.join(set.native, f)).join('\n')}\n`);
       const n = set.files.length;
       const kib = set.bytes >> 10;
       irq = diskIrqCpu(set.native);
@@ -112,8 +126,11 @@ export function smallCopyupWorkload(): Workload {
           `One node process (write-child.js) goes over the ${n} files (10 lower dirs): chmod 600 each (copy-up of data and`,
           'metadata); or open O_APPEND + write 1 byte + close each (copy-up on the write open); or creates as many new',
           `${kib} KiB files (O_CREAT|O_EXCL, write, close) in the same lower dirs. Fresh mount per row, lower files warm in`,
-          'the page cache, nothing dirty before; only the loop is timed, then `sync` timed apart (+ sync = both).',
-          'The upper dir is checked afterwards (mode, size of each file). native: the same calls on the plain dir.',
+          `the page cache. Each row first does the same to ${3 * n} other files in 10 other dirs ("first ${3 * n} of a mount": the`,
+          'layerfs daemon, started for the row, compiles its write path there: V8 takes ~3,000 copy-ups to reach its steady',
+          'state, as a host\'s daemon does over its first containers), then `sync`, then the timed loop over the row\'s',
+          'files; `sync` after it timed apart (+ sync = both). The upper dir is checked afterwards (mode, size of each',
+          'file). native: the same calls on the plain dir.',
           ...where,
         ],
       });
@@ -123,6 +140,7 @@ export function smallCopyupWorkload(): Workload {
         ['create', `create ${kib} KiB files`],
       ] as const) {
         m[mode] = {
+          first: ctx.results.metric({ table: 'smallcpup', name: `${name}, first ${(3 * n).toLocaleString('en-US')} of a mount`, unit: 'ms', ops: 3 * n }),
           op: ctx.results.metric({ table: 'smallcpup', name, unit: 'ms', ops: n }),
           sync: ctx.results.metric({ table: 'smallcpup', name: `${name} + sync`, unit: 'ms', noCpu: true }),
         };
