@@ -83,6 +83,13 @@ export function nsParts(ns: bigint): [number, number] {
  */
 export const linkByFd = { ok: true };
 
+/**
+ * Whether utimensat(dirfd, "", ..., AT_EMPTY_PATH) works on an O_PATH directory fd (utimensHeld):
+ * assumed until refused (EINVAL, or ENOENT where the path way then works: kernels without it);
+ * then by path for good. Tests turn it off.
+ */
+export const utimensByFd = { ok: true };
+
 /** rw: the union writes here; ro: read only; rr: read only, never changes (AUFS `rr`). */
 export type BranchPerm = 'rw' | 'ro' | 'rr';
 
@@ -308,19 +315,52 @@ export class Branch {
    * its /proc/self/fd link, followed (the way open(2) documents), which walks /proc every time.
    */
   linkTmpfile(fd: number, rel: string): void {
-    this.at(rel, (d, n) => {
-      if (linkByFd.ok) {
-        try {
-          native.linkat(fd, '', d, n, AT_EMPTY_PATH);
-          return;
-        } catch (e) {
-          // ENOENT without the capability (linkat(2)); anything else is the link's own error
-          if (!isCode(e, 'ENOENT')) throw e;
-        }
+    this.at(rel, (d, n) => this.linkTmpfileIn(fd, d, n));
+  }
+
+  /** linkTmpfile into the directory `dirfd` (holdDir) as `name`. */
+  linkTmpfileIn(fd: number, dirfd: number, name: string): void {
+    if (linkByFd.ok) {
+      try {
+        native.linkat(fd, '', dirfd, name, AT_EMPTY_PATH);
+        return;
+      } catch (e) {
+        // ENOENT without the capability (linkat(2)); anything else is the link's own error
+        if (!isCode(e, 'ENOENT')) throw e;
       }
-      native.linkat(AT_FDCWD, fdPath(fd), d, n, AT_SYMLINK_FOLLOW);
-      linkByFd.ok = false; // the /proc way took it (where the fd way did not: no capability)
-    });
+    }
+    native.linkat(AT_FDCWD, fdPath(fd), dirfd, name, AT_SYMLINK_FOLLOW);
+    linkByFd.ok = false; // the /proc way took it (where the fd way did not: no capability)
+  }
+
+  /**
+   * Directory `rel` held open (O_PATH, beneath the root) for several calls on it and in it without
+   * walking its path again (a copy-up: its times, the link into it, its times put back). The
+   * root's own fd for ''. Give it back with releaseDir.
+   */
+  holdDir(rel: string): number {
+    return rel === '' ? this.fd : native.openat2(this.fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, BENEATH);
+  }
+
+  releaseDir(dirfd: number): void {
+    if (dirfd !== this.fd) fs.closeSync(dirfd);
+  }
+
+  /** utimens of the held directory `dirfd` (holdDir of `rel`): by the fd where the kernel takes an empty path, else by `rel`. */
+  utimensHeld(dirfd: number, rel: string, aSec: number, aNsec: number, mSec: number, mNsec: number): void {
+    if (utimensByFd.ok) {
+      try {
+        native.utimensatAt(dirfd, '', aSec, aNsec, mSec, mNsec, AT_EMPTY_PATH);
+        return;
+      } catch (e) {
+        // a kernel without it: EINVAL (unknown flag) or ENOENT (empty path; unless the dir is gone)
+        if (!isCode(e, 'EINVAL', 'ENOENT')) throw e;
+        this.utimens(rel, aSec, aNsec, mSec, mNsec);
+        utimensByFd.ok = false; // the path way took it: the fd way is what failed
+        return;
+      }
+    }
+    this.utimens(rel, aSec, aNsec, mSec, mNsec);
   }
 
   mkdir(rel: string, mode: number): void {

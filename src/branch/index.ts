@@ -1,4 +1,4 @@
-export { Branch, fdPath, isWritableDir, joinRel, linkByFd, nsParts, parentRel } from './branch.js';
+export { Branch, fdPath, isWritableDir, joinRel, linkByFd, nsParts, parentRel, utimensByFd } from './branch.js';
 export type { BranchPerm } from './branch.js';
 export { checkDir } from './host-dir.js';
 export type { HostDir } from './host-dir.js';

@@ -8,6 +8,8 @@
  * and the file is started over (`discarded` says how many records that was).
  */
 import * as fs from 'node:fs';
+import { FsError, codeOf, errnoOf } from '../errors/index.js';
+import { writeRaw } from '../sys/native.js';
 
 export const RECORD = 24;
 /** Version 2: slots per filesystem, the upper's files keep their real st_ino (version 1: no header, slot per branch). */
@@ -66,8 +68,22 @@ export function openXinoFile(p: string, opened?: number): XinoFile {
   return { fd, records, discarded: 0 };
 }
 
+/** One record, encoded in place (a copy-up appends one: no allocation, no node:fs call). */
+const one = Buffer.alloc(RECORD);
+const EINTR = errnoOf('EINTR');
+
 export function appendXinoRecord(fd: number, dev: number, ino: number, ours: number): void {
-  fs.writeSync(fd, encode([[dev, ino, ours]]), 0, RECORD);
+  one.writeDoubleLE(dev, 0);
+  one.writeDoubleLE(ino, 8);
+  one.writeDoubleLE(ours, 16);
+  for (;;) {
+    const n = writeRaw(fd, one, RECORD);
+    if (n === RECORD) return;
+    if (n === -EINTR) continue;
+    // O_APPEND: a short write (the disk full mid-record) leaves a torn record, cut off at the next open
+    if (n >= 0) throw new FsError('ENOSPC', 'write');
+    throw new FsError(codeOf(-n), 'write');
+  }
 }
 
 /** Rewrite the file with the header and only the live entries (compaction at close). */

@@ -37,6 +37,8 @@ export interface FileCopy {
   work: Branch;
   to: Branch;
   toRel: string;
+  /** The directory of `toRel` held open in `to` (Branch.holdDir) and the name in it: linked there without walking its path. */
+  toDir?: { fd: number; name: string };
   /** The source's lstat (slots in ST, from lstatInto: times exact as seconds + nanoseconds). */
   st: Float64Array;
   /** Copy the contents (else an empty file). */
@@ -63,7 +65,10 @@ const noTmpfile = new WeakSet<Branch>();
 /** O_TMPFILE refusals that mean "this filesystem cannot". */
 const TMPFILE_NEVER = ['EOPNOTSUPP', 'ENOTSUP', 'EISDIR', 'EINVAL', 'ENOSYS'] as const;
 
-/** Copy the file as `c` says and give it its name; returns the stat of the placed copy (ST slots). */
+/** The placed copy's fstat (copyFile's answer; one array for all: read it before the next copy). */
+const copyNums = statArray();
+
+/** Copy the file as `c` says and give it its name; returns the stat of the placed copy (ST slots, scratch). */
 export function copyFile(c: FileCopy): Float64Array {
   const sfd = c.data ? c.from.open(c.fromRel, O_RDONLY) : -1;
   try {
@@ -72,7 +77,7 @@ export function copyFile(c: FileCopy): Float64Array {
       try {
         build(c, sfd, dfd);
         linkIntoPlace(c, dfd);
-        return fdops.fstatInto(dfd, statArray());
+        return fdops.fstatInto(dfd, copyNums);
       } finally {
         fdops.close(dfd);
       }
@@ -101,7 +106,8 @@ function openTmpfile(work: Branch): number {
  */
 function linkIntoPlace(c: FileCopy, dfd: number): void {
   try {
-    c.to.linkTmpfile(dfd, c.toRel);
+    if (c.toDir) c.to.linkTmpfileIn(dfd, c.toDir.fd, c.toDir.name);
+    else c.to.linkTmpfile(dfd, c.toRel);
     return;
   } catch (e) {
     if (!isCode(e, 'EEXIST')) throw e;
@@ -123,7 +129,7 @@ function named(c: FileCopy, sfd: number): Float64Array {
   try {
     build(c, sfd, dfd);
     c.to.renameFrom(c.work, tmp, c.toRel);
-    return fdops.fstatInto(dfd, statArray());
+    return fdops.fstatInto(dfd, copyNums);
   } catch (e) {
     removeQuietly(c.work, tmp);
     throw e;

@@ -44,13 +44,23 @@ export interface CopyPlan {
   durability: 'fsync' | 'syncfs';
   /** A regular file's mode/times to set instead of the source's (a setattr folded in, see CopyAttrs). */
   attrs?: CopyAttrs;
+  /** The directory of `toRel` held open in `to` (Branch.holdDir), with the entry's name in it. */
+  toDir?: { fd: number; name: string };
 }
+
+/**
+ * The numbers a copy-up takes (a Float64Array costs ~0.8 us to make in V8, a copy-up took three):
+ * the source's lstat and the parent's times. The engine is synchronous and a copy-up never starts
+ * another while these are live.
+ */
+const sourceNums = statArray();
+const parentNums = statArray();
 
 /** What copyEntry made. */
 export interface Copied {
-  /** lstat of the new entry (slots in ST). */
+  /** lstat of the new entry (slots in ST; a regular file's is copyFile's scratch: read it before the next copy). */
   st: Float64Array;
-  /** lstat of the source (slots in ST: times as seconds + nanoseconds, exact). */
+  /** lstat of the source (slots in ST: times as seconds + nanoseconds, exact; scratch: read it before the next copy). */
   source: Float64Array;
   /** Its data waits for the caller's syncWork (durability 'syncfs'). */
   unsynced: boolean;
@@ -64,7 +74,7 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
   const { from, fromRel, to, toRel } = plan;
   const work = core.workFor(to);
   // from the branch's root fd (no /proc path walked), into numbers
-  const source = statArray();
+  const source = sourceNums;
   if (!from.lstatInto(fromRel, source)) throw Object.assign(new Error('copy-up source vanished'), { code: 'ENOENT' });
   const type = source[ST.mode]! & S_IFMT;
   const mode = source[ST.mode]! & 0o7777;
@@ -78,6 +88,7 @@ export function copyEntry(core: Core, plan: CopyPlan): Copied {
       to,
       toRel,
       st: source,
+      toDir: plan.toDir,
       data: plan.data,
       flush,
       attrs: plan.attrs,
@@ -132,8 +143,8 @@ function syncWork(work: Branch): void {
  * there; one held only by read-only branches goes where the cpup= policy says (branch 0 with one
  * rw branch), falling over to the next branch on ENOSPC when the policy does (place-ops.ts). Keeps
  * its inode number by recording the new real inode in the table.
- * Returns the copy's lstat (ST slots) when `attrs` were given to it (a regular file copied now),
- * else null.
+ * Returns the copy's lstat (ST slots, a scratch array: read it before the next copy-up) when
+ * `attrs` were given to it (a regular file copied now), else null.
  */
 export function copyUp(core: Core, node: UnionNode, syscall: string, noData = false, attrs?: CopyAttrs): Float64Array | null {
   core.requireRw(syscall);
@@ -178,38 +189,57 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
   const parent = node.parent;
   if (parent) ensureDirOn(core, parent, t, syscall);
   const src = core.top(node);
-  // Adding the copy changes the parent's times; put them back (the merged dir did not change).
-  // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
-  const parentTimes = statArray();
-  const hadParent = parent !== null && to.lstatInto(parent.rel, parentTimes);
-  let st: Float64Array;
-  let applied = false;
-  if (node.alias !== null) {
-    // Another name of this file was copied up: link to it, all names stay one file.
-    to.link(node.alias, node.rel);
-    st = lstatOf(to, node.rel);
-  } else {
-    const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, data: !noData, durability: 'fsync', attrs });
-    st = c.st;
-    applied = attrs !== undefined && (c.source[ST.mode]! & S_IFMT) === S_IFREG;
-    // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
-    if (t === 0 && node.type === S_IFREG && c.source[ST.nlink]! > 1) {
-      const lowerSt = src.lstat(node.rel);
-      if (lowerSt) {
-        indexCopy(core, lowerSt, to, node.rel);
-        st = lstatOf(to, node.rel); // the index's link and the recorded count changed it (nlink, ctime)
+  // The parent held open for the copy-up (its times, the link into it, its times put back): its
+  // path is walked once, not three times.
+  const dir = parent !== null ? holdParent(to, parent.rel) : -1;
+  try {
+    // Adding the copy changes the parent's times; put them back (the merged dir did not change).
+    // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
+    const parentTimes = parentNums;
+    const hadParent = dir >= 0;
+    if (hadParent) fdops.fstatInto(dir, parentTimes);
+    let st: Float64Array;
+    let applied = false;
+    if (node.alias !== null) {
+      // Another name of this file was copied up: link to it, all names stay one file.
+      to.link(node.alias, node.rel);
+      st = lstatOf(to, node.rel);
+    } else {
+      const toDir = dir >= 0 ? { fd: dir, name: node.name } : undefined;
+      const c = copyEntry(core, { from: src, fromRel: node.rel, to, toRel: node.rel, toDir, data: !noData, durability: 'fsync', attrs });
+      st = c.st;
+      applied = attrs !== undefined && (c.source[ST.mode]! & S_IFMT) === S_IFREG;
+      // A lower file with other names (rare): index the copy so they find it (needs a plain Stats).
+      if (t === 0 && node.type === S_IFREG && c.source[ST.nlink]! > 1) {
+        const lowerSt = src.lstat(node.rel);
+        if (lowerSt) {
+          indexCopy(core, lowerSt, to, node.rel);
+          st = lstatOf(to, node.rel); // the index's link and the recorded count changed it (nlink, ctime)
+        }
       }
     }
+    if (parent && hadParent) {
+      const p = parentTimes;
+      to.utimensHeld(dir, parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
+    }
+    core.xino.set(st[ST.dev]!, st[ST.ino]!, node.ino);
+    node.copiedUp(core.gen, t);
+    // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
+    if (node.isDir && core.invalidator) core.invalidator(node);
+    return applied ? st : null;
+  } finally {
+    if (dir >= 0) to.releaseDir(dir);
   }
-  if (parent && hadParent) {
-    const p = parentTimes;
-    to.utimens(parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
+}
+
+/** The parent directory `rel` held open in `to` (Branch.holdDir); -1 when it is not there (the copy then fails by path, as before). */
+function holdParent(to: Branch, rel: string): number {
+  try {
+    return to.holdDir(rel);
+  } catch (e) {
+    if (isCode(e, 'ENOENT', 'ENOTDIR')) return -1;
+    throw e;
   }
-  core.xino.set(st[ST.dev]!, st[ST.ino]!, node.ino);
-  node.copiedUp(core.gen, t);
-  // A directory copied up for a child's sake is now merged (nlink 1): cached attributes are stale.
-  if (node.isDir && core.invalidator) core.invalidator(node);
-  return applied ? st : null;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { fdops, linkByFd } from '../../src/branch/index.js';
+import { fdops, linkByFd, utimensByFd } from '../../src/branch/index.js';
 import { copyFileWays } from '../../src/engine/copy-file.js';
 import { ctx, O_WRONLY, setup } from './fixture.js';
 import { getXattr, setXattr } from '../helpers/tree-spec.js';
@@ -140,3 +140,26 @@ test('where linkat by fd is refused (no CAP_DAC_READ_SEARCH, older kernels) the 
   }
   assert.deepEqual(fs.readdirSync(`${f.br.up}/${WORK}`), []);
 });
+
+for (const byFd of [true, false]) {
+  test(`a copy-up two dirs deep puts its parent's times back ${byFd ? 'through the held dir fd' : 'by path (utimensat without AT_EMPTY_PATH, older kernels)'}: the merged dirs keep the lower's times`, (t) => {
+    const f = setup(t, { up: {}, low: { d: { dir: { e: { dir: { a: 'first', b: 'second' } } } } } });
+    const low = f.br.low!;
+    fs.utimesSync(`${low}/d/e`, 1400000000.25, 1300000000.5);
+    fs.utimesSync(`${low}/d`, 1200000000.25, 1100000000.5);
+    const e = fs.statSync(`${low}/d/e`, { bigint: true });
+    const d = fs.statSync(`${low}/d`, { bigint: true });
+    utimensByFd.ok = byFd;
+    t.after(() => {
+      utimensByFd.ok = true;
+    });
+    for (const n of ['a', 'b']) f.u.setattr(f.node(`d/e/${n}`), { mode: 0o600 }, ctx);
+    for (const [rel, was] of [['d/e', e], ['d', d]] as const) {
+      const up = fs.statSync(`${f.br.up}/${rel}`, { bigint: true });
+      // (atime: reading the lower dir moved the lower's own, relatime)
+      assert.equal(up.mtimeNs, was.mtimeNs, `${rel}: mtime`);
+    }
+    assert.equal(fs.readFileSync(`${f.br.up}/d/e/b`, 'utf8'), 'second');
+    assert.equal(fs.statSync(`${f.br.up}/d/e/a`).mode & 0o7777, 0o600);
+  });
+}
