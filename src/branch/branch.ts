@@ -355,12 +355,10 @@ export class Branch {
       } catch (e) {
         // a kernel without it: EINVAL (unknown flag) or ENOENT (empty path; unless the dir is gone)
         if (!isCode(e, 'EINVAL', 'ENOENT')) throw e;
-        this.utimens(rel, aSec, aNsec, mSec, mNsec);
-        utimensByFd.ok = false; // the path way took it: the fd way is what failed
-        return;
       }
     }
     this.utimens(rel, aSec, aNsec, mSec, mNsec);
+    utimensByFd.ok = false; // the path way took it (where the fd way did not)
   }
 
   mkdir(rel: string, mode: number): void {

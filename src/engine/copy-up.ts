@@ -194,10 +194,7 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
   const dir = parent !== null ? holdParent(to, parent.rel) : -1;
   try {
     // Adding the copy changes the parent's times; put them back (the merged dir did not change).
-    // (into numbers, sec and nsec apart: exact, and no BigIntStats object per copy-up)
-    const parentTimes = parentNums;
-    const hadParent = dir >= 0;
-    if (hadParent) fdops.fstatInto(dir, parentTimes);
+    if (dir >= 0) fdops.fstatInto(dir, parentNums);
     let st: Float64Array;
     let applied = false;
     if (node.alias !== null) {
@@ -218,8 +215,8 @@ function copyUpTo(core: Core, node: UnionNode, t: number, syscall: string, noDat
         }
       }
     }
-    if (parent && hadParent) {
-      const p = parentTimes;
+    if (parent && dir >= 0) {
+      const p = parentNums;
       to.utimensHeld(dir, parent.rel, p[ST.atimeSec]!, p[ST.atimeNsec]!, p[ST.mtimeSec]!, p[ST.mtimeNsec]!);
     }
     core.xino.set(st[ST.dev]!, st[ST.ino]!, node.ino);
