@@ -28,13 +28,16 @@ export interface XinoFile {
 /** Flags the file is opened with (by path here, or beneath the rw branch's fd: Branch.open). */
 export const XINO_OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW;
 
+/** One record (dev, ino, ours) into `b` at `at`. */
+function putRecord(b: Buffer, at: number, dev: number, ino: number, ours: number): void {
+  b.writeDoubleLE(dev, at);
+  b.writeDoubleLE(ino, at + 8);
+  b.writeDoubleLE(ours, at + 16);
+}
+
 function encode(rows: ReadonlyArray<readonly [number, number, number]>): Buffer {
   const b = Buffer.allocUnsafe(rows.length * RECORD);
-  rows.forEach(([d, i, o], k) => {
-    b.writeDoubleLE(d, k * RECORD);
-    b.writeDoubleLE(i, k * RECORD + 8);
-    b.writeDoubleLE(o, k * RECORD + 16);
-  });
+  rows.forEach(([d, i, o], k) => putRecord(b, k * RECORD, d, i, o));
   return b;
 }
 
@@ -73,9 +76,7 @@ const one = Buffer.alloc(RECORD);
 const EINTR = errnoOf('EINTR');
 
 export function appendXinoRecord(fd: number, dev: number, ino: number, ours: number): void {
-  one.writeDoubleLE(dev, 0);
-  one.writeDoubleLE(ino, 8);
-  one.writeDoubleLE(ours, 16);
+  putRecord(one, 0, dev, ino, ours);
   for (;;) {
     const n = writeRaw(fd, one, RECORD);
     if (n === RECORD) return;
