@@ -31,6 +31,8 @@ export function smallCopyupWorkload(): Workload {
   let warmList = '';
   let hostList = '';
   let nativeList = '';
+  /** Every lower file the rows change (the first passes' and the timed ones'). */
+  let allFiles: string[] = [];
   let made = 0;
   let irq: DiskIrq | null = null;
   const m = {} as Record<Mode, { first: MetricDef; op: MetricDef; sync: MetricDef }>;
@@ -65,11 +67,10 @@ export function smallCopyupWorkload(): Workload {
     const native = t.kind === 'native';
     const k = mode === 'create' ? made++ : 0;
     const passes = [pass(mode, true, k), pass(mode, false, k)] as const;
-    const both = [...set.warm, ...set.files];
     // floor-c-io copies up on a chmod (SETATTR) only: its appends and creates stay in memory
     const inMemory = t.kind === 'floor' || t.kind === 'floor-c' || (t.kind === 'floor-c-io' && mode !== 'chmod');
     await ctx.withMount(t, set, [m[mode].first, m[mode].op, m[mode].sync], (o) => {
-      if (native && mode === 'chmod') for (const f of both) fs.chmodSync(path.join(set.native, f), 0o644);
+      if (native && mode === 'chmod') for (const f of allFiles) fs.chmodSync(path.join(set.native, f), 0o644);
       ctx.child('read-child.js', [native ? nativeList : hostList, '/']); // warm the lower files
       ctx.timed('sync', []);
       const cpu = irq?.cpu;
@@ -90,7 +91,7 @@ export function smallCopyupWorkload(): Workload {
       } finally {
         // the daemon may serve the next workload's mounts: every CPU again
         if (cpu !== undefined) pinPids(o.pids, null);
-        if (native && mode === 'append') for (const f of both) fs.truncateSync(path.join(set.native, f), set.bytes);
+        if (native && mode === 'append') for (const f of allFiles) fs.truncateSync(path.join(set.native, f), set.bytes);
       }
     });
   }
@@ -104,11 +105,11 @@ export function smallCopyupWorkload(): Workload {
       fs.writeFileSync(fileList, `${set.files.join('\n')}\n`);
       warmList = data.file('cpup-warm.txt');
       fs.writeFileSync(warmList, `${set.warm.join('\n')}\n`);
-      const both = [...set.warm, ...set.files];
+      allFiles = [...set.warm, ...set.files];
       hostList = data.file('cpup-host.txt');
-      fs.writeFileSync(hostList, `${both.map((f) => path.join(set.lowers[1]!, f)).join('\n')}\n`);
+      fs.writeFileSync(hostList, `${allFiles.map((f) => path.join(set.lowers[1]!, f)).join('\n')}\n`);
       nativeList = data.file('cpup-native.txt');
-      fs.writeFileSync(nativeList, `${both.map((f) => path.join(set.native, f)).join('\n')}\n`);
+      fs.writeFileSync(nativeList, `${allFiles.map((f) => path.join(set.native, f)).join('\n')}\n`);
       const n = set.files.length;
       const warmN = set.warm.length.toLocaleString('en-US');
       const kib = set.bytes >> 10;
