@@ -82,6 +82,7 @@ layerfs (and any --variant/--baseline), targets interleaved in each round; print
                       the word floor-c adds floor-c (a minimal C server over the same tree:
                       stat, list, readdir, smallcpup); floor-c-io that server statting the
                       backing file per lookup and copying up durably (stat, smallcpup chmod)
+                      and floor-io the Node floor doing that same disk work (stat, smallcpup chmod)
   --workloads a,b     subset of: ${WORKLOADS.join(',')}
                       (memory is measured with stat; mounts = mount latency
                       p50/p95 over 50 mounts, scale = memory with 1, 10 and 100

@@ -8,7 +8,9 @@
  * over the same tree (native/floor-server.c): the kernel's own cost per request plus the least a
  * userspace server adds; `floor-c-io` (the same way) is that server doing the least disk work a
  * union must do (a stat of the backing file per LOOKUP, a durable copy-up into the upper dir per
- * first change of a lower file), the least a userspace union can take on those rows.
+ * first change of a lower file), the least a userspace union can take on those rows; `floor-io`
+ * (the same way) is the Node floor doing that same disk work through the engine's own calls
+ * (floor-io-union.ts): the least a union served from Node, as layerfs is, can take on them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -25,7 +27,7 @@ export function usesUring(t: Target): boolean {
   return t.kind === 'layerfs' && /(^|,)uring(,|$)/.test(t.layerfs?.options({ lowers: [], unionfsLowers: [], upper: '', work: '' }) ?? '');
 }
 
-export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c' | 'floor-c-io';
+export type Kind = 'native' | 'kernel' | 'fuse-overlayfs' | 'unionfs' | 'layerfs' | 'floor' | 'floor-c' | 'floor-c-io' | 'floor-io';
 
 /** What a mount is made of: lower dirs (topmost first) and a fresh upper + work dir. */
 export interface MountSpec {
@@ -73,7 +75,7 @@ function layerfs(name: string, cli: string, extra?: string): Target {
 
 /** The targets of a run; the floors only where `only` (the words of --only) names them exactly. */
 export function targets(repoRoot: string, variants: string[], baselines: string[], only: readonly string[] = []): Target[] {
-  const [floor, floorC, floorCIo] = ['floor', 'floor-c', 'floor-c-io'].map((w) => only.includes(w));
+  const [floor, floorC, floorCIo, floorIo] = ['floor', 'floor-c', 'floor-c-io', 'floor-io'].map((w) => only.includes(w));
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
@@ -95,6 +97,16 @@ export function targets(repoRoot: string, variants: string[], baselines: string[
             name: 'floor-c-io',
             kind: 'floor-c-io' as const,
             command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorCServe, `${overlayOpts(s)},io`, mnt] }),
+          },
+        ]
+      : []),
+    // the Node floor doing floor-c-io's disk work, call for call (floor-io-union.ts)
+    ...(floorIo
+      ? [
+          {
+            name: 'floor-io',
+            kind: 'floor-io' as const,
+            command: (s: MountSpec, mnt: string) => ({ cmd: process.execPath, args: [floorServe, `${overlayOpts(s)},io`, mnt] }),
           },
         ]
       : []),

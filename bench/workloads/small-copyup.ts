@@ -67,8 +67,8 @@ export function smallCopyupWorkload(): Workload {
     const native = t.kind === 'native';
     const k = mode === 'create' ? made++ : 0;
     const passes = [pass(mode, true, k), pass(mode, false, k)] as const;
-    // floor-c-io copies up on a chmod (SETATTR) only: its appends and creates stay in memory
-    const inMemory = t.kind === 'floor' || t.kind === 'floor-c' || (t.kind === 'floor-c-io' && mode !== 'chmod');
+    // floor-c-io and floor-io copy up on a chmod (SETATTR) only: their appends and creates stay in memory
+    const inMemory = t.kind === 'floor' || t.kind === 'floor-c' || ((t.kind === 'floor-c-io' || t.kind === 'floor-io') && mode !== 'chmod');
     await ctx.withMount(t, set, [m[mode].first, m[mode].op, m[mode].sync], (o) => {
       if (native && mode === 'chmod') for (const f of allFiles) fs.chmodSync(path.join(set.native, f), 0o644);
       ctx.child('read-child.js', [native ? nativeList : hostList, '/']); // warm the lower files
