@@ -42,6 +42,8 @@ export class IoUnion extends MemUnion {
   private readonly work: number;
   private readonly backing = new Map<MemNode, Backing>();
   private readonly st = statArray();
+  /** Upper dirs made (or found there) so far. */
+  private readonly made = new Set<string>();
 
   constructor(private readonly dirs: IoDirs) {
     super();
@@ -142,6 +144,4 @@ export class IoUnion extends MemUnion {
       this.made.add(d);
     }
   }
-
-  private readonly made = new Set<string>();
 }
