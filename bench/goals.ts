@@ -3,7 +3,7 @@ import { layersLabel } from './workloads/lookup.js';
 import type { TextTable } from './report.js';
 import { ratio, type Results } from './results.js';
 import type { Sizes } from './options.js';
-import type { Target } from './targets.js';
+import type { Kind, Target } from './targets.js';
 
 interface Goal {
   what: string;
@@ -85,5 +85,95 @@ export function goalsTable(results: Results, targets: Target[], sizes: Sizes): T
     header: ['target', 'wanted', ...builds.map((b) => b.name)],
     rows,
     notes: ['n/a: a workload not run (see --workloads) or a target that failed it (see its table).'],
+  };
+}
+
+/** Issue 14's targets: each against kernel overlayfs, and the floors that must do the same work. */
+interface FloorGoal extends Goal {
+  /** The floors whose figure bounds this row: those doing the work a union must do for it. */
+  floors: readonly Kind[];
+}
+
+function floorGoals(): FloorGoal[] {
+  const kernel = 'kernel overlayfs';
+  const listing: Kind[] = ['floor-c', 'floor-c-io', 'floor-io', 'floor'];
+  return [
+    { what: '`ls -lR` (cached) throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: listing, measure: vsPeer('list', 'ls -lR cached', kernel) },
+    { what: '`ls -lR` (uncached) throughput vs kernel overlayfs', op: 'ge', limit: 0.6, floors: listing, measure: vsPeer('list', 'ls -lR uncached', kernel) },
+    // a union reads the backing inode on an uncached lookup: the floors that do
+    { what: 'uncached stat throughput vs kernel overlayfs', op: 'ge', limit: 0.6, floors: ['floor-c-io', 'floor-io'], measure: vsPeer('stat', 'stat uncached', kernel) },
+    { what: '`ls -l` of one dir merged from 10 layers, throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: listing, measure: vsPeer('readdir', 'ls -l', kernel) },
+    // only these copy up (durably) on a chmod
+    { what: 'small-file copy-up (chmod) time vs kernel overlayfs', op: 'le', limit: 1.2, floors: ['floor-c-io', 'floor-io'], measure: vsPeer('smallcpup', 'chmod', kernel) },
+    {
+      what: 'daemon peak memory on the tree, MB',
+      op: 'le',
+      limit: 50,
+      floors: ['floor-c', 'floor-c-io', 'floor-io', 'floor'],
+      measure: (r, build) => r.medianOf('memory', 'daemon VmHWM after stat, ls -lR, find', build),
+    },
+  ];
+}
+
+const fmtGoal = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+const FLOOR_KINDS: readonly Kind[] = ['floor-c', 'floor-c-io', 'floor-io', 'floor'];
+/** The floors written in C (the kernel's cost plus the least a server adds); the others are Node's. */
+const C_FLOORS: readonly Kind[] = ['floor-c', 'floor-c-io'];
+
+/**
+ * Issue 14's rows (only when a floor is in the run): each layerfs build and each floor against
+ * the same target, and what bounds the row, from the floors doing the row's work: FUSE when the
+ * best C floor misses it too; Node when a C floor meets it and the best Node floor does not (layerfs
+ * is a Node server); not bound when a Node floor meets it.
+ */
+export function floorsTable(results: Results, targets: Target[]): TextTable | null {
+  const floors = targets.filter((t) => FLOOR_KINDS.includes(t.kind));
+  if (floors.length === 0) return null;
+  const builds = targets.filter((t) => t.kind === 'layerfs');
+  const rows = floorGoals().map((g) => {
+    const met = (v: number): boolean => (g.op === 'ge' ? v >= g.limit : v <= g.limit);
+    const better = (a: number, b: number): boolean => (g.op === 'ge' ? a > b : a < b);
+    let bestC: [string, number] | null = null;
+    let bestNode: [string, number] | null = null;
+    const floorCells = floors.map((f) => {
+      const v = g.measure(results, f.name);
+      if (v === undefined) return 'n/a';
+      if (!g.floors.includes(f.kind)) return `(${fmtGoal(v)})`;
+      if (C_FLOORS.includes(f.kind)) {
+        if (bestC === null || better(v, bestC[1])) bestC = [f.name, v];
+      } else if (bestNode === null || better(v, bestNode[1])) bestNode = [f.name, v];
+      return `${fmtGoal(v)}${met(v) ? '' : ' misses'}`;
+    });
+    const c = bestC as [string, number] | null;
+    const node = bestNode as [string, number] | null;
+    const fig = (x: [string, number]): string => `${x[0]} ${fmtGoal(x[1])}`;
+    let bound: string;
+    if (c !== null && !met(c[1])) bound = `FUSE (best C floor: ${fig(c)})`;
+    else if (node !== null && !met(node[1])) bound = `Node (best Node floor: ${fig(node)}${c !== null ? `; ${fig(c)} meets it in C` : ''})`;
+    else if (node !== null || c !== null) bound = `not bound (${fig((node ?? c)!)} meets it)`;
+    else bound = 'no floor measured';
+    return [
+      g.what,
+      `${g.op === 'ge' ? '>=' : '<='} ${g.limit}`,
+      ...builds.map((b) => {
+        const v = g.measure(results, b.name);
+        return v === undefined ? 'n/a' : `${fmtGoal(v)} ${met(v) ? 'met' : 'MISSED'}`;
+      }),
+      ...floorCells,
+      bound,
+    ];
+  });
+  return {
+    title: 'Issue 14 targets and the floors of this run',
+    header: ['target', 'wanted', ...builds.map((b) => b.name), ...floors.map((f) => f.name), 'bound by'],
+    rows,
+    notes: [
+      'The floors (bench/targets.ts): floor-c, a C FUSE server answering from memory; floor-c-io, the same doing the',
+      'backing lookups and durable copy-ups a union must; floor and floor-io, our Node transport doing the same.',
+      'A figure in brackets does not count for its row (that floor skips work the row needs: floor-c copies nothing',
+      'on chmod). Bound by FUSE: even the best C floor misses the target; by Node: a C floor meets it, the best Node',
+      'floor does not (layerfs is served from Node).',
+    ],
   };
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ctx } from './context.js';
 import { DataSets } from './datasets/index.js';
-import { goalsTable } from './goals.js';
+import { floorsTable, goalsTable } from './goals.js';
 import { describeMachine } from './machine.js';
 import { isMounted } from './mount.js';
 import { parseOptions, USAGE, type Options } from './options.js';
@@ -202,7 +202,8 @@ const CAVEATS = `## Reading these figures
 function report(): void {
   const end = os.loadavg()[0]!;
   const minutes = (Date.now() - started.getTime()) / 60_000;
-  const tables = [goalsTable(results, chosen, opt.sizes), ...workloadTables(results, chosen, opt.rounds)];
+  const floors = floorsTable(results, chosen);
+  const tables = [goalsTable(results, chosen, opt.sizes), ...(floors ? [floors] : []), ...workloadTables(results, chosen, opt.rounds)];
   console.log('');
   for (const t of tables) console.log(`${renderPlain(t)}\n`);
   const loadLine =
