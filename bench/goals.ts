@@ -3,7 +3,7 @@ import { layersLabel } from './workloads/lookup.js';
 import type { TextTable } from './report.js';
 import { ratio, type Results } from './results.js';
 import type { Sizes } from './options.js';
-import type { Kind, Target } from './targets.js';
+import { FLOOR_KINDS, type Kind, type Target } from './targets.js';
 
 interface Goal {
   what: string;
@@ -68,18 +68,19 @@ function goals(sizes: Sizes): Goal[] {
   ];
 }
 
+const fmtGoal = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const meets = (g: Goal, v: number): boolean => (g.op === 'ge' ? v >= g.limit : v <= g.limit);
+const wanted = (g: Goal): string => `${g.op === 'ge' ? '>=' : '<='} ${g.limit}`;
+
+/** A layerfs build's cell of goal `g`: its figure, met or MISSED. */
+function buildCell(g: Goal, results: Results, build: string): string {
+  const v = g.measure(results, build);
+  return v === undefined ? 'n/a' : `${fmtGoal(v)} ${meets(g, v) ? 'met' : 'MISSED'}`;
+}
+
 export function goalsTable(results: Results, targets: Target[], sizes: Sizes): TextTable {
   const builds = targets.filter((t) => t.kind === 'layerfs');
-  const rows = goals(sizes).map((g) => [
-    g.what,
-    `${g.op === 'ge' ? '>=' : '<='} ${g.limit}`,
-    ...builds.map((b) => {
-      const v = g.measure(results, b.name);
-      if (v === undefined) return 'n/a';
-      const met = g.op === 'ge' ? v >= g.limit : v <= g.limit;
-      return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ${met ? 'met' : 'MISSED'}`;
-    }),
-  ]);
+  const rows = goals(sizes).map((g) => [g.what, wanted(g), ...builds.map((b) => buildCell(g, results, b.name))]);
   return {
     title: 'Issue 6 targets (ratios from this run)',
     header: ['target', 'wanted', ...builds.map((b) => b.name)],
@@ -96,28 +97,24 @@ interface FloorGoal extends Goal {
 
 function floorGoals(): FloorGoal[] {
   const kernel = 'kernel overlayfs';
-  const listing: Kind[] = ['floor-c', 'floor-c-io', 'floor-io', 'floor'];
   return [
-    { what: '`ls -lR` (cached) throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: listing, measure: vsPeer('list', 'ls -lR cached', kernel) },
-    { what: '`ls -lR` (uncached) throughput vs kernel overlayfs', op: 'ge', limit: 0.6, floors: listing, measure: vsPeer('list', 'ls -lR uncached', kernel) },
+    { what: '`ls -lR` (cached) throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: FLOOR_KINDS, measure: vsPeer('list', 'ls -lR cached', kernel) },
+    { what: '`ls -lR` (uncached) throughput vs kernel overlayfs', op: 'ge', limit: 0.6, floors: FLOOR_KINDS, measure: vsPeer('list', 'ls -lR uncached', kernel) },
     // a union reads the backing inode on an uncached lookup: the floors that do
     { what: 'uncached stat throughput vs kernel overlayfs', op: 'ge', limit: 0.6, floors: ['floor-c-io', 'floor-io'], measure: vsPeer('stat', 'stat uncached', kernel) },
-    { what: '`ls -l` of one dir merged from 10 layers, throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: listing, measure: vsPeer('readdir', 'ls -l', kernel) },
+    { what: '`ls -l` of one dir merged from 10 layers, throughput vs kernel overlayfs', op: 'ge', limit: 0.8, floors: FLOOR_KINDS, measure: vsPeer('readdir', 'ls -l', kernel) },
     // only these copy up (durably) on a chmod
     { what: 'small-file copy-up (chmod) time vs kernel overlayfs', op: 'le', limit: 1.2, floors: ['floor-c-io', 'floor-io'], measure: vsPeer('smallcpup', 'chmod', kernel) },
     {
       what: 'daemon peak memory on the tree, MB',
       op: 'le',
       limit: 50,
-      floors: ['floor-c', 'floor-c-io', 'floor-io', 'floor'],
+      floors: FLOOR_KINDS,
       measure: (r, build) => r.medianOf('memory', 'daemon VmHWM after stat, ls -lR, find', build),
     },
   ];
 }
 
-const fmtGoal = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-
-const FLOOR_KINDS: readonly Kind[] = ['floor-c', 'floor-c-io', 'floor-io', 'floor'];
 /** The floors written in C (the kernel's cost plus the least a server adds); the others are Node's. */
 const C_FLOORS: readonly Kind[] = ['floor-c', 'floor-c-io'];
 
@@ -132,37 +129,30 @@ export function floorsTable(results: Results, targets: Target[]): TextTable | nu
   if (floors.length === 0) return null;
   const builds = targets.filter((t) => t.kind === 'layerfs');
   const rows = floorGoals().map((g) => {
-    const met = (v: number): boolean => (g.op === 'ge' ? v >= g.limit : v <= g.limit);
-    const better = (a: number, b: number): boolean => (g.op === 'ge' ? a > b : a < b);
-    let bestC: [string, number] | null = null;
-    let bestNode: [string, number] | null = null;
-    const floorCells = floors.map((f) => {
-      const v = g.measure(results, f.name);
+    const figures = floors.map((f) => ({ f, v: g.measure(results, f.name) }));
+    const floorCells = figures.map(({ f, v }) => {
       if (v === undefined) return 'n/a';
       if (!g.floors.includes(f.kind)) return `(${fmtGoal(v)})`;
-      if (C_FLOORS.includes(f.kind)) {
-        if (bestC === null || better(v, bestC[1])) bestC = [f.name, v];
-      } else if (bestNode === null || better(v, bestNode[1])) bestNode = [f.name, v];
-      return `${fmtGoal(v)}${met(v) ? '' : ' misses'}`;
+      return `${fmtGoal(v)}${meets(g, v) ? '' : ' misses'}`;
     });
-    const c = bestC as [string, number] | null;
-    const node = bestNode as [string, number] | null;
-    const fig = (x: [string, number]): string => `${x[0]} ${fmtGoal(x[1])}`;
+    /** The best figure among the counted floors written in C (`c`) or in Node, with its floor's name. */
+    const best = (c: boolean): { name: string; v: number } | null => {
+      let b: { name: string; v: number } | null = null;
+      for (const { f, v } of figures) {
+        if (v === undefined || !g.floors.includes(f.kind) || C_FLOORS.includes(f.kind) !== c) continue;
+        if (b === null || (g.op === 'ge' ? v > b.v : v < b.v)) b = { name: f.name, v };
+      }
+      return b;
+    };
+    const c = best(true);
+    const node = best(false);
+    const fig = (x: { name: string; v: number }): string => `${x.name} ${fmtGoal(x.v)}`;
     let bound: string;
-    if (c !== null && !met(c[1])) bound = `FUSE (best C floor: ${fig(c)})`;
-    else if (node !== null && !met(node[1])) bound = `Node (best Node floor: ${fig(node)}${c !== null ? `; ${fig(c)} meets it in C` : ''})`;
+    if (c !== null && !meets(g, c.v)) bound = `FUSE (best C floor: ${fig(c)})`;
+    else if (node !== null && !meets(g, node.v)) bound = `Node (best Node floor: ${fig(node)}${c !== null ? `; ${fig(c)} meets it in C` : ''})`;
     else if (node !== null || c !== null) bound = `not bound (${fig((node ?? c)!)} meets it)`;
     else bound = 'no floor measured';
-    return [
-      g.what,
-      `${g.op === 'ge' ? '>=' : '<='} ${g.limit}`,
-      ...builds.map((b) => {
-        const v = g.measure(results, b.name);
-        return v === undefined ? 'n/a' : `${fmtGoal(v)} ${met(v) ? 'met' : 'MISSED'}`;
-      }),
-      ...floorCells,
-      bound,
-    ];
+    return [g.what, wanted(g), ...builds.map((b) => buildCell(g, results, b.name)), ...floorCells, bound];
   });
   return {
     title: 'Issue 14 targets and the floors of this run',

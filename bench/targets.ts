@@ -73,9 +73,12 @@ function layerfs(name: string, cli: string, extra?: string): Target {
   };
 }
 
+/** The floors' kinds, each also the word of --only that adds it. */
+export const FLOOR_KINDS: readonly Kind[] = ['floor-c', 'floor-c-io', 'floor-io', 'floor'];
+
 /** The targets of a run; the floors only where `only` (the words of --only) names them exactly. */
 export function targets(repoRoot: string, variants: string[], baselines: string[], only: readonly string[] = []): Target[] {
-  const [floor, floorC, floorCIo, floorIo] = ['floor', 'floor-c', 'floor-c-io', 'floor-io'].map((w) => only.includes(w));
+  const [floorC, floorCIo, floorIo, floor] = FLOOR_KINDS.map((w) => only.includes(w));
   const cli = path.join(repoRoot, 'dist/src/cli/main.js');
   const floorServe = path.join(repoRoot, 'dist/bench/floor-serve.js');
   const floorCServe = path.join(repoRoot, 'dist/bench/floor-c-serve.js');
