@@ -12,8 +12,6 @@
  * between floor-c-io and floor-io is what Node costs for the same work; the gap between floor-io
  * and layerfs is what the union's semantics and engine add on top.
  */
-import { lstatSync } from 'node:fs';
-import { join } from 'node:path';
 import { fdops, statArray, ST } from '../src/branch/index.js';
 import { codeOf, fsErr, isCode } from '../src/errors/index.js';
 import { AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, O_TMPFILE, O_WRONLY } from '../src/sys/constants.js';
@@ -54,10 +52,9 @@ export class IoUnion extends MemUnion {
     this.backing.set(this.root, { rel: '.', branch: this.upper });
   }
 
-  /** Record where `node` (at `rel`) is: the topmost lower holding it (found once, at mount). */
-  place(node: MemNode, rel: string): void {
-    const i = this.dirs.lowers.findIndex((l) => lstatSync(join(l, rel), { throwIfNoEntry: false }) !== undefined);
-    this.backing.set(node, { rel, branch: i < 0 ? this.upper : i });
+  /** Record where `node` (at `rel`) is: lower `branch`, the topmost holding it (the engine's lookup at mount). */
+  place(node: MemNode, rel: string, branch: number): void {
+    this.backing.set(node, { rel, branch });
   }
 
   override lookup(parent: MemNode, name: string): MemNode {

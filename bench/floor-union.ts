@@ -38,7 +38,8 @@ function copyUnion(u: MemUnion, dir: MemNode, src: Union, from: UnionNode, rel: 
     let made: MemNode;
     if ((attr.mode & S_IFMT) === S_IFDIR) copyUnion(u, (made = u.mkdir(dir, e.name, attr.mode & 0o7777, ROOT_CTX)), src, node, r);
     else (made = u.create(dir, e.name, attr.mode & 0o7777, 0, ROOT_CTX).node).data = Buffer.alloc(attr.size);
-    if (u instanceof IoUnion) u.place(made, r);
+    // the engine's union is over the lower dirs alone: its branch i is lower i, topmost first
+    if (u instanceof IoUnion) u.place(made, r, node.layers[0]!);
   }
 }
 
